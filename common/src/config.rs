@@ -1,0 +1,142 @@
+//! Typed configuration from environment variables, read through a replaceable source.
+//!
+//! Rule: every variable is parsed and validated once, at start-up; a bad value is an error that
+//! names the variable, and the binary exits with [`EXIT_CONFIG`] (64, `EX_USAGE`).
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Exit code for invalid configuration (`EX_USAGE` from sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Where variables come from: the process environment, or a map in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    overrides: Option<HashMap<String, String>>,
+}
+
+/// A variable that is present but unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value {value:?} for {var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &str, value: impl Into<String>, reason: impl Display) -> Self {
+        Self {
+            var: var.to_owned(),
+            value: value.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn process() -> Self {
+        Self { overrides: None }
+    }
+
+    /// Reads only the given pairs (tests, embedded launch).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            overrides: Some(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The raw value; an empty string counts as unset.
+    pub fn get(&self, var: &str) -> Option<String> {
+        let value = match &self.overrides {
+            Some(map) => map.get(var).cloned(),
+            None => std::env::var(var).ok(),
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value or a default.
+    pub fn string_or(&self, var: &str, default: &str) -> String {
+        self.get(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Parses the value with `FromStr`, or returns `default` when unset.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `var` when the value does not parse.
+    pub fn parse_or<T>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError::new(var, raw.clone(), e)),
+        }
+    }
+
+    /// A duration given in whole milliseconds, which must be positive.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the value is not a positive integer.
+    pub fn millis_or(&self, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let millis: u64 = self.parse_or(var, u64::try_from(default.as_millis()).unwrap_or(0))?;
+        if millis == 0 {
+            return Err(ConfigError::new(var, "0", "must be greater than zero"));
+        }
+        Ok(Duration::from_millis(millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_unset_or_blank() {
+        let env = Env::from_pairs([("BLANK", "  ")]);
+        assert_eq!(env.string_or("MISSING", "x"), "x");
+        assert_eq!(env.parse_or("BLANK", 7_u32), Ok(7));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let env = Env::from_pairs([("MAPLE_LISTEN", "not-an-address"), ("MAPLE_T_MS", "0")]);
+        let err = env
+            .parse_or::<SocketAddr>("MAPLE_LISTEN", ([127, 0, 0, 1], 1).into())
+            .expect_err("must fail");
+        assert_eq!(err.var, "MAPLE_LISTEN");
+        assert!(err.to_string().contains("MAPLE_LISTEN"), "{err}");
+        let err = env
+            .millis_or("MAPLE_T_MS", Duration::from_secs(1))
+            .expect_err("zero is rejected");
+        assert_eq!(err.var, "MAPLE_T_MS");
+    }
+
+    #[test]
+    fn millis_parse() {
+        let env = Env::from_pairs([("T", "250")]);
+        assert_eq!(
+            env.millis_or("T", Duration::from_secs(1)),
+            Ok(Duration::from_millis(250))
+        );
+    }
+}

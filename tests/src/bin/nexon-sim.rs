@@ -1,0 +1,65 @@
+//! `nexon-sim`: the Nexon Open API simulator as a process.
+//!
+//! Environment: `MAPLE_SIM_LISTEN` (default 127.0.0.1:8090), `MAPLE_SIM_API_KEY` (default
+//! `maple-sim-dev-key`), `MAPLE_DATA_DIR` (default `../shared/data`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use maple_common::config::{EXIT_CONFIG, Env};
+use maple_common::telemetry::{self, LogFormat};
+use maple_tests::sim::{self, SimConfig, Simulator};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let env = Env::process();
+    let format = LogFormat::from_env(&env, LogFormat::Json);
+    let listen = env.parse_or::<SocketAddr>("MAPLE_SIM_LISTEN", sim_default_listen());
+    let (format, listen) = match (format, listen) {
+        (Ok(f), Ok(l)) => (f, l),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("nexon-sim: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    telemetry::init(format, "info");
+    let config = SimConfig {
+        api_key: env.string_or("MAPLE_SIM_API_KEY", sim::DEFAULT_API_KEY),
+        data_dir: env
+            .get("MAPLE_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(sim::characters::default_data_dir),
+    };
+    let simulator = match Simulator::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nexon-sim: {e} (set MAPLE_DATA_DIR to the shared/data folder)");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nexon-sim: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%listen, "nexon simulator listening");
+    let shutdown = async {
+        let _ = maple_common::shutdown::signal().await;
+    };
+    match simulator.serve(listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nexon-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sim_default_listen() -> SocketAddr {
+    sim::DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8090)))
+}

@@ -1,0 +1,8 @@
+//! End-to-end machinery for MapleExpectation: the Nexon Open API simulator (also the
+//! `nexon-sim` binary). The end-to-end tests themselves live in `tests/e2e/`.
+//!
+//! # Layout
+//! - [`sim`]: the simulator: routes, deterministic characters, faults, call counters.
+#![forbid(unsafe_code)]
+
+pub mod sim;

@@ -1,0 +1,415 @@
+//! Deterministic characters: the same name always gives the same ocid, and the same ocid the
+//! same basic info and equipment, generated from the real responses in `shared/data`.
+//!
+//! Rule: no state decides what a character looks like — only the name or ocid (and the date).
+//! The equipment keeps the template's size (~350 KB) and shape; class, potential grades and
+//! lines, and star force vary per character.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use maple_common::nexon::Ocid;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Names starting with this prefix (any case) do not exist, so tests can ask for an unknown
+/// character deterministically.
+pub const UNKNOWN_NAME_PREFIX: &str = "ghost";
+
+/// The responses the simulator varies, loaded once.
+#[derive(Debug)]
+pub struct Templates {
+    evan: Value,
+    mechanic: Value,
+    basic: Value,
+}
+
+/// A template file is missing or is not the JSON we expect.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid JSON: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} lacks the field {field}")]
+    Shape { path: PathBuf, field: &'static str },
+}
+
+impl Templates {
+    /// Loads `evan_equip.json`, `mechanic_equip.json` and `basic_character_info.json`.
+    ///
+    /// # Errors
+    /// [`TemplateError`] naming the file that is missing or malformed.
+    pub fn load(data_dir: &Path) -> Result<Self, TemplateError> {
+        let read = |file: &str, field: &'static str| -> Result<Value, TemplateError> {
+            let path = data_dir.join(file);
+            let text = fs::read(&path).map_err(|source| TemplateError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let value: Value = serde_json::from_slice(&text).map_err(|source| {
+                TemplateError::Parse {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            if value.get(field).is_none() {
+                return Err(TemplateError::Shape { path, field });
+            }
+            Ok(value)
+        };
+        Ok(Self {
+            evan: read("evan_equip.json", "item_equipment")?,
+            mechanic: read("mechanic_equip.json", "item_equipment")?,
+            basic: read("basic_character_info.json", "character_name")?,
+        })
+    }
+}
+
+/// Whether a character of this name exists in the simulated world.
+pub fn exists(name: &str) -> bool {
+    !name
+        .to_lowercase()
+        .starts_with(UNKNOWN_NAME_PREFIX)
+}
+
+/// The ocid of a name: 30 hex digits of a hash plus a 2-digit checksum, so the simulator can
+/// tell its own ocids from made-up ones without keeping state.
+pub fn ocid_for(name: &str) -> Ocid {
+    let digest = Sha256::digest(format!("maple-sim:{}", name.to_lowercase()).as_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes[..15].copy_from_slice(&digest[..15]);
+    bytes[15] = checksum(&bytes[..15]);
+    Ocid::from_bytes(bytes)
+}
+
+/// Whether `ocid` is one that [`ocid_for`] can produce.
+pub fn is_known(ocid: &Ocid) -> bool {
+    let bytes = ocid.to_bytes();
+    checksum(&bytes[..15]) == bytes[15]
+}
+
+fn checksum(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0x5a_u8, |acc, b| acc.rotate_left(3) ^ b)
+}
+
+/// SplitMix64: tiny, fast, and stable forever (unlike library RNGs across versions).
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn for_ocid(ocid: &Ocid, salt: &str) -> Self {
+        let digest = Sha256::digest(format!("{ocid}:{salt}").as_bytes());
+        let mut seed = [0_u8; 8];
+        seed.copy_from_slice(&digest[..8]);
+        Self(u64::from_le_bytes(seed))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    /// True with probability `percent`/100.
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MainStat {
+    Str,
+    Dex,
+    Int,
+    Luk,
+    /// Xenon: STR + DEX + LUK, so all-stat lines are what it wants.
+    All,
+}
+
+impl MainStat {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Str => "STR",
+            Self::Dex => "DEX",
+            Self::Int => "INT",
+            Self::Luk => "LUK",
+            Self::All => "LUK",
+        }
+    }
+}
+
+/// (class, main stat, magician?)
+const CLASSES: [(&str, MainStat, bool); 16] = [
+    ("에반", MainStat::Int, true),
+    ("메카닉", MainStat::Dex, false),
+    ("아델", MainStat::Str, false),
+    ("나이트로드", MainStat::Luk, false),
+    ("비숍", MainStat::Int, true),
+    ("히어로", MainStat::Str, false),
+    ("보우마스터", MainStat::Dex, false),
+    ("아크메이지(불,독)", MainStat::Int, true),
+    ("섀도어", MainStat::Luk, false),
+    ("패스파인더", MainStat::Dex, false),
+    ("카이저", MainStat::Str, false),
+    ("호영", MainStat::Luk, false),
+    ("라라", MainStat::Int, true),
+    ("카인", MainStat::Dex, false),
+    ("칼리", MainStat::Luk, false),
+    ("제논", MainStat::All, false),
+];
+
+const WORLDS: [&str; 6] = ["스카니아", "베라", "루나", "제니스", "크로아", "엘리시움"];
+
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    name: &'static str,
+    stat: MainStat,
+    magician: bool,
+}
+
+fn class_of(ocid: &Ocid) -> Class {
+    let (name, stat, magician) = *Rng::for_ocid(ocid, "class").pick(&CLASSES);
+    Class {
+        name,
+        stat,
+        magician,
+    }
+}
+
+/// The `character/basic` body for `ocid` (the name is the one it was looked up with, when the
+/// simulator saw that lookup).
+pub fn basic(templates: &Templates, ocid: &Ocid, name: Option<&str>, date: Option<&str>) -> Value {
+    let mut rng = Rng::for_ocid(ocid, "basic");
+    let class = class_of(ocid);
+    let mut body = templates.basic.clone();
+    let fallback_name = format!("sim{}", &ocid.as_str()[..8]);
+    body["character_name"] = Value::from(name.unwrap_or(&fallback_name));
+    body["character_class"] = Value::from(class.name);
+    body["character_level"] = Value::from(200 + rng.below(96));
+    body["world_name"] = Value::from(*rng.pick(&WORLDS));
+    body["date"] = date.map_or(Value::Null, |d| Value::from(format!("{d}T00:00+09:00")));
+    body
+}
+
+/// The `character/item-equipment` body for `ocid`.
+pub fn equipment(templates: &Templates, ocid: &Ocid, date: Option<&str>) -> Value {
+    let class = class_of(ocid);
+    let mut rng = Rng::for_ocid(ocid, date.unwrap_or("latest"));
+    let mut body = match class.name {
+        "메카닉" => templates.mechanic.clone(),
+        "에반" => templates.evan.clone(),
+        _ if rng.chance(50) => templates.evan.clone(),
+        _ => templates.mechanic.clone(),
+    };
+    body["character_class"] = Value::from(class.name);
+    body["date"] = date.map_or(Value::Null, |d| Value::from(format!("{d}T00:00+09:00")));
+    if class.name != "에반" {
+        body["dragon_equipment"] = Value::Array(Vec::new());
+    }
+    if class.name != "메카닉" {
+        body["mechanic_equipment"] = Value::Array(Vec::new());
+    }
+    for list in [
+        "item_equipment",
+        "item_equipment_preset_1",
+        "item_equipment_preset_2",
+        "item_equipment_preset_3",
+    ] {
+        if let Some(items) = body.get_mut(list).and_then(Value::as_array_mut) {
+            for item in items {
+                vary_item(item, class, &mut rng);
+            }
+        }
+    }
+    body
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Weapon,
+    Hat,
+    Gloves,
+    Accessory,
+    Armor,
+}
+
+fn slot_of(slot: &str) -> Slot {
+    match slot {
+        "무기" | "보조무기" | "엠블렘" => Slot::Weapon,
+        "모자" => Slot::Hat,
+        "장갑" => Slot::Gloves,
+        "얼굴장식" | "눈장식" | "귀고리" | "반지1" | "반지2" | "반지3" | "반지4" | "펜던트"
+        | "펜던트2" => Slot::Accessory,
+        _ => Slot::Armor,
+    }
+}
+
+/// Grades low to high, as Nexon names them.
+const GRADES: [&str; 4] = ["레어", "에픽", "유니크", "레전드리"];
+
+fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
+    if item.get("potential_option_grade").is_none_or(Value::is_null) {
+        return; // medals, pocket items, badges: no potential
+    }
+    let level = item
+        .pointer("/item_base_option/base_equipment_level")
+        .and_then(Value::as_u64)
+        .unwrap_or(150);
+    let slot = slot_of(
+        item.get("item_equipment_slot")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+    let grade = match rng.below(100) {
+        0..=4 => 0,
+        5..=14 => 1,
+        15..=44 => 2,
+        _ => 3,
+    };
+    item["potential_option_grade"] = Value::from(GRADES[grade]);
+    for line in 1..=3 {
+        // Line 1 is always of the item's grade; lines 2 and 3 sometimes of the grade below.
+        let line_grade = if line == 1 || grade == 0 || rng.chance(25) {
+            grade
+        } else {
+            grade - 1
+        };
+        let text = option_line(slot, line_grade, level, class, rng);
+        item[format!("potential_option_{line}")] = Value::from(text);
+    }
+    let stars = item
+        .get("starforce")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    if stars > 0 {
+        let new_stars = *rng.pick(&[12_u64, 15, 17, 17, 18, 20, 21, 22, 22]);
+        item["starforce"] = Value::from(new_stars.to_string());
+    }
+}
+
+/// One realistic potential line (Korean, as Nexon writes it) for a slot and grade
+/// (0 rare … 3 legendary).
+fn option_line(slot: Slot, grade: usize, level: u64, class: Class, rng: &mut Rng) -> String {
+    let bump = u64::from(level >= 160);
+    let stat_pct = [3, 6, 9, 12][grade] + bump;
+    let all_pct = [2, 3, 6, 9][grade] + bump;
+    let stat = class.stat.label();
+    let attack = if class.magician { "마력" } else { "공격력" };
+    let useful = rng.chance(60);
+    let legendary = grade == 3;
+    match slot {
+        Slot::Weapon if useful => match rng.below(3) {
+            0 => format!("{attack} +{stat_pct}%"),
+            1 if grade >= 2 => format!("보스 몬스터 데미지 +{}%", rng.pick(&[30, 35, 40])),
+            _ if grade >= 2 => format!("몬스터 방어율 무시 +{}%", rng.pick(&[30, 35, 40])),
+            _ => format!("데미지 +{}%", stat_pct),
+        },
+        Slot::Hat if useful && legendary && rng.chance(40) => {
+            format!("스킬 재사용 대기시간 -{}초", rng.pick(&[1, 2]))
+        }
+        Slot::Gloves if useful && legendary && rng.chance(40) => "크리티컬 데미지 +8%".to_owned(),
+        Slot::Accessory if useful && legendary && rng.chance(35) => {
+            rng.pick(&["아이템 드롭률 +20%", "메소 획득량 +20%"]).to_string()
+        }
+        _ if useful && class.stat == MainStat::All => format!("올스탯 +{all_pct}%"),
+        _ if useful && rng.chance(25) => format!("올스탯 +{all_pct}%"),
+        _ if useful => format!("{stat} +{stat_pct}%"),
+        _ => junk_line(grade, level, rng),
+    }
+}
+
+fn junk_line(grade: usize, level: u64, rng: &mut Rng) -> String {
+    let pct = [3, 6, 9, 12][grade];
+    match rng.below(6) {
+        0 => format!("최대 HP +{pct}%"),
+        1 => format!("최대 MP +{pct}%"),
+        2 => format!("방어력 +{pct}%"),
+        3 => format!("{} +{}", rng.pick(&["STR", "DEX", "INT", "LUK"]), 6 + 2 * grade as u64 + level / 40),
+        4 if grade == 3 => "피격 시 5% 확률로 데미지의 40% 무시".to_owned(),
+        _ => format!("공격 시 {}% 확률로 오토스틸", rng.pick(&[2, 7])),
+    }
+}
+
+/// The data folder to use when none is configured: `../shared/data` from the working
+/// directory if it exists, else the one beside this workspace.
+pub fn default_data_dir() -> PathBuf {
+    let from_cwd = PathBuf::from("../shared/data");
+    if from_cwd.join("evan_equip.json").is_file() {
+        return from_cwd;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn templates() -> Templates {
+        Templates::load(&default_data_dir()).expect("shared/data is beside the workspace")
+    }
+
+    #[test]
+    fn ocids_are_deterministic_and_self_checking() {
+        let a = ocid_for("아델");
+        assert_eq!(a, ocid_for("아델"));
+        assert_ne!(a, ocid_for("아델2"));
+        assert!(is_known(&a));
+        let forged: Ocid = "0123456789abcdef0123456789abcdef".parse().expect("well formed");
+        assert!(!is_known(&forged));
+    }
+
+    #[test]
+    fn unknown_names_are_the_ghost_ones() {
+        assert!(exists("강해지고싶다"));
+        assert!(!exists("Ghost123"));
+        assert!(!exists("ghostly"));
+    }
+
+    #[test]
+    fn equipment_varies_per_character_keeps_shape_and_size() {
+        let t = templates();
+        let a = equipment(&t, &ocid_for("alpha"), None);
+        let b = equipment(&t, &ocid_for("bravo"), None);
+        assert_eq!(a, equipment(&t, &ocid_for("alpha"), None), "deterministic");
+        assert_ne!(a, b);
+        for body in [&a, &b] {
+            let items = body["item_equipment"].as_array().expect("items");
+            assert_eq!(items.len(), 24);
+            let size = serde_json::to_vec_pretty(body).expect("serialises").len();
+            assert!((300_000..450_000).contains(&size), "size {size}");
+        }
+        let dated = equipment(&t, &ocid_for("alpha"), Some("2024-06-01"));
+        assert_eq!(dated["date"], "2024-06-01T00:00+09:00");
+    }
+
+    #[test]
+    fn basic_info_carries_name_and_class() {
+        let t = templates();
+        let ocid = ocid_for("charlie");
+        let body = basic(&t, &ocid, Some("charlie"), None);
+        assert_eq!(body["character_name"], "charlie");
+        let class = body["character_class"].as_str().expect("class");
+        assert!(CLASSES.iter().any(|(name, _, _)| *name == class));
+        let equip = equipment(&t, &ocid, None);
+        assert_eq!(equip["character_class"], class, "same class in both");
+    }
+}
