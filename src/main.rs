@@ -1,1 +1,150 @@
-fn main(){}
+//! `maple` (`cargo run --release`): the whole pipeline in one process for a local run —
+//! the Nexon simulator (unless `NEXON_API_KEY` is set), the proxy and core — with the
+//! embedded defaults. Ctrl-C or SIGTERM stops core first (draining), then the proxy, then
+//! the simulator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use maple_common::config::{ConfigError, EXIT_CONFIG, Env};
+use maple_common::telemetry::{self, LogFormat};
+use maple_core::{App, CoreConfig};
+use maple_proxy::ProxyConfig;
+use maple_tests::sim::{self, SimConfig, Simulator};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long the proxy gets to open its port before start-up is declared failed.
+const PROXY_START_DEADLINE: Duration = Duration::from_secs(10);
+
+struct Settings {
+    core: CoreConfig,
+    proxy: ProxyConfig,
+    simulator: Option<(SocketAddr, PathBuf)>,
+    log_format: LogFormat,
+}
+
+fn settings(env: &Env) -> Result<Settings, ConfigError> {
+    let mut proxy = ProxyConfig::from_env(env)?;
+    // Core drains before the proxy stops, so the proxy has nothing left in flight.
+    proxy.grace_period = Duration::ZERO;
+    let simulator = if env.get(maple_proxy::config::API_KEY).is_none() {
+        let listen = env.parse_or("MAPLE_SIM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8090)))?;
+        let data_dir = env
+            .get("MAPLE_DATA_DIR")
+            .map_or_else(sim::characters::default_data_dir, PathBuf::from);
+        Some((listen, data_dir))
+    } else {
+        None
+    };
+    Ok(Settings {
+        core: CoreConfig::from_env(env)?,
+        proxy,
+        simulator,
+        log_format: LogFormat::from_env(env, LogFormat::Text)?,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match settings(&Env::process()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("maple: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    telemetry::init(
+        settings.log_format,
+        "info,pingora_core=warn,pingora_proxy=warn",
+    );
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("maple: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let Settings {
+        core,
+        proxy,
+        simulator,
+        ..
+    } = settings;
+    let stop_simulator = CancellationToken::new();
+    let simulator_task = match simulator {
+        Some((listen, data_dir)) => {
+            let simulator = Simulator::new(SimConfig {
+                api_key: proxy.api_key.expose().to_owned(),
+                data_dir,
+            })?;
+            let listener = TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("simulator cannot listen on {listen}: {e}"))?;
+            Some(tokio::spawn(
+                simulator.serve(listener, stop_simulator.clone().cancelled_owned()),
+            ))
+        }
+        None => None,
+    };
+
+    let proxy_listen = proxy.listen;
+    let proxy_admin = proxy.admin_listen;
+    let upstream = proxy.upstream.to_string();
+    let proxy = maple_proxy::spawn(proxy)?;
+    wait_for_port(proxy_listen).await?;
+
+    let core_listen = core.listen;
+    let database = maple_core::config::redact_url(&core.database_url);
+    let app = App::build(core).await?;
+    let listener = TcpListener::bind(core_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("core cannot listen on {core_listen}: {e}"))?;
+    let core_task = tokio::spawn(app.serve(listener, async {
+        let signal = maple_common::shutdown::signal().await;
+        tracing::info!(?signal, "stopping: core drains first");
+    }));
+
+    announce(core_listen, proxy_listen, proxy_admin, &upstream, &database);
+
+    let core_result = core_task.await;
+    tokio::task::spawn_blocking(move || proxy.stop()).await?;
+    stop_simulator.cancel();
+    if let Some(task) = simulator_task {
+        task.await??;
+    }
+    core_result??;
+    tracing::info!("all stopped");
+    Ok(())
+}
+
+async fn wait_for_port(addr: SocketAddr) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if started.elapsed() > PROXY_START_DEADLINE {
+            anyhow::bail!("the proxy did not open {addr} within {PROXY_START_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the launcher's job is to tell the user where to look"
+)]
+fn announce(core: SocketAddr, proxy: SocketAddr, admin: SocketAddr, upstream: &str, db: &str) {
+    println!();
+    println!("MapleExpectation is running (Ctrl-C stops it):");
+    println!("  core      http://{core}   e.g. curl http://{core}/v1/characters/아델/equipment");
+    println!("  metrics   http://{core}/metrics   health http://{core}/health/ready");
+    println!("  proxy     http://{proxy}   admin http://{admin}/metrics");
+    println!("  upstream  {upstream}");
+    println!("  database  {db}");
+    println!();
+}

@@ -66,7 +66,8 @@ impl FromStr for Ocid {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let well_formed = s.len() == Self::LEN
-            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if well_formed {
             Ok(Self(s.to_owned()))
         } else {

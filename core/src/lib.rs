@@ -1,1 +1,122 @@
-//! x
+//! `maple-core`: the API MapleStory clients call. So far: characters and their equipment,
+//! fetched through the Nexon proxy and stored (gzip) in SQLite or MySQL.
+//!
+//! # Layout
+//! - [`config`]: typed configuration from `MAPLE_CORE_*` and `DATABASE_URL`.
+//! - [`character`]: character-name validation.
+//! - [`nexon`]: the client for the Nexon API (through the proxy), with error classification.
+//! - [`store`]: persistence (SQLite / MySQL), migrations, snapshots.
+//! - [`http`]: routes, handlers and the middleware stack.
+//! - [`error`]: `ApiError`, the only place failures become HTTP responses.
+//! - [`metrics`]: every metric, declared once.
+#![forbid(unsafe_code)]
+
+pub mod character;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod nexon;
+pub mod store;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::CoreConfig;
+use crate::metrics::CoreMetrics;
+use crate::nexon::NexonClient;
+use crate::store::{Store, StoreError};
+
+/// What handlers share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub nexon: NexonClient,
+    pub store: Store,
+    pub metrics: CoreMetrics,
+    /// Cancelled when shutdown begins (readiness turns false).
+    pub shutdown: CancellationToken,
+}
+
+/// Core could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A built application, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    config: CoreConfig,
+    state: AppState,
+}
+
+impl App {
+    /// Connects the database (applying migrations) and builds the clients.
+    ///
+    /// # Errors
+    /// [`StartError`] when the database is unreachable or a migration fails.
+    pub async fn build(config: CoreConfig) -> Result<Self, StartError> {
+        let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+        let state = AppState {
+            nexon: NexonClient::new(&config.proxy_url, config.upstream_timeout)?,
+            store,
+            metrics: CoreMetrics::new()?,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self { config, state })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, gives in-flight requests the
+    /// configured deadline, and closes the database pool.
+    ///
+    /// # Errors
+    /// Only if the listener fails irrecoverably.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self { config, state } = self;
+        let draining = state.shutdown.clone();
+        let router = http::router(state.clone(), config.request_timeout);
+        let signal = {
+            let draining = draining.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => draining.cancel(),
+                    () = draining.cancelled() => {}
+                }
+            }
+        };
+        let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+        let server = server.into_future();
+        tokio::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = draining.cancelled() => {
+                tracing::info!(deadline = ?config.shutdown_deadline, "draining in-flight requests");
+                match tokio::time::timeout(config.shutdown_deadline, &mut server).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!("drain deadline passed; abandoning in-flight requests");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        state.store.close().await;
+        tracing::info!("core stopped");
+        result
+    }
+}

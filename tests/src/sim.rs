@@ -190,7 +190,10 @@ impl Simulator {
             .await
             .is_err()
         {
-            tracing::warn!(open = tracker.len(), "simulator abandoned connections at shutdown");
+            tracing::warn!(
+                open = tracker.len(),
+                "simulator abandoned connections at shutdown"
+            );
         }
         Ok(())
     }
@@ -309,7 +312,10 @@ struct OcidQuery {
     date: Option<String>,
 }
 
-async fn ocid_lookup(State(sim): State<Simulator>, query: Result<Query<NameQuery>, QueryRejection>) -> Response {
+async fn ocid_lookup(
+    State(sim): State<Simulator>,
+    query: Result<Query<NameQuery>, QueryRejection>,
+) -> Response {
     let Some(name) = query.ok().and_then(|Query(q)| q.character_name) else {
         return nexon_error(NexonErrorCode::InvalidParameter);
     };
@@ -322,11 +328,17 @@ async fn ocid_lookup(State(sim): State<Simulator>, query: Result<Query<NameQuery
     Json(serde_json::json!({ "ocid": ocid })).into_response()
 }
 
-async fn basic(State(sim): State<Simulator>, query: Result<Query<OcidQuery>, QueryRejection>) -> Response {
+async fn basic(
+    State(sim): State<Simulator>,
+    query: Result<Query<OcidQuery>, QueryRejection>,
+) -> Response {
     serve_character(&sim, Endpoint::Basic, query).await
 }
 
-async fn item_equipment(State(sim): State<Simulator>, query: Result<Query<OcidQuery>, QueryRejection>) -> Response {
+async fn item_equipment(
+    State(sim): State<Simulator>,
+    query: Result<Query<OcidQuery>, QueryRejection>,
+) -> Response {
     serve_character(&sim, Endpoint::Equipment, query).await
 }
 
@@ -341,11 +353,7 @@ async fn serve_character(
     let Some(raw_ocid) = query.ocid else {
         return nexon_error(NexonErrorCode::InvalidParameter);
     };
-    let Some(ocid) = raw_ocid
-        .parse::<Ocid>()
-        .ok()
-        .filter(characters::is_known)
-    else {
+    let Some(ocid) = raw_ocid.parse::<Ocid>().ok().filter(characters::is_known) else {
         return nexon_error(NexonErrorCode::InvalidIdentifier);
     };
     if let Some(date) = &query.date
@@ -388,7 +396,11 @@ async fn serve_character(
             }
         }
     };
-    ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 async fn unknown_api_path() -> Response {
@@ -481,7 +493,14 @@ mod tests {
     #[test]
     fn dates_are_checked() {
         assert!(valid_date("2024-01-31"));
-        for bad in ["2023-12-20", "2024-13-01", "2024-1-01", "20240101", "2024-01-3x", ""] {
+        for bad in [
+            "2023-12-20",
+            "2024-13-01",
+            "2024-1-01",
+            "20240101",
+            "2024-01-3x",
+            "",
+        ] {
             assert!(!valid_date(bad), "{bad:?}");
         }
     }

@@ -53,12 +53,11 @@ impl Templates {
                 path: path.clone(),
                 source,
             })?;
-            let value: Value = serde_json::from_slice(&text).map_err(|source| {
-                TemplateError::Parse {
+            let value: Value =
+                serde_json::from_slice(&text).map_err(|source| TemplateError::Parse {
                     path: path.clone(),
                     source,
-                }
-            })?;
+                })?;
             if value.get(field).is_none() {
                 return Err(TemplateError::Shape { path, field });
             }
@@ -74,9 +73,7 @@ impl Templates {
 
 /// Whether a character of this name exists in the simulated world.
 pub fn exists(name: &str) -> bool {
-    !name
-        .to_lowercase()
-        .starts_with(UNKNOWN_NAME_PREFIX)
+    !name.to_lowercase().starts_with(UNKNOWN_NAME_PREFIX)
 }
 
 /// The ocid of a name: 30 hex digits of a hash plus a 2-digit checksum, so the simulator can
@@ -266,7 +263,10 @@ fn slot_of(slot: &str) -> Slot {
 const GRADES: [&str; 4] = ["레어", "에픽", "유니크", "레전드리"];
 
 fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
-    if item.get("potential_option_grade").is_none_or(Value::is_null) {
+    if item
+        .get("potential_option_grade")
+        .is_none_or(Value::is_null)
+    {
         return; // medals, pocket items, badges: no potential
     }
     let level = item
@@ -313,7 +313,11 @@ fn option_line(slot: Slot, grade: usize, level: u64, class: Class, rng: &mut Rng
     let stat_pct = [3, 6, 9, 12][grade] + bump;
     let all_pct = [2, 3, 6, 9][grade] + bump;
     let stat = class.stat.label();
-    let attack = if class.magician { "마력" } else { "공격력" };
+    let attack = if class.magician {
+        "마력"
+    } else {
+        "공격력"
+    };
     let useful = rng.chance(60);
     let legendary = grade == 3;
     match slot {
@@ -327,9 +331,9 @@ fn option_line(slot: Slot, grade: usize, level: u64, class: Class, rng: &mut Rng
             format!("스킬 재사용 대기시간 -{}초", rng.pick(&[1, 2]))
         }
         Slot::Gloves if useful && legendary && rng.chance(40) => "크리티컬 데미지 +8%".to_owned(),
-        Slot::Accessory if useful && legendary && rng.chance(35) => {
-            rng.pick(&["아이템 드롭률 +20%", "메소 획득량 +20%"]).to_string()
-        }
+        Slot::Accessory if useful && legendary && rng.chance(35) => rng
+            .pick(&["아이템 드롭률 +20%", "메소 획득량 +20%"])
+            .to_string(),
         _ if useful && class.stat == MainStat::All => format!("올스탯 +{all_pct}%"),
         _ if useful && rng.chance(25) => format!("올스탯 +{all_pct}%"),
         _ if useful => format!("{stat} +{stat_pct}%"),
@@ -343,7 +347,11 @@ fn junk_line(grade: usize, level: u64, rng: &mut Rng) -> String {
         0 => format!("최대 HP +{pct}%"),
         1 => format!("최대 MP +{pct}%"),
         2 => format!("방어력 +{pct}%"),
-        3 => format!("{} +{}", rng.pick(&["STR", "DEX", "INT", "LUK"]), 6 + 2 * grade as u64 + level / 40),
+        3 => format!(
+            "{} +{}",
+            rng.pick(&["STR", "DEX", "INT", "LUK"]),
+            6 + 2 * grade as u64 + level / 40
+        ),
         4 if grade == 3 => "피격 시 5% 확률로 데미지의 40% 무시".to_owned(),
         _ => format!("공격 시 {}% 확률로 오토스틸", rng.pick(&[2, 7])),
     }
@@ -373,7 +381,9 @@ mod tests {
         assert_eq!(a, ocid_for("아델"));
         assert_ne!(a, ocid_for("아델2"));
         assert!(is_known(&a));
-        let forged: Ocid = "0123456789abcdef0123456789abcdef".parse().expect("well formed");
+        let forged: Ocid = "0123456789abcdef0123456789abcdef"
+            .parse()
+            .expect("well formed");
         assert!(!is_known(&forged));
     }
 

@@ -263,10 +263,7 @@ mod tests {
             .expect("valid");
         assert_eq!(faults.decide("/maplestory/v1/id").await.action, None);
         assert_eq!(
-            faults
-                .decide("/maplestory/v1/character/basic")
-                .await
-                .action,
+            faults.decide("/maplestory/v1/character/basic").await.action,
             Some(Action::Reset)
         );
     }

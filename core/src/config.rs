@@ -1,0 +1,128 @@
+//! Core's configuration, read once from the environment.
+//!
+//! Rule: validated here, trusted everywhere else.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use maple_common::config::{ConfigError, Env};
+
+pub const LISTEN: &str = "MAPLE_CORE_LISTEN";
+pub const PROXY_URL: &str = "MAPLE_PROXY_URL";
+pub const DATABASE_URL: &str = "DATABASE_URL";
+pub const UPSTREAM_TIMEOUT_MS: &str = "MAPLE_CORE_UPSTREAM_TIMEOUT_MS";
+pub const REQUEST_TIMEOUT_MS: &str = "MAPLE_CORE_REQUEST_TIMEOUT_MS";
+pub const SHUTDOWN_DEADLINE_MS: &str = "MAPLE_CORE_SHUTDOWN_DEADLINE_MS";
+pub const DB_MAX_CONNECTIONS: &str = "MAPLE_DB_MAX_CONNECTIONS";
+
+/// The embedded default: a SQLite file under `var/`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://var/maple.db";
+
+/// Everything core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub listen: SocketAddr,
+    /// Base URL of the Nexon proxy, e.g. `http://127.0.0.1:8081`.
+    pub proxy_url: String,
+    pub database_url: String,
+    /// Longest wait for one call through the proxy (above the proxy's own 3 s deadline).
+    pub upstream_timeout: Duration,
+    /// Longest any request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_deadline: Duration,
+    pub db_max_connections: u32,
+}
+
+impl CoreConfig {
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let proxy_url = env.string_or(PROXY_URL, "http://127.0.0.1:8081");
+        if !(proxy_url.starts_with("http://") || proxy_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                PROXY_URL,
+                proxy_url,
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let database_url = env.string_or(DATABASE_URL, DEFAULT_DATABASE_URL);
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("mysql://")) {
+            return Err(ConfigError::new(
+                DATABASE_URL,
+                redact_url(&database_url),
+                "must be a sqlite: or mysql:// URL",
+            ));
+        }
+        let db_max_connections: u32 = env.parse_or(DB_MAX_CONNECTIONS, 10)?;
+        if !(1..=1000).contains(&db_max_connections) {
+            return Err(ConfigError::new(
+                DB_MAX_CONNECTIONS,
+                db_max_connections.to_string(),
+                "must be within 1..=1000",
+            ));
+        }
+        Ok(Self {
+            listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            proxy_url: proxy_url.trim_end_matches('/').to_owned(),
+            database_url,
+            upstream_timeout: env.millis_or(UPSTREAM_TIMEOUT_MS, Duration::from_secs(5))?,
+            request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10))?,
+            shutdown_deadline: env.millis_or(SHUTDOWN_DEADLINE_MS, Duration::from_secs(15))?,
+            db_max_connections,
+        })
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let config = CoreConfig::from_env(&Env::from_pairs::<_, &str, &str>([])).expect("valid");
+        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.proxy_url, "http://127.0.0.1:8081");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            (DATABASE_URL, "postgres://x"),
+            (PROXY_URL, "127.0.0.1:8081"),
+            (LISTEN, "nowhere"),
+            (REQUEST_TIMEOUT_MS, "0"),
+            (DB_MAX_CONNECTIONS, "0"),
+        ] {
+            let err = CoreConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
+            assert_eq!(err.var, var);
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("mysql://maple:s3cret@db:3306/maple"),
+            "mysql://maple:***@db:3306/maple"
+        );
+        assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
+        let err = CoreConfig::from_env(&Env::from_pairs([(DATABASE_URL, "pg://u:pw@h/d")]))
+            .expect_err("invalid");
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+}

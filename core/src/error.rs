@@ -1,0 +1,156 @@
+//! `ApiError`: every way a core request can fail, and the only place failures become HTTP.
+//!
+//! Rules: client mistakes are 4xx with a `code` naming the problem; a dependency outage is
+//! 503 (never a 500 with a stack); the error travels to the logging middleware in the
+//! response's extensions so it is logged exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maple_common::error::ErrorBody;
+
+use crate::character::InvalidName;
+use crate::nexon::NexonError;
+use crate::store::StoreError;
+
+/// A request failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid character name: {0}")]
+    InvalidName(#[from] InvalidName),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    #[error("invalid query parameter {field}: {reason}")]
+    InvalidQuery { field: &'static str, reason: String },
+    #[error("character not found")]
+    CharacterNotFound,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the Nexon API is unavailable: {cause}")]
+    UpstreamUnavailable { cause: String },
+    #[error("the Nexon API is rate limiting us")]
+    UpstreamRateLimited { retry_after: Option<Duration> },
+    #[error("the Nexon API refused our request: {code}")]
+    UpstreamRejected { code: String },
+    #[error("storage unavailable: {0}")]
+    Storage(#[from] StoreError),
+    #[error("the request took too long")]
+    Timeout,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<NexonError> for ApiError {
+    fn from(error: NexonError) -> Self {
+        match error {
+            NexonError::NotFound => Self::CharacterNotFound,
+            NexonError::RateLimited { retry_after } => Self::UpstreamRateLimited { retry_after },
+            NexonError::Unavailable { cause } => Self::UpstreamUnavailable { cause },
+            NexonError::Rejected { code } => Self::UpstreamRejected { code },
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidName(_) | Self::InvalidPath(_) | Self::InvalidQuery { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::CharacterNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UpstreamUnavailable { .. }
+            | Self::UpstreamRateLimited { .. }
+            | Self::Storage(_)
+            | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `code` of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidName(_) => "invalid_character_name",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::InvalidQuery { .. } => "invalid_query",
+            Self::CharacterNotFound => "character_not_found",
+            Self::RouteNotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UpstreamUnavailable { .. } => "upstream_unavailable",
+            Self::UpstreamRateLimited { .. } => "upstream_rate_limited",
+            Self::UpstreamRejected { .. } => "upstream_rejected",
+            Self::Storage(_) => "storage_unavailable",
+            Self::Timeout => "request_timeout",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the client reads: specific for its own mistakes, generic for our internals.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Storage(_) => "the database is unavailable; try again shortly".to_owned(),
+            Self::Internal(_) => "internal error".to_owned(),
+            Self::UpstreamRejected { .. } => {
+                "the Nexon API refused the request; this is our fault and has been logged"
+                    .to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The error that produced a response, for the logging middleware.
+#[derive(Debug, Clone)]
+pub struct LoggedError(pub Arc<ApiError>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = ErrorBody::new(self.code(), self.public_message());
+        let mut response = (status, Json(body)).into_response();
+        if let Self::UpstreamRateLimited {
+            retry_after: Some(after),
+        } = &self
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
+        }
+        response
+            .extensions_mut()
+            .insert(LoggedError(Arc::new(self)));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_503_and_mistakes_4xx() {
+        assert_eq!(
+            ApiError::UpstreamUnavailable { cause: "x".into() }.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(ApiError::Timeout.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::InvalidName(InvalidName::Empty).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(ApiError::CharacterNotFound.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn internals_are_not_leaked() {
+        let err = ApiError::Internal("secret detail".into());
+        assert!(!err.public_message().contains("secret"));
+    }
+}

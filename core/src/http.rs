@@ -1,0 +1,244 @@
+//! The HTTP surface of core: routes, handlers and the one middleware stack.
+//!
+//! Rule: handlers return `Result<_, ApiError>`; nothing else in the crate builds an error
+//! response. Every request passes the stack in [`router`], which bounds its time.
+
+use std::time::{Duration, Instant};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{BoxError, Json, Router};
+use bytes::Bytes;
+use maple_common::nexon::Ocid;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::character::CharacterName;
+use crate::error::{ApiError, LoggedError};
+use crate::nexon::NexonError;
+use crate::store::{EquipmentSnapshot, now_ms};
+
+/// The application's routes behind its middleware stack.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/v1/characters/{name}", get(character))
+        .route("/v1/characters/{name}/equipment", get(equipment))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Outermost first:
+        .layer(
+            ServiceBuilder::new()
+                // 1. A panic becomes a 500 JSON answer instead of a dropped connection.
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::Internal("handler panicked".into()).into_response()
+                }))
+                // 2. RED metrics per route template, and each error logged exactly once.
+                .layer(middleware::from_fn_with_state(state.clone(), observe))
+                // 3. A tracing span per request.
+                .layer(TraceLayer::new_for_http())
+                // 4. Every request ends within the timeout (503 JSON), so a drain always ends.
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ApiError::Timeout
+                }))
+                .timeout(request_timeout),
+        )
+        .with_state(state)
+}
+
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
+        if status.is_server_error() {
+            tracing::warn!(%route, %status, error = %error, "request failed");
+        } else {
+            tracing::debug!(%route, %status, error = %error, "request rejected");
+        }
+    }
+    state
+        .metrics
+        .http_requests_total
+        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+        .inc();
+    state
+        .metrics
+        .http_request_duration_seconds
+        .with_label_values(&[route.as_str(), method.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+fn parse_name(path: Result<Path<String>, PathRejection>) -> Result<CharacterName, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::InvalidPath(e.body_text()))?;
+    Ok(CharacterName::parse(&raw)?)
+}
+
+/// `name` → ocid: the stored mapping if there is one, else Nexon's answer, then stored.
+async fn resolve_ocid(state: &AppState, name: &CharacterName) -> Result<Ocid, ApiError> {
+    match state.store.find_ocid(name).await {
+        Ok(Some(ocid)) => return Ok(ocid),
+        Ok(None) => {}
+        // The database is a cache for this mapping: its outage must not fail the request.
+        Err(e) => state.store_error("find_ocid", &e),
+    }
+    let ocid = state.call("id", state.nexon.ocid(name)).await?;
+    if let Err(e) = state.store.upsert_character(name, &ocid, now_ms()).await {
+        state.store_error("upsert_character", &e);
+    }
+    Ok(ocid)
+}
+
+/// `GET /v1/characters/{name}`: the ocid and Nexon's basic information.
+async fn character(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = parse_name(path)?;
+    let ocid = resolve_ocid(&state, &name).await?;
+    let basic = state.call("basic", state.nexon.basic(&ocid)).await?;
+    let basic: Value =
+        serde_json::from_slice(&basic).map_err(|e| ApiError::UpstreamUnavailable {
+            cause: format!("malformed basic response: {e}"),
+        })?;
+    Ok(Json(
+        json!({ "name": name.as_str(), "ocid": ocid, "basic": basic }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct EquipmentQuery {}
+
+/// `GET /v1/characters/{name}/equipment`: Nexon's item-equipment JSON, stored as it passes.
+async fn equipment(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<EquipmentQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let name = parse_name(path)?;
+    query.map_err(|e| ApiError::InvalidQuery {
+        field: "query",
+        reason: e.body_text(),
+    })?;
+    let ocid = resolve_ocid(&state, &name).await?;
+    let body = state
+        .call("item-equipment", state.nexon.equipment(&ocid))
+        .await?;
+    store_snapshot(&state, ocid, body.clone()).await;
+    Ok(json_bytes(body))
+}
+
+async fn store_snapshot(state: &AppState, ocid: Ocid, body: Bytes) {
+    // Compressing 350 KB takes a few milliseconds: off the async workers.
+    let snapshot =
+        tokio::task::spawn_blocking(move || EquipmentSnapshot::compress(ocid, &body, now_ms()))
+            .await;
+    match snapshot {
+        Ok(snapshot) => {
+            if let Err(e) = state.store.save_equipment(&snapshot).await {
+                state.store_error("save_equipment", &e);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "compressing a snapshot failed"),
+    }
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when not draining and the database answers within a second.
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining" })),
+        )
+            .into_response();
+    }
+    let database = match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(_)) => "unavailable",
+        Err(_) => "timeout",
+    };
+    let status = if database == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+        "checks": { "database": database, "database_kind": state.store.dialect() },
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+impl AppState {
+    /// Runs a Nexon call and counts its outcome.
+    async fn call<T>(
+        &self,
+        endpoint: &'static str,
+        call: impl Future<Output = Result<T, NexonError>>,
+    ) -> Result<T, NexonError> {
+        let result = call.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(NexonError::NotFound) => "not_found",
+            Err(NexonError::RateLimited { .. }) => "rate_limited",
+            Err(NexonError::Unavailable { .. }) => "unavailable",
+            Err(NexonError::Rejected { .. }) => "rejected",
+        };
+        self.metrics
+            .nexon_calls_total
+            .with_label_values(&[endpoint, outcome])
+            .inc();
+        result
+    }
+
+    fn store_error(&self, operation: &'static str, error: &crate::store::StoreError) {
+        tracing::warn!(operation, error = %error, "database operation failed");
+        self.metrics
+            .store_errors_total
+            .with_label_values(&[operation])
+            .inc();
+    }
+}

@@ -1,0 +1,258 @@
+//! Core's client for the Nexon API, always through the proxy (which holds the key).
+//!
+//! Rule: every call has a timeout; every failure is classified into [`NexonError`] here, so
+//! handlers never look at status codes or message text.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use maple_common::nexon::{
+    NexonErrorBody, NexonErrorCode, Ocid, OcidResponse, PATH_BASIC, PATH_ID, PATH_ITEM_EQUIPMENT,
+};
+use reqwest::StatusCode;
+
+use crate::character::CharacterName;
+
+/// Response header the proxy sets on errors it produced itself.
+const PROXY_ERROR_HEADER: &str = "x-maple-proxy-error";
+/// Largest body accepted from the proxy; equipment is ~350 KB.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why a Nexon call did not produce data.
+#[derive(Debug, thiserror::Error)]
+pub enum NexonError {
+    /// Nexon does not know the character (or the ocid).
+    #[error("character not found")]
+    NotFound,
+    /// Nexon or the proxy rate-limited us.
+    #[error("rate limited by the Nexon API")]
+    RateLimited { retry_after: Option<Duration> },
+    /// The proxy or Nexon failed, timed out or could not be reached; `cause` says which.
+    #[error("Nexon API unavailable: {cause}")]
+    Unavailable { cause: String },
+    /// Nexon refused the request as malformed or the key as invalid: our bug or our config.
+    #[error("Nexon API refused the request: {code}")]
+    Rejected { code: String },
+}
+
+/// Fetches Nexon data through the proxy.
+#[derive(Debug, Clone)]
+pub struct NexonClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl NexonClient {
+    /// # Errors
+    /// Only if the HTTP client cannot be built (no TLS backend needed: the proxy is HTTP).
+    pub fn new(proxy_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(1).min(timeout))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            http,
+            base: proxy_url.to_owned(),
+        })
+    }
+
+    /// `name` → ocid.
+    ///
+    /// # Errors
+    /// [`NexonError::NotFound`] for an unknown name; other variants for failures.
+    pub async fn ocid(&self, name: &CharacterName) -> Result<Ocid, NexonError> {
+        let body = self
+            .get(PATH_ID, &[("character_name", name.as_str())], Lookup::Name)
+            .await?;
+        let parsed: OcidResponse =
+            serde_json::from_slice(&body).map_err(|e| NexonError::Unavailable {
+                cause: format!("malformed ocid response: {e}"),
+            })?;
+        Ok(parsed.ocid)
+    }
+
+    /// Basic character information (JSON).
+    ///
+    /// # Errors
+    /// As [`Self::ocid`].
+    pub async fn basic(&self, ocid: &Ocid) -> Result<Bytes, NexonError> {
+        self.get(PATH_BASIC, &[("ocid", ocid.as_str())], Lookup::Ocid)
+            .await
+    }
+
+    /// The item-equipment JSON, as Nexon sent it.
+    ///
+    /// # Errors
+    /// As [`Self::ocid`].
+    pub async fn equipment(&self, ocid: &Ocid) -> Result<Bytes, NexonError> {
+        self.get(
+            PATH_ITEM_EQUIPMENT,
+            &[("ocid", ocid.as_str())],
+            Lookup::Ocid,
+        )
+        .await
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        lookup: Lookup,
+    ) -> Result<Bytes, NexonError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| NexonError::Unavailable {
+                cause: if e.is_timeout() {
+                    "proxy_timeout".into()
+                } else {
+                    format!("proxy_unreachable: {e}")
+                },
+            })?;
+        let status = response.status();
+        let proxy_error = response
+            .headers()
+            .get(PROXY_ERROR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        if let Some(length) = response.content_length()
+            && length > MAX_BODY_BYTES as u64
+        {
+            return Err(NexonError::Unavailable {
+                cause: format!("response of {length} bytes exceeds the limit"),
+            });
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| NexonError::Unavailable {
+                cause: format!("reading the response: {e}"),
+            })?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        if let Some(cause) = proxy_error {
+            return Err(NexonError::Unavailable { cause });
+        }
+        Err(classify(status, &body, retry_after, lookup))
+    }
+}
+
+/// What the request identified the character by, which decides what "invalid" means.
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    Name,
+    Ocid,
+}
+
+/// Maps a Nexon error response to [`NexonError`].
+fn classify(
+    status: StatusCode,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    lookup: Lookup,
+) -> NexonError {
+    let code = serde_json::from_slice::<NexonErrorBody>(body)
+        .ok()
+        .and_then(|b| NexonErrorCode::from_name(&b.error.name));
+    match (code, lookup) {
+        // Nexon answers an unknown name with "invalid parameter"; we validated the name
+        // before sending it, so that means no such character.
+        (Some(NexonErrorCode::InvalidParameter), Lookup::Name)
+        | (Some(NexonErrorCode::InvalidIdentifier), Lookup::Ocid) => NexonError::NotFound,
+        (Some(NexonErrorCode::RateLimitExceeded), _) => NexonError::RateLimited { retry_after },
+        _ if status == StatusCode::TOO_MANY_REQUESTS => NexonError::RateLimited { retry_after },
+        (
+            Some(
+                code @ (NexonErrorCode::DataPreparing
+                | NexonErrorCode::GameMaintenance
+                | NexonErrorCode::ApiMaintenance
+                | NexonErrorCode::InternalServerError),
+            ),
+            _,
+        ) => NexonError::Unavailable {
+            cause: format!("nexon_{}", code.name()),
+        },
+        (Some(code), _) => NexonError::Rejected {
+            code: code.name().to_owned(),
+        },
+        (None, _) if status.is_server_error() => NexonError::Unavailable {
+            cause: format!("upstream_status_{}", status.as_u16()),
+        },
+        (None, _) => NexonError::Rejected {
+            code: format!("status_{}", status.as_u16()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: NexonErrorCode) -> Vec<u8> {
+        serde_json::to_vec(&code.body()).expect("serialises")
+    }
+
+    #[test]
+    fn classifies_nexon_errors() {
+        let invalid = body(NexonErrorCode::InvalidParameter);
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, &invalid, None, Lookup::Name),
+            NexonError::NotFound
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, &invalid, None, Lookup::Ocid),
+            NexonError::Rejected { .. }
+        ));
+        assert!(matches!(
+            classify(
+                StatusCode::BAD_REQUEST,
+                &body(NexonErrorCode::InvalidIdentifier),
+                None,
+                Lookup::Ocid
+            ),
+            NexonError::NotFound
+        ));
+        assert!(matches!(
+            classify(
+                StatusCode::TOO_MANY_REQUESTS,
+                &body(NexonErrorCode::RateLimitExceeded),
+                Some(Duration::from_secs(2)),
+                Lookup::Name
+            ),
+            NexonError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(2)
+        ));
+        assert!(matches!(
+            classify(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &body(NexonErrorCode::InternalServerError),
+                None,
+                Lookup::Ocid
+            ),
+            NexonError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, b"<html>", None, Lookup::Ocid),
+            NexonError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            classify(
+                StatusCode::BAD_REQUEST,
+                &body(NexonErrorCode::InvalidApiKey),
+                None,
+                Lookup::Ocid
+            ),
+            NexonError::Rejected { .. }
+        ));
+    }
+}

@@ -1,0 +1,316 @@
+//! Persistence through sqlx: SQLite in embedded mode, MySQL/MariaDB in distributed mode, one
+//! code path. Migrations for both live in `migrations/` and are applied at start-up.
+//!
+//! Rules: creating a character row is race-free (a unique key plus an upsert, never
+//! check-then-insert); an equipment snapshot never replaces a newer one; bodies are stored
+//! gzip-compressed with their SHA-256.
+
+use std::io::{Read as _, Write as _};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use maple_common::nexon::Ocid;
+use sha2::{Digest, Sha256};
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::character::CharacterName;
+
+/// How long a request waits for a pooled connection before the store reports unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A failure of the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the folder for {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored snapshot is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The database, whichever it is.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+}
+
+/// Runs the same sqlx code against whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::MySql($pool) => $body,
+        }
+    };
+}
+
+/// An equipment response as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EquipmentSnapshot {
+    pub ocid: Ocid,
+    pub body_gzip: Vec<u8>,
+    pub body_sha256: Vec<u8>,
+    pub body_bytes: u32,
+    pub fetched_at_ms: i64,
+}
+
+impl EquipmentSnapshot {
+    /// Compresses a response body fetched at `fetched_at_ms`.
+    pub fn compress(ocid: Ocid, body: &[u8], fetched_at_ms: i64) -> Self {
+        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::fast());
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(body);
+        let body_gzip = encoder.finish().unwrap_or_default();
+        Self {
+            ocid,
+            body_gzip,
+            body_sha256: Sha256::digest(body).to_vec(),
+            body_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            fetched_at_ms,
+        }
+    }
+
+    /// The original body, checked against its hash.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the gzip is broken or the hash differs.
+    pub fn decompress(&self) -> Result<Vec<u8>, StoreError> {
+        let mut body = Vec::with_capacity(self.body_bytes as usize);
+        GzDecoder::new(self.body_gzip.as_slice())
+            .take(u64::from(self.body_bytes) + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if Sha256::digest(&body).as_slice() != self.body_sha256.as_slice() {
+            return Err(StoreError::Corrupt("content hash mismatch".into()));
+        }
+        Ok(body)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Connects and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database cannot be reached or a migration fails.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let store = if url.starts_with("mysql:") {
+            let pool = MySqlPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect(url)
+                .await?;
+            sqlx::migrate!("../migrations/mysql").run(&pool).await?;
+            Self::MySql(pool)
+        } else {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5));
+            let file = options.get_filename();
+            if let Some(folder) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                    path: file.display().to_string(),
+                    source,
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+            Self::Sqlite(pool)
+        };
+        Ok(store)
+    }
+
+    /// `sqlite` or `mysql`, for logs and metrics.
+    pub fn dialect(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::MySql(_) => "mysql",
+        }
+    }
+
+    /// A round trip to the database.
+    ///
+    /// # Errors
+    /// [`StoreError`] when it is unreachable.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// The ocid stored for `name`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn find_ocid(&self, name: &CharacterName) -> Result<Option<Ocid>, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT ocid FROM characters WHERE name = ?")
+                .bind(name.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.and_then(|(ocid,)| ocid.parse().ok()))
+    }
+
+    /// Records `name` → `ocid`; concurrent calls for one name leave exactly one row.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn upsert_character(
+        &self,
+        name: &CharacterName,
+        ocid: &Ocid,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let sql = match self {
+            Self::Sqlite(_) => {
+                "INSERT INTO characters (name, ocid, created_at_ms, updated_at_ms) \
+                 VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET \
+                 ocid = excluded.ocid, updated_at_ms = excluded.updated_at_ms"
+            }
+            Self::MySql(_) => {
+                "INSERT INTO characters (name, ocid, created_at_ms, updated_at_ms) \
+                 VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE \
+                 ocid = VALUES(ocid), updated_at_ms = VALUES(updated_at_ms)"
+            }
+        };
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(name.as_str())
+                .bind(ocid.as_str())
+                .bind(now_ms)
+                .bind(now_ms)
+                .execute(pool)
+                .await
+                .map(drop)
+        })?;
+        Ok(())
+    }
+
+    /// Stores a snapshot unless a newer one is already there.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn save_equipment(&self, snapshot: &EquipmentSnapshot) -> Result<(), StoreError> {
+        let sql = match self {
+            Self::Sqlite(_) => {
+                "INSERT INTO equipment_snapshots \
+                 (ocid, body_gzip, body_sha256, body_bytes, fetched_at_ms) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (ocid) DO UPDATE SET \
+                 body_gzip = excluded.body_gzip, body_sha256 = excluded.body_sha256, \
+                 body_bytes = excluded.body_bytes, fetched_at_ms = excluded.fetched_at_ms \
+                 WHERE excluded.fetched_at_ms >= equipment_snapshots.fetched_at_ms"
+            }
+            // MySQL applies assignments left to right: the timestamp must change last.
+            Self::MySql(_) => {
+                "INSERT INTO equipment_snapshots \
+                 (ocid, body_gzip, body_sha256, body_bytes, fetched_at_ms) VALUES (?, ?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE \
+                 body_gzip = IF(VALUES(fetched_at_ms) >= fetched_at_ms, VALUES(body_gzip), body_gzip), \
+                 body_sha256 = IF(VALUES(fetched_at_ms) >= fetched_at_ms, VALUES(body_sha256), body_sha256), \
+                 body_bytes = IF(VALUES(fetched_at_ms) >= fetched_at_ms, VALUES(body_bytes), body_bytes), \
+                 fetched_at_ms = GREATEST(fetched_at_ms, VALUES(fetched_at_ms))"
+            }
+        };
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(snapshot.ocid.as_str())
+                .bind(snapshot.body_gzip.as_slice())
+                .bind(snapshot.body_sha256.as_slice())
+                .bind(snapshot.body_bytes)
+                .bind(snapshot.fetched_at_ms)
+                .execute(pool)
+                .await
+                .map(drop)
+        })?;
+        Ok(())
+    }
+
+    /// The stored snapshot for `ocid`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn load_equipment(
+        &self,
+        ocid: &Ocid,
+    ) -> Result<Option<EquipmentSnapshot>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>, u32, i64)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT body_gzip, body_sha256, body_bytes, fetched_at_ms \
+                 FROM equipment_snapshots WHERE ocid = ?",
+            )
+            .bind(ocid.as_str())
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.map(
+            |(body_gzip, body_sha256, body_bytes, fetched_at_ms)| EquipmentSnapshot {
+                ocid: ocid.clone(),
+                body_gzip,
+                body_sha256,
+                body_bytes,
+                fetched_at_ms,
+            },
+        ))
+    }
+
+    /// Number of character rows for `name` (tests use it to prove upserts are race-free).
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn count_characters(&self, name: &CharacterName) -> Result<i64, StoreError> {
+        let (count,): (i64,) = on_pool!(self, pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM characters WHERE name = ?")
+                .bind(name.as_str())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(count)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_round_trip_and_detect_corruption() {
+        let ocid: Ocid = "0123456789abcdef0123456789abcdef".parse().expect("ocid");
+        let body = br#"{"item_equipment":[]}"#.repeat(1000);
+        let snapshot = EquipmentSnapshot::compress(ocid, &body, 1);
+        assert!(snapshot.body_gzip.len() < body.len() / 10);
+        assert_eq!(snapshot.decompress().expect("intact"), body);
+        let mut broken = snapshot.clone();
+        broken.body_sha256[0] ^= 1;
+        assert!(matches!(broken.decompress(), Err(StoreError::Corrupt(_))));
+    }
+}

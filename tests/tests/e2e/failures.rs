@@ -1,0 +1,176 @@
+//! Bad input and upstream failures: each gets a clear JSON error, quickly, and nothing hangs.
+
+use maple_tests::sim::faults::FaultSpec;
+use reqwest::StatusCode;
+
+use crate::harness::{Options, Stack, error_code};
+
+#[tokio::test]
+async fn bad_names_are_rejected_before_reaching_upstream() {
+    let stack = Stack::start().await;
+    for path in [
+        "/v1/characters/a/equipment",
+        "/v1/characters/bad%20name/equipment",
+        "/v1/characters/..%2F..%2Fadmin/equipment",
+        "/v1/characters/abcdefghijklm/equipment",
+        "/v1/characters/%EC%9D%BC%EA%B3%B1%EA%B8%80%EC%9E%90%EC%9D%B4%EB%A6%84%EC%9E%84",
+        "/v1/characters/name%3Cscript%3E",
+        "/v1/characters/%FF%FE",
+    ] {
+        let response = stack.get(path).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let code = error_code(response).await;
+        assert!(
+            code == "invalid_character_name" || code == "invalid_path",
+            "{path}: {code}"
+        );
+    }
+    assert_eq!(stack.sim.stats().total, 0, "nothing reached the upstream");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_characters_and_routes_are_404_json() {
+    let stack = Stack::start().await;
+    let response = stack.get("/v1/characters/ghostly/equipment").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(response).await, "character_not_found");
+
+    let response = stack.get("/v1/nothing-here").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(response).await, "not_found");
+
+    let response = stack
+        .http
+        .delete(stack.core("/v1/characters/someone"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(response).await, "method_not_allowed");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_gone_gives_503_json_not_a_hang() {
+    let mut stack = Stack::start().await;
+    stack.stop_simulator().await;
+    let response = stack.get("/v1/characters/nobodyhome/equipment").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(response).await, "upstream_unavailable");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
+    let stack = Stack::start_with(Options {
+        proxy_read_timeout_ms: 1_500,
+        ..Options::default()
+    })
+    .await;
+    // Warm the simulator's body cache, so the answer after recovery is not slowed by
+    // generating 350 KB in a debug build on a busy machine.
+    assert_eq!(
+        stack
+            .get("/v1/characters/hangtime/equipment")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    stack
+        .sim
+        .faults()
+        .set(FaultSpec {
+            hang: true,
+            ..FaultSpec::default()
+        })
+        .await
+        .expect("valid fault");
+    let response = stack.get("/v1/characters/hangtime/equipment").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(response).await, "upstream_unavailable");
+
+    stack.sim.faults().clear().await;
+    let response = stack.get("/v1/characters/hangtime/equipment").await;
+    let status = response.status();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_errors_resets_and_rate_limits_map_to_503() {
+    let stack = Stack::start().await;
+    let cases = [
+        (
+            FaultSpec {
+                error_status: Some(500),
+                ..FaultSpec::default()
+            },
+            "upstream_unavailable",
+        ),
+        (
+            FaultSpec {
+                reset: true,
+                ..FaultSpec::default()
+            },
+            "upstream_unavailable",
+        ),
+        (
+            FaultSpec {
+                rate_limit_retry_after_s: Some(7),
+                ..FaultSpec::default()
+            },
+            "upstream_rate_limited",
+        ),
+    ];
+    for (i, (fault, expected)) in cases.into_iter().enumerate() {
+        stack.sim.faults().set(fault.clone()).await.expect("valid");
+        let response = stack
+            .get(&format!("/v1/characters/faulty{i}/equipment"))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{fault:?}"
+        );
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body = response.text().await.expect("body");
+        assert!(body.contains(expected), "{fault:?}: {body}");
+        if expected == "upstream_rate_limited" {
+            assert_eq!(
+                retry_after.as_ref().map(|v| v.as_bytes()),
+                Some(&b"7"[..]),
+                "{body}"
+            );
+        }
+    }
+    stack.sim.faults().clear().await;
+    assert_eq!(
+        stack.get("/v1/characters/faulty0/equipment").await.status(),
+        StatusCode::OK
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_our_fault_not_the_clients() {
+    let stack = Stack::start_with(Options {
+        proxy_api_key: Some("not-the-right-key".into()),
+        ..Options::default()
+    })
+    .await;
+    let response = stack.get("/v1/characters/keyless/equipment").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body = response.text().await.expect("text");
+    assert!(body.contains("upstream_rejected"), "{body}");
+    assert!(
+        !body.contains("not-the-right-key"),
+        "the key never reaches a client"
+    );
+    stack.stop().await;
+}

@@ -1,0 +1,270 @@
+//! Starts the real pipeline for a test: simulator and core on port 0, the pingora proxy on a
+//! free port (pingora binds by itself), and a private database (a SQLite file in a temporary
+//! folder, or a fresh database on the machine's MariaDB).
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use maple_common::config::Env;
+use maple_core::store::Store;
+use maple_core::{App, CoreConfig};
+use maple_proxy::{ProxyConfig, ProxyHandle};
+use maple_tests::sim::{SimConfig, Simulator};
+use sqlx::Connection as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The machine's MariaDB (see the README); override with `MAPLE_TEST_MYSQL_URL`.
+pub fn mysql_server_url() -> String {
+    std::env::var("MAPLE_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local addr")
+}
+
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Which database core uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    MySql,
+}
+
+/// Knobs a test may turn.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub db: Db,
+    pub proxy_read_timeout_ms: u64,
+    /// The key the proxy sends; `None` sends the simulator's.
+    pub proxy_api_key: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            db: Db::Sqlite,
+            proxy_read_timeout_ms: 5_000,
+            proxy_api_key: None,
+        }
+    }
+}
+
+/// Simulator + proxy + core, all real, in this process.
+pub struct Stack {
+    pub sim: Simulator,
+    pub sim_addr: SocketAddr,
+    sim_stop: CancellationToken,
+    sim_task: Option<JoinHandle<std::io::Result<()>>>,
+    proxy: Option<ProxyHandle>,
+    pub proxy_addr: SocketAddr,
+    pub proxy_admin: SocketAddr,
+    pub core_addr: SocketAddr,
+    core_stop: CancellationToken,
+    core_task: Option<JoinHandle<std::io::Result<()>>>,
+    pub database_url: String,
+    mysql_database: Option<String>,
+    temp_dir: Option<PathBuf>,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let sim = Simulator::new(SimConfig::default()).expect("shared/data templates");
+        let sim_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
+        let sim_addr = sim_listener.local_addr().expect("sim addr");
+        let sim_stop = CancellationToken::new();
+        let sim_task = tokio::spawn(
+            sim.clone()
+                .serve(sim_listener, sim_stop.clone().cancelled_owned()),
+        );
+
+        let proxy_addr = free_port();
+        let proxy_admin = free_port();
+        let mut proxy_env = vec![
+            ("MAPLE_PROXY_LISTEN", proxy_addr.to_string()),
+            ("MAPLE_PROXY_ADMIN_LISTEN", proxy_admin.to_string()),
+            ("MAPLE_PROXY_UPSTREAM", format!("http://{sim_addr}")),
+            (
+                "MAPLE_PROXY_READ_TIMEOUT_MS",
+                options.proxy_read_timeout_ms.to_string(),
+            ),
+            ("MAPLE_PROXY_CONNECT_TIMEOUT_MS", "500".to_owned()),
+            ("MAPLE_PROXY_THREADS", "1".to_owned()),
+            ("MAPLE_PROXY_GRACE_PERIOD_S", "0".to_owned()),
+        ];
+        if let Some(key) = &options.proxy_api_key {
+            proxy_env.push(("NEXON_API_KEY", key.clone()));
+        }
+        let proxy_config =
+            ProxyConfig::from_env(&Env::from_pairs(proxy_env)).expect("proxy config");
+        let proxy = maple_proxy::spawn(proxy_config).expect("proxy starts");
+
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        wait_until_healthy(&http, &format!("http://{proxy_admin}/health")).await;
+
+        let (database_url, mysql_database, temp_dir) = match options.db {
+            Db::Sqlite => {
+                let dir = std::env::temp_dir().join(unique("maple-e2e"));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                (
+                    format!("sqlite://{}/maple.db", dir.display()),
+                    None,
+                    Some(dir),
+                )
+            }
+            Db::MySql => {
+                let name = unique("maple_e2e");
+                let mut conn =
+                    sqlx::MySqlConnection::connect(&format!("{}/test", mysql_server_url()))
+                        .await
+                        .expect("MariaDB reachable (start it as the README says)");
+                sqlx::query(&format!("CREATE DATABASE `{name}`"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                conn.close().await.ok();
+                (format!("{}/{name}", mysql_server_url()), Some(name), None)
+            }
+        };
+        let core_config = CoreConfig::from_env(&Env::from_pairs([
+            ("MAPLE_PROXY_URL", format!("http://{proxy_addr}")),
+            ("DATABASE_URL", database_url.clone()),
+            ("MAPLE_CORE_UPSTREAM_TIMEOUT_MS", "5000".to_owned()),
+            ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "8000".to_owned()),
+            ("MAPLE_CORE_SHUTDOWN_DEADLINE_MS", "5000".to_owned()),
+        ]))
+        .expect("core config");
+        let app = App::build(core_config).await.expect("core builds");
+        let core_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind core");
+        let core_addr = core_listener.local_addr().expect("core addr");
+        let core_stop = CancellationToken::new();
+        let core_task = tokio::spawn(app.serve(core_listener, core_stop.clone().cancelled_owned()));
+
+        Self {
+            sim,
+            sim_addr,
+            sim_stop,
+            sim_task: Some(sim_task),
+            proxy: Some(proxy),
+            proxy_addr,
+            proxy_admin,
+            core_addr,
+            core_stop,
+            core_task: Some(core_task),
+            database_url,
+            mysql_database,
+            temp_dir,
+            http,
+        }
+    }
+
+    pub fn core(&self, path: &str) -> String {
+        format!("http://{}{path}", self.core_addr)
+    }
+
+    pub fn proxy(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy_addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.core(path))
+            .send()
+            .await
+            .expect("core answers")
+    }
+
+    /// A second connection to core's database, for checking what it stored.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.database_url, 2)
+            .await
+            .expect("database")
+    }
+
+    /// Stops the simulator (the upstream goes away; its port is closed).
+    pub async fn stop_simulator(&mut self) {
+        self.sim_stop.cancel();
+        if let Some(task) = self.sim_task.take() {
+            task.await.expect("sim task").expect("sim stopped cleanly");
+        }
+    }
+
+    /// Begins core's graceful shutdown and returns its task.
+    pub fn begin_core_shutdown(&mut self) -> JoinHandle<std::io::Result<()>> {
+        self.core_stop.cancel();
+        self.core_task.take().expect("core running")
+    }
+
+    pub async fn stop(mut self) {
+        self.core_stop.cancel();
+        if let Some(task) = self.core_task.take() {
+            task.await
+                .expect("core task")
+                .expect("core stopped cleanly");
+        }
+        if let Some(proxy) = self.proxy.take() {
+            tokio::task::spawn_blocking(move || proxy.stop())
+                .await
+                .expect("proxy stopped");
+        }
+        self.stop_simulator().await;
+        if let Some(name) = self.mysql_database.take()
+            && let Ok(mut conn) =
+                sqlx::MySqlConnection::connect(&format!("{}/test", mysql_server_url())).await
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                .execute(&mut conn)
+                .await;
+        }
+        if let Some(dir) = self.temp_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Polls `url` until it answers 200 (bounded: panics after 15 s).
+pub async fn wait_until_healthy(http: &reqwest::Client, url: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{url} not healthy after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The `error.code` of a JSON error response.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+        .to_owned()
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: client → core → proxy → simulator and back, on real sockets, with real
+//! databases (SQLite and the machine's MariaDB) and real processes.
+
+mod harness;
+
+mod failures;
+mod pipeline;
+mod processes;
+mod proxy;
+mod shutdown;
+mod simulator;
+mod storage;

@@ -1,0 +1,193 @@
+//! The shipped binaries as processes: `nexon-sim`, `maple-proxy`, `maple-core` wired together,
+//! and the `maple` launcher; each must serve, then exit 0 on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::harness::{free_port, wait_until_healthy};
+
+/// A binary of this workspace, built beside the test binary by `cargo test/nextest --workspace`.
+fn workspace_binary(name: &str) -> PathBuf {
+    let sim = PathBuf::from(env!("CARGO_BIN_EXE_nexon-sim"));
+    let path = sim.with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with --workspace so every binary is built",
+        path.display()
+    );
+    path
+}
+
+struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    fn spawn(name: &'static str, envs: &[(&str, String)]) -> Self {
+        let mut command = Command::new(workspace_binary(name));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("{name}: {e}"));
+        Self { name, child }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", self.name);
+    }
+
+    /// Sends `signal` and waits (bounded) for the exit status.
+    fn stop(mut self, signal: &str) -> ExitStatus {
+        self.signal(signal);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("{} did not exit within 30 s of SIG{signal}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn data_dir() -> String {
+    maple_tests::sim::characters::default_data_dir()
+        .display()
+        .to_string()
+}
+
+fn temp_sqlite() -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "maple-proc-{}-{}",
+        std::process::id(),
+        free_port().port()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/maple.db", dir.display());
+    (dir, url)
+}
+
+async fn fetch_equipment(http: &reqwest::Client, core: SocketAddr) {
+    let response = http
+        .get(format!("http://{core}/v1/characters/ProcessFan/equipment"))
+        .send()
+        .await
+        .expect("core answers");
+    let status = response.status();
+    let body = response.bytes().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(body.len() > 300_000);
+}
+
+#[tokio::test]
+async fn the_three_binaries_serve_together_and_stop_cleanly_on_sigterm() {
+    let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
+    let (dir, database_url) = temp_sqlite();
+    let sim_process = Process::spawn(
+        "nexon-sim",
+        &[
+            ("MAPLE_SIM_LISTEN", sim.to_string()),
+            ("MAPLE_DATA_DIR", data_dir()),
+        ],
+    );
+    let proxy_process = Process::spawn(
+        "maple-proxy",
+        &[
+            ("MAPLE_PROXY_LISTEN", proxy.to_string()),
+            ("MAPLE_PROXY_ADMIN_LISTEN", admin.to_string()),
+            ("MAPLE_PROXY_UPSTREAM", format!("http://{sim}")),
+            ("MAPLE_PROXY_GRACE_PERIOD_S", "0".into()),
+        ],
+    );
+    let core_process = Process::spawn(
+        "maple-core",
+        &[
+            ("MAPLE_CORE_LISTEN", core.to_string()),
+            ("MAPLE_PROXY_URL", format!("http://{proxy}")),
+            ("DATABASE_URL", database_url),
+        ],
+    );
+    let http = reqwest::Client::new();
+    wait_until_healthy(&http, &format!("http://{sim}/-/stats")).await;
+    wait_until_healthy(&http, &format!("http://{admin}/health")).await;
+    wait_until_healthy(&http, &format!("http://{core}/health/ready")).await;
+    fetch_equipment(&http, core).await;
+
+    for process in [core_process, proxy_process, sim_process] {
+        let name = process.name;
+        let status = process.stop("TERM");
+        assert!(status.success(), "{name} exited with {status}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_64_naming_the_variable() {
+    for (binary, var, value) in [
+        ("maple-core", "DATABASE_URL", "postgres://nope"),
+        ("maple-proxy", "MAPLE_PROXY_READ_TIMEOUT_MS", "soon"),
+        ("maple", "MAPLE_CORE_LISTEN", "not-an-address"),
+    ] {
+        let output = Command::new(workspace_binary(binary))
+            .env_clear()
+            .env(var, value)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(64), "{binary}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(var), "{binary}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn the_launcher_runs_everything_and_stops_on_ctrl_c() {
+    let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
+    let (dir, database_url) = temp_sqlite();
+    let launcher = Process::spawn(
+        "maple",
+        &[
+            ("MAPLE_SIM_LISTEN", sim.to_string()),
+            ("MAPLE_DATA_DIR", data_dir()),
+            ("MAPLE_PROXY_LISTEN", proxy.to_string()),
+            ("MAPLE_PROXY_ADMIN_LISTEN", admin.to_string()),
+            ("MAPLE_PROXY_UPSTREAM", format!("http://{sim}")),
+            ("MAPLE_CORE_LISTEN", core.to_string()),
+            ("MAPLE_PROXY_URL", format!("http://{proxy}")),
+            ("DATABASE_URL", database_url),
+        ],
+    );
+    let http = reqwest::Client::new();
+    wait_until_healthy(&http, &format!("http://{core}/health/ready")).await;
+    fetch_equipment(&http, core).await;
+    let status = launcher.stop("INT");
+    assert!(status.success(), "maple exited with {status}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,112 @@
+//! The proxy used directly, as any other service would: key handling and what it refuses.
+
+use maple_common::nexon::{API_KEY_HEADER, PATH_ID};
+use maple_tests::sim::characters;
+use reqwest::StatusCode;
+
+use crate::harness::{Stack, error_code};
+
+#[tokio::test]
+async fn the_client_key_is_replaced_by_the_configured_one() {
+    let stack = Stack::start().await;
+    let response = stack
+        .http
+        .get(stack.proxy(PATH_ID))
+        .query(&[("character_name", "keythief")])
+        .header(API_KEY_HEADER, "a-stolen-key")
+        .send()
+        .await
+        .expect("proxy answers");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the simulator saw the proxy's key"
+    );
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["ocid"], characters::ocid_for("keythief").as_str());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn nexon_errors_pass_through_unchanged() {
+    let stack = Stack::start().await;
+    let response = stack
+        .http
+        .get(stack.proxy("/maplestory/v1/character/basic"))
+        .query(&[("ocid", "0123456789abcdef0123456789abcdef")])
+        .send()
+        .await
+        .expect("proxy answers");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("x-maple-proxy-error").is_none());
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["name"], "OPENAPI00003");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn only_nexon_reads_are_proxied() {
+    let stack = Stack::start().await;
+    let cases = [
+        ("GET", "/admin", StatusCode::NOT_FOUND, "not_found"),
+        (
+            "GET",
+            "/maplestory/v1//id",
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            "POST",
+            PATH_ID,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, status, code) in cases {
+        let response = stack
+            .http
+            .request(method.parse().expect("method"), stack.proxy(path))
+            .send()
+            .await
+            .expect("proxy answers");
+        assert_eq!(response.status(), status, "{method} {path}");
+        assert_eq!(response.headers()["x-maple-proxy-error"], code);
+        assert_eq!(error_code(response).await, code, "{method} {path}");
+    }
+    // Sent raw: an HTTP client library would normalise these paths before sending.
+    for path in [
+        "/maplestory/v1/../../-/stats",
+        "/maplestory/v1/%2e%2e/%2e%2e/-/faults",
+        "/maplestory/v1/%2E%2E%2F-%2Fstats",
+        "/maplestory/v1/a\\..\\..\\-/stats",
+    ] {
+        let (status, body) = raw_get(stack.proxy_addr, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("invalid_path"), "{path}: {body}");
+    }
+    assert_eq!(stack.sim.stats().total, 0, "nothing reached the upstream");
+    stack.stop().await;
+}
+
+/// One HTTP/1.1 GET written byte for byte; returns the status and the body text.
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .expect("answer within 10 s")
+    .expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}
