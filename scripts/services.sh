@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Makes this machine ready to build and test: installs the build's system packages when
+# missing, and starts the machine's shared Redis and MariaDB when they are down (never stops
+# them). Idempotent; called by scripts/test.sh and .ci/run.
+set -euo pipefail
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing build dependencies: ${need_apt[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# Redis: the machine's shared instance on the standard port (started only if it is down).
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+
+# MariaDB: the machine's shared instance (root, empty password, database `test`).
+if ! mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+  echo "starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+fi
+for _ in $(seq 1 60); do
+  mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && break
+  sleep 1
+done
+mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1 || { echo "MariaDB did not come up" >&2; exit 1; }
+mysql -h 127.0.0.1 -u root -e 'CREATE DATABASE IF NOT EXISTS test' >/dev/null
+for _ in $(seq 1 30); do
+  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+  sleep 1
+done
+
