@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
-# --workspace builds every binary, which the process-level tests start.
+# The process-level tests start the shipped binaries (maple, maple-core, maple-proxy), which
+# nextest does not build for another package's tests: build them first.
+cargo build --workspace --bins
 exec cargo nextest run --workspace --no-fail-fast "$@"
