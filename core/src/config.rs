@@ -3,9 +3,13 @@
 //! Rule: validated here, trusted everywhere else.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use maple_common::config::{ConfigError, Env};
+
+use crate::engine::model::Method;
+use crate::engine::prices::Prices;
 
 pub const LISTEN: &str = "MAPLE_CORE_LISTEN";
 pub const PROXY_URL: &str = "MAPLE_PROXY_URL";
@@ -14,6 +18,13 @@ pub const UPSTREAM_TIMEOUT_MS: &str = "MAPLE_CORE_UPSTREAM_TIMEOUT_MS";
 pub const REQUEST_TIMEOUT_MS: &str = "MAPLE_CORE_REQUEST_TIMEOUT_MS";
 pub const SHUTDOWN_DEADLINE_MS: &str = "MAPLE_CORE_SHUTDOWN_DEADLINE_MS";
 pub const DB_MAX_CONNECTIONS: &str = "MAPLE_DB_MAX_CONNECTIONS";
+pub const POTENTIAL_TABLES: &str = "MAPLE_POTENTIAL_TABLES";
+pub const PRICE_RED_CUBE: &str = "MAPLE_PRICE_RED_CUBE";
+pub const PRICE_BLACK_CUBE: &str = "MAPLE_PRICE_BLACK_CUBE";
+pub const VALUATION_METHOD: &str = "MAPLE_VALUATION_METHOD";
+
+/// Where the potential rate tables are read from by default (beside the repository).
+pub const DEFAULT_POTENTIAL_TABLES: &str = "../shared/data/potential_rates.csv";
 
 /// The embedded default: a SQLite file under `var/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://var/maple.db";
@@ -32,6 +43,11 @@ pub struct CoreConfig {
     /// How long shutdown waits for in-flight requests.
     pub shutdown_deadline: Duration,
     pub db_max_connections: u32,
+    /// The potential rate CSV.
+    pub potential_tables: PathBuf,
+    pub prices: Prices,
+    /// Reset method used to price characters unless a request names one.
+    pub valuation_method: Method,
 }
 
 impl CoreConfig {
@@ -62,6 +78,7 @@ impl CoreConfig {
                 "must be within 1..=1000",
             ));
         }
+        let defaults = Prices::default();
         Ok(Self {
             listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             proxy_url: proxy_url.trim_end_matches('/').to_owned(),
@@ -70,6 +87,15 @@ impl CoreConfig {
             request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10))?,
             shutdown_deadline: env.millis_or(SHUTDOWN_DEADLINE_MS, Duration::from_secs(15))?,
             db_max_connections,
+            potential_tables: PathBuf::from(
+                env.string_or(POTENTIAL_TABLES, DEFAULT_POTENTIAL_TABLES),
+            ),
+            prices: Prices {
+                red_cube: env.parse_or(PRICE_RED_CUBE, defaults.red_cube)?,
+                black_cube: env.parse_or(PRICE_BLACK_CUBE, defaults.black_cube)?,
+                ..defaults
+            },
+            valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso)?,
         })
     }
 }
@@ -108,6 +134,8 @@ mod tests {
             (LISTEN, "nowhere"),
             (REQUEST_TIMEOUT_MS, "0"),
             (DB_MAX_CONNECTIONS, "0"),
+            (PRICE_RED_CUBE, "cheap"),
+            (VALUATION_METHOD, "bogus"),
         ] {
             let err = CoreConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
             assert_eq!(err.var, var);

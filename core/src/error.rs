@@ -25,6 +25,8 @@ pub enum ApiError {
     InvalidPath(String),
     #[error("invalid query parameter {field}: {reason}")]
     InvalidQuery { field: &'static str, reason: String },
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("character not found")]
     CharacterNotFound,
     #[error("no such route")]
@@ -59,9 +61,10 @@ impl From<NexonError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidName(_) | Self::InvalidPath(_) | Self::InvalidQuery { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidName(_)
+            | Self::InvalidPath(_)
+            | Self::InvalidQuery { .. }
+            | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::CharacterNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamUnavailable { .. }
@@ -79,6 +82,7 @@ impl ApiError {
             Self::InvalidName(_) => "invalid_character_name",
             Self::InvalidPath(_) => "invalid_path",
             Self::InvalidQuery { .. } => "invalid_query",
+            Self::InvalidRequest(_) => "invalid_request",
             Self::CharacterNotFound => "character_not_found",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",

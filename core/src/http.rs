@@ -11,7 +11,7 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
 use bytes::Bytes;
 use maple_common::nexon::Ocid;
@@ -27,11 +27,19 @@ use crate::error::{ApiError, LoggedError};
 use crate::nexon::NexonError;
 use crate::store::{EquipmentSnapshot, now_ms};
 
+mod expectation;
+
 /// The application's routes behind its middleware stack.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/characters/{name}", get(character))
         .route("/v1/characters/{name}/equipment", get(equipment))
+        .route(
+            "/v1/characters/{name}/expectation",
+            get(expectation::character),
+        )
+        .route("/v1/potential/probability", post(expectation::probability))
+        .route("/v1/starforce/expectation", post(expectation::starforce))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -137,12 +145,21 @@ async fn equipment(
         field: "query",
         reason: e.body_text(),
     })?;
-    let ocid = resolve_ocid(&state, &name).await?;
+    let (_, body) = fetch_equipment(&state, &name).await?;
+    Ok(json_bytes(body))
+}
+
+/// The character's equipment JSON from Nexon (through the proxy), stored as it passes.
+async fn fetch_equipment(
+    state: &AppState,
+    name: &CharacterName,
+) -> Result<(Ocid, Bytes), ApiError> {
+    let ocid = resolve_ocid(state, name).await?;
     let body = state
         .call("item-equipment", state.nexon.equipment(&ocid))
         .await?;
-    store_snapshot(&state, ocid, body.clone()).await;
-    Ok(json_bytes(body))
+    store_snapshot(state, ocid.clone(), body.clone()).await;
+    Ok((ocid, body))
 }
 
 async fn store_snapshot(state: &AppState, ocid: Ocid, body: Bytes) {

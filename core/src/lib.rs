@@ -1,10 +1,11 @@
-//! `maple-core`: the API MapleStory clients call. So far: characters and their equipment,
-//! fetched through the Nexon proxy and stored (gzip) in SQLite or MySQL.
+//! `maple-core`: the API MapleStory clients call: characters and their equipment, fetched
+//! through the Nexon proxy and stored (gzip) in SQLite or MySQL, and what that gear is worth.
 //!
 //! # Layout
 //! - [`config`]: typed configuration from `MAPLE_CORE_*` and `DATABASE_URL`.
 //! - [`character`]: character-name validation.
 //! - [`nexon`]: the client for the Nexon API (through the proxy), with error classification.
+//! - [`engine`]: the expectation engine (potential, tier-up, star force, valuation), pure.
 //! - [`store`]: persistence (SQLite / MySQL), migrations, snapshots.
 //! - [`http`]: routes, handlers and the middleware stack.
 //! - [`error`]: `ApiError`, the only place failures become HTTP responses.
@@ -13,6 +14,7 @@
 
 pub mod character;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod metrics;
@@ -20,11 +22,15 @@ pub mod nexon;
 pub mod store;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::CoreConfig;
+use crate::engine::Engine;
+use crate::engine::tables::TableError;
+use crate::engine::valuation::Options;
 use crate::metrics::CoreMetrics;
 use crate::nexon::NexonClient;
 use crate::store::{Store, StoreError};
@@ -35,6 +41,7 @@ pub struct AppState {
     pub nexon: NexonClient,
     pub store: Store,
     pub metrics: CoreMetrics,
+    pub engine: Arc<Engine>,
     /// Cancelled when shutdown begins (readiness turns false).
     pub shutdown: CancellationToken,
 }
@@ -42,6 +49,8 @@ pub struct AppState {
 /// Core could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Tables(#[from] TableError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("HTTP client: {0}")]
@@ -63,11 +72,20 @@ impl App {
     /// # Errors
     /// [`StartError`] when the database is unreachable or a migration fails.
     pub async fn build(config: CoreConfig) -> Result<Self, StartError> {
+        let engine = Engine::load(
+            &config.potential_tables,
+            config.prices.clone(),
+            Options {
+                method: config.valuation_method,
+                ..Options::default()
+            },
+        )?;
         let store = Store::connect(&config.database_url, config.db_max_connections).await?;
         let state = AppState {
             nexon: NexonClient::new(&config.proxy_url, config.upstream_timeout)?,
             store,
             metrics: CoreMetrics::new()?,
+            engine: Arc::new(engine),
             shutdown: CancellationToken::new(),
         };
         Ok(Self { config, state })

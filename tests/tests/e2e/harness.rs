@@ -22,6 +22,14 @@ pub fn mysql_server_url() -> String {
     std::env::var("MAPLE_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
+/// The shared rate tables, wherever the tests run from.
+pub fn potential_tables() -> String {
+    maple_tests::sim::characters::default_data_dir()
+        .join("potential_rates.csv")
+        .display()
+        .to_string()
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> SocketAddr {
     let listener = StdListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -153,6 +161,7 @@ impl Stack {
             ("MAPLE_CORE_UPSTREAM_TIMEOUT_MS", "5000".to_owned()),
             ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "8000".to_owned()),
             ("MAPLE_CORE_SHUTDOWN_DEADLINE_MS", "5000".to_owned()),
+            ("MAPLE_POTENTIAL_TABLES", potential_tables()),
         ]))
         .expect("core config");
         let app = App::build(core_config).await.expect("core builds");

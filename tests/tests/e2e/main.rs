@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod expectation;
 mod failures;
 mod pipeline;
 mod processes;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::harness::{free_port, wait_until_healthy};
+use crate::harness::{free_port, potential_tables, wait_until_healthy};
 
 /// A binary of this workspace, built beside the test binary by `cargo test/nextest --workspace`.
 fn workspace_binary(name: &str) -> PathBuf {
@@ -133,6 +133,7 @@ async fn the_three_binaries_serve_together_and_stop_cleanly_on_sigterm() {
             ("MAPLE_CORE_LISTEN", core.to_string()),
             ("MAPLE_PROXY_URL", format!("http://{proxy}")),
             ("DATABASE_URL", database_url),
+            ("MAPLE_POTENTIAL_TABLES", potential_tables()),
         ],
     );
     let http = reqwest::Client::new();
@@ -182,6 +183,7 @@ async fn the_launcher_runs_everything_and_stops_on_ctrl_c() {
             ("MAPLE_CORE_LISTEN", core.to_string()),
             ("MAPLE_PROXY_URL", format!("http://{proxy}")),
             ("DATABASE_URL", database_url),
+            ("MAPLE_POTENTIAL_TABLES", potential_tables()),
         ],
     );
     let http = reqwest::Client::new();

@@ -1,0 +1,53 @@
+//! The expectation engine: what a potential or a star-force level costs, exactly.
+//!
+//! Rules: pure and free of I/O (the tables are parsed from text handed in); every result is
+//! exact arithmetic over the published tables — no simulation; work and memory are bounded
+//! for any input (at most a fixed number of option classes per line and of target terms).
+//!
+//! # Layout
+//! - [`model`]: item types, cubes, grades, categories — the engine's vocabulary.
+//! - [`tables`]: the per-line rate tables (CSV), validated and indexed.
+//! - [`option`]: Nexon's Korean option text → (category, value).
+//! - [`potential`]: targets and the exact probability of reaching one in a reset.
+//! - [`tierup`]: grade tier-up expectations with pity.
+//! - [`prices`]: meso cost of a reset.
+//! - [`starforce`]: exact star-force expectations.
+//! - [`valuation`]: pricing a whole character's equipment.
+
+pub mod model;
+pub mod option;
+pub mod potential;
+pub mod prices;
+pub mod starforce;
+pub mod tables;
+pub mod tierup;
+pub mod valuation;
+
+use std::path::Path;
+
+use crate::engine::prices::Prices;
+use crate::engine::tables::{RateTables, TableError};
+use crate::engine::valuation::Options;
+
+/// Everything the engine needs at run time, loaded once at start-up.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub tables: RateTables,
+    pub prices: Prices,
+    /// How characters are priced unless the request says otherwise.
+    pub defaults: Options,
+}
+
+impl Engine {
+    /// Loads and validates the rate tables.
+    ///
+    /// # Errors
+    /// [`TableError`] naming the file, row or group that is wrong.
+    pub fn load(tables: &Path, prices: Prices, defaults: Options) -> Result<Self, TableError> {
+        Ok(Self {
+            tables: RateTables::load(tables)?,
+            prices,
+            defaults,
+        })
+    }
+}

@@ -1,0 +1,428 @@
+//! Targets over the three lines of a potential, and the exact probability that one reset
+//! reaches a target.
+//!
+//! Method: each line's options are first merged into classes that are alike for the target
+//! (same contribution to every term, same capped category), then every combination of
+//! classes over the three lines is enumerated with Nexon's cap-and-renormalise rule. The work
+//! is at most (options per line)³ with no allocation per combination, whatever the input.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::model::{CAPPED, Category, Cube, Grade, ItemType, MainStat};
+use crate::engine::tables::{GroupKey, LineOption, RateTables};
+
+/// Most terms one target may have (one of each kind).
+pub const MAX_TERMS: usize = 10;
+
+/// One condition on the three lines. Several terms are ANDed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Term {
+    /// Main-stat % plus all-stat % summed over the lines ≥ `min`.
+    StatPct { stat: MainStat, min: u32 },
+    /// ATT % summed ≥ `min`.
+    AttPct { min: u32 },
+    /// MATT % summed ≥ `min`.
+    MattPct { min: u32 },
+    /// At least `min` boss-damage lines.
+    BossLines { min: u32 },
+    /// At least `min` ignore-defense lines.
+    IedLines { min: u32 },
+    /// At least `min` critical-damage lines.
+    CritDamageLines { min: u32 },
+    /// At least `min` item-drop lines.
+    DropLines { min: u32 },
+    /// At least `min` lines that are item drop or meso amount.
+    MesoOrDropLines { min: u32 },
+    /// Cooldown reduction seconds summed ≥ `min`.
+    CooldownSeconds { min: u32 },
+    /// At least `min` lines that are ATT % (or MATT %) or boss damage.
+    AttOrBossLines { min: u32 },
+}
+
+impl Term {
+    fn min(self) -> u32 {
+        match self {
+            Self::StatPct { min, .. }
+            | Self::AttPct { min }
+            | Self::MattPct { min }
+            | Self::BossLines { min }
+            | Self::IedLines { min }
+            | Self::CritDamageLines { min }
+            | Self::DropLines { min }
+            | Self::MesoOrDropLines { min }
+            | Self::CooldownSeconds { min }
+            | Self::AttOrBossLines { min } => min,
+        }
+    }
+
+    fn kind(self) -> std::mem::Discriminant<Self> {
+        std::mem::discriminant(&self)
+    }
+
+    /// What one line with this option adds to the term (value already level-bumped).
+    pub fn contribution(self, category: Category, value: u32) -> u32 {
+        use Category as C;
+        let line = u32::from;
+        match self {
+            Self::StatPct { stat, .. } => {
+                let own = Category::stat_pct(stat) == Some(category);
+                let all = category == C::AllStatsPct && stat != MainStat::Hp;
+                if own || all { value } else { 0 }
+            }
+            Self::AttPct { .. } => {
+                if category == C::AttPct {
+                    value
+                } else {
+                    0
+                }
+            }
+            Self::MattPct { .. } => {
+                if category == C::MattPct {
+                    value
+                } else {
+                    0
+                }
+            }
+            Self::BossLines { .. } => line(category == C::BossDamage),
+            Self::IedLines { .. } => line(category == C::IgnoreDefense),
+            Self::CritDamageLines { .. } => line(category == C::CritDamage),
+            Self::DropLines { .. } => line(category == C::ItemDrop),
+            Self::MesoOrDropLines { .. } => line(matches!(category, C::ItemDrop | C::MesoAmount)),
+            Self::CooldownSeconds { .. } => {
+                if category == C::Cooldown {
+                    value
+                } else {
+                    0
+                }
+            }
+            Self::AttOrBossLines { .. } => {
+                line(matches!(category, C::AttPct | C::MattPct | C::BossDamage))
+            }
+        }
+    }
+}
+
+/// A conjunction of terms: non-empty, each kind at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    terms: Vec<Term>,
+}
+
+/// Why a target or a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PotentialError {
+    #[error("target: at least one term is required")]
+    EmptyTarget,
+    #[error("target: each kind of term may appear once")]
+    RepeatedTerm,
+    #[error("target: a minimum must be within 1..=1000")]
+    MinOutOfRange,
+    #[error("level: potential tables cover item levels 120..=250 (got {0})")]
+    LevelOutOfTables(u32),
+    #[error("the tables have no {item_type} / {cube} / {grade} table")]
+    NoTable {
+        item_type: ItemType,
+        cube: Cube,
+        grade: Grade,
+    },
+}
+
+impl Target {
+    /// # Errors
+    /// [`PotentialError`] for an empty target, a repeated kind or a silly minimum.
+    pub fn new(terms: Vec<Term>) -> Result<Self, PotentialError> {
+        if terms.is_empty() {
+            return Err(PotentialError::EmptyTarget);
+        }
+        for (i, term) in terms.iter().enumerate() {
+            if !(1..=1000).contains(&term.min()) {
+                return Err(PotentialError::MinOutOfRange);
+            }
+            if terms[..i].iter().any(|t| t.kind() == term.kind()) {
+                return Err(PotentialError::RepeatedTerm);
+            }
+        }
+        Ok(Self { terms })
+    }
+
+    pub fn terms(&self) -> &[Term] {
+        &self.terms
+    }
+}
+
+/// Options of one line that are alike for a target, merged.
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    contribution: [u32; MAX_TERMS],
+    cap: Option<usize>,
+    rate_pct: f64,
+}
+
+fn classes(options: &[LineOption], target: &Target, bump: u32) -> Vec<Class> {
+    let mut out: Vec<Class> = Vec::with_capacity(8);
+    for option in options {
+        let value = option.value
+            + if option.category.has_level_bump() {
+                bump
+            } else {
+                0
+            };
+        let mut contribution = [0; MAX_TERMS];
+        for (slot, term) in contribution.iter_mut().zip(&target.terms) {
+            *slot = term.contribution(option.category, value);
+        }
+        let cap = option.category.cap_index().filter(|&i| CAPPED[i].1 < 3);
+        match out
+            .iter_mut()
+            .find(|c| c.contribution == contribution && c.cap == cap)
+        {
+            Some(class) => class.rate_pct += option.rate_pct,
+            None => out.push(Class {
+                contribution,
+                cap,
+                rate_pct: option.rate_pct,
+            }),
+        }
+    }
+    out
+}
+
+/// The rate of the options a line may no longer roll, given the caps used so far.
+fn dropped_rate(classes: &[Class], used: &[u8; CAPPED.len()]) -> f64 {
+    classes
+        .iter()
+        .filter(|c| c.cap.is_some_and(|i| used[i] >= CAPPED[i].1))
+        .map(|c| c.rate_pct)
+        .sum()
+}
+
+fn allowed(class: &Class, used: &[u8; CAPPED.len()]) -> bool {
+    class.cap.is_none_or(|i| used[i] < CAPPED[i].1)
+}
+
+/// The +1 that items of level ≥ 160 get on stat, attack and HP percentages.
+///
+/// # Errors
+/// [`PotentialError::LevelOutOfTables`] below 120 or above 250.
+pub fn level_bump(level: u32) -> Result<u32, PotentialError> {
+    match level {
+        120..=159 => Ok(0),
+        160..=250 => Ok(1),
+        other => Err(PotentialError::LevelOutOfTables(other)),
+    }
+}
+
+/// P(one reset of an item of this type, level and grade, on these tables, meets `target`).
+///
+/// # Errors
+/// [`PotentialError`] when the level is outside the tables or the table does not exist.
+pub fn probability(
+    tables: &RateTables,
+    item_type: ItemType,
+    level: u32,
+    grade: Grade,
+    cube: Cube,
+    target: &Target,
+) -> Result<f64, PotentialError> {
+    let bump = level_bump(level)?;
+    let lines = tables
+        .lines(GroupKey {
+            item_type,
+            cube,
+            grade,
+        })
+        .ok_or(PotentialError::NoTable {
+            item_type,
+            cube,
+            grade,
+        })?;
+    let [one, two, three] = [0, 1, 2].map(|i| classes(&lines[i], target, bump));
+    let terms = target.terms.len();
+    let mins: Vec<u32> = target.terms.iter().map(|t| t.min()).collect();
+    let mut total = 0.0;
+    let take = |used: &mut [u8; CAPPED.len()], class: &Class| {
+        if let Some(i) = class.cap {
+            used[i] += 1;
+        }
+    };
+    for c1 in &one {
+        let p1 = c1.rate_pct / 100.0;
+        let mut used1 = [0_u8; CAPPED.len()];
+        take(&mut used1, c1);
+        let denominator2 = 100.0 - dropped_rate(&two, &used1);
+        for c2 in two.iter().filter(|c| allowed(c, &used1)) {
+            let p2 = c2.rate_pct / denominator2;
+            let mut used2 = used1;
+            take(&mut used2, c2);
+            let denominator3 = 100.0 - dropped_rate(&three, &used2);
+            for c3 in three.iter().filter(|c| allowed(c, &used2)) {
+                let met = (0..terms).all(|t| {
+                    c1.contribution[t] + c2.contribution[t] + c3.contribution[t] >= mins[t]
+                });
+                if met {
+                    total += p1 * p2 * c3.rate_pct / denominator3;
+                }
+            }
+        }
+    }
+    Ok(total.clamp(0.0, 1.0))
+}
+
+/// Resets needed for a geometric success of probability `p` with confidence `q`:
+/// ⌈ln(1−q) / ln(1−p)⌉. `None` when `p` is 0 (never).
+pub fn resets_quantile(p: f64, q: f64) -> Option<u64> {
+    if p <= 0.0 {
+        return None;
+    }
+    if p >= 1.0 {
+        return Some(1);
+    }
+    let n = ((1.0 - q).ln() / (1.0 - p).ln()).ceil();
+    Some(n.max(1.0) as u64)
+}
+
+/// Quantiles reported to users.
+pub const QUANTILES: [(&str, f64); 5] = [
+    ("p50", 0.50),
+    ("p75", 0.75),
+    ("p90", 0.90),
+    ("p95", 0.95),
+    ("p99", 0.99),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tables::tests::shared;
+
+    fn stat(min: u32) -> Target {
+        Target::new(vec![Term::StatPct {
+            stat: MainStat::Str,
+            min,
+        }])
+        .expect("valid")
+    }
+
+    #[test]
+    fn domain_worked_check() {
+        let p = probability(
+            shared(),
+            ItemType::Hat,
+            150,
+            Grade::Legendary,
+            Cube::Red,
+            &stat(21),
+        )
+        .expect("table exists");
+        assert!((p - 0.022_868_727).abs() < 1e-9, "p = {p}");
+        assert!((1.0 / p - 43.73).abs() < 0.01);
+    }
+
+    #[test]
+    fn probabilities_are_probabilities_and_monotone() {
+        let tables = shared();
+        for item_type in ItemType::ALL {
+            for cube in Cube::ALL {
+                let mut last = 1.0_f64;
+                for min in [1, 3, 6, 9, 12, 18, 21, 24, 30, 33, 36, 40] {
+                    let Ok(p) =
+                        probability(tables, *item_type, 200, Grade::Legendary, *cube, &stat(min))
+                    else {
+                        continue;
+                    };
+                    assert!((0.0..=1.0).contains(&p), "{item_type}/{cube} ≥{min}: {p}");
+                    assert!(p <= last + 1e-12, "monotone in the threshold");
+                    last = p;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_partition_sums_to_one() {
+        // Boss lines: exactly 0, 1, 2 or 3 — P(≥1) + P(0) = 1 and the tail differences add up.
+        let tables = shared();
+        let at_least = |min| {
+            probability(
+                tables,
+                ItemType::Weapon,
+                200,
+                Grade::Legendary,
+                Cube::Black,
+                &Target::new(vec![Term::BossLines { min }]).expect("valid"),
+            )
+            .expect("table")
+        };
+        let (p1, p2, p3) = (at_least(1), at_least(2), at_least(3));
+        let exactly = [1.0 - p1, p1 - p2, p2 - p3, p3];
+        assert!(exactly.iter().all(|p| *p >= -1e-12));
+        assert!((exactly.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(p3 > 0.0, "three boss lines are possible (cap 3)");
+    }
+
+    #[test]
+    fn caps_make_impossible_combinations_impossible() {
+        // Decent skills are capped at 1 per item, so no item has two; hats may have two
+        // "ignore damage" lines (cap 2) but not three. Checked through the drop rule: the
+        // probability of two cooldown-2 lines exists, three does not exceed two.
+        let tables = shared();
+        let cd = |min| {
+            probability(
+                tables,
+                ItemType::Hat,
+                200,
+                Grade::Legendary,
+                Cube::Red,
+                &Target::new(vec![Term::CooldownSeconds { min }]).expect("valid"),
+            )
+            .expect("table")
+        };
+        assert!(cd(2) > cd(4) && cd(4) > cd(6) && cd(6) > 0.0);
+        assert_eq!(cd(7), 0.0, "at most 2 seconds per line");
+    }
+
+    #[test]
+    fn level_bump_raises_the_odds() {
+        let tables = shared();
+        let at = |level| {
+            probability(
+                tables,
+                ItemType::Top,
+                level,
+                Grade::Legendary,
+                Cube::Red,
+                &stat(33),
+            )
+            .expect("table")
+        };
+        // 33 at level 150 needs two prime lines (12+12+9); at 200, 13+10+10 will do.
+        assert!(at(150) > 0.0);
+        assert!(at(200) > 5.0 * at(150), "{} vs {}", at(200), at(150));
+        assert_eq!(level_bump(119), Err(PotentialError::LevelOutOfTables(119)));
+    }
+
+    #[test]
+    fn targets_are_validated() {
+        assert_eq!(Target::new(vec![]), Err(PotentialError::EmptyTarget));
+        assert_eq!(
+            Target::new(vec![Term::AttPct { min: 9 }, Term::AttPct { min: 12 }]),
+            Err(PotentialError::RepeatedTerm)
+        );
+        assert_eq!(
+            Target::new(vec![Term::AttPct { min: 0 }]),
+            Err(PotentialError::MinOutOfRange)
+        );
+    }
+
+    #[test]
+    fn quantiles_follow_the_geometric_law() {
+        assert_eq!(resets_quantile(0.0, 0.5), None);
+        assert_eq!(resets_quantile(1.0, 0.99), Some(1));
+        assert_eq!(resets_quantile(0.5, 0.5), Some(1));
+        assert_eq!(resets_quantile(0.5, 0.75), Some(2));
+        let p = 0.022_868_727;
+        let p50 = resets_quantile(p, 0.5).expect("finite");
+        assert_eq!(p50, 30, "ln 0.5 / ln(1 − p) = 29.96");
+    }
+}

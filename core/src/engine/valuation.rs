@@ -1,0 +1,505 @@
+//! Pricing a whole character: for each equipped item, the target its current potential
+//! implies, the expected cost of reaching it (tier-up from rare, then rolls), and the star
+//! force spent on it; items the tables cannot price are listed with the reason.
+//!
+//! Rule: the equipment JSON is only read here through [`Equipment`] (the fields we use); any
+//! other shape is ignored, a missing field makes that item unpriced, never the request fail.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::model::{Grade, ItemType, MainStat, Method};
+use crate::engine::option::{self, ParsedOption};
+use crate::engine::potential::{self, Target, Term};
+use crate::engine::prices::Prices;
+use crate::engine::starforce;
+use crate::engine::tables::RateTables;
+use crate::engine::tierup;
+
+/// The fields of Nexon's item-equipment response the valuation reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Equipment {
+    #[serde(default)]
+    pub character_class: Option<String>,
+    #[serde(default)]
+    pub item_equipment: Vec<Item>,
+}
+
+/// One equipped item.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Item {
+    #[serde(default)]
+    pub item_equipment_slot: Option<String>,
+    #[serde(default)]
+    pub item_name: Option<String>,
+    #[serde(default)]
+    pub item_base_option: Option<BaseOption>,
+    #[serde(default)]
+    pub potential_option_grade: Option<String>,
+    #[serde(default)]
+    pub potential_option_1: Option<String>,
+    #[serde(default)]
+    pub potential_option_2: Option<String>,
+    #[serde(default)]
+    pub potential_option_3: Option<String>,
+    #[serde(default)]
+    pub starforce: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BaseOption {
+    #[serde(default)]
+    pub base_equipment_level: Option<u32>,
+}
+
+/// How to price: reset method, miracle time, star-force options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {
+    pub method: Method,
+    pub miracle_time: bool,
+    pub star_catch: bool,
+    pub safeguard: bool,
+    pub discount_30: bool,
+    pub destroy_reduction: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            method: Method::Meso,
+            miracle_time: false,
+            star_catch: false,
+            safeguard: false,
+            discount_30: false,
+            destroy_reduction: false,
+        }
+    }
+}
+
+/// The priced potential of one item.
+#[derive(Debug, Clone, Serialize)]
+pub struct PotentialPrice {
+    pub target: Vec<Term>,
+    pub probability: f64,
+    pub expected_resets: Option<f64>,
+    pub tier_up_resets: f64,
+    pub expected_mesos: Option<f64>,
+    /// Why there is no meso figure (unreachable target, no price for the method).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpriced_reason: Option<String>,
+}
+
+/// One item's line of the breakdown.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemValuation {
+    pub slot: String,
+    pub name: String,
+    pub level: Option<u32>,
+    pub grade: Option<Grade>,
+    pub lines: Vec<ParsedOption>,
+    pub stars: u32,
+    pub potential: Option<PotentialPrice>,
+    /// Why the potential is not priced (no potential, level outside the tables, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub potential_unpriced: Option<String>,
+    pub starforce_mesos: Option<f64>,
+    pub starforce_destroys: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starforce_unpriced: Option<String>,
+}
+
+/// The whole character.
+#[derive(Debug, Clone, Serialize)]
+pub struct CharacterValuation {
+    pub character_class: Option<String>,
+    pub main_stat: Option<MainStat>,
+    pub options: Options,
+    pub items: Vec<ItemValuation>,
+    pub total_potential_mesos: f64,
+    pub total_starforce_mesos: f64,
+    pub total_mesos: f64,
+    pub unpriced_items: usize,
+}
+
+/// Main stat and whether the class is a magician (MATT instead of ATT), by Korean class name.
+pub fn class_profile(class: &str) -> Option<(MainStat, bool)> {
+    use MainStat as S;
+    let profile = match class {
+        "히어로" | "팔라딘" | "다크나이트" | "소울마스터" | "미하일" | "블래스터"
+        | "데몬슬레이어" | "아란" | "카이저" | "아델" | "제로" | "바이퍼" | "캐논마스터"
+        | "캐논슈터" | "스트라이커" | "은월" | "아크" | "렌" => (S::Str, false),
+        "보우마스터" | "신궁" | "패스파인더" | "윈드브레이커" | "와일드헌터" | "메르세데스"
+        | "카인" | "캡틴" | "메카닉" | "엔젤릭버스터" => (S::Dex, false),
+        "아크메이지(불,독)"
+        | "아크메이지(썬,콜)"
+        | "비숍"
+        | "플레임위자드"
+        | "배틀메이지"
+        | "에반"
+        | "루미너스"
+        | "일리움"
+        | "라라"
+        | "키네시스" => (S::Int, true),
+        "나이트로드" | "섀도어" | "듀얼블레이더" | "나이트워커" | "팬텀" | "카데나" | "칼리"
+        | "호영" => (S::Luk, false),
+        "제논" => (S::All, false),
+        "데몬어벤져" => (S::Hp, false),
+        _ => return None,
+    };
+    Some(profile)
+}
+
+/// Table item type for a Nexon equipment slot; `None` for slots without potential.
+pub fn item_type_of_slot(slot: &str) -> Option<ItemType> {
+    Some(match slot {
+        "모자" => ItemType::Hat,
+        "상의" => ItemType::Top,
+        "하의" => ItemType::Bottom,
+        "한벌옷" => ItemType::Overall,
+        "신발" => ItemType::Shoes,
+        "장갑" => ItemType::Gloves,
+        "망토" => ItemType::Cape,
+        "벨트" => ItemType::Belt,
+        "어깨장식" => ItemType::Shoulder,
+        "무기" => ItemType::Weapon,
+        "보조무기" => ItemType::Secondary,
+        "엠블렘" => ItemType::Emblem,
+        "기계 심장" | "뱃지" => ItemType::Heart,
+        "얼굴장식" | "눈장식" | "귀고리" | "반지1" | "반지2" | "반지3" | "반지4" | "펜던트"
+        | "펜던트2" => ItemType::Ring,
+        _ => return None,
+    })
+}
+
+/// The target "at least as good as now" for an item's current lines (values as Nexon shows
+/// them, level bump included, which is how the engine counts them too).
+pub fn derive_target(
+    item_type: ItemType,
+    lines: &[ParsedOption],
+    stat: MainStat,
+    magician: bool,
+) -> Vec<Term> {
+    // What the current lines score on a term (its `min` is ignored here).
+    let score = |term: Term| -> u32 {
+        lines
+            .iter()
+            .filter_map(|line| match line {
+                ParsedOption::Known { category, value } => {
+                    Some(term.contribution(*category, *value))
+                }
+                _ => None,
+            })
+            .sum()
+    };
+    // Keep a term only when the item scores on it now.
+    let at_least = |make: fn(u32) -> Term, scored: u32| (scored > 0).then(|| make(scored));
+    let stat_pct = {
+        let scored = score(Term::StatPct { stat, min: 0 });
+        (scored > 0).then_some(Term::StatPct { stat, min: scored })
+    };
+    let mut terms = Vec::new();
+    match item_type {
+        ItemType::Weapon | ItemType::Secondary | ItemType::Emblem => {
+            let attack: fn(u32) -> Term = if magician {
+                |min| Term::MattPct { min }
+            } else {
+                |min| Term::AttPct { min }
+            };
+            terms.extend(at_least(attack, score(attack(0))));
+            if item_type != ItemType::Emblem {
+                let boss = |min| Term::BossLines { min };
+                terms.extend(at_least(boss, score(boss(0))));
+            }
+        }
+        ItemType::Hat => {
+            let cooldown = |min| Term::CooldownSeconds { min };
+            terms.extend(at_least(cooldown, score(cooldown(0))));
+            terms.extend(stat_pct);
+        }
+        ItemType::Gloves => {
+            let crit = |min| Term::CritDamageLines { min };
+            terms.extend(at_least(crit, score(crit(0))));
+            terms.extend(stat_pct);
+        }
+        ItemType::Ring => {
+            let drop_meso = |min| Term::MesoOrDropLines { min };
+            match at_least(drop_meso, score(drop_meso(0))) {
+                Some(term) => terms.push(term),
+                None => terms.extend(stat_pct),
+            }
+        }
+        _ => terms.extend(stat_pct),
+    }
+    terms
+}
+
+/// Prices a character's equipped items.
+pub fn value_character(
+    tables: &RateTables,
+    prices: &Prices,
+    equipment: &Equipment,
+    options: Options,
+) -> CharacterValuation {
+    let profile = equipment.character_class.as_deref().and_then(class_profile);
+    let items: Vec<ItemValuation> = equipment
+        .item_equipment
+        .iter()
+        .map(|item| value_item(tables, prices, item, profile, options))
+        .collect();
+    let total_potential_mesos: f64 = items
+        .iter()
+        .filter_map(|i| i.potential.as_ref().and_then(|p| p.expected_mesos))
+        .sum();
+    let total_starforce_mesos: f64 = items.iter().filter_map(|i| i.starforce_mesos).sum();
+    let unpriced_items = items
+        .iter()
+        .filter(|i| i.potential_unpriced.is_some() || i.starforce_unpriced.is_some())
+        .count();
+    CharacterValuation {
+        character_class: equipment.character_class.clone(),
+        main_stat: profile.map(|(stat, _)| stat),
+        options,
+        items,
+        total_potential_mesos,
+        total_starforce_mesos,
+        total_mesos: total_potential_mesos + total_starforce_mesos,
+        unpriced_items,
+    }
+}
+
+fn value_item(
+    tables: &RateTables,
+    prices: &Prices,
+    item: &Item,
+    profile: Option<(MainStat, bool)>,
+    options: Options,
+) -> ItemValuation {
+    let slot = item.item_equipment_slot.clone().unwrap_or_default();
+    let level = item
+        .item_base_option
+        .as_ref()
+        .and_then(|b| b.base_equipment_level);
+    let grade = item
+        .potential_option_grade
+        .as_deref()
+        .and_then(Grade::from_korean);
+    let lines: Vec<ParsedOption> = [
+        &item.potential_option_1,
+        &item.potential_option_2,
+        &item.potential_option_3,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|text| option::parse(text))
+    .collect();
+    let stars = item
+        .starforce
+        .as_deref()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+
+    let (potential, potential_unpriced) = match price_potential(
+        tables, prices, &slot, level, grade, &lines, profile, options,
+    ) {
+        Ok(price) => (Some(price), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    let (starforce_mesos, starforce_destroys, starforce_unpriced) = if stars == 0 {
+        (Some(0.0), Some(0.0), None)
+    } else {
+        let request = starforce::Request {
+            level: level.unwrap_or(0),
+            from: 0,
+            to: stars,
+            star_catch: options.star_catch,
+            safeguard: options.safeguard,
+            discount_30: options.discount_30,
+            destroy_reduction: options.destroy_reduction,
+        };
+        match starforce::expect(&request) {
+            Ok(e) => (Some(e.expected_mesos), Some(e.expected_destroys), None),
+            Err(e) => (None, None, Some(e.to_string())),
+        }
+    };
+    ItemValuation {
+        slot,
+        name: item.item_name.clone().unwrap_or_default(),
+        level,
+        grade,
+        lines,
+        stars,
+        potential,
+        potential_unpriced,
+        starforce_mesos,
+        starforce_destroys,
+        starforce_unpriced,
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one item's facts, passed once, internally"
+)]
+fn price_potential(
+    tables: &RateTables,
+    prices: &Prices,
+    slot: &str,
+    level: Option<u32>,
+    grade: Option<Grade>,
+    lines: &[ParsedOption],
+    profile: Option<(MainStat, bool)>,
+    options: Options,
+) -> Result<PotentialPrice, String> {
+    let item_type = item_type_of_slot(slot).ok_or("this slot has no potential")?;
+    let grade = grade.ok_or("no potential on this item")?;
+    let level = level.ok_or("the item level is missing")?;
+    potential::level_bump(level).map_err(|e| e.to_string())?;
+    let (stat, magician) = profile.ok_or("unknown class: main stat not known")?;
+    let method = options.method;
+    let terms = derive_target(item_type, lines, stat, magician);
+    let tier_steps = tierup::path(Grade::Rare, grade, method, options.miracle_time)
+        .ok_or_else(|| format!("no tier-up rates for {method}"))?;
+    let tier_up_resets: f64 = tier_steps.iter().map(|(_, resets)| resets).sum();
+    let tier_up_mesos: Option<f64> = tier_steps
+        .iter()
+        .map(|(g, resets)| {
+            prices
+                .per_reset(method, level, *g)
+                .map(|p| p as f64 * resets)
+        })
+        .sum();
+    // No valued line: reaching the grade is all it took.
+    let (probability, rolls) = if terms.is_empty() {
+        (1.0, Some(0.0))
+    } else {
+        let target = Target::new(terms.clone()).map_err(|e| e.to_string())?;
+        let p = potential::probability(tables, item_type, level, grade, method.tables(), &target)
+            .map_err(|e| e.to_string())?;
+        (p, (p > 0.0).then(|| 1.0 / p))
+    };
+    let roll_price = prices.per_reset(method, level, grade);
+    let expected_mesos = match (rolls, roll_price, tier_up_mesos) {
+        (Some(rolls), Some(price), Some(tier)) => Some(tier + rolls * price as f64),
+        _ => None,
+    };
+    let unpriced_reason = if rolls.is_none() {
+        Some(format!("the current lines cannot be rolled with {method}"))
+    } else if expected_mesos.is_none() {
+        Some(format!("no price configured for {method}"))
+    } else {
+        None
+    };
+    Ok(PotentialPrice {
+        target: terms,
+        probability,
+        expected_resets: rolls,
+        tier_up_resets,
+        expected_mesos,
+        unpriced_reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tables::tests::shared;
+
+    fn fixture(name: &str) -> Equipment {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data")
+            .join(name);
+        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("equipment JSON")
+    }
+
+    #[test]
+    fn targets_follow_the_slot_rules() {
+        let parse = |texts: &[&str]| texts.iter().map(|t| option::parse(t)).collect::<Vec<_>>();
+        assert_eq!(
+            derive_target(
+                ItemType::Hat,
+                &parse(&["스킬 재사용 대기시간 -2초", "INT +9%", "올스탯 +6%"]),
+                MainStat::Int,
+                true
+            ),
+            vec![
+                Term::CooldownSeconds { min: 2 },
+                Term::StatPct {
+                    stat: MainStat::Int,
+                    min: 15
+                }
+            ]
+        );
+        assert_eq!(
+            derive_target(
+                ItemType::Weapon,
+                &parse(&["마력 +12%", "보스 몬스터 데미지 +35%", "마력 +9%"]),
+                MainStat::Int,
+                true
+            ),
+            vec![Term::MattPct { min: 21 }, Term::BossLines { min: 1 }]
+        );
+        assert_eq!(
+            derive_target(
+                ItemType::Ring,
+                &parse(&["아이템 드롭률 +20%", "메소 획득량 +20%", "DEX +9%"]),
+                MainStat::Dex,
+                false
+            ),
+            vec![Term::MesoOrDropLines { min: 2 }]
+        );
+        assert!(
+            derive_target(
+                ItemType::Top,
+                &parse(&["최대 MP +9%"]),
+                MainStat::Str,
+                false
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_real_characters_are_priced_with_reasons_for_the_rest() {
+        for file in ["evan_equip.json", "mechanic_equip.json"] {
+            let equipment = fixture(file);
+            let valuation =
+                value_character(shared(), &Prices::default(), &equipment, Options::default());
+            assert_eq!(valuation.items.len(), 24, "{file}");
+            assert!(valuation.total_mesos > 0.0);
+            assert!(valuation.total_starforce_mesos > 0.0);
+            for item in &valuation.items {
+                let priced = item
+                    .potential
+                    .as_ref()
+                    .is_some_and(|p| p.expected_mesos.is_some());
+                let explained = item.potential_unpriced.is_some()
+                    || item
+                        .potential
+                        .as_ref()
+                        .is_some_and(|p| p.unpriced_reason.is_some());
+                assert!(
+                    priced ^ explained,
+                    "{file} {}: priced or explained",
+                    item.slot
+                );
+                if let Some(p) = &item.potential {
+                    assert!((0.0..=1.0).contains(&p.probability));
+                }
+            }
+            // Medal, pocket item and the level-<120 items are unpriced, with a reason.
+            let medal = valuation
+                .items
+                .iter()
+                .find(|i| i.slot == "훈장")
+                .expect("medal");
+            assert!(medal.potential_unpriced.is_some());
+        }
+    }
+
+    #[test]
+    fn classes_map_to_main_stats() {
+        assert_eq!(class_profile("에반"), Some((MainStat::Int, true)));
+        assert_eq!(class_profile("메카닉"), Some((MainStat::Dex, false)));
+        assert_eq!(class_profile("제논"), Some((MainStat::All, false)));
+        assert_eq!(class_profile("없는직업"), None);
+    }
+}

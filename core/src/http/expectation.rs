@@ -1,0 +1,199 @@
+//! The engine's HTTP endpoints: potential probability, star-force expectation, and the
+//! valuation of a character's equipment.
+//!
+//! Rule: request bodies are decoded strictly (unknown fields refused) and every refusal names
+//! the field; the engine itself never sees unvalidated input.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::engine::model::{Grade, ItemType, MainStat, Method};
+use crate::engine::potential::{self, QUANTILES, Target, Term};
+use crate::engine::starforce;
+use crate::engine::tierup;
+use crate::engine::valuation::{self, Equipment, Options};
+use crate::error::ApiError;
+
+fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    json.map(|Json(value)| value)
+        .map_err(|e| ApiError::InvalidRequest(e.body_text()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Min {
+    min: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatMin {
+    stat: MainStat,
+    min: u32,
+}
+
+/// The target object: each present key is one term; all must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetSpec {
+    stat_pct: Option<StatMin>,
+    att_pct: Option<Min>,
+    matt_pct: Option<Min>,
+    boss_lines: Option<Min>,
+    ied_lines: Option<Min>,
+    crit_damage_lines: Option<Min>,
+    drop_lines: Option<Min>,
+    meso_or_drop_lines: Option<Min>,
+    cooldown_seconds: Option<Min>,
+    att_or_boss_lines: Option<Min>,
+}
+
+impl TargetSpec {
+    fn terms(self) -> Vec<Term> {
+        let min = |spec: Option<Min>, make: fn(u32) -> Term| spec.map(|s| make(s.min));
+        [
+            self.stat_pct.map(|s| Term::StatPct {
+                stat: s.stat,
+                min: s.min,
+            }),
+            min(self.att_pct, |min| Term::AttPct { min }),
+            min(self.matt_pct, |min| Term::MattPct { min }),
+            min(self.boss_lines, |min| Term::BossLines { min }),
+            min(self.ied_lines, |min| Term::IedLines { min }),
+            min(self.crit_damage_lines, |min| Term::CritDamageLines { min }),
+            min(self.drop_lines, |min| Term::DropLines { min }),
+            min(self.meso_or_drop_lines, |min| Term::MesoOrDropLines { min }),
+            min(self.cooldown_seconds, |min| Term::CooldownSeconds { min }),
+            min(self.att_or_boss_lines, |min| Term::AttOrBossLines { min }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProbabilityRequest {
+    item_type: ItemType,
+    level: u32,
+    grade: Grade,
+    cube: Method,
+    target: TargetSpec,
+}
+
+/// `POST /v1/potential/probability`.
+pub(super) async fn probability(
+    State(state): State<AppState>,
+    request: Result<Json<ProbabilityRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request = body(request)?;
+    if request.level > 300 {
+        return Err(ApiError::InvalidRequest(format!(
+            "level: must be within 0..=300 (got {})",
+            request.level
+        )));
+    }
+    let target =
+        Target::new(request.target.terms()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let engine = &state.engine;
+    let p = potential::probability(
+        &engine.tables,
+        request.item_type,
+        request.level,
+        request.grade,
+        request.cube.tables(),
+        &target,
+    )
+    .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let expected_resets = (p > 0.0).then(|| 1.0 / p);
+    let quantiles: BTreeMap<&str, Option<u64>> = QUANTILES
+        .iter()
+        .map(|(name, q)| (*name, potential::resets_quantile(p, *q)))
+        .collect();
+    let cost_per_reset = engine
+        .prices
+        .per_reset(request.cube, request.level, request.grade);
+    let expected_cost = expected_resets
+        .zip(cost_per_reset)
+        .map(|(resets, price)| resets * price as f64);
+    Ok(Json(json!({
+        "probability": p,
+        "expected_resets": expected_resets,
+        "quantiles": quantiles,
+        "cost_per_reset": cost_per_reset,
+        "expected_cost": expected_cost,
+        "tier_up_resets_from_rare": tierup::path(Grade::Rare, request.grade, request.cube, false)
+            .map(|steps| steps.iter().map(|(_, r)| r).sum::<f64>()),
+    })))
+}
+
+/// `POST /v1/starforce/expectation`.
+pub(super) async fn starforce(
+    request: Result<Json<starforce::Request>, JsonRejection>,
+) -> Result<Json<starforce::Expectation>, ApiError> {
+    let request = body(request)?;
+    starforce::expect(&request)
+        .map(Json)
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+/// Pricing choices a client may make per request; the rest come from configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ValuationQuery {
+    method: Option<Method>,
+    miracle_time: Option<bool>,
+    star_catch: Option<bool>,
+    safeguard: Option<bool>,
+    discount_30: Option<bool>,
+    destroy_reduction: Option<bool>,
+}
+
+/// `GET /v1/characters/{name}/expectation`.
+pub(super) async fn character(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ValuationQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = super::parse_name(path)?;
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery {
+        field: "query",
+        reason: e.body_text(),
+    })?;
+    let defaults = state.engine.defaults;
+    let options = Options {
+        method: query.method.unwrap_or(defaults.method),
+        miracle_time: query.miracle_time.unwrap_or(defaults.miracle_time),
+        star_catch: query.star_catch.unwrap_or(defaults.star_catch),
+        safeguard: query.safeguard.unwrap_or(defaults.safeguard),
+        discount_30: query.discount_30.unwrap_or(defaults.discount_30),
+        destroy_reduction: query
+            .destroy_reduction
+            .unwrap_or(defaults.destroy_reduction),
+    };
+    let (ocid, body) = super::fetch_equipment(&state, &name).await?;
+    let engine = state.engine.clone();
+    // Decoding 350 KB and pricing 24 items is CPU work: off the async workers.
+    let valued = tokio::task::spawn_blocking(move || {
+        serde_json::from_slice::<Equipment>(&body).map(|equipment| {
+            valuation::value_character(&engine.tables, &engine.prices, &equipment, options)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::UpstreamUnavailable {
+        cause: format!("malformed equipment response: {e}"),
+    })?;
+    Ok(Json(json!({
+        "name": name.as_str(),
+        "ocid": ocid,
+        "valuation": valued,
+    })))
+}

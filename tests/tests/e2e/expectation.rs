@@ -1,0 +1,205 @@
+//! The engine over HTTP: probability, star force and a whole character's valuation.
+
+use maple_common::config::Env;
+use maple_core::{App, CoreConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Stack, error_code};
+
+async fn post(stack: &Stack, path: &str, body: Value) -> reqwest::Response {
+    stack
+        .http
+        .post(stack.core(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("core answers")
+}
+
+#[tokio::test]
+async fn probability_matches_the_worked_check() {
+    let stack = Stack::start().await;
+    let response = post(
+        &stack,
+        "/v1/potential/probability",
+        json!({"item_type":"hat","level":150,"grade":"legendary","cube":"red",
+               "target":{"stat_pct":{"stat":"STR","min":21}}}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    let p = body["probability"].as_f64().expect("number");
+    assert!((p - 0.022_868_727).abs() < 1e-9, "{p}");
+    let resets = body["expected_resets"].as_f64().expect("number");
+    assert!((resets - 43.73).abs() < 0.01);
+    assert_eq!(body["quantiles"]["p50"], 30);
+    // Red cube 12,000,000 + reveal 20·150² = 12,450,000 per reset.
+    assert_eq!(body["cost_per_reset"], 12_450_000);
+    let cost = body["expected_cost"].as_f64().expect("number");
+    assert!((cost - resets * 12_450_000.0).abs() < 1.0);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn starforce_matches_the_published_destroy_count() {
+    let stack = Stack::start().await;
+    let response = post(
+        &stack,
+        "/v1/starforce/expectation",
+        json!({"level":200,"from":15,"to":22,"star_catch":false,"safeguard":false,
+               "discount_30":false,"destroy_reduction":false}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    let destroys = body["expected_destroys"].as_f64().expect("number");
+    assert!((destroys - 8.46).abs() < 0.005, "{destroys}");
+    assert!(body["expected_mesos"].as_f64().expect("number") > 1e10);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_engine_requests_name_the_field() {
+    let stack = Stack::start().await;
+    let hat = |patch: Value| {
+        let mut base = json!({"item_type":"hat","level":150,"grade":"legendary","cube":"red",
+                              "target":{"stat_pct":{"stat":"STR","min":21}}});
+        for (k, v) in patch.as_object().expect("object") {
+            base[k] = v.clone();
+        }
+        base
+    };
+    let cases = [
+        (
+            "/v1/potential/probability",
+            hat(json!({"item_type":"helmet"})),
+            "item_type",
+        ),
+        (
+            "/v1/potential/probability",
+            hat(json!({"level":301})),
+            "level",
+        ),
+        (
+            "/v1/potential/probability",
+            hat(json!({"level":100})),
+            "level",
+        ),
+        (
+            "/v1/potential/probability",
+            hat(json!({"target":{}})),
+            "target",
+        ),
+        (
+            "/v1/potential/probability",
+            hat(json!({"target":{"luck":{"min":1}}})),
+            "luck",
+        ),
+        (
+            "/v1/potential/probability",
+            hat(json!({"cube":"gold"})),
+            "cube",
+        ),
+        (
+            "/v1/starforce/expectation",
+            json!({"level":200,"from":10,"to":5}),
+            "from",
+        ),
+        (
+            "/v1/starforce/expectation",
+            json!({"level":100,"from":0,"to":12}),
+            "to",
+        ),
+        (
+            "/v1/starforce/expectation",
+            json!({"level":400,"from":0,"to":1}),
+            "level",
+        ),
+        (
+            "/v1/starforce/expectation",
+            json!({"level":200,"from":0}),
+            "to",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let response = post(&stack, path, body.clone()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.expect("JSON");
+        assert_eq!(error["error"]["code"], "invalid_request", "{body}");
+        let message = error["error"]["message"].as_str().expect("message");
+        assert!(
+            message.contains(field),
+            "{body}: {message:?} should name {field}"
+        );
+    }
+    let malformed = stack
+        .http
+        .post(stack.core("/v1/starforce/expectation"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(malformed).await, "invalid_request");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_character_is_valued_item_by_item() {
+    let stack = Stack::start().await;
+    let response = stack.get("/v1/characters/ValueMe/expectation").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    let valuation = &body["valuation"];
+    let items = valuation["items"].as_array().expect("items");
+    assert_eq!(items.len(), 24);
+    assert!(valuation["total_mesos"].as_f64().expect("total") > 0.0);
+    assert_eq!(valuation["options"]["method"], "meso");
+    for item in items {
+        let priced = item["potential"]["expected_mesos"].is_number();
+        let explained = item["potential_unpriced"].is_string()
+            || item["potential"]["unpriced_reason"].is_string();
+        assert!(priced || explained, "{item}");
+    }
+
+    let red = stack
+        .get("/v1/characters/ValueMe/expectation?method=red&star_catch=true")
+        .await;
+    assert_eq!(red.status(), StatusCode::OK);
+    let red: Value = red.json().await.expect("JSON");
+    assert_eq!(red["valuation"]["options"]["method"], "red");
+
+    let bad = stack
+        .get("/v1/characters/ValueMe/expectation?method=gold")
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(bad).await, "invalid_query");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn broken_rate_tables_stop_start_up_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("maple-bad-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let csv = dir.join("rates.csv");
+    std::fs::write(
+        &csv,
+        "item_type,cube,grade,line,category,value,rate_pct\nhat,red,rare,1,STR %,3,90\n",
+    )
+    .expect("write");
+    for (path, expected) in [
+        (csv.display().to_string(), "sum to 90"),
+        (dir.join("missing.csv").display().to_string(), "cannot read"),
+    ] {
+        let config = CoreConfig::from_env(&Env::from_pairs([
+            ("MAPLE_POTENTIAL_TABLES", path),
+            ("DATABASE_URL", format!("sqlite://{}/x.db", dir.display())),
+        ]))
+        .expect("config");
+        let error = App::build(config).await.expect_err("refused").to_string();
+        assert!(error.contains(expected), "{error}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
