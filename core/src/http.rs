@@ -145,36 +145,45 @@ async fn equipment(
         field: "query",
         reason: e.body_text(),
     })?;
-    let (_, body) = fetch_equipment(&state, &name).await?;
+    let (_, body, _) = fetch_equipment(&state, &name).await?;
     Ok(json_bytes(body))
 }
 
-/// The character's equipment JSON from Nexon (through the proxy), stored as it passes.
+/// The character's equipment JSON from Nexon (through the proxy), stored as it passes,
+/// with its SHA-256 (the identity of that content, e.g. for cached valuations).
 async fn fetch_equipment(
     state: &AppState,
     name: &CharacterName,
-) -> Result<(Ocid, Bytes), ApiError> {
+) -> Result<(Ocid, Bytes, ContentHash), ApiError> {
     let ocid = resolve_ocid(state, name).await?;
     let body = state
         .call("item-equipment", state.nexon.equipment(&ocid))
         .await?;
-    store_snapshot(state, ocid.clone(), body.clone()).await;
-    Ok((ocid, body))
+    let hash = store_snapshot(state, ocid.clone(), body.clone()).await?;
+    Ok((ocid, body, hash))
 }
 
-async fn store_snapshot(state: &AppState, ocid: Ocid, body: Bytes) {
-    // Compressing 350 KB takes a few milliseconds: off the async workers.
+/// SHA-256 of a response body.
+pub type ContentHash = [u8; 32];
+
+/// Compresses and stores a snapshot; a database failure is counted and logged, not fatal
+/// (the data is still served), but the content hash is always returned.
+async fn store_snapshot(
+    state: &AppState,
+    ocid: Ocid,
+    body: Bytes,
+) -> Result<ContentHash, ApiError> {
+    // Compressing and hashing 350 KB takes a few milliseconds: off the async workers.
     let snapshot =
         tokio::task::spawn_blocking(move || EquipmentSnapshot::compress(ocid, &body, now_ms()))
-            .await;
-    match snapshot {
-        Ok(snapshot) => {
-            if let Err(e) = state.store.save_equipment(&snapshot).await {
-                state.store_error("save_equipment", &e);
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "compressing a snapshot failed"),
+            .await
+            .map_err(|e| ApiError::Internal(format!("compressing a snapshot: {e}")))?;
+    if let Err(e) = state.store.save_equipment(&snapshot).await {
+        state.store_error("save_equipment", &e);
     }
+    let mut hash = [0_u8; 32];
+    hash.copy_from_slice(&snapshot.body_sha256);
+    Ok(hash)
 }
 
 fn json_bytes(body: Bytes) -> Response {

@@ -35,6 +35,9 @@ use crate::metrics::CoreMetrics;
 use crate::nexon::NexonClient;
 use crate::store::{Store, StoreError};
 
+/// Valuations kept in memory (each a few tens of KB of JSON, so tens of MB at most).
+const VALUATION_CACHE_ENTRIES: u64 = 2_000;
+
 /// What handlers share. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -42,6 +45,9 @@ pub struct AppState {
     pub store: Store,
     pub metrics: CoreMetrics,
     pub engine: Arc<Engine>,
+    /// Valuations by (equipment content hash, options): a character whose equipment has not
+    /// changed is not priced twice; new equipment has a new hash, so nothing goes stale.
+    pub valuations: moka::future::Cache<([u8; 32], Options), Arc<serde_json::Value>>,
     /// Cancelled when shutdown begins (readiness turns false).
     pub shutdown: CancellationToken,
 }
@@ -86,6 +92,9 @@ impl App {
             store,
             metrics: CoreMetrics::new()?,
             engine: Arc::new(engine),
+            valuations: moka::future::Cache::builder()
+                .max_capacity(VALUATION_CACHE_ENTRIES)
+                .build(),
             shutdown: CancellationToken::new(),
         };
         Ok(Self { config, state })

@@ -52,7 +52,7 @@ pub struct BaseOption {
 }
 
 /// How to price: reset method, miracle time, star-force options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Options {
     pub method: Method,
     pub miracle_time: bool,

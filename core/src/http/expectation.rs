@@ -144,6 +144,9 @@ pub(super) async fn starforce(
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
+/// Says whether a valuation was `computed` now or `cached` for the same equipment content.
+pub const VALUATION_HEADER: &str = "x-maple-valuation";
+
 /// Pricing choices a client may make per request; the rest come from configuration.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +164,7 @@ pub(super) async fn character(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ValuationQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<([(&'static str, &'static str); 1], Json<Value>), ApiError> {
     let name = super::parse_name(path)?;
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery {
         field: "query",
@@ -178,22 +181,40 @@ pub(super) async fn character(
             .destroy_reduction
             .unwrap_or(defaults.destroy_reduction),
     };
-    let (ocid, body) = super::fetch_equipment(&state, &name).await?;
-    let engine = state.engine.clone();
-    // Decoding 350 KB and pricing 24 items is CPU work: off the async workers.
-    let valued = tokio::task::spawn_blocking(move || {
-        serde_json::from_slice::<Equipment>(&body).map(|equipment| {
-            valuation::value_character(&engine.tables, &engine.prices, &equipment, options)
-        })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::UpstreamUnavailable {
-        cause: format!("malformed equipment response: {e}"),
-    })?;
-    Ok(Json(json!({
-        "name": name.as_str(),
-        "ocid": ocid,
-        "valuation": valued,
-    })))
+    let (ocid, body, hash) = super::fetch_equipment(&state, &name).await?;
+    let key = (hash, options);
+    let (valuation, source) = match state.valuations.get(&key).await {
+        Some(cached) => (cached, "cached"),
+        None => {
+            let engine = state.engine.clone();
+            // Decoding 350 KB and pricing 24 items is CPU work: off the async workers.
+            let computed = tokio::task::spawn_blocking(move || {
+                serde_json::from_slice::<Equipment>(&body).map(|equipment| {
+                    let valued = valuation::value_character(
+                        &engine.tables,
+                        &engine.prices,
+                        &equipment,
+                        options,
+                    );
+                    serde_json::to_value(valued).unwrap_or(Value::Null)
+                })
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::UpstreamUnavailable {
+                cause: format!("malformed equipment response: {e}"),
+            })?;
+            let computed = std::sync::Arc::new(computed);
+            state.valuations.insert(key, computed.clone()).await;
+            (computed, "computed")
+        }
+    };
+    Ok((
+        [(VALUATION_HEADER, source)],
+        Json(json!({
+            "name": name.as_str(),
+            "ocid": ocid,
+            "valuation": *valuation,
+        })),
+    ))
 }

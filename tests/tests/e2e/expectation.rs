@@ -151,6 +151,7 @@ async fn a_character_is_valued_item_by_item() {
     let stack = Stack::start().await;
     let response = stack.get("/v1/characters/ValueMe/expectation").await;
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-maple-valuation"], "computed");
     let body: Value = response.json().await.expect("JSON");
     let valuation = &body["valuation"];
     let items = valuation["items"].as_array().expect("items");
@@ -164,9 +165,20 @@ async fn a_character_is_valued_item_by_item() {
         assert!(priced || explained, "{item}");
     }
 
+    // Same equipment content, same options: the valuation is reused, identical.
+    let again = stack.get("/v1/characters/ValueMe/expectation").await;
+    assert_eq!(again.headers()["x-maple-valuation"], "cached");
+    let again: Value = again.json().await.expect("JSON");
+    assert_eq!(again["valuation"], *valuation);
+
     let red = stack
         .get("/v1/characters/ValueMe/expectation?method=red&star_catch=true")
         .await;
+    assert_eq!(
+        red.headers()["x-maple-valuation"],
+        "computed",
+        "other options"
+    );
     assert_eq!(red.status(), StatusCode::OK);
     let red: Value = red.json().await.expect("JSON");
     assert_eq!(red["valuation"]["options"]["method"], "red");

@@ -1,0 +1,111 @@
+//! Engine benchmarks: parsing a 350 KB equipment response, pricing one item, pricing a whole
+//! character (24 equipped items, and with the three presets), one exact probability and one
+//! star-force expectation. Results and the command are in `docs/benchmarks.md`.
+//!
+//! Run: `cargo bench -p maple-core --bench engine`
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use maple_core::engine::model::{Cube, Grade, ItemType, MainStat};
+use maple_core::engine::potential::{self, Target, Term};
+use maple_core::engine::prices::Prices;
+use maple_core::engine::starforce;
+use maple_core::engine::tables::RateTables;
+use maple_core::engine::valuation::{self, Equipment, Item, Options};
+use serde::Deserialize;
+
+fn data(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(file)
+}
+
+/// The equipped items plus the three presets, for the "whole character" figure.
+#[derive(Deserialize)]
+struct WithPresets {
+    character_class: Option<String>,
+    item_equipment: Vec<Item>,
+    #[serde(default)]
+    item_equipment_preset_1: Vec<Item>,
+    #[serde(default)]
+    item_equipment_preset_2: Vec<Item>,
+    #[serde(default)]
+    item_equipment_preset_3: Vec<Item>,
+}
+
+fn engine(c: &mut Criterion) {
+    let tables = RateTables::load(&data("potential_rates.csv")).expect("tables");
+    let prices = Prices::default();
+    let raw = std::fs::read(data("evan_equip.json")).expect("fixture");
+    let equipment: Equipment = serde_json::from_slice(&raw).expect("equipment");
+    let presets: WithPresets = serde_json::from_slice(&raw).expect("presets");
+    let everything = Equipment {
+        character_class: presets.character_class.clone(),
+        item_equipment: presets
+            .item_equipment
+            .iter()
+            .chain(&presets.item_equipment_preset_1)
+            .chain(&presets.item_equipment_preset_2)
+            .chain(&presets.item_equipment_preset_3)
+            .cloned()
+            .collect(),
+    };
+    let hat = Equipment {
+        character_class: equipment.character_class.clone(),
+        item_equipment: equipment.item_equipment[..1].to_vec(),
+    };
+    let options = Options::default();
+
+    c.bench_function("parse_equipment_350kb", |b| {
+        b.iter(|| serde_json::from_slice::<Equipment>(black_box(&raw)).expect("parses"))
+    });
+    c.bench_function("price_one_item_hat", |b| {
+        b.iter(|| valuation::value_character(&tables, &prices, black_box(&hat), options))
+    });
+    c.bench_function("price_character_24_items", |b| {
+        b.iter(|| valuation::value_character(&tables, &prices, black_box(&equipment), options))
+    });
+    c.bench_function(
+        &format!(
+            "price_character_with_presets_{}_items",
+            everything.item_equipment.len()
+        ),
+        |b| {
+            b.iter(|| valuation::value_character(&tables, &prices, black_box(&everything), options))
+        },
+    );
+    let target = Target::new(vec![Term::StatPct {
+        stat: MainStat::Str,
+        min: 21,
+    }])
+    .expect("target");
+    c.bench_function("probability_hat_stat21_red", |b| {
+        b.iter(|| {
+            potential::probability(
+                &tables,
+                ItemType::Hat,
+                black_box(150),
+                Grade::Legendary,
+                Cube::Red,
+                &target,
+            )
+        })
+    });
+    let request = starforce::Request {
+        level: 200,
+        from: 0,
+        to: 22,
+        star_catch: true,
+        safeguard: false,
+        discount_30: false,
+        destroy_reduction: false,
+    };
+    c.bench_function("starforce_0_to_22", |b| {
+        b.iter(|| starforce::expect(black_box(&request)))
+    });
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);
