@@ -35,7 +35,7 @@ use crate::metrics::CoreMetrics;
 use crate::nexon::NexonClient;
 use crate::store::{Store, StoreError};
 
-/// Valuations kept in memory (each a few tens of KB of JSON, so tens of MB at most).
+/// Valuations kept in memory (one character serialises to ~11 KB of JSON).
 const VALUATION_CACHE_ENTRIES: u64 = 2_000;
 
 /// What handlers share. Cheap to clone.
