@@ -1,5 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text) and `/health`, on its own port so it can be
-//! firewalled apart from the proxy traffic.
+//! The admin listener: `/metrics` (Prometheus text), `/health` and `/breaker` (the circuit
+//! breaker's state and counts), on its own port so it can be firewalled apart from the traffic.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use maple_common::error::ErrorBody;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::breaker::Breaker;
 use crate::config::ProxyConfig;
 use crate::metrics::ProxyMetrics;
 
@@ -17,11 +18,16 @@ use crate::metrics::ProxyMetrics;
 pub struct AdminApp {
     config: Arc<ProxyConfig>,
     metrics: ProxyMetrics,
+    breaker: Arc<Breaker>,
 }
 
 impl AdminApp {
-    pub fn new(config: Arc<ProxyConfig>, metrics: ProxyMetrics) -> Self {
-        Self { config, metrics }
+    pub fn new(config: Arc<ProxyConfig>, metrics: ProxyMetrics, breaker: Arc<Breaker>) -> Self {
+        Self {
+            config,
+            metrics,
+            breaker,
+        }
     }
 }
 
@@ -58,11 +64,19 @@ impl ServeHttp for AdminApp {
                     body.to_string().into_bytes(),
                 )
             }
+            "/breaker" => {
+                let snapshot = self.breaker.snapshot(std::time::Instant::now());
+                let body = serde_json::to_vec(&snapshot).unwrap_or_default();
+                response(StatusCode::OK, "application/json", body)
+            }
             _ => response(
                 StatusCode::NOT_FOUND,
                 "application/json",
-                ErrorBody::new("not_found", "admin endpoints are /metrics and /health")
-                    .to_json_bytes(),
+                ErrorBody::new(
+                    "not_found",
+                    "admin endpoints are /metrics, /health and /breaker",
+                )
+                .to_json_bytes(),
             ),
         }
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use maple_common::config::{ConfigError, Env};
 use maple_common::nexon::NEXON_BASE_URL;
 
+use crate::breaker::BreakerConfig;
+
 pub const LISTEN: &str = "MAPLE_PROXY_LISTEN";
 pub const ADMIN_LISTEN: &str = "MAPLE_PROXY_ADMIN_LISTEN";
 pub const UPSTREAM: &str = "MAPLE_PROXY_UPSTREAM";
@@ -18,6 +20,12 @@ pub const CONNECT_TIMEOUT_MS: &str = "MAPLE_PROXY_CONNECT_TIMEOUT_MS";
 pub const READ_TIMEOUT_MS: &str = "MAPLE_PROXY_READ_TIMEOUT_MS";
 pub const THREADS: &str = "MAPLE_PROXY_THREADS";
 pub const GRACE_PERIOD_S: &str = "MAPLE_PROXY_GRACE_PERIOD_S";
+pub const BREAKER_WINDOW: &str = "MAPLE_PROXY_BREAKER_WINDOW";
+pub const BREAKER_MIN_CALLS: &str = "MAPLE_PROXY_BREAKER_MIN_CALLS";
+pub const BREAKER_FAILURE_RATE: &str = "MAPLE_PROXY_BREAKER_FAILURE_RATE_PCT";
+pub const BREAKER_OPEN_MS: &str = "MAPLE_PROXY_BREAKER_OPEN_MS";
+pub const BREAKER_PROBES: &str = "MAPLE_PROXY_BREAKER_PROBES";
+pub const BREAKER_SLOW_CALL_MS: &str = "MAPLE_PROXY_BREAKER_SLOW_CALL_MS";
 
 /// The simulator's upstream and key, used when no Nexon key is configured.
 pub const SIMULATOR_UPSTREAM: &str = "http://127.0.0.1:8090";
@@ -38,6 +46,8 @@ pub struct ProxyConfig {
     pub threads: usize,
     /// On graceful shutdown, how long in-flight requests may take before runtimes stop.
     pub grace_period: Duration,
+    /// The circuit breaker in front of the upstream.
+    pub breaker: BreakerConfig,
 }
 
 impl ProxyConfig {
@@ -87,8 +97,57 @@ impl ProxyConfig {
             read_timeout: env.millis_or(READ_TIMEOUT_MS, Duration::from_secs(3))?,
             threads,
             grace_period: Duration::from_secs(env.parse_or(GRACE_PERIOD_S, 3_u64)?),
+            breaker: breaker_from_env(env)?,
         })
     }
+}
+
+fn breaker_from_env(env: &Env) -> Result<BreakerConfig, ConfigError> {
+    let defaults = BreakerConfig::default();
+    let window: usize = env.parse_or(BREAKER_WINDOW, defaults.window)?;
+    if !(1..=1000).contains(&window) {
+        return Err(ConfigError::new(
+            BREAKER_WINDOW,
+            window.to_string(),
+            "must be within 1..=1000",
+        ));
+    }
+    let minimum_calls: usize = env.parse_or(BREAKER_MIN_CALLS, defaults.minimum_calls)?;
+    if !(1..=window).contains(&minimum_calls) {
+        return Err(ConfigError::new(
+            BREAKER_MIN_CALLS,
+            minimum_calls.to_string(),
+            format!("must be within 1..={window} (the window)"),
+        ));
+    }
+    let failure_rate_pct: u32 = env.parse_or(BREAKER_FAILURE_RATE, defaults.failure_rate_pct)?;
+    if !(1..=100).contains(&failure_rate_pct) {
+        return Err(ConfigError::new(
+            BREAKER_FAILURE_RATE,
+            failure_rate_pct.to_string(),
+            "must be within 1..=100",
+        ));
+    }
+    let probes: u32 = env.parse_or(BREAKER_PROBES, defaults.probes)?;
+    if !(1..=100).contains(&probes) {
+        return Err(ConfigError::new(
+            BREAKER_PROBES,
+            probes.to_string(),
+            "must be within 1..=100",
+        ));
+    }
+    let slow_call = match env.get(BREAKER_SLOW_CALL_MS) {
+        None => None,
+        Some(_) => Some(env.millis_or(BREAKER_SLOW_CALL_MS, Duration::from_secs(1))?),
+    };
+    Ok(BreakerConfig {
+        window,
+        minimum_calls,
+        failure_rate_pct,
+        open_for: env.millis_or(BREAKER_OPEN_MS, defaults.open_for)?,
+        probes,
+        slow_call,
+    })
 }
 
 /// The Nexon API key. Its `Debug` and `Display` are redacted so it cannot leak into logs.
@@ -244,6 +303,28 @@ mod tests {
         let err =
             ProxyConfig::from_env(&Env::from_pairs([(UPSTREAM, "nope")])).expect_err("invalid");
         assert_eq!(err.var, UPSTREAM);
+    }
+
+    #[test]
+    fn breaker_settings_are_validated() {
+        let config = ProxyConfig::from_env(&Env::from_pairs([
+            (BREAKER_OPEN_MS, "1500"),
+            (BREAKER_SLOW_CALL_MS, "800"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.breaker.open_for, Duration::from_millis(1500));
+        assert_eq!(config.breaker.slow_call, Some(Duration::from_millis(800)));
+        assert_eq!(config.breaker.window, 10);
+        for (var, value) in [
+            (BREAKER_WINDOW, "0"),
+            (BREAKER_MIN_CALLS, "11"),
+            (BREAKER_FAILURE_RATE, "101"),
+            (BREAKER_PROBES, "0"),
+            (BREAKER_OPEN_MS, "0"),
+        ] {
+            let err = ProxyConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
+            assert_eq!(err.var, var);
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! `maple-proxy`: a pingora sidecar in front of the Nexon Open API. It owns the API key
-//! (clients never hold it), connect and read timeouts, JSON errors and Prometheus metrics.
-//! Retries, the breaker, the cache and coalescing arrive with their own issue.
+//! (clients never hold it), connect and read timeouts, a circuit breaker, JSON errors and
+//! Prometheus metrics. Retries, the cache and coalescing are still to come.
 //!
 //! # Layout
 //! - [`config`]: typed configuration from `MAPLE_PROXY_*` and `NEXON_API_KEY`.
 //! - [`service`]: the `ProxyHttp` logic: routing, key injection, error answers.
-//! - [`admin`]: `/metrics` and `/health` on the admin port.
+//! - [`breaker`]: the circuit breaker (count window, half-open probes), clock injected.
+//! - [`admin`]: `/metrics`, `/health` and `/breaker` on the admin port.
 //! - [`metrics`]: every metric, declared once.
 //!
 //! [`run`] blocks the calling thread (pingora owns its runtimes); [`spawn`] runs it on a thread
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod breaker;
 pub mod config;
 pub mod metrics;
 pub mod service;
@@ -108,18 +110,19 @@ fn build(config: ProxyConfig) -> Result<Server, StartError> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     let metrics = ProxyMetrics::new()?;
+    let breaker = Arc::new(breaker::Breaker::new(config.breaker));
     let config = Arc::new(config);
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        service::NexonProxy::new(Arc::clone(&config), metrics.clone()),
+        service::NexonProxy::new(Arc::clone(&config), metrics.clone(), Arc::clone(&breaker)),
         "nexon proxy",
     );
     proxy.add_tcp(&config.listen.to_string());
 
     let mut admin = Service::new(
         "proxy admin".to_owned(),
-        admin::AdminApp::new(Arc::clone(&config), metrics),
+        admin::AdminApp::new(Arc::clone(&config), metrics, breaker),
     );
     admin.add_tcp(&config.admin_listen.to_string());
     admin.threads = Some(1);

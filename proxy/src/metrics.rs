@@ -4,7 +4,8 @@
 //! never raw paths or query strings.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Latency buckets in seconds: 1 ms to 10 s, dense around the 3 s deadline.
@@ -22,6 +23,12 @@ pub struct ProxyMetrics {
     pub request_duration_seconds: HistogramVec,
     /// Failures talking to the upstream, by kind (timeout, unreachable, protocol, …).
     pub upstream_errors_total: IntCounterVec,
+    /// Circuit breaker state: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: IntGauge,
+    /// Circuit breaker transitions, by from and to state.
+    pub breaker_transitions_total: IntCounterVec,
+    /// Requests refused because the breaker was open.
+    pub breaker_rejections_total: IntCounter,
 }
 
 impl ProxyMetrics {
@@ -53,6 +60,24 @@ impl ProxyMetrics {
             ),
             &["kind"],
         )?;
+        let breaker_state = IntGauge::new(
+            "maple_proxy_breaker_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+        )?;
+        let breaker_transitions_total = IntCounterVec::new(
+            Opts::new(
+                "maple_proxy_breaker_transitions_total",
+                "Circuit breaker transitions, by from and to state.",
+            ),
+            &["from", "to"],
+        )?;
+        let breaker_rejections_total = IntCounter::new(
+            "maple_proxy_breaker_rejections_total",
+            "Requests refused because the breaker was open.",
+        )?;
+        registry.register(Box::new(breaker_state.clone()))?;
+        registry.register(Box::new(breaker_transitions_total.clone()))?;
+        registry.register(Box::new(breaker_rejections_total.clone()))?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_duration_seconds.clone()))?;
         registry.register(Box::new(upstream_errors_total.clone()))?;
@@ -61,6 +86,9 @@ impl ProxyMetrics {
             requests_total,
             request_duration_seconds,
             upstream_errors_total,
+            breaker_state,
+            breaker_transitions_total,
+            breaker_rejections_total,
         })
     }
 
@@ -97,6 +125,8 @@ mod tests {
             "maple_proxy_requests_total",
             "maple_proxy_request_duration_seconds_bucket",
             "maple_proxy_upstream_errors_total",
+            "maple_proxy_breaker_state",
+            "maple_proxy_breaker_rejections_total",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

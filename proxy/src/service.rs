@@ -19,6 +19,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::breaker::{Breaker, Outcome, Permit, Transition};
 use crate::config::ProxyConfig;
 use crate::metrics::ProxyMetrics;
 
@@ -30,16 +31,33 @@ pub const PROXY_ERROR_HEADER: &str = "x-maple-proxy-error";
 pub struct NexonProxy {
     config: Arc<ProxyConfig>,
     metrics: ProxyMetrics,
+    breaker: Arc<Breaker>,
     host_header: String,
 }
 
 impl NexonProxy {
-    pub fn new(config: Arc<ProxyConfig>, metrics: ProxyMetrics) -> Self {
+    pub fn new(config: Arc<ProxyConfig>, metrics: ProxyMetrics, breaker: Arc<Breaker>) -> Self {
         let host_header = config.upstream.host_header();
         Self {
             config,
             metrics,
+            breaker,
             host_header,
+        }
+    }
+
+    fn observe(&self, transition: Option<Transition>) {
+        if let Some(Transition { from, to }) = transition {
+            tracing::warn!(
+                from = from.as_str(),
+                to = to.as_str(),
+                "circuit breaker transition"
+            );
+            self.metrics
+                .breaker_transitions_total
+                .with_label_values(&[from.as_str(), to.as_str()])
+                .inc();
+            self.metrics.breaker_state.set(to.gauge());
         }
     }
 }
@@ -83,6 +101,8 @@ pub struct RequestCtx {
     started: Instant,
     /// Status of a response the proxy wrote itself (rejections and failures).
     own_status: Option<u16>,
+    /// The breaker's permission for this request's upstream call, if it got one.
+    permit: Option<Permit>,
 }
 
 /// Why the proxy refused or failed a request: the `code` in the error body and its status.
@@ -94,6 +114,7 @@ pub enum ProxyError {
     UpstreamTimeout,
     UpstreamUnreachable,
     UpstreamProtocol,
+    BreakerOpen,
     Internal,
 }
 
@@ -106,6 +127,7 @@ impl ProxyError {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamProtocol => "upstream_protocol_error",
+            Self::BreakerOpen => "breaker_open",
             Self::Internal => "internal_error",
         }
     }
@@ -115,7 +137,7 @@ impl ProxyError {
             Self::MethodNotAllowed => 405,
             Self::NotFound => 404,
             Self::InvalidPath => 400,
-            Self::UpstreamTimeout | Self::UpstreamUnreachable => 503,
+            Self::UpstreamTimeout | Self::UpstreamUnreachable | Self::BreakerOpen => 503,
             Self::UpstreamProtocol => 502,
             Self::Internal => 500,
         }
@@ -131,6 +153,7 @@ impl ProxyError {
             Self::UpstreamTimeout => "the Nexon API did not answer in time",
             Self::UpstreamUnreachable => "the Nexon API could not be reached",
             Self::UpstreamProtocol => "the Nexon API connection failed mid-response",
+            Self::BreakerOpen => "the Nexon API is failing; calls are paused while it recovers",
             Self::Internal => "the proxy failed to handle the request",
         }
     }
@@ -169,9 +192,18 @@ fn is_suspicious(path: &str) -> bool {
         || lower.contains("%5c")
 }
 
-async fn respond(session: &mut Session, error: ProxyError) -> Result<u16> {
+async fn respond(
+    session: &mut Session,
+    error: ProxyError,
+    retry_after: Option<std::time::Duration>,
+) -> Result<u16> {
     let body = Bytes::from(ErrorBody::new(error.code(), error.message()).to_json_bytes());
-    let mut header = ResponseHeader::build(error.status(), Some(4))?;
+    let mut header = ResponseHeader::build(error.status(), Some(5))?;
+    if let Some(after) = retry_after {
+        // Whole seconds, rounded up: never tell a client to come back before we will answer.
+        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        header.insert_header(http::header::RETRY_AFTER, seconds.max(1).to_string())?;
+    }
     header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     header.insert_header(PROXY_ERROR_HEADER, error.code())?;
@@ -191,6 +223,7 @@ impl ProxyHttp for NexonProxy {
             route: Route::Rejected,
             started: Instant::now(),
             own_status: None,
+            permit: None,
         }
     }
 
@@ -209,12 +242,22 @@ impl ProxyHttp for NexonProxy {
         } else {
             None
         };
-        match rejection {
-            Some(error) => {
-                ctx.own_status = Some(respond(session, error).await?);
+        if let Some(error) = rejection {
+            ctx.own_status = Some(respond(session, error, None).await?);
+            return Ok(true);
+        }
+        match self.breaker.acquire(Instant::now()) {
+            Ok((permit, transition)) => {
+                self.observe(transition);
+                ctx.permit = Some(permit);
+                Ok(false)
+            }
+            Err(rejected) => {
+                self.metrics.breaker_rejections_total.inc();
+                let error = ProxyError::BreakerOpen;
+                ctx.own_status = Some(respond(session, error, Some(rejected.retry_after)).await?);
                 Ok(true)
             }
-            None => Ok(false),
         }
     }
 
@@ -274,7 +317,7 @@ impl ProxyHttp for NexonProxy {
             // The connection is not reused after a failure: say so, or a pooling client
             // would send its next request into a socket we are about to close.
             session.set_keepalive(None);
-            respond(session, error).await.unwrap_or(0)
+            respond(session, error, None).await.unwrap_or(0)
         };
         ctx.own_status = Some(status);
         FailToProxy {
@@ -283,12 +326,32 @@ impl ProxyHttp for NexonProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session
             .response_written()
             .map(|header| header.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(0);
+        if let Some(permit) = ctx.permit.take() {
+            let upstream_failed = e.is_some_and(|e| {
+                matches!(
+                    ProxyError::classify(e),
+                    ProxyError::UpstreamTimeout
+                        | ProxyError::UpstreamUnreachable
+                        | ProxyError::UpstreamProtocol
+                )
+            });
+            // Timeouts, connection failures, 5xx and 429 count; other 4xx are the caller's.
+            let outcome = if upstream_failed || status == 429 || status >= 500 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            let transition =
+                self.breaker
+                    .record(permit, outcome, ctx.started.elapsed(), Instant::now());
+            self.observe(transition);
+        }
         let route = ctx.route.label();
         self.metrics
             .requests_total

@@ -59,6 +59,8 @@ pub struct Options {
     pub proxy_read_timeout_ms: u64,
     /// The key the proxy sends; `None` sends the simulator's.
     pub proxy_api_key: Option<String>,
+    /// More proxy settings (`MAPLE_PROXY_*`).
+    pub proxy_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -67,6 +69,7 @@ impl Default for Options {
             db: Db::Sqlite,
             proxy_read_timeout_ms: 5_000,
             proxy_api_key: None,
+            proxy_env: Vec::new(),
         }
     }
 }
@@ -118,6 +121,7 @@ impl Stack {
             ("MAPLE_PROXY_THREADS", "1".to_owned()),
             ("MAPLE_PROXY_GRACE_PERIOD_S", "0".to_owned()),
         ];
+        proxy_env.extend(options.proxy_env.iter().cloned());
         if let Some(key) = &options.proxy_api_key {
             proxy_env.push(("NEXON_API_KEY", key.clone()));
         }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod breaker;
 mod expectation;
 mod failures;
 mod pipeline;

@@ -1,0 +1,401 @@
+//! The circuit breaker in front of the upstream, with resilience4j's count-based semantics.
+//!
+//! Closed: the last `window` outcomes are kept; once at least `minimum_calls` are in, a failure
+//! rate ≥ `failure_rate_pct` opens it. Open: nothing passes for `open_for`. Half-open: exactly
+//! `probes` calls pass; if all succeed it closes with an empty window, any failure re-opens it.
+//! Failures are timeouts, connection errors, 5xx and 429 (other 4xx are the caller's fault,
+//! not the upstream's); with a slow-call threshold, slower successes count as failures too.
+//!
+//! Rule: time is a parameter (`now`), so every transition is tested without sleeping.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// The breaker's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    pub window: usize,
+    pub minimum_calls: usize,
+    pub failure_rate_pct: u32,
+    pub open_for: Duration,
+    pub probes: u32,
+    pub slow_call: Option<Duration>,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            window: 10,
+            minimum_calls: 5,
+            failure_rate_pct: 60,
+            open_for: Duration::from_secs(30),
+            probes: 3,
+            slow_call: None,
+        }
+    }
+}
+
+/// The state, as the gauge and the admin API show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl State {
+    /// Gauge value: 0 closed, 1 open, 2 half-open.
+    pub fn gauge(self) -> i64 {
+        match self {
+            Self::Closed => 0,
+            Self::Open => 1,
+            Self::HalfOpen => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// How one admitted call ended, from the breaker's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+/// Permission to call the upstream; give it back through [`Breaker::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    probe: bool,
+}
+
+/// The call was refused: the breaker is open (or half-open with its probes taken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    /// How long until the breaker lets probes through.
+    pub retry_after: Duration,
+}
+
+/// A transition, returned so the caller can count it and log it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Closed { outcomes: VecDeque<bool> },
+    Open { until: Instant },
+    HalfOpen { admitted: u32, succeeded: u32 },
+}
+
+/// What the admin API shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub state: State,
+    pub calls_in_window: usize,
+    pub failures_in_window: usize,
+    pub failure_rate_pct: Option<f64>,
+    pub open_for_ms: Option<u128>,
+    pub probes_admitted: Option<u32>,
+}
+
+/// A circuit breaker for one upstream.
+#[derive(Debug)]
+pub struct Breaker {
+    config: BreakerConfig,
+    inner: Mutex<Inner>,
+}
+
+impl Breaker {
+    pub fn new(config: BreakerConfig) -> Self {
+        Self {
+            config,
+            inner: Mutex::new(Inner::Closed {
+                outcomes: VecDeque::with_capacity(config.window),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks to call the upstream at `now`.
+    ///
+    /// # Errors
+    /// [`Rejected`] while open, or half-open with every probe already admitted.
+    pub fn acquire(&self, now: Instant) -> Result<(Permit, Option<Transition>), Rejected> {
+        let mut inner = self.lock();
+        let mut transition = None;
+        if let Inner::Open { until } = *inner {
+            if now < until {
+                return Err(Rejected {
+                    retry_after: until - now,
+                });
+            }
+            *inner = Inner::HalfOpen {
+                admitted: 0,
+                succeeded: 0,
+            };
+            transition = Some(Transition {
+                from: State::Open,
+                to: State::HalfOpen,
+            });
+        }
+        match &mut *inner {
+            Inner::Closed { .. } => Ok((Permit { probe: false }, transition)),
+            Inner::HalfOpen { admitted, .. } if *admitted < self.config.probes => {
+                *admitted += 1;
+                Ok((Permit { probe: true }, transition))
+            }
+            Inner::HalfOpen { .. } | Inner::Open { .. } => Err(Rejected {
+                retry_after: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    /// Records how an admitted call ended, `elapsed` after it started.
+    pub fn record(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        elapsed: Duration,
+        now: Instant,
+    ) -> Option<Transition> {
+        let slow = self.config.slow_call.is_some_and(|limit| elapsed > limit);
+        let failed = outcome == Outcome::Failure || slow;
+        let mut inner = self.lock();
+        match &mut *inner {
+            Inner::Closed { outcomes } if !permit.probe => {
+                if outcomes.len() == self.config.window {
+                    outcomes.pop_front();
+                }
+                outcomes.push_back(failed);
+                let failures = outcomes.iter().filter(|f| **f).count();
+                let judged = outcomes.len() >= self.config.minimum_calls;
+                let rate_pct = failures * 100 / outcomes.len().max(1);
+                if judged && rate_pct >= self.config.failure_rate_pct as usize {
+                    *inner = Inner::Open {
+                        until: now + self.config.open_for,
+                    };
+                    return Some(Transition {
+                        from: State::Closed,
+                        to: State::Open,
+                    });
+                }
+                None
+            }
+            Inner::HalfOpen { succeeded, .. } if permit.probe => {
+                if failed {
+                    *inner = Inner::Open {
+                        until: now + self.config.open_for,
+                    };
+                    return Some(Transition {
+                        from: State::HalfOpen,
+                        to: State::Open,
+                    });
+                }
+                *succeeded += 1;
+                if *succeeded >= self.config.probes {
+                    *inner = Inner::Closed {
+                        outcomes: VecDeque::with_capacity(self.config.window),
+                    };
+                    return Some(Transition {
+                        from: State::HalfOpen,
+                        to: State::Closed,
+                    });
+                }
+                None
+            }
+            // A call admitted under an earlier state ended after a transition: it says
+            // nothing about the current state.
+            _ => None,
+        }
+    }
+
+    /// The state at `now` (an expired open state reads as half-open).
+    pub fn state(&self, now: Instant) -> State {
+        match &*self.lock() {
+            Inner::Closed { .. } => State::Closed,
+            Inner::Open { until } if now < *until => State::Open,
+            Inner::Open { .. } | Inner::HalfOpen { .. } => State::HalfOpen,
+        }
+    }
+
+    /// Counts for the admin API.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let state = self.state(now);
+        match &*self.lock() {
+            Inner::Closed { outcomes } => {
+                let failures = outcomes.iter().filter(|f| **f).count();
+                Snapshot {
+                    state,
+                    calls_in_window: outcomes.len(),
+                    failures_in_window: failures,
+                    failure_rate_pct: (!outcomes.is_empty())
+                        .then(|| failures as f64 * 100.0 / outcomes.len() as f64),
+                    open_for_ms: None,
+                    probes_admitted: None,
+                }
+            }
+            Inner::Open { until } => Snapshot {
+                state,
+                calls_in_window: 0,
+                failures_in_window: 0,
+                failure_rate_pct: None,
+                open_for_ms: Some(until.saturating_duration_since(now).as_millis()),
+                probes_admitted: None,
+            },
+            Inner::HalfOpen { admitted, .. } => Snapshot {
+                state,
+                calls_in_window: 0,
+                failures_in_window: 0,
+                failure_rate_pct: None,
+                open_for_ms: None,
+                probes_admitted: Some(*admitted),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn call(breaker: &Breaker, outcome: Outcome, now: Instant) -> Option<Transition> {
+        let (permit, _) = breaker.acquire(now).expect("admitted");
+        breaker.record(permit, outcome, MS, now)
+    }
+
+    #[test]
+    fn opens_at_the_failure_rate_once_enough_calls_are_in() {
+        let breaker = Breaker::new(BreakerConfig::default());
+        let now = Instant::now();
+        // 4 failures: below the minimum of 5 calls, still closed.
+        for _ in 0..4 {
+            assert_eq!(call(&breaker, Outcome::Failure, now), None);
+        }
+        assert_eq!(breaker.state(now), State::Closed);
+        // 5th call: 100% ≥ 60% → open.
+        assert_eq!(
+            call(&breaker, Outcome::Failure, now),
+            Some(Transition {
+                from: State::Closed,
+                to: State::Open
+            })
+        );
+        let rejected = breaker.acquire(now + MS).expect_err("open");
+        assert!(rejected.retry_after <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn stays_closed_below_the_threshold_over_a_sliding_window() {
+        let breaker = Breaker::new(BreakerConfig::default());
+        let now = Instant::now();
+        // 5 failures in a window of 10 = 50% < 60%.
+        for i in 0..20 {
+            let outcome = if i % 2 == 1 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            assert_eq!(call(&breaker, outcome, now), None, "call {i}");
+        }
+        assert_eq!(breaker.snapshot(now).calls_in_window, 10);
+        // 6 of the last 10: opens.
+        assert!(call(&breaker, Outcome::Failure, now).is_some());
+    }
+
+    #[test]
+    fn half_open_admits_exactly_the_probes_and_closes_on_success() {
+        let config = BreakerConfig::default();
+        let breaker = Breaker::new(config);
+        let start = Instant::now();
+        for _ in 0..5 {
+            call(&breaker, Outcome::Failure, start);
+        }
+        let later = start + config.open_for;
+        let (first, transition) = breaker.acquire(later).expect("probe 1");
+        assert_eq!(
+            transition,
+            Some(Transition {
+                from: State::Open,
+                to: State::HalfOpen
+            })
+        );
+        let (second, _) = breaker.acquire(later).expect("probe 2");
+        let (third, _) = breaker.acquire(later).expect("probe 3");
+        assert!(breaker.acquire(later).is_err(), "only three probes");
+        assert_eq!(breaker.record(first, Outcome::Success, MS, later), None);
+        assert_eq!(breaker.record(second, Outcome::Success, MS, later), None);
+        assert_eq!(
+            breaker.record(third, Outcome::Success, MS, later),
+            Some(Transition {
+                from: State::HalfOpen,
+                to: State::Closed
+            })
+        );
+        assert_eq!(breaker.snapshot(later).calls_in_window, 0, "fresh window");
+    }
+
+    #[test]
+    fn a_failed_probe_reopens() {
+        let config = BreakerConfig::default();
+        let breaker = Breaker::new(config);
+        let start = Instant::now();
+        for _ in 0..5 {
+            call(&breaker, Outcome::Failure, start);
+        }
+        let later = start + config.open_for;
+        let (probe, _) = breaker.acquire(later).expect("probe");
+        assert_eq!(
+            breaker.record(probe, Outcome::Failure, MS, later),
+            Some(Transition {
+                from: State::HalfOpen,
+                to: State::Open
+            })
+        );
+        assert!(breaker.acquire(later + MS).is_err());
+        assert_eq!(breaker.state(later + config.open_for), State::HalfOpen);
+    }
+
+    #[test]
+    fn slow_calls_count_as_failures_when_configured() {
+        let breaker = Breaker::new(BreakerConfig {
+            slow_call: Some(Duration::from_millis(500)),
+            ..BreakerConfig::default()
+        });
+        let now = Instant::now();
+        for _ in 0..5 {
+            let (permit, _) = breaker.acquire(now).expect("admitted");
+            breaker.record(permit, Outcome::Success, Duration::from_secs(1), now);
+        }
+        assert_eq!(breaker.state(now), State::Open);
+    }
+
+    #[test]
+    fn late_results_from_an_earlier_state_are_ignored() {
+        let breaker = Breaker::new(BreakerConfig::default());
+        let now = Instant::now();
+        let (late, _) = breaker.acquire(now).expect("admitted while closed");
+        for _ in 0..5 {
+            call(&breaker, Outcome::Failure, now);
+        }
+        assert_eq!(breaker.record(late, Outcome::Success, MS, now), None);
+        assert_eq!(breaker.state(now), State::Open);
+    }
+}
