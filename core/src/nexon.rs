@@ -132,12 +132,24 @@ impl NexonClient {
                 cause: format!("response of {length} bytes exceeds the limit"),
             });
         }
-        let body = response
-            .bytes()
+        // Read chunk by chunk with a running cap: a chunked body has no length to check first.
+        let mut response = response;
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
             .map_err(|e| NexonError::Unavailable {
                 cause: format!("reading the response: {e}"),
-            })?;
+            })?
+        {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(NexonError::Unavailable {
+                    cause: format!("response exceeds the {MAX_BODY_BYTES}-byte limit"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = body.freeze();
         if status.is_success() {
             return Ok(body);
         }

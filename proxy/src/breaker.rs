@@ -73,10 +73,13 @@ pub enum Outcome {
     Failure,
 }
 
-/// Permission to call the upstream; give it back through [`Breaker::record`].
+/// Permission to call the upstream; give it back through [`Breaker::record`] or, when the
+/// call said nothing about the upstream, [`Breaker::release`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permit {
     probe: bool,
+    /// The state period it was issued in: results from an earlier period are ignored.
+    epoch: u64,
 }
 
 /// The call was refused: the breaker is open (or half-open with its probes taken).
@@ -95,9 +98,17 @@ pub struct Transition {
 
 #[derive(Debug)]
 enum Inner {
-    Closed { outcomes: VecDeque<bool> },
-    Open { until: Instant },
-    HalfOpen { admitted: u32, succeeded: u32 },
+    Closed {
+        outcomes: VecDeque<bool>,
+    },
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        admitted: u32,
+        succeeded: u32,
+        since: Instant,
+    },
 }
 
 /// What the admin API shows.
@@ -115,20 +126,24 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
-    inner: Mutex<Inner>,
+    inner: Mutex<(Inner, u64)>,
 }
 
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self {
             config,
-            inner: Mutex::new(Inner::Closed {
-                outcomes: VecDeque::with_capacity(config.window),
-            }),
+            inner: Mutex::new((
+                Inner::Closed {
+                    outcomes: VecDeque::with_capacity(config.window),
+                },
+                0,
+            )),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    /// The state and its epoch (bumped on every transition).
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Inner, u64)> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -137,32 +152,69 @@ impl Breaker {
     /// # Errors
     /// [`Rejected`] while open, or half-open with every probe already admitted.
     pub fn acquire(&self, now: Instant) -> Result<(Permit, Option<Transition>), Rejected> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let (inner, epoch) = &mut *guard;
         let mut transition = None;
+        // Half-open with every probe out and none back for a whole open period: the probes
+        // were lost (cancelled, panicked); start a new half-open period instead of sticking.
+        let stuck = matches!(
+            inner,
+            Inner::HalfOpen { admitted, since, .. }
+                if *admitted >= self.config.probes && now >= *since + self.config.open_for
+        );
         if let Inner::Open { until } = *inner {
             if now < until {
                 return Err(Rejected {
                     retry_after: until - now,
                 });
             }
-            *inner = Inner::HalfOpen {
-                admitted: 0,
-                succeeded: 0,
-            };
             transition = Some(Transition {
                 from: State::Open,
                 to: State::HalfOpen,
             });
         }
-        match &mut *inner {
-            Inner::Closed { .. } => Ok((Permit { probe: false }, transition)),
+        if transition.is_some() || stuck {
+            *inner = Inner::HalfOpen {
+                admitted: 0,
+                succeeded: 0,
+                since: now,
+            };
+            *epoch += 1;
+        }
+        match inner {
+            Inner::Closed { .. } => Ok((
+                Permit {
+                    probe: false,
+                    epoch: *epoch,
+                },
+                transition,
+            )),
             Inner::HalfOpen { admitted, .. } if *admitted < self.config.probes => {
                 *admitted += 1;
-                Ok((Permit { probe: true }, transition))
+                Ok((
+                    Permit {
+                        probe: true,
+                        epoch: *epoch,
+                    },
+                    transition,
+                ))
             }
             Inner::HalfOpen { .. } | Inner::Open { .. } => Err(Rejected {
                 retry_after: Duration::from_secs(1),
             }),
+        }
+    }
+
+    /// Returns a permit whose call said nothing about the upstream (the client went away
+    /// first): in half-open its probe slot is freed for another caller.
+    pub fn release(&self, permit: Permit) {
+        let mut guard = self.lock();
+        let (inner, epoch) = &mut *guard;
+        if permit.probe
+            && permit.epoch == *epoch
+            && let Inner::HalfOpen { admitted, .. } = inner
+        {
+            *admitted = admitted.saturating_sub(1);
         }
     }
 
@@ -176,8 +228,13 @@ impl Breaker {
     ) -> Option<Transition> {
         let slow = self.config.slow_call.is_some_and(|limit| elapsed > limit);
         let failed = outcome == Outcome::Failure || slow;
-        let mut inner = self.lock();
-        match &mut *inner {
+        let mut guard = self.lock();
+        let (inner, epoch) = &mut *guard;
+        if permit.epoch != *epoch {
+            // Admitted in an earlier period: it says nothing about the current one.
+            return None;
+        }
+        let transition = match inner {
             Inner::Closed { outcomes } if !permit.probe => {
                 if outcomes.len() == self.config.window {
                     outcomes.pop_front();
@@ -190,81 +247,90 @@ impl Breaker {
                     *inner = Inner::Open {
                         until: now + self.config.open_for,
                     };
-                    return Some(Transition {
+                    Some(Transition {
                         from: State::Closed,
                         to: State::Open,
-                    });
+                    })
+                } else {
+                    None
                 }
-                None
             }
             Inner::HalfOpen { succeeded, .. } if permit.probe => {
                 if failed {
                     *inner = Inner::Open {
                         until: now + self.config.open_for,
                     };
-                    return Some(Transition {
+                    Some(Transition {
                         from: State::HalfOpen,
                         to: State::Open,
-                    });
+                    })
+                } else {
+                    *succeeded += 1;
+                    if *succeeded >= self.config.probes {
+                        *inner = Inner::Closed {
+                            outcomes: VecDeque::with_capacity(self.config.window),
+                        };
+                        Some(Transition {
+                            from: State::HalfOpen,
+                            to: State::Closed,
+                        })
+                    } else {
+                        None
+                    }
                 }
-                *succeeded += 1;
-                if *succeeded >= self.config.probes {
-                    *inner = Inner::Closed {
-                        outcomes: VecDeque::with_capacity(self.config.window),
-                    };
-                    return Some(Transition {
-                        from: State::HalfOpen,
-                        to: State::Closed,
-                    });
-                }
-                None
             }
-            // A call admitted under an earlier state ended after a transition: it says
-            // nothing about the current state.
             _ => None,
+        };
+        if transition.is_some() {
+            *epoch += 1;
         }
+        transition
     }
 
     /// The state at `now` (an expired open state reads as half-open).
     pub fn state(&self, now: Instant) -> State {
-        match &*self.lock() {
+        Self::state_of(&self.lock().0, now)
+    }
+
+    fn state_of(inner: &Inner, now: Instant) -> State {
+        match inner {
             Inner::Closed { .. } => State::Closed,
             Inner::Open { until } if now < *until => State::Open,
             Inner::Open { .. } | Inner::HalfOpen { .. } => State::HalfOpen,
         }
     }
 
-    /// Counts for the admin API.
+    /// Counts for the admin API, read under one lock.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
-        let state = self.state(now);
-        match &*self.lock() {
+        let guard = self.lock();
+        let inner = &guard.0;
+        let state = Self::state_of(inner, now);
+        let empty = Snapshot {
+            state,
+            calls_in_window: 0,
+            failures_in_window: 0,
+            failure_rate_pct: None,
+            open_for_ms: None,
+            probes_admitted: None,
+        };
+        match inner {
             Inner::Closed { outcomes } => {
                 let failures = outcomes.iter().filter(|f| **f).count();
                 Snapshot {
-                    state,
                     calls_in_window: outcomes.len(),
                     failures_in_window: failures,
                     failure_rate_pct: (!outcomes.is_empty())
                         .then(|| failures as f64 * 100.0 / outcomes.len() as f64),
-                    open_for_ms: None,
-                    probes_admitted: None,
+                    ..empty
                 }
             }
             Inner::Open { until } => Snapshot {
-                state,
-                calls_in_window: 0,
-                failures_in_window: 0,
-                failure_rate_pct: None,
                 open_for_ms: Some(until.saturating_duration_since(now).as_millis()),
-                probes_admitted: None,
+                ..empty
             },
             Inner::HalfOpen { admitted, .. } => Snapshot {
-                state,
-                calls_in_window: 0,
-                failures_in_window: 0,
-                failure_rate_pct: None,
-                open_for_ms: None,
                 probes_admitted: Some(*admitted),
+                ..empty
             },
         }
     }
@@ -385,6 +451,47 @@ mod tests {
             breaker.record(permit, Outcome::Success, Duration::from_secs(1), now);
         }
         assert_eq!(breaker.state(now), State::Open);
+    }
+
+    #[test]
+    fn a_probe_from_an_earlier_half_open_period_does_not_count() {
+        let config = BreakerConfig::default();
+        let breaker = Breaker::new(config);
+        let start = Instant::now();
+        for _ in 0..5 {
+            call(&breaker, Outcome::Failure, start);
+        }
+        let first = start + config.open_for;
+        let (a, _) = breaker.acquire(first).expect("probe a");
+        let (b, _) = breaker.acquire(first).expect("probe b");
+        breaker.record(a, Outcome::Failure, MS, first);
+        let second = first + config.open_for;
+        let (d, _) = breaker.acquire(second).expect("new probe");
+        // b, from the first half-open period, ends now: ignored.
+        assert_eq!(breaker.record(b, Outcome::Success, MS, second), None);
+        assert_eq!(breaker.snapshot(second).probes_admitted, Some(1));
+        assert_eq!(breaker.record(d, Outcome::Success, MS, second), None);
+    }
+
+    #[test]
+    fn released_or_lost_probes_do_not_wedge_half_open() {
+        let config = BreakerConfig::default();
+        let breaker = Breaker::new(config);
+        let start = Instant::now();
+        for _ in 0..5 {
+            call(&breaker, Outcome::Failure, start);
+        }
+        let half = start + config.open_for;
+        let probes: Vec<Permit> = (0..3)
+            .map(|_| breaker.acquire(half).expect("probe").0)
+            .collect();
+        assert!(breaker.acquire(half).is_err());
+        // A client hung up: its slot is given back.
+        breaker.release(probes[0]);
+        assert!(breaker.acquire(half).is_ok());
+        // The others never report: after a whole open period, probing starts over.
+        assert!(breaker.acquire(half + MS).is_err());
+        assert!(breaker.acquire(half + config.open_for).is_ok());
     }
 
     #[test]

@@ -305,10 +305,17 @@ impl ProxyHttp for NexonProxy {
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
         let error = ProxyError::classify(e);
-        self.metrics
-            .upstream_errors_total
-            .with_label_values(&[error.code()])
-            .inc();
+        if matches!(
+            error,
+            ProxyError::UpstreamTimeout
+                | ProxyError::UpstreamUnreachable
+                | ProxyError::UpstreamProtocol
+        ) {
+            self.metrics
+                .upstream_errors_total
+                .with_label_values(&[error.code()])
+                .inc();
+        }
         let downstream_gone = e.esource() == &ErrorSource::Downstream;
         let status = if downstream_gone || session.response_written().is_some() {
             // Nothing more can be said to this client.
@@ -333,24 +340,28 @@ impl ProxyHttp for NexonProxy {
             .or(ctx.own_status)
             .unwrap_or(0);
         if let Some(permit) = ctx.permit.take() {
-            let upstream_failed = e.is_some_and(|e| {
-                matches!(
-                    ProxyError::classify(e),
+            // Decide from the error when there is one: an upstream failure counts against the
+            // upstream; a client that left or an internal fault says nothing about it.
+            let outcome = match e.map(ProxyError::classify) {
+                Some(
                     ProxyError::UpstreamTimeout
-                        | ProxyError::UpstreamUnreachable
-                        | ProxyError::UpstreamProtocol
-                )
-            });
-            // Timeouts, connection failures, 5xx and 429 count; other 4xx are the caller's.
-            let outcome = if upstream_failed || status == 429 || status >= 500 {
-                Outcome::Failure
-            } else {
-                Outcome::Success
+                    | ProxyError::UpstreamUnreachable
+                    | ProxyError::UpstreamProtocol,
+                ) => Some(Outcome::Failure),
+                Some(_) => None,
+                // Nexon answered: 5xx and 429 are its failures, other statuses are not.
+                None if status == 429 || status >= 500 => Some(Outcome::Failure),
+                None => Some(Outcome::Success),
             };
-            let transition =
-                self.breaker
-                    .record(permit, outcome, ctx.started.elapsed(), Instant::now());
-            self.observe(transition);
+            match outcome {
+                Some(outcome) => {
+                    let transition =
+                        self.breaker
+                            .record(permit, outcome, ctx.started.elapsed(), Instant::now());
+                    self.observe(transition);
+                }
+                None => self.breaker.release(permit),
+            }
         }
         let route = ctx.route.label();
         self.metrics

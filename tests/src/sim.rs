@@ -272,8 +272,8 @@ async fn inject_faults(State(sim): State<Simulator>, request: Request, next: Nex
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
             response
         }
-        Some(Action::Hang) => {
-            sim.state.faults.hang_until_changed().await;
+        Some(Action::Hang(hang)) => {
+            sim.state.faults.hang(hang).await;
             nexon_error_with_status(503)
         }
         Some(Action::Reset) => {

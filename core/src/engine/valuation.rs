@@ -43,6 +43,9 @@ pub struct Item {
     pub potential_option_3: Option<String>,
     #[serde(default)]
     pub starforce: Option<String>,
+    /// `사용` when the stars came from a star-force scroll, not from enhancing with mesos.
+    #[serde(default)]
+    pub starforce_scroll_flag: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -303,11 +306,15 @@ fn value_item(
         Ok(price) => (Some(price), None),
         Err(reason) => (None, Some(reason)),
     };
+    let from_scroll = item.starforce_scroll_flag.as_deref() == Some("사용");
     let (starforce_mesos, starforce_destroys, starforce_unpriced) = if stars == 0 {
         (Some(0.0), Some(0.0), None)
-    } else {
+    } else if from_scroll {
+        let reason = "stars from a star-force scroll, not meso enhancement".to_owned();
+        (None, None, Some(reason))
+    } else if let Some(level) = level {
         let request = starforce::Request {
-            level: level.unwrap_or(0),
+            level,
             from: 0,
             to: stars,
             star_catch: options.star_catch,
@@ -319,6 +326,8 @@ fn value_item(
             Ok(e) => (Some(e.expected_mesos), Some(e.expected_destroys), None),
             Err(e) => (None, None, Some(e.to_string())),
         }
+    } else {
+        (None, None, Some("the item level is missing".to_owned()))
     };
     ItemValuation {
         slot,
@@ -493,6 +502,27 @@ mod tests {
                 .expect("medal");
             assert!(medal.potential_unpriced.is_some());
         }
+    }
+
+    #[test]
+    fn scroll_stars_are_not_priced_as_enhancement() {
+        let equipment = fixture("mechanic_equip.json");
+        let valuation =
+            value_character(shared(), &Prices::default(), &equipment, Options::default());
+        let scrolled: Vec<_> = valuation
+            .items
+            .iter()
+            .filter(|i| {
+                i.starforce_unpriced
+                    .as_deref()
+                    .is_some_and(|r| r.contains("scroll"))
+            })
+            .collect();
+        assert!(
+            !scrolled.is_empty(),
+            "the mechanic wears a scroll-starred ring"
+        );
+        assert!(scrolled.iter().all(|i| i.stars > 0));
     }
 
     #[test]

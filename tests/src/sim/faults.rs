@@ -99,8 +99,15 @@ impl FaultSpec {
 pub enum Action {
     Error(u16),
     RateLimit { retry_after_s: u64 },
-    Hang,
+    Hang(Hang),
     Reset,
+}
+
+/// Which fault a hung call belongs to: it ends when that fault is cleared, replaced or expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hang {
+    generation: u64,
+    until: Option<Instant>,
 }
 
 /// The decision for one call: a delay, then maybe a failure.
@@ -144,37 +151,43 @@ impl Faults {
         let until = spec
             .duration_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
-        *self.active.write().await = Some(Arc::new(Active {
+        let mut active = self.active.write().await;
+        *active = Some(Arc::new(Active {
             spec,
             until,
             matched: AtomicU64::new(0),
         }));
+        // Bumped under the lock, so a reader sees a fault and its generation together.
         self.generation.send_modify(|g| *g += 1);
         Ok(())
     }
 
     /// Removes the active fault; hung calls return (with a 503).
     pub async fn clear(&self) {
-        *self.active.write().await = None;
+        let mut active = self.active.write().await;
+        *active = None;
         self.generation.send_modify(|g| *g += 1);
     }
 
     /// The active fault's spec, if it has not expired.
     pub async fn current(&self) -> Option<FaultSpec> {
-        self.live().await.map(|a| a.spec.clone())
+        self.live().await.map(|(a, _)| a.spec.clone())
     }
 
-    async fn live(&self) -> Option<Arc<Active>> {
-        let active = self.active.read().await.clone()?;
+    /// The active, unexpired fault and the generation it belongs to.
+    async fn live(&self) -> Option<(Arc<Active>, u64)> {
+        let guard = self.active.read().await;
+        let generation = *self.generation.borrow();
+        let active = guard.clone()?;
         match active.until {
             Some(until) if Instant::now() >= until => None,
-            _ => Some(active),
+            _ => Some((active, generation)),
         }
     }
 
     /// Decides what happens to a call on `path`.
     pub async fn decide(&self, path: &str) -> Decision {
-        let Some(active) = self.live().await else {
+        let Some((active, generation)) = self.live().await else {
             return Decision::default();
         };
         let spec = &active.spec;
@@ -196,7 +209,10 @@ impl Faults {
         } else if let Some(retry_after_s) = spec.rate_limit_retry_after_s {
             Some(Action::RateLimit { retry_after_s })
         } else if spec.hang {
-            Some(Action::Hang)
+            Some(Action::Hang(Hang {
+                generation,
+                until: active.until,
+            }))
         } else if spec.reset {
             Some(Action::Reset)
         } else {
@@ -209,13 +225,10 @@ impl Faults {
     }
 
     /// Resolves when the fault that made a call hang is cleared, replaced, or expires.
-    pub async fn hang_until_changed(&self) {
+    pub async fn hang(&self, hang: Hang) {
         let mut generation = self.generation.subscribe();
-        let Some(active) = self.live().await else {
-            return; // already cleared or expired
-        };
-        let changed = generation.changed();
-        match active.until {
+        let changed = generation.wait_for(|g| *g != hang.generation);
+        match hang.until {
             Some(until) => {
                 let _ = tokio::time::timeout_at(until, changed).await;
             }
@@ -279,10 +292,12 @@ mod tests {
             })
             .await
             .expect("valid");
-        assert_eq!(faults.decide("/x").await.action, Some(Action::Hang));
+        let Some(Action::Hang(hang)) = faults.decide("/x").await.action else {
+            panic!("a hang");
+        };
         let waiter = tokio::spawn({
             let faults = Arc::clone(&faults);
-            async move { faults.hang_until_changed().await }
+            async move { faults.hang(hang).await }
         });
         tokio::time::advance(Duration::from_millis(1_001)).await;
         waiter.await.expect("hang ends at expiry");
@@ -299,9 +314,24 @@ mod tests {
             })
             .await
             .expect("valid");
+        let Some(Action::Hang(hang)) = faults.decide("/x").await.action else {
+            panic!("a hang");
+        };
+        // Replaced before the call starts waiting: it must still end, not wait for the next.
+        faults
+            .set(FaultSpec {
+                hang: true,
+                ..FaultSpec::default()
+            })
+            .await
+            .expect("valid");
+        faults.hang(hang).await;
+        let Some(Action::Hang(hang)) = faults.decide("/x").await.action else {
+            panic!("a hang");
+        };
         let waiter = tokio::spawn({
             let faults = Arc::clone(&faults);
-            async move { faults.hang_until_changed().await }
+            async move { faults.hang(hang).await }
         });
         tokio::task::yield_now().await;
         faults.clear().await;
