@@ -342,6 +342,17 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// A default breaker opened at `start` by five failures.
+    fn tripped() -> (BreakerConfig, Breaker, Instant) {
+        let config = BreakerConfig::default();
+        let breaker = Breaker::new(config);
+        let start = Instant::now();
+        for _ in 0..5 {
+            call(&breaker, Outcome::Failure, start);
+        }
+        (config, breaker, start)
+    }
+
     fn call(breaker: &Breaker, outcome: Outcome, now: Instant) -> Option<Transition> {
         let (permit, _) = breaker.acquire(now).expect("admitted");
         breaker.record(permit, outcome, MS, now)
@@ -388,12 +399,7 @@ mod tests {
 
     #[test]
     fn half_open_admits_exactly_the_probes_and_closes_on_success() {
-        let config = BreakerConfig::default();
-        let breaker = Breaker::new(config);
-        let start = Instant::now();
-        for _ in 0..5 {
-            call(&breaker, Outcome::Failure, start);
-        }
+        let (config, breaker, start) = tripped();
         let later = start + config.open_for;
         let (first, transition) = breaker.acquire(later).expect("probe 1");
         assert_eq!(
@@ -420,12 +426,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_reopens() {
-        let config = BreakerConfig::default();
-        let breaker = Breaker::new(config);
-        let start = Instant::now();
-        for _ in 0..5 {
-            call(&breaker, Outcome::Failure, start);
-        }
+        let (config, breaker, start) = tripped();
         let later = start + config.open_for;
         let (probe, _) = breaker.acquire(later).expect("probe");
         assert_eq!(
@@ -455,12 +456,7 @@ mod tests {
 
     #[test]
     fn a_probe_from_an_earlier_half_open_period_does_not_count() {
-        let config = BreakerConfig::default();
-        let breaker = Breaker::new(config);
-        let start = Instant::now();
-        for _ in 0..5 {
-            call(&breaker, Outcome::Failure, start);
-        }
+        let (config, breaker, start) = tripped();
         let first = start + config.open_for;
         let (a, _) = breaker.acquire(first).expect("probe a");
         let (b, _) = breaker.acquire(first).expect("probe b");
@@ -475,12 +471,7 @@ mod tests {
 
     #[test]
     fn released_or_lost_probes_do_not_wedge_half_open() {
-        let config = BreakerConfig::default();
-        let breaker = Breaker::new(config);
-        let start = Instant::now();
-        for _ in 0..5 {
-            call(&breaker, Outcome::Failure, start);
-        }
+        let (config, breaker, start) = tripped();
         let half = start + config.open_for;
         let probes: Vec<Permit> = (0..3)
             .map(|_| breaker.acquire(half).expect("probe").0)

@@ -32,18 +32,6 @@ async fn breaker(stack: &Stack) -> Value {
         .expect("JSON")
 }
 
-async fn proxy_metrics(stack: &Stack) -> String {
-    stack
-        .http
-        .get(format!("http://{}/metrics", stack.proxy_admin))
-        .send()
-        .await
-        .expect("admin answers")
-        .text()
-        .await
-        .expect("text")
-}
-
 /// Polls the admin API until the breaker reads `state` (bounded: panics after 15 s).
 async fn wait_for_state(stack: &Stack, state: &str) {
     let started = Instant::now();
@@ -114,7 +102,7 @@ async fn an_open_breaker_keeps_every_call_from_the_upstream_then_closes() {
     assert_eq!(through_core.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(through_core).await, "upstream_unavailable");
 
-    let metrics = proxy_metrics(&stack).await;
+    let metrics = stack.proxy_metrics().await;
     assert!(metrics.contains("maple_proxy_breaker_state 1"), "{metrics}");
     assert!(
         metrics.contains(r#"maple_proxy_breaker_transitions_total{from="closed",to="open"} 1"#)
@@ -151,7 +139,7 @@ async fn a_failed_probe_reopens_the_breaker() {
     );
     let reopened = r#"maple_proxy_breaker_transitions_total{from="half_open",to="open"} 1"#;
     let started = Instant::now();
-    while !proxy_metrics(&stack).await.contains(reopened) {
+    while !stack.proxy_metrics().await.contains(reopened) {
         assert!(
             started.elapsed() < Duration::from_secs(15),
             "the breaker never re-opened"

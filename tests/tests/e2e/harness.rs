@@ -208,6 +208,18 @@ impl Stack {
             .expect("core answers")
     }
 
+    /// The proxy's Prometheus text.
+    pub async fn proxy_metrics(&self) -> String {
+        self.http
+            .get(format!("http://{}/metrics", self.proxy_admin))
+            .send()
+            .await
+            .expect("admin answers")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// A second connection to core's database, for checking what it stored.
     pub async fn store(&self) -> Store {
         Store::connect(&self.database_url, 2)

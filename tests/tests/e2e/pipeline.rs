@@ -96,15 +96,7 @@ async fn health_and_metrics_report_real_traffic() {
             .contains(r#"maple_core_nexon_calls_total{endpoint="item-equipment",outcome="ok"} 1"#)
     );
 
-    let proxy_metrics = stack
-        .http
-        .get(format!("http://{}/metrics", stack.proxy_admin))
-        .send()
-        .await
-        .expect("admin answers")
-        .text()
-        .await
-        .expect("text");
+    let proxy_metrics = stack.proxy_metrics().await;
     assert!(
         proxy_metrics.contains(
             r#"maple_proxy_requests_total{route="/maplestory/v1/character/item-equipment",status="200"} 1"#
