@@ -37,6 +37,8 @@ pub enum ApiError {
     UpstreamUnavailable { cause: String },
     #[error("the Nexon API is rate limiting us")]
     UpstreamRateLimited { retry_after: Option<Duration> },
+    #[error("the Nexon API is failing; calls are paused while it recovers")]
+    UpstreamCircuitOpen { retry_after: Option<Duration> },
     #[error("the Nexon API refused our request: {code}")]
     UpstreamRejected { code: String },
     #[error("storage unavailable: {0}")]
@@ -52,6 +54,7 @@ impl From<NexonError> for ApiError {
         match error {
             NexonError::NotFound => Self::CharacterNotFound,
             NexonError::RateLimited { retry_after } => Self::UpstreamRateLimited { retry_after },
+            NexonError::CircuitOpen { retry_after } => Self::UpstreamCircuitOpen { retry_after },
             NexonError::Unavailable { cause } => Self::UpstreamUnavailable { cause },
             NexonError::Rejected { code } => Self::UpstreamRejected { code },
         }
@@ -69,6 +72,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamUnavailable { .. }
             | Self::UpstreamRateLimited { .. }
+            | Self::UpstreamCircuitOpen { .. }
             | Self::Storage(_)
             | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
@@ -88,6 +92,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UpstreamUnavailable { .. } => "upstream_unavailable",
             Self::UpstreamRateLimited { .. } => "upstream_rate_limited",
+            Self::UpstreamCircuitOpen { .. } => "upstream_circuit_open",
             Self::UpstreamRejected { .. } => "upstream_rejected",
             Self::Storage(_) => "storage_unavailable",
             Self::Timeout => "request_timeout",
@@ -119,6 +124,9 @@ impl IntoResponse for ApiError {
         let body = ErrorBody::new(self.code(), self.public_message());
         let mut response = (status, Json(body)).into_response();
         if let Self::UpstreamRateLimited {
+            retry_after: Some(after),
+        }
+        | Self::UpstreamCircuitOpen {
             retry_after: Some(after),
         } = &self
         {

@@ -250,6 +250,7 @@ impl AppState {
             Ok(_) => "ok",
             Err(NexonError::NotFound) => "not_found",
             Err(NexonError::RateLimited { .. }) => "rate_limited",
+            Err(NexonError::CircuitOpen { .. }) => "circuit_open",
             Err(NexonError::Unavailable { .. }) => "unavailable",
             Err(NexonError::Rejected { .. }) => "rejected",
         };

@@ -30,6 +30,9 @@ pub enum NexonError {
     /// The proxy or Nexon failed, timed out or could not be reached; `cause` says which.
     #[error("Nexon API unavailable: {cause}")]
     Unavailable { cause: String },
+    /// The proxy's circuit breaker is open: Nexon is failing and calls are paused.
+    #[error("Nexon API calls are paused by the proxy's circuit breaker")]
+    CircuitOpen { retry_after: Option<Duration> },
     /// Nexon refused the request as malformed or the key as invalid: our bug or our config.
     #[error("Nexon API refused the request: {code}")]
     Rejected { code: String },
@@ -154,7 +157,7 @@ impl NexonClient {
             return Ok(body);
         }
         if let Some(cause) = proxy_error {
-            return Err(NexonError::Unavailable { cause });
+            return Err(classify_proxy_error(cause, retry_after));
         }
         Err(classify(status, &body, retry_after, lookup))
     }
@@ -165,6 +168,18 @@ impl NexonClient {
 enum Lookup {
     Name,
     Ocid,
+}
+
+/// Maps an error the proxy produced itself (header `x-maple-proxy-error`) to [`NexonError`].
+fn classify_proxy_error(code: String, retry_after: Option<Duration>) -> NexonError {
+    match code.as_str() {
+        "breaker_open" => NexonError::CircuitOpen { retry_after },
+        // The proxy refused our request: a bug on our side, not an outage.
+        "not_found" | "invalid_path" | "method_not_allowed" => NexonError::Rejected {
+            code: format!("proxy_{code}"),
+        },
+        _ => NexonError::Unavailable { cause: code },
+    }
 }
 
 /// Maps a Nexon error response to [`NexonError`].
@@ -213,6 +228,23 @@ mod tests {
 
     fn body(code: NexonErrorCode) -> Vec<u8> {
         serde_json::to_vec(&code.body()).expect("serialises")
+    }
+
+    #[test]
+    fn classifies_proxy_errors() {
+        let after = Some(Duration::from_secs(3));
+        assert!(matches!(
+            classify_proxy_error("breaker_open".into(), after),
+            NexonError::CircuitOpen { retry_after } if retry_after == after
+        ));
+        assert!(matches!(
+            classify_proxy_error("invalid_path".into(), None),
+            NexonError::Rejected { .. }
+        ));
+        assert!(matches!(
+            classify_proxy_error("upstream_timeout".into(), None),
+            NexonError::Unavailable { .. }
+        ));
     }
 
     #[test]

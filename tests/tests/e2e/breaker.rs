@@ -97,10 +97,11 @@ async fn an_open_breaker_keeps_every_call_from_the_upstream_then_closes() {
         "nothing reached the upstream"
     );
 
-    // Core turns the open breaker into its own 503.
+    // Core turns the open breaker into its own 503, passing on when to come back.
     let through_core = stack.get("/v1/characters/coreuser/equipment").await;
     assert_eq!(through_core.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(error_code(through_core).await, "upstream_unavailable");
+    assert!(through_core.headers().contains_key("retry-after"));
+    assert_eq!(error_code(through_core).await, "upstream_circuit_open");
 
     let metrics = stack.proxy_metrics().await;
     assert!(metrics.contains("maple_proxy_breaker_state 1"), "{metrics}");
