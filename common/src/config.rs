@@ -91,6 +91,32 @@ impl Env {
         }
     }
 
+    /// Parses like [`Self::parse_or`], then requires the value to lie within `range`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `var` when the value does not parse or lies outside `range`.
+    pub fn parse_within<T>(
+        &self,
+        var: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Display,
+        T::Err: Display,
+    {
+        let value = self.parse_or(var, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                var,
+                value.to_string(),
+                format!("must be within {}..={}", range.start(), range.end()),
+            ))
+        }
+    }
+
     /// A duration given in whole milliseconds, which must be positive.
     ///
     /// # Errors
@@ -129,6 +155,18 @@ mod tests {
             .millis_or("MAPLE_T_MS", Duration::from_secs(1))
             .expect_err("zero is rejected");
         assert_eq!(err.var, "MAPLE_T_MS");
+    }
+
+    #[test]
+    fn ranges_are_enforced() {
+        let env = Env::from_pairs([("N", "7"), ("BIG", "1001")]);
+        assert_eq!(env.parse_within("N", 1_u32, 1..=10), Ok(7));
+        assert_eq!(env.parse_within("UNSET", 3_u32, 1..=10), Ok(3));
+        let err = env
+            .parse_within("BIG", 1_u32, 1..=1000)
+            .expect_err("out of range");
+        assert_eq!(err.var, "BIG");
+        assert!(err.reason.contains("1..=1000"), "{err}");
     }
 
     #[test]

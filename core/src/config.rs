@@ -70,14 +70,7 @@ impl CoreConfig {
                 "must be a sqlite: or mysql:// URL",
             ));
         }
-        let db_max_connections: u32 = env.parse_or(DB_MAX_CONNECTIONS, 10)?;
-        if !(1..=1000).contains(&db_max_connections) {
-            return Err(ConfigError::new(
-                DB_MAX_CONNECTIONS,
-                db_max_connections.to_string(),
-                "must be within 1..=1000",
-            ));
-        }
+        let db_max_connections = env.parse_within(DB_MAX_CONNECTIONS, 10_u32, 1..=1000)?;
         let defaults = Prices::default();
         Ok(Self {
             listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8080)))?,

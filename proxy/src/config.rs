@@ -80,14 +80,7 @@ impl ProxyConfig {
             }
             None => ApiKey(SIMULATOR_API_KEY.to_owned()),
         };
-        let threads: usize = env.parse_or(THREADS, 2)?;
-        if threads == 0 || threads > 256 {
-            return Err(ConfigError::new(
-                THREADS,
-                threads.to_string(),
-                "must be within 1..=256",
-            ));
-        }
+        let threads: usize = env.parse_within(THREADS, 2, 1..=256)?;
         Ok(Self {
             listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8081)))?,
             admin_listen: env.parse_or(ADMIN_LISTEN, SocketAddr::from(([127, 0, 0, 1], 9081)))?,
@@ -104,38 +97,12 @@ impl ProxyConfig {
 
 fn breaker_from_env(env: &Env) -> Result<BreakerConfig, ConfigError> {
     let defaults = BreakerConfig::default();
-    let window: usize = env.parse_or(BREAKER_WINDOW, defaults.window)?;
-    if !(1..=1000).contains(&window) {
-        return Err(ConfigError::new(
-            BREAKER_WINDOW,
-            window.to_string(),
-            "must be within 1..=1000",
-        ));
-    }
-    let minimum_calls: usize = env.parse_or(BREAKER_MIN_CALLS, defaults.minimum_calls)?;
-    if !(1..=window).contains(&minimum_calls) {
-        return Err(ConfigError::new(
-            BREAKER_MIN_CALLS,
-            minimum_calls.to_string(),
-            format!("must be within 1..={window} (the window)"),
-        ));
-    }
-    let failure_rate_pct: u32 = env.parse_or(BREAKER_FAILURE_RATE, defaults.failure_rate_pct)?;
-    if !(1..=100).contains(&failure_rate_pct) {
-        return Err(ConfigError::new(
-            BREAKER_FAILURE_RATE,
-            failure_rate_pct.to_string(),
-            "must be within 1..=100",
-        ));
-    }
-    let probes: u32 = env.parse_or(BREAKER_PROBES, defaults.probes)?;
-    if !(1..=100).contains(&probes) {
-        return Err(ConfigError::new(
-            BREAKER_PROBES,
-            probes.to_string(),
-            "must be within 1..=100",
-        ));
-    }
+    let window = env.parse_within(BREAKER_WINDOW, defaults.window, 1..=1000)?;
+    // Judging needs no more calls than the window holds.
+    let minimum_calls = env.parse_within(BREAKER_MIN_CALLS, defaults.minimum_calls, 1..=window)?;
+    let failure_rate_pct =
+        env.parse_within(BREAKER_FAILURE_RATE, defaults.failure_rate_pct, 1..=100)?;
+    let probes = env.parse_within(BREAKER_PROBES, defaults.probes, 1..=100)?;
     let slow_call = match env.get(BREAKER_SLOW_CALL_MS) {
         None => None,
         Some(_) => Some(env.millis_or(BREAKER_SLOW_CALL_MS, Duration::from_secs(1))?),
