@@ -27,10 +27,11 @@ struct Settings {
 }
 
 fn settings(env: &Env) -> Result<Settings, ConfigError> {
-    let mut proxy = ProxyConfig::from_env(env)?;
+    let mut proxy = ProxyConfig::load(env)?;
     // Core drains before the proxy stops, so the proxy has nothing left in flight.
     proxy.grace_period = Duration::ZERO;
-    let simulator = if env.get(maple_proxy::config::API_KEY).is_none() {
+    // No Nexon key (from the environment or a key file): the simulator is the upstream.
+    let simulator = if proxy.api_key.expose() == maple_proxy::config::SIMULATOR_API_KEY {
         let listen = env.parse_or("MAPLE_SIM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8090)))?;
         let data_dir = env
             .get("MAPLE_DATA_DIR")

@@ -4,7 +4,7 @@
 //! names the variable, and the binary exits with [`EXIT_CONFIG`] (64, `EX_USAGE`).
 
 use std::collections::HashMap;
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ pub const EXIT_CONFIG: i32 = 64;
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     overrides: Option<HashMap<String, String>>,
+    /// Values used when the variable itself is unset (a configuration file's, say).
+    fallback: HashMap<String, String>,
 }
 
 /// A variable that is present but unusable.
@@ -39,7 +41,10 @@ impl ConfigError {
 impl Env {
     /// Reads the process environment.
     pub fn process() -> Self {
-        Self { overrides: None }
+        Self {
+            overrides: None,
+            fallback: HashMap::new(),
+        }
     }
 
     /// Reads only the given pairs (tests, embedded launch).
@@ -56,16 +61,35 @@ impl Env {
                     .map(|(k, v)| (k.into(), v.into()))
                     .collect(),
             ),
+            fallback: HashMap::new(),
         }
     }
 
-    /// The raw value; an empty string counts as unset.
-    pub fn get(&self, var: &str) -> Option<String> {
+    /// Layers this source over `fallback`: a variable that is set wins, an unset one reads
+    /// the fallback's value. This is how a configuration file sits under the environment.
+    #[must_use]
+    pub fn over(mut self, fallback: HashMap<String, String>) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// The value of the variable itself, ignoring the fallback; empty counts as unset.
+    pub fn get_direct(&self, var: &str) -> Option<String> {
         let value = match &self.overrides {
             Some(map) => map.get(var).cloned(),
             None => std::env::var(var).ok(),
         };
         value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// The raw value (the variable, else the fallback); an empty string counts as unset.
+    pub fn get(&self, var: &str) -> Option<String> {
+        self.get_direct(var).or_else(|| {
+            self.fallback
+                .get(var)
+                .filter(|v| !v.trim().is_empty())
+                .cloned()
+        })
     }
 
     /// The value or a default.
@@ -130,6 +154,43 @@ impl Env {
     }
 }
 
+/// A secret (the Nexon API key, a token). Its `Debug` is redacted so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// # Errors
+    /// When the key has characters a header value cannot carry.
+    pub fn new(key: String) -> Result<Self, &'static str> {
+        if key.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(key))
+        } else {
+            Err("the key must be printable ASCII without spaces")
+        }
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares with `candidate` in time independent of where they differ.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let secret = self.0.as_bytes();
+        let mut diff = u8::from(secret.len() != candidate.len());
+        for (i, byte) in secret.iter().enumerate() {
+            diff |= byte ^ candidate.get(i).copied().unwrap_or(!byte);
+        }
+        diff == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -167,6 +228,17 @@ mod tests {
             .expect_err("out of range");
         assert_eq!(err.var, "BIG");
         assert!(err.reason.contains("1..=1000"), "{err}");
+    }
+
+    #[test]
+    fn variables_win_over_the_fallback() {
+        let env = Env::from_pairs([("A", "env")]).over(HashMap::from([
+            ("A".to_owned(), "file".to_owned()),
+            ("B".to_owned(), "file".to_owned()),
+        ]));
+        assert_eq!(env.get("A").as_deref(), Some("env"));
+        assert_eq!(env.get("B").as_deref(), Some("file"));
+        assert_eq!(env.get_direct("B"), None);
     }
 
     #[test]

@@ -6,13 +6,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use maple_common::config::{ConfigError, Env};
+use maple_common::config::{ConfigError, Env, Secret};
 
 use crate::engine::model::Method;
 use crate::engine::prices::Prices;
 
 pub const LISTEN: &str = "MAPLE_CORE_LISTEN";
 pub const PROXY_URL: &str = "MAPLE_PROXY_URL";
+/// Bearer token core presents to the proxy when the proxy requires client tokens.
+pub const PROXY_TOKEN: &str = "MAPLE_PROXY_TOKEN";
 pub const DATABASE_URL: &str = "DATABASE_URL";
 pub const UPSTREAM_TIMEOUT_MS: &str = "MAPLE_CORE_UPSTREAM_TIMEOUT_MS";
 pub const REQUEST_TIMEOUT_MS: &str = "MAPLE_CORE_REQUEST_TIMEOUT_MS";
@@ -35,6 +37,8 @@ pub struct CoreConfig {
     pub listen: SocketAddr,
     /// Base URL of the Nexon proxy, e.g. `http://127.0.0.1:8081`.
     pub proxy_url: String,
+    /// Sent as `Authorization: Bearer …` to the proxy (which may require client tokens).
+    pub proxy_token: Option<Secret>,
     pub database_url: String,
     /// Longest wait for one call through the proxy (above the proxy's own 3 s deadline).
     pub upstream_timeout: Duration,
@@ -75,6 +79,11 @@ impl CoreConfig {
         Ok(Self {
             listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             proxy_url: proxy_url.trim_end_matches('/').to_owned(),
+            proxy_token: env
+                .get(PROXY_TOKEN)
+                .map(Secret::new)
+                .transpose()
+                .map_err(|reason| ConfigError::new(PROXY_TOKEN, "<redacted>", reason))?,
             database_url,
             upstream_timeout: env.millis_or(UPSTREAM_TIMEOUT_MS, Duration::from_secs(5))?,
             request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10))?,

@@ -88,7 +88,11 @@ impl App {
         )?;
         let store = Store::connect(&config.database_url, config.db_max_connections).await?;
         let state = AppState {
-            nexon: NexonClient::new(&config.proxy_url, config.upstream_timeout)?,
+            nexon: NexonClient::new(
+                &config.proxy_url,
+                config.proxy_token.as_ref(),
+                config.upstream_timeout,
+            )?,
             store,
             metrics: CoreMetrics::new()?,
             engine: Arc::new(engine),

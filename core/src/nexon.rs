@@ -48,8 +48,21 @@ pub struct NexonClient {
 impl NexonClient {
     /// # Errors
     /// Only if the HTTP client cannot be built (no TLS backend needed: the proxy is HTTP).
-    pub fn new(proxy_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        proxy_url: &str,
+        token: Option<&maple_common::config::Secret>,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token
+            && let Ok(mut value) =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(1).min(timeout))
             .pool_idle_timeout(Duration::from_secs(30))
@@ -174,10 +187,14 @@ enum Lookup {
 fn classify_proxy_error(code: String, retry_after: Option<Duration>) -> NexonError {
     match code.as_str() {
         "breaker_open" => NexonError::CircuitOpen { retry_after },
-        // The proxy refused our request: a bug on our side, not an outage.
-        "not_found" | "invalid_path" | "method_not_allowed" => NexonError::Rejected {
-            code: format!("proxy_{code}"),
-        },
+        // Nexon rate-limits the key, or the proxy keeps us inside its quota.
+        "upstream_rate_limited" | "rate_limited" => NexonError::RateLimited { retry_after },
+        // The proxy refused our request: a bug or misconfiguration on our side, not an outage.
+        "not_found" | "invalid_path" | "method_not_allowed" | "unauthorized" => {
+            NexonError::Rejected {
+                code: format!("proxy_{code}"),
+            }
+        }
         _ => NexonError::Unavailable { cause: code },
     }
 }

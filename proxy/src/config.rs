@@ -1,16 +1,30 @@
-//! The proxy's configuration, read once from the environment.
+//! The proxy's configuration: one YAML file (optional, `MAPLE_PROXY_CONFIG`) under environment
+//! overrides, read and validated once at start.
 //!
-//! Rule: every value is validated here; the rest of the crate trusts [`ProxyConfig`]. The API key
-//! is held in [`ApiKey`], whose `Debug` never shows it.
+//! Every setting has a file key and a variable, derived mechanically: the key `breaker.window`
+//! is overridden by `MAPLE_PROXY_BREAKER_WINDOW` (prefix, dots to underscores, upper case). The
+//! file is flattened into those names and layered under the environment, so one validation path
+//! serves both, and an unknown key in the file is an error, not a silent no-op.
+//!
+//! Rule: every value is validated here; the rest of the crate trusts [`ProxyConfig`]. Secrets
+//! (the API key, client and admin tokens) are held in [`Secret`], whose `Debug` never shows them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
+pub use maple_common::config::Secret;
 use maple_common::config::{ConfigError, Env};
 use maple_common::nexon::NEXON_BASE_URL;
 
+use crate::alerts::AlertConfig;
 use crate::breaker::BreakerConfig;
+use crate::cache::CacheConfig;
+use crate::limits::{RateLimitConfig, RetryConfig};
+use crate::routes::{RoutePolicy, RouteTable};
+use crate::upstream::BulkheadConfig;
 
 pub const LISTEN: &str = "MAPLE_PROXY_LISTEN";
 pub const ADMIN_LISTEN: &str = "MAPLE_PROXY_ADMIN_LISTEN";
@@ -26,6 +40,81 @@ pub const BREAKER_FAILURE_RATE: &str = "MAPLE_PROXY_BREAKER_FAILURE_RATE_PCT";
 pub const BREAKER_OPEN_MS: &str = "MAPLE_PROXY_BREAKER_OPEN_MS";
 pub const BREAKER_PROBES: &str = "MAPLE_PROXY_BREAKER_PROBES";
 pub const BREAKER_SLOW_CALL_MS: &str = "MAPLE_PROXY_BREAKER_SLOW_CALL_MS";
+/// Path of the YAML configuration file.
+pub const CONFIG_FILE: &str = "MAPLE_PROXY_CONFIG";
+pub const API_KEY_FILE: &str = "MAPLE_PROXY_API_KEY_FILE";
+pub const CLIENT_TOKENS: &str = "MAPLE_PROXY_CLIENT_TOKENS";
+pub const ADMIN_TOKEN: &str = "MAPLE_PROXY_ADMIN_TOKEN";
+pub const MAX_BODY_BYTES: &str = "MAPLE_PROXY_MAX_BODY_BYTES";
+pub const CACHE_MAX_BYTES: &str = "MAPLE_PROXY_CACHE_MAX_BYTES";
+pub const CACHE_STALE_S: &str = "MAPLE_PROXY_CACHE_STALE_S";
+pub const CACHE_REVALIDATE_S: &str = "MAPLE_PROXY_CACHE_REVALIDATE_S";
+pub const RETRY_MAX_ATTEMPTS: &str = "MAPLE_PROXY_RETRY_MAX_ATTEMPTS";
+pub const RETRY_BASE_MS: &str = "MAPLE_PROXY_RETRY_BASE_MS";
+pub const RETRY_MAX_BACKOFF_MS: &str = "MAPLE_PROXY_RETRY_MAX_BACKOFF_MS";
+pub const RETRY_BUDGET_PCT: &str = "MAPLE_PROXY_RETRY_BUDGET_PCT";
+pub const RETRY_MIN_PER_S: &str = "MAPLE_PROXY_RETRY_MIN_PER_S";
+pub const RATELIMIT_RPS: &str = "MAPLE_PROXY_RATELIMIT_RPS";
+pub const RATELIMIT_BURST: &str = "MAPLE_PROXY_RATELIMIT_BURST";
+pub const RATELIMIT_MAX_WAIT_MS: &str = "MAPLE_PROXY_RATELIMIT_MAX_WAIT_MS";
+pub const BULKHEAD_MAX_CONCURRENT: &str = "MAPLE_PROXY_BULKHEAD_MAX_CONCURRENT";
+pub const BULKHEAD_MAX_WAIT_MS: &str = "MAPLE_PROXY_BULKHEAD_MAX_WAIT_MS";
+pub const ALERT_WEBHOOK_URL: &str = "MAPLE_PROXY_ALERT_WEBHOOK_URL";
+pub const ALERT_DEDUPE_S: &str = "MAPLE_PROXY_ALERT_DEDUPE_S";
+pub const ALERT_PER_MINUTE: &str = "MAPLE_PROXY_ALERT_PER_MINUTE";
+
+/// The routes with their own policy, as they appear in keys (`routes.<name>.ttl_s`).
+pub const ROUTE_NAMES: [&str; 4] = ["id", "basic", "item_equipment", "other"];
+
+/// Every key the configuration file may hold.
+pub const FILE_KEYS: &[&str] = &[
+    "listen",
+    "admin_listen",
+    "upstream",
+    "api_key_file",
+    "connect_timeout_ms",
+    "read_timeout_ms",
+    "threads",
+    "grace_period_s",
+    "max_body_bytes",
+    "client_tokens",
+    "admin_token",
+    "breaker.window",
+    "breaker.min_calls",
+    "breaker.failure_rate_pct",
+    "breaker.open_ms",
+    "breaker.probes",
+    "breaker.slow_call_ms",
+    "cache.max_bytes",
+    "cache.stale_s",
+    "cache.revalidate_s",
+    "retry.max_attempts",
+    "retry.base_ms",
+    "retry.max_backoff_ms",
+    "retry.budget_pct",
+    "retry.min_per_s",
+    "ratelimit.rps",
+    "ratelimit.burst",
+    "ratelimit.max_wait_ms",
+    "bulkhead.max_concurrent",
+    "bulkhead.max_wait_ms",
+    "alert.webhook_url",
+    "alert.dedupe_s",
+    "alert.per_minute",
+    "routes.id.ttl_s",
+    "routes.id.deadline_ms",
+    "routes.basic.ttl_s",
+    "routes.basic.deadline_ms",
+    "routes.item_equipment.ttl_s",
+    "routes.item_equipment.deadline_ms",
+    "routes.other.ttl_s",
+    "routes.other.deadline_ms",
+];
+
+/// The variable that overrides a file key: `breaker.window` → `MAPLE_PROXY_BREAKER_WINDOW`.
+pub fn env_var(key: &str) -> String {
+    format!("MAPLE_PROXY_{}", key.replace('.', "_").to_ascii_uppercase())
+}
 
 /// The simulator's upstream and key, used when no Nexon key is configured.
 pub const SIMULATOR_UPSTREAM: &str = "http://127.0.0.1:8090";
@@ -37,7 +126,7 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub upstream: Upstream,
-    pub api_key: ApiKey,
+    pub api_key: Secret,
     /// TCP (and TLS) connect timeout to the upstream.
     pub connect_timeout: Duration,
     /// Longest wait for each read from the upstream (headers or a body chunk).
@@ -48,9 +137,49 @@ pub struct ProxyConfig {
     pub grace_period: Duration,
     /// The circuit breaker in front of the upstream.
     pub breaker: BreakerConfig,
+    /// Cache TTL and deadline per route.
+    pub routes: RouteTable,
+    pub cache: CacheConfig,
+    pub retry: RetryConfig,
+    pub rate_limit: RateLimitConfig,
+    pub bulkhead: BulkheadConfig,
+    /// Largest upstream body accepted.
+    pub max_body_bytes: usize,
+    pub alerts: AlertConfig,
+    /// When non-empty, clients must send `Authorization: Bearer <one of these>`.
+    pub client_tokens: Vec<Secret>,
+    /// Guards `POST /cache/purge` on the admin port; without it, purging is refused.
+    pub admin_token: Option<Secret>,
 }
 
 impl ProxyConfig {
+    /// Reads the file named by `MAPLE_PROXY_CONFIG` (if set) under the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, or the first invalid key or variable.
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let Some(path) = env.get_direct(CONFIG_FILE) else {
+            return Self::from_env(env);
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::new(CONFIG_FILE, path.clone(), e))?;
+        let values = parse_file(&text)
+            .map_err(|reason| ConfigError::new(CONFIG_FILE, path.clone(), reason))?;
+        let layered = env.clone().over(values.clone());
+        Self::from_env(&layered).map_err(|mut error| {
+            // Name the file key when the bad value came from the file.
+            if layered.get_direct(&error.var).is_none() && values.contains_key(&error.var) {
+                let key = FILE_KEYS
+                    .iter()
+                    .find(|key| env_var(key) == error.var)
+                    .copied()
+                    .unwrap_or("?");
+                error.var = format!("{key} in {path} ({})", error.var);
+            }
+            error
+        })
+    }
+
     /// Reads the `MAPLE_PROXY_*` variables and `NEXON_API_KEY`.
     ///
     /// Without `NEXON_API_KEY` the upstream defaults to the local simulator with its dev key;
@@ -59,7 +188,11 @@ impl ProxyConfig {
     /// # Errors
     /// [`ConfigError`] naming the first invalid variable.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let key = env.get(API_KEY);
+        let key = match (env.get(API_KEY), env.get(API_KEY_FILE)) {
+            (Some(key), _) => Some(key),
+            (None, Some(file)) => Some(read_secret_file(&file)?),
+            (None, None) => None,
+        };
         let default_upstream = if key.is_some() {
             NEXON_BASE_URL
         } else {
@@ -69,7 +202,7 @@ impl ProxyConfig {
         let upstream = Upstream::parse(&upstream_raw)
             .map_err(|reason| ConfigError::new(UPSTREAM, upstream_raw.clone(), reason))?;
         let api_key = match key {
-            Some(key) => ApiKey::new(key)
+            Some(key) => Secret::new(key)
                 .map_err(|reason| ConfigError::new(API_KEY, "<redacted>", reason))?,
             None if upstream.is_nexon() => {
                 return Err(ConfigError::new(
@@ -78,7 +211,8 @@ impl ProxyConfig {
                     "the real Nexon API needs a key; unset MAPLE_PROXY_UPSTREAM to use the simulator",
                 ));
             }
-            None => ApiKey(SIMULATOR_API_KEY.to_owned()),
+            None => Secret::new(SIMULATOR_API_KEY.to_owned())
+                .map_err(|reason| ConfigError::new(API_KEY, "", reason))?,
         };
         let threads: usize = env.parse_within(THREADS, 2, 1..=256)?;
         Ok(Self {
@@ -91,8 +225,224 @@ impl ProxyConfig {
             threads,
             grace_period: Duration::from_secs(env.parse_or(GRACE_PERIOD_S, 3_u64)?),
             breaker: breaker_from_env(env)?,
+            routes: routes_from_env(env)?,
+            cache: cache_from_env(env)?,
+            retry: retry_from_env(env)?,
+            rate_limit: rate_limit_from_env(env)?,
+            bulkhead: bulkhead_from_env(env)?,
+            max_body_bytes: env.parse_within(MAX_BODY_BYTES, 8 << 20, 1024..=(256 << 20))?,
+            alerts: alerts_from_env(env)?,
+            client_tokens: tokens(env, CLIENT_TOKENS)?,
+            admin_token: tokens(env, ADMIN_TOKEN)?.into_iter().next(),
         })
     }
+}
+
+/// Flattens the YAML file into variable names: nested maps join their keys with dots, lists
+/// become comma-separated values. Unknown keys are errors.
+///
+/// # Errors
+/// A message naming the problem (syntax, an unknown key, a value of the wrong shape).
+pub fn parse_file(text: &str) -> Result<HashMap<String, String>, String> {
+    fn flatten(
+        prefix: &str,
+        value: &serde_yaml::Value,
+        out: &mut HashMap<String, String>,
+    ) -> Result<(), String> {
+        use serde_yaml::Value;
+        let scalar = |value: &Value| -> Option<String> {
+            match value {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            }
+        };
+        match value {
+            Value::Null => Ok(()),
+            Value::Mapping(map) => {
+                for (key, value) in map {
+                    let Some(key) = key.as_str() else {
+                        return Err(format!("a key under {prefix:?} is not a string"));
+                    };
+                    let path = if prefix.is_empty() {
+                        key.to_owned()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    flatten(&path, value, out)?;
+                }
+                Ok(())
+            }
+            Value::Sequence(items) => {
+                let items: Option<Vec<String>> = items.iter().map(scalar).collect();
+                let items =
+                    items.ok_or_else(|| format!("{prefix}: list items must be plain values"))?;
+                insert(prefix, items.join(","), out)
+            }
+            other => {
+                let text = scalar(other).ok_or_else(|| format!("{prefix}: unsupported value"))?;
+                insert(prefix, text, out)
+            }
+        }
+    }
+    fn insert(key: &str, value: String, out: &mut HashMap<String, String>) -> Result<(), String> {
+        if !FILE_KEYS.contains(&key) {
+            return Err(format!("unknown key {key:?}"));
+        }
+        out.insert(env_var(key), value);
+        Ok(())
+    }
+    let document: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let mut out = HashMap::new();
+    flatten("", &document, &mut out)?;
+    Ok(out)
+}
+
+fn read_secret_file(path: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(Path::new(path))
+        .map_err(|e| ConfigError::new(API_KEY_FILE, path, e))?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(ConfigError::new(API_KEY_FILE, path, "the file is empty"));
+    }
+    Ok(key.to_owned())
+}
+
+fn tokens(env: &Env, var: &str) -> Result<Vec<Secret>, ConfigError> {
+    let Some(raw) = env.get(var) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|token| {
+            if token.len() < 16 {
+                return Err(ConfigError::new(
+                    var,
+                    "<redacted>",
+                    "tokens must be at least 16 characters",
+                ));
+            }
+            Secret::new(token.to_owned())
+                .map_err(|reason| ConfigError::new(var, "<redacted>", reason))
+        })
+        .collect()
+}
+
+const MAX_TTL_S: u64 = 30 * 24 * 3600;
+
+fn routes_from_env(env: &Env) -> Result<RouteTable, ConfigError> {
+    let defaults = RouteTable::default();
+    let policy = |name: &str, default: RoutePolicy| -> Result<RoutePolicy, ConfigError> {
+        let ttl_s = env.parse_within(
+            &env_var(&format!("routes.{name}.ttl_s")),
+            default.ttl.as_secs(),
+            0..=MAX_TTL_S,
+        )?;
+        let deadline = env.millis_or(
+            &env_var(&format!("routes.{name}.deadline_ms")),
+            default.deadline,
+        )?;
+        Ok(RoutePolicy {
+            ttl: Duration::from_secs(ttl_s),
+            deadline,
+        })
+    };
+    let [id, basic, item_equipment, other] = ROUTE_NAMES;
+    Ok(RouteTable {
+        id: policy(id, defaults.id)?,
+        basic: policy(basic, defaults.basic)?,
+        item_equipment: policy(item_equipment, defaults.item_equipment)?,
+        other: policy(other, defaults.other)?,
+    })
+}
+
+fn cache_from_env(env: &Env) -> Result<CacheConfig, ConfigError> {
+    let defaults = CacheConfig::default();
+    Ok(CacheConfig {
+        max_bytes: env.parse_within(CACHE_MAX_BYTES, defaults.max_bytes, 0..=(64 << 30))?,
+        stale_for: Duration::from_secs(env.parse_within(
+            CACHE_STALE_S,
+            defaults.stale_for.as_secs(),
+            0..=MAX_TTL_S,
+        )?),
+        revalidate_for: Duration::from_secs(env.parse_within(
+            CACHE_REVALIDATE_S,
+            defaults.revalidate_for.as_secs(),
+            0..=MAX_TTL_S,
+        )?),
+    })
+}
+
+fn retry_from_env(env: &Env) -> Result<RetryConfig, ConfigError> {
+    let defaults = RetryConfig::default();
+    let base_backoff = env.millis_or(RETRY_BASE_MS, defaults.base_backoff)?;
+    let max_backoff = env.millis_or(RETRY_MAX_BACKOFF_MS, defaults.max_backoff)?;
+    if max_backoff < base_backoff {
+        return Err(ConfigError::new(
+            RETRY_MAX_BACKOFF_MS,
+            max_backoff.as_millis().to_string(),
+            "must not be below the base backoff",
+        ));
+    }
+    Ok(RetryConfig {
+        max_attempts: env.parse_within(RETRY_MAX_ATTEMPTS, defaults.max_attempts, 1..=10)?,
+        base_backoff,
+        max_backoff,
+        budget_pct: env.parse_within(RETRY_BUDGET_PCT, defaults.budget_pct, 0..=100)?,
+        min_per_sec: env.parse_within(RETRY_MIN_PER_S, defaults.min_per_sec, 0..=10_000)?,
+    })
+}
+
+fn rate_limit_from_env(env: &Env) -> Result<RateLimitConfig, ConfigError> {
+    let defaults = RateLimitConfig::default();
+    let rps = env.parse_within(RATELIMIT_RPS, defaults.rps, 0.01..=1_000_000.0)?;
+    Ok(RateLimitConfig {
+        rps,
+        burst: env.parse_within(RATELIMIT_BURST, rps.max(1.0), 1.0..=1_000_000.0)?,
+        max_wait: Duration::from_millis(env.parse_within(
+            RATELIMIT_MAX_WAIT_MS,
+            u64::try_from(defaults.max_wait.as_millis()).unwrap_or(250),
+            0..=60_000,
+        )?),
+    })
+}
+
+fn bulkhead_from_env(env: &Env) -> Result<BulkheadConfig, ConfigError> {
+    let defaults = BulkheadConfig::default();
+    Ok(BulkheadConfig {
+        max_concurrent: env.parse_within(
+            BULKHEAD_MAX_CONCURRENT,
+            defaults.max_concurrent,
+            1..=10_000,
+        )?,
+        max_wait: env.millis_or(BULKHEAD_MAX_WAIT_MS, defaults.max_wait)?,
+    })
+}
+
+fn alerts_from_env(env: &Env) -> Result<AlertConfig, ConfigError> {
+    let defaults = AlertConfig::default();
+    let webhook = env.get(ALERT_WEBHOOK_URL);
+    if let Some(url) = &webhook
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ConfigError::new(
+            ALERT_WEBHOOK_URL,
+            "<redacted>",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    Ok(AlertConfig {
+        webhook,
+        dedupe_for: Duration::from_secs(env.parse_within(
+            ALERT_DEDUPE_S,
+            defaults.dedupe_for.as_secs(),
+            0..=86_400,
+        )?),
+        per_minute: env.parse_within(ALERT_PER_MINUTE, defaults.per_minute, 1..=600)?,
+    })
 }
 
 fn breaker_from_env(env: &Env) -> Result<BreakerConfig, ConfigError> {
@@ -115,33 +465,6 @@ fn breaker_from_env(env: &Env) -> Result<BreakerConfig, ConfigError> {
         probes,
         slow_call,
     })
-}
-
-/// The Nexon API key. Its `Debug` and `Display` are redacted so it cannot leak into logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// # Errors
-    /// When the key has characters a header value cannot carry.
-    pub fn new(key: String) -> Result<Self, &'static str> {
-        if key.bytes().all(|b| b.is_ascii_graphic()) {
-            Ok(Self(key))
-        } else {
-            Err("the key must be printable ASCII without spaces")
-        }
-    }
-
-    /// The key itself, for the one place that sends it upstream.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
 }
 
 /// Where requests go: scheme, host and port of an `http://` or `https://` URL without a path.
@@ -197,10 +520,15 @@ impl Upstream {
     /// The `Host` header value to send.
     pub fn host_header(&self) -> String {
         let default_port = if self.tls { 443 } else { 80 };
-        if self.port == default_port {
-            self.host.clone()
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.host.clone()
+        };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         }
     }
 }
@@ -292,6 +620,105 @@ mod tests {
             let err = ProxyConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
             assert_eq!(err.var, var);
         }
+    }
+
+    #[test]
+    fn every_variable_is_a_file_key() {
+        for var in [
+            LISTEN,
+            ADMIN_LISTEN,
+            UPSTREAM,
+            CONNECT_TIMEOUT_MS,
+            READ_TIMEOUT_MS,
+            THREADS,
+            GRACE_PERIOD_S,
+            BREAKER_WINDOW,
+            BREAKER_MIN_CALLS,
+            BREAKER_FAILURE_RATE,
+            BREAKER_OPEN_MS,
+            BREAKER_PROBES,
+            BREAKER_SLOW_CALL_MS,
+            API_KEY_FILE,
+            CLIENT_TOKENS,
+            ADMIN_TOKEN,
+            MAX_BODY_BYTES,
+            CACHE_MAX_BYTES,
+            CACHE_STALE_S,
+            CACHE_REVALIDATE_S,
+            RETRY_MAX_ATTEMPTS,
+            RETRY_BASE_MS,
+            RETRY_MAX_BACKOFF_MS,
+            RETRY_BUDGET_PCT,
+            RETRY_MIN_PER_S,
+            RATELIMIT_RPS,
+            RATELIMIT_BURST,
+            RATELIMIT_MAX_WAIT_MS,
+            BULKHEAD_MAX_CONCURRENT,
+            BULKHEAD_MAX_WAIT_MS,
+            ALERT_WEBHOOK_URL,
+            ALERT_DEDUPE_S,
+            ALERT_PER_MINUTE,
+        ] {
+            assert!(
+                FILE_KEYS.iter().any(|key| env_var(key) == var),
+                "{var} has no file key"
+            );
+        }
+    }
+
+    #[test]
+    fn the_file_sits_under_the_environment() {
+        let dir = std::env::temp_dir().join(format!("maple-proxy-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("proxy.yaml");
+        std::fs::write(
+            &path,
+            "listen: 127.0.0.1:18081\nbreaker:\n  window: 20\n  min_calls: 8\nroutes:\n  id:\n    ttl_s: 60\n    deadline_ms: 1500\nclient_tokens: [aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb]\n",
+        )
+        .expect("write");
+        let path_str = path.display().to_string();
+        let config = ProxyConfig::load(&Env::from_pairs([
+            (CONFIG_FILE, path_str.as_str()),
+            (BREAKER_MIN_CALLS, "4"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.listen.port(), 18081);
+        assert_eq!(config.breaker.window, 20);
+        assert_eq!(config.breaker.minimum_calls, 4, "the variable wins");
+        assert_eq!(config.routes.id.ttl, Duration::from_secs(60));
+        assert_eq!(config.routes.id.deadline, Duration::from_millis(1500));
+        assert_eq!(config.routes.basic, RouteTable::default().basic);
+        assert_eq!(config.client_tokens.len(), 2);
+        assert!(config.client_tokens[1].matches(b"bbbbbbbbbbbbbbbb"));
+
+        std::fs::write(&path, "breaker:\n  windw: 3\n").expect("write");
+        let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
+            .expect_err("unknown key");
+        assert!(err.reason.contains("breaker.windw"), "{err}");
+
+        std::fs::write(&path, "breaker:\n  window: 0\n").expect("write");
+        let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
+            .expect_err("out of range");
+        assert!(err.var.starts_with("breaker.window in "), "{err}");
+
+        std::fs::write(&path, "listen: [unclosed\n").expect("write");
+        let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
+            .expect_err("bad yaml");
+        assert_eq!(err.var, CONFIG_FILE);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        let secret = Secret::new("0123456789abcdef".into()).expect("valid");
+        assert!(secret.matches(b"0123456789abcdef"));
+        assert!(!secret.matches(b"0123456789abcdeF"));
+        assert!(!secret.matches(b"0123456789abcde"));
+        assert!(!secret.matches(b"0123456789abcdef0"));
+        assert!(!secret.matches(b""));
+        let err = ProxyConfig::from_env(&Env::from_pairs([(CLIENT_TOKENS, "short")]))
+            .expect_err("too short");
+        assert!(!err.to_string().contains("short\""), "{err}");
     }
 
     #[test]

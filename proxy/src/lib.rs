@@ -1,12 +1,20 @@
 //! `maple-proxy`: a pingora sidecar in front of the Nexon Open API. It owns the API key
-//! (clients never hold it), connect and read timeouts, a circuit breaker, JSON errors and
-//! Prometheus metrics. Retries, the cache and coalescing are still to come.
+//! (clients never hold it), a response cache with stale fallback and stale-while-revalidate,
+//! request coalescing, retries within a budget and a deadline, a circuit breaker, a rate
+//! limiter sized to the key's quota, a bulkhead, webhook alerts, JSON errors and Prometheus
+//! metrics.
 //!
 //! # Layout
-//! - [`config`]: typed configuration from `MAPLE_PROXY_*` and `NEXON_API_KEY`.
-//! - [`service`]: the `ProxyHttp` logic: routing, key injection, error answers.
+//! - [`config`]: typed configuration, a YAML file under `MAPLE_PROXY_*` overrides.
+//! - [`service`]: pingora's `ProxyHttp`: admission, cache lookup, coalescing, error answers.
+//! - [`routes`]: route templates, their policies, the canonical cache key.
+//! - [`cache`]: the byte-bounded response cache and its freshness rules.
+//! - [`flight`]: one upstream fetch per key in flight.
+//! - [`upstream`]: the fetch itself: rate limit, bulkhead, breaker, retries.
+//! - [`limits`]: the token bucket and the retry budget, clock injected.
 //! - [`breaker`]: the circuit breaker (count window, half-open probes), clock injected.
-//! - [`admin`]: `/metrics`, `/health` and `/breaker` on the admin port.
+//! - [`alerts`]: de-duplicated, rate-limited webhook alerts.
+//! - [`admin`]: `/metrics`, `/health`, `/breaker`, `/cache` on the admin port.
 //! - [`metrics`]: every metric, declared once.
 //!
 //! [`run`] blocks the calling thread (pingora owns its runtimes); [`spawn`] runs it on a thread
@@ -14,10 +22,16 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alerts;
 pub mod breaker;
+pub mod cache;
 pub mod config;
+pub mod flight;
+pub mod limits;
 pub mod metrics;
+pub mod routes;
 pub mod service;
+pub mod upstream;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -44,6 +58,8 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the proxy thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot build the upstream client: {0}")]
+    Client(#[from] reqwest::Error),
 }
 
 /// Runs the proxy until `shutdown` is cancelled, then drains for the configured grace period.
@@ -112,17 +128,33 @@ fn build(config: ProxyConfig) -> Result<Server, StartError> {
     let metrics = ProxyMetrics::new()?;
     let breaker = Arc::new(breaker::Breaker::new(config.breaker));
     let config = Arc::new(config);
+    let alerter = Arc::new(alerts::Alerter::new(config.alerts.clone(), metrics.clone()));
+    let fetcher = Arc::new(upstream::Fetcher::new(
+        Arc::clone(&config),
+        Arc::clone(&breaker),
+        metrics.clone(),
+        Arc::clone(&alerter),
+    )?);
+    let cache = cache::ResponseCache::new(config.cache);
+    let flights = Arc::new(flight::Flights::default());
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        service::NexonProxy::new(Arc::clone(&config), metrics.clone(), Arc::clone(&breaker)),
+        service::NexonProxy::new(
+            Arc::clone(&config),
+            metrics.clone(),
+            cache.clone(),
+            Arc::clone(&flights),
+            fetcher,
+            alerter,
+        ),
         "nexon proxy",
     );
     proxy.add_tcp(&config.listen.to_string());
 
     let mut admin = Service::new(
         "proxy admin".to_owned(),
-        admin::AdminApp::new(Arc::clone(&config), metrics, breaker),
+        admin::AdminApp::new(Arc::clone(&config), metrics, breaker, cache, flights),
     );
     admin.add_tcp(&config.admin_listen.to_string());
     admin.threads = Some(1);

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let env = Env::process();
-    let config = ProxyConfig::from_env(&env);
+    let config = ProxyConfig::load(&env);
     let format = LogFormat::from_env(&env, LogFormat::Json);
     let (config, format) = match (config, format) {
         (Ok(c), Ok(f)) => (c, f),

@@ -1,7 +1,8 @@
 //! Every metric the proxy exports, declared in one place (names are `maple_proxy_*`).
 //!
-//! Rule: metrics are recorded once per request, in `logging()`; labels are route templates,
-//! never raw paths or query strings.
+//! Rule: client-facing metrics are recorded once per request, in `logging()`; upstream metrics
+//! once per attempt, by the fetcher. Labels are route templates, never raw paths, query strings
+//! or keys.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -21,14 +22,73 @@ pub struct ProxyMetrics {
     pub requests_total: IntCounterVec,
     /// Time from request to the end of the response, by route template.
     pub request_duration_seconds: HistogramVec,
-    /// Failures talking to the upstream, by kind (timeout, unreachable, protocol, …).
-    pub upstream_errors_total: IntCounterVec,
+    /// How each request was served from the cache's point of view: hit, miss, stale, coalesced.
+    pub cache_requests_total: IntCounterVec,
+    /// Stale entries served, by the failure (or revalidation) that made them necessary.
+    pub stale_served_total: IntCounterVec,
+    /// Entries in the response cache (set at scrape time).
+    pub cache_entries: IntGauge,
+    /// Bytes held by the response cache, keys and bodies (set at scrape time).
+    pub cache_bytes: IntGauge,
+    /// Upstream attempts, by route template and outcome (status class or failure kind).
+    pub upstream_requests_total: IntCounterVec,
+    /// Time of one upstream attempt, by route template.
+    pub upstream_duration_seconds: HistogramVec,
+    /// Retries made, by route template and the failure retried.
+    pub retries_total: IntCounterVec,
+    /// Retries not made, by why: the budget was spent, or the deadline was too close.
+    pub retries_denied_total: IntCounterVec,
+    /// Upstream calls that waited for a rate-limit token.
+    pub ratelimit_waits_total: IntCounter,
+    /// Requests refused by the rate limiter (429 unless a stale copy could be served).
+    pub ratelimit_rejections_total: IntCounter,
+    /// Upstream calls in progress (bounded by the bulkhead).
+    pub bulkhead_in_flight: IntGauge,
+    /// Upstream calls refused because the bulkhead stayed full.
+    pub bulkhead_rejections_total: IntCounter,
     /// Circuit breaker state: 0 closed, 1 open, 2 half-open.
     pub breaker_state: IntGauge,
     /// Circuit breaker transitions, by from and to state.
     pub breaker_transitions_total: IntCounterVec,
-    /// Requests refused because the breaker was open.
+    /// Upstream calls refused because the breaker was open.
     pub breaker_rejections_total: IntCounter,
+    /// Alerts, by result: sent, suppressed (duplicate or over the rate), failed.
+    pub alerts_total: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let metric = IntCounter::new(name, help)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let metric = IntGauge::new(name, help)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<HistogramVec> {
+    let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+    let metric = HistogramVec::new(opts, labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 impl ProxyMetrics {
@@ -37,58 +97,109 @@ impl ProxyMetrics {
     /// # Errors
     /// Only if two metrics were declared with one name (a programming error caught by tests).
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let requests_total = IntCounterVec::new(
-            Opts::new(
+        let r = Registry::new();
+        Ok(Self {
+            requests_total: counter_vec(
+                &r,
                 "maple_proxy_requests_total",
                 "Requests answered, by route template and status code.",
-            ),
-            &["route", "status"],
-        )?;
-        let request_duration_seconds = HistogramVec::new(
-            HistogramOpts::new(
+                &["route", "status"],
+            )?,
+            request_duration_seconds: histogram_vec(
+                &r,
                 "maple_proxy_request_duration_seconds",
                 "Time from request to the end of the response, by route template.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["route"],
-        )?;
-        let upstream_errors_total = IntCounterVec::new(
-            Opts::new(
-                "maple_proxy_upstream_errors_total",
-                "Failures talking to the upstream, by kind.",
-            ),
-            &["kind"],
-        )?;
-        let breaker_state = IntGauge::new(
-            "maple_proxy_breaker_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-        )?;
-        let breaker_transitions_total = IntCounterVec::new(
-            Opts::new(
+                &["route"],
+            )?,
+            cache_requests_total: counter_vec(
+                &r,
+                "maple_proxy_cache_requests_total",
+                "Cacheable requests by how they were served: hit, miss, stale, coalesced.",
+                &["route", "result"],
+            )?,
+            stale_served_total: counter_vec(
+                &r,
+                "maple_proxy_stale_served_total",
+                "Stale entries served, by the upstream failure or revalidation behind them.",
+                &["route", "cause"],
+            )?,
+            cache_entries: gauge(
+                &r,
+                "maple_proxy_cache_entries",
+                "Entries in the response cache.",
+            )?,
+            cache_bytes: gauge(
+                &r,
+                "maple_proxy_cache_bytes",
+                "Bytes held by the response cache (keys and bodies).",
+            )?,
+            upstream_requests_total: counter_vec(
+                &r,
+                "maple_proxy_upstream_requests_total",
+                "Upstream attempts by route template and outcome.",
+                &["route", "outcome"],
+            )?,
+            upstream_duration_seconds: histogram_vec(
+                &r,
+                "maple_proxy_upstream_duration_seconds",
+                "Time of one upstream attempt, by route template.",
+                &["route"],
+            )?,
+            retries_total: counter_vec(
+                &r,
+                "maple_proxy_retries_total",
+                "Retries made, by route template and the failure retried.",
+                &["route", "reason"],
+            )?,
+            retries_denied_total: counter_vec(
+                &r,
+                "maple_proxy_retries_denied_total",
+                "Retries not made: budget spent or deadline too close.",
+                &["reason"],
+            )?,
+            ratelimit_waits_total: counter(
+                &r,
+                "maple_proxy_ratelimit_waits_total",
+                "Upstream calls that waited for a rate-limit token.",
+            )?,
+            ratelimit_rejections_total: counter(
+                &r,
+                "maple_proxy_ratelimit_rejections_total",
+                "Upstream calls refused by the rate limiter.",
+            )?,
+            bulkhead_in_flight: gauge(
+                &r,
+                "maple_proxy_bulkhead_in_flight",
+                "Upstream calls in progress.",
+            )?,
+            bulkhead_rejections_total: counter(
+                &r,
+                "maple_proxy_bulkhead_rejections_total",
+                "Upstream calls refused because the bulkhead stayed full.",
+            )?,
+            breaker_state: gauge(
+                &r,
+                "maple_proxy_breaker_state",
+                "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            )?,
+            breaker_transitions_total: counter_vec(
+                &r,
                 "maple_proxy_breaker_transitions_total",
                 "Circuit breaker transitions, by from and to state.",
-            ),
-            &["from", "to"],
-        )?;
-        let breaker_rejections_total = IntCounter::new(
-            "maple_proxy_breaker_rejections_total",
-            "Requests refused because the breaker was open.",
-        )?;
-        registry.register(Box::new(breaker_state.clone()))?;
-        registry.register(Box::new(breaker_transitions_total.clone()))?;
-        registry.register(Box::new(breaker_rejections_total.clone()))?;
-        registry.register(Box::new(requests_total.clone()))?;
-        registry.register(Box::new(request_duration_seconds.clone()))?;
-        registry.register(Box::new(upstream_errors_total.clone()))?;
-        Ok(Self {
-            registry,
-            requests_total,
-            request_duration_seconds,
-            upstream_errors_total,
-            breaker_state,
-            breaker_transitions_total,
-            breaker_rejections_total,
+                &["from", "to"],
+            )?,
+            breaker_rejections_total: counter(
+                &r,
+                "maple_proxy_breaker_rejections_total",
+                "Upstream calls refused because the breaker was open.",
+            )?,
+            alerts_total: counter_vec(
+                &r,
+                "maple_proxy_alerts_total",
+                "Webhook alerts by result: sent, suppressed, failed.",
+                &["result"],
+            )?,
+            registry: r,
         })
     }
 
@@ -117,16 +228,17 @@ mod tests {
             .with_label_values(&["id"])
             .observe(0.01);
         metrics
-            .upstream_errors_total
-            .with_label_values(&["timeout"])
+            .cache_requests_total
+            .with_label_values(&["id", "hit"])
             .inc();
         let text = String::from_utf8(metrics.render()).expect("utf-8");
         for name in [
             "maple_proxy_requests_total",
             "maple_proxy_request_duration_seconds_bucket",
-            "maple_proxy_upstream_errors_total",
+            "maple_proxy_cache_requests_total",
             "maple_proxy_breaker_state",
             "maple_proxy_breaker_rejections_total",
+            "maple_proxy_cache_bytes",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

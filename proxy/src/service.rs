@@ -1,134 +1,107 @@
-//! The reverse proxy itself: which requests pass, where they go, what the upstream sees, and
-//! what the client gets when the upstream fails.
+//! The sidecar's request logic: which requests pass, how they are answered from the cache or
+//! the upstream, and what the client gets when the upstream fails.
 //!
-//! Rules: only `GET`/`HEAD` under `/maplestory/v1/` pass; the client's API key is always
-//! removed and the configured one injected; every failure is answered with our JSON error body
-//! and an `x-maple-proxy-error` header (so callers can tell our errors from Nexon's), and
-//! metrics are recorded once, in `logging()`.
+//! Rules: only `GET`/`HEAD` under `/maplestory/v1/` pass (and, when client tokens are set, only
+//! with one). Every request is answered in `request_filter`: a fresh cache entry at once
+//! (`x-cache: HIT`); a just-expired one at once while one background refresh runs (`STALE`);
+//! otherwise the request joins the one upstream fetch for its key (`MISS` for the request that
+//! started it, `COALESCED` for the others), waiting no longer than its route's deadline. When
+//! the fetch fails, a kept stale entry is served (`STALE`, with `age` and the cause); with
+//! nothing kept, the client gets our JSON error at once (`x-maple-proxy-error` names the cause)
+//! and an alert goes out. Metrics are recorded once, in `logging()`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use maple_common::error::ErrorBody;
-use maple_common::nexon::{API_KEY_HEADER, API_PREFIX, PATH_BASIC, PATH_ID, PATH_ITEM_EQUIPMENT};
-use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::http::ResponseHeader;
+use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorType, Result};
 
-use crate::breaker::{Breaker, Outcome, Permit, Transition};
+use crate::alerts::Alerter;
+use crate::cache::{Freshness, ResponseCache, Stored};
 use crate::config::ProxyConfig;
+use crate::flight::{Flights, Joined, land};
 use crate::metrics::ProxyMetrics;
+use crate::routes::{Route, canonical, is_suspicious};
+use crate::upstream::{Failure, Fetched, Fetcher};
 
 /// Header naming the cause when the proxy, not Nexon, produced an error response.
 pub const PROXY_ERROR_HEADER: &str = "x-maple-proxy-error";
+/// How the response was served: `HIT`, `MISS`, `STALE` or `COALESCED`.
+pub const CACHE_HEADER: &str = "x-cache";
+/// On a `STALE` response: why (`revalidating`, or the failure's code).
+pub const STALE_CAUSE_HEADER: &str = "x-cache-stale-cause";
 
-/// The Nexon sidecar's request logic.
+/// How a request was served, from the cache's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    Miss,
+    Stale,
+    Coalesced,
+}
+
+impl CacheResult {
+    fn header(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Stale => "STALE",
+            Self::Coalesced => "COALESCED",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+            Self::Coalesced => "coalesced",
+        }
+    }
+}
+
+/// The shared parts a request needs.
 #[derive(Debug)]
 pub struct NexonProxy {
     config: Arc<ProxyConfig>,
     metrics: ProxyMetrics,
-    breaker: Arc<Breaker>,
-    host_header: String,
+    cache: ResponseCache,
+    flights: Arc<Flights<Fetched>>,
+    fetcher: Arc<Fetcher>,
+    alerter: Arc<Alerter>,
 }
 
-impl NexonProxy {
-    pub fn new(config: Arc<ProxyConfig>, metrics: ProxyMetrics, breaker: Arc<Breaker>) -> Self {
-        let host_header = config.upstream.host_header();
-        Self {
-            config,
-            metrics,
-            breaker,
-            host_header,
-        }
-    }
-
-    fn observe(&self, transition: Option<Transition>) {
-        if let Some(Transition { from, to }) = transition {
-            tracing::warn!(
-                from = from.as_str(),
-                to = to.as_str(),
-                "circuit breaker transition"
-            );
-            self.metrics
-                .breaker_transitions_total
-                .with_label_values(&[from.as_str(), to.as_str()])
-                .inc();
-            self.metrics.breaker_state.set(to.gauge());
-        }
-    }
-}
-
-/// The route template a request belongs to: the metric label, never the raw path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Id,
-    Basic,
-    ItemEquipment,
-    OtherNexon,
-    Rejected,
-}
-
-impl Route {
-    fn of(path: &str) -> Self {
-        match path {
-            PATH_ID => Self::Id,
-            PATH_BASIC => Self::Basic,
-            PATH_ITEM_EQUIPMENT => Self::ItemEquipment,
-            _ if path.starts_with(API_PREFIX) => Self::OtherNexon,
-            _ => Self::Rejected,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Id => PATH_ID,
-            Self::Basic => PATH_BASIC,
-            Self::ItemEquipment => PATH_ITEM_EQUIPMENT,
-            Self::OtherNexon => "/maplestory/v1/*",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-/// State carried through one request's filters.
+/// State carried through one request.
 #[derive(Debug)]
 pub struct RequestCtx {
     route: Route,
     started: Instant,
-    /// Status of a response the proxy wrote itself (rejections and failures).
-    own_status: Option<u16>,
-    /// The breaker's permission for this request's upstream call, if it got one.
-    permit: Option<Permit>,
+    status: u16,
+    cache: Option<CacheResult>,
+    stale_cause: Option<&'static str>,
 }
 
-/// Why the proxy refused or failed a request: the `code` in the error body and its status.
+/// Why the proxy refused a request before any upstream work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyError {
+pub enum Refusal {
     MethodNotAllowed,
     NotFound,
     InvalidPath,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-    UpstreamProtocol,
-    BreakerOpen,
-    Internal,
+    Unauthorized,
 }
 
-impl ProxyError {
+impl Refusal {
     pub fn code(self) -> &'static str {
         match self {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotFound => "not_found",
             Self::InvalidPath => "invalid_path",
-            Self::UpstreamTimeout => "upstream_timeout",
-            Self::UpstreamUnreachable => "upstream_unreachable",
-            Self::UpstreamProtocol => "upstream_protocol_error",
-            Self::BreakerOpen => "breaker_open",
-            Self::Internal => "internal_error",
+            Self::Unauthorized => "unauthorized",
         }
     }
 
@@ -137,9 +110,7 @@ impl ProxyError {
             Self::MethodNotAllowed => 405,
             Self::NotFound => 404,
             Self::InvalidPath => 400,
-            Self::UpstreamTimeout | Self::UpstreamUnreachable | Self::BreakerOpen => 503,
-            Self::UpstreamProtocol => 502,
-            Self::Internal => 500,
+            Self::Unauthorized => 401,
         }
     }
 
@@ -150,68 +121,243 @@ impl ProxyError {
             Self::InvalidPath => {
                 "the path contains a dot segment, an encoded separator or a backslash"
             }
-            Self::UpstreamTimeout => "the Nexon API did not answer in time",
-            Self::UpstreamUnreachable => "the Nexon API could not be reached",
-            Self::UpstreamProtocol => "the Nexon API connection failed mid-response",
-            Self::BreakerOpen => "the Nexon API is failing; calls are paused while it recovers",
-            Self::Internal => "the proxy failed to handle the request",
-        }
-    }
-
-    /// Classifies a pingora error from talking to the upstream.
-    pub fn classify(error: &Error) -> Self {
-        match error.etype() {
-            ErrorType::ConnectTimedout
-            | ErrorType::ReadTimedout
-            | ErrorType::WriteTimedout
-            | ErrorType::TLSHandshakeTimedout => Self::UpstreamTimeout,
-            ErrorType::ConnectRefused
-            | ErrorType::ConnectNoRoute
-            | ErrorType::ConnectError
-            | ErrorType::TLSHandshakeFailure
-            | ErrorType::InvalidCert
-            | ErrorType::HandshakeError
-            | ErrorType::SocketError => Self::UpstreamUnreachable,
-            _ if error.esource() == &ErrorSource::Upstream => Self::UpstreamProtocol,
-            _ => Self::Internal,
+            Self::Unauthorized => "send Authorization: Bearer <token> with a client token",
         }
     }
 }
 
-/// Whether a path could escape its route upstream: dot segments, encoded separators or
-/// dots, backslashes, empty segments.
-fn is_suspicious(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("/../")
-        || lower.ends_with("/..")
-        || lower.contains("/./")
-        || lower.contains("//")
-        || lower.contains('\\')
-        || lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
+/// One response the proxy writes.
+struct Reply<'a> {
+    status: u16,
+    content_type: Option<&'a str>,
+    body: Bytes,
+    extra: Vec<(&'static str, String)>,
 }
 
-async fn respond(
-    session: &mut Session,
-    error: ProxyError,
-    retry_after: Option<std::time::Duration>,
-) -> Result<u16> {
-    let body = Bytes::from(ErrorBody::new(error.code(), error.message()).to_json_bytes());
-    let mut header = ResponseHeader::build(error.status(), Some(5))?;
+async fn write(session: &mut Session, reply: Reply<'_>) -> Result<u16> {
+    let mut header = ResponseHeader::build(reply.status, Some(4 + reply.extra.len()))?;
+    if let Some(content_type) = reply.content_type {
+        header.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    }
+    header.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
+    for (name, value) in reply.extra {
+        header.insert_header(name, value)?;
+    }
+    if session.req_header().method == http::Method::HEAD {
+        session
+            .write_response_header(Box::new(header), true)
+            .await?;
+    } else {
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(reply.status)
+}
+
+fn error_reply(
+    status: u16,
+    code: &'static str,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> Reply<'static> {
+    let mut extra = vec![(PROXY_ERROR_HEADER, code.to_owned())];
     if let Some(after) = retry_after {
         // Whole seconds, rounded up: never tell a client to come back before we will answer.
         let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        header.insert_header(http::header::RETRY_AFTER, seconds.max(1).to_string())?;
+        extra.push(("retry-after", seconds.max(1).to_string()));
     }
-    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    header.insert_header(PROXY_ERROR_HEADER, error.code())?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(error.status())
+    if status == 401 {
+        extra.push(("www-authenticate", "Bearer".to_owned()));
+    }
+    Reply {
+        status,
+        content_type: Some("application/json"),
+        body: Bytes::from(ErrorBody::new(code, message).to_json_bytes()),
+        extra,
+    }
+}
+
+fn stored_reply<'a>(
+    stored: &'a Stored,
+    result: CacheResult,
+    stale_cause: Option<&'static str>,
+) -> Reply<'a> {
+    let mut extra = vec![(CACHE_HEADER, result.header().to_owned())];
+    if matches!(result, CacheResult::Hit | CacheResult::Stale) {
+        extra.push(("age", stored.age(Instant::now()).as_secs().to_string()));
+    }
+    if let Some(cause) = stale_cause {
+        extra.push((STALE_CAUSE_HEADER, cause.to_owned()));
+    }
+    Reply {
+        status: 200,
+        content_type: stored.content_type.as_deref(),
+        body: stored.body.clone(),
+        extra,
+    }
+}
+
+/// Whether the client asked to skip the cache (`Cache-Control: no-cache` or `Pragma: no-cache`).
+fn wants_revalidation(header: &pingora::http::RequestHeader) -> bool {
+    ["cache-control", "pragma"].iter().any(|name| {
+        header
+            .headers
+            .get_all(*name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+            })
+    })
+}
+
+impl NexonProxy {
+    pub fn new(
+        config: Arc<ProxyConfig>,
+        metrics: ProxyMetrics,
+        cache: ResponseCache,
+        flights: Arc<Flights<Fetched>>,
+        fetcher: Arc<Fetcher>,
+        alerter: Arc<Alerter>,
+    ) -> Self {
+        Self {
+            config,
+            metrics,
+            cache,
+            flights,
+            fetcher,
+            alerter,
+        }
+    }
+
+    fn refusal(&self, session: &Session, route: Route) -> Option<Refusal> {
+        let header = session.req_header();
+        if route == Route::Rejected {
+            return Some(Refusal::NotFound);
+        }
+        if is_suspicious(header.uri.path()) {
+            return Some(Refusal::InvalidPath);
+        }
+        if !matches!(header.method, http::Method::GET | http::Method::HEAD) {
+            return Some(Refusal::MethodNotAllowed);
+        }
+        if !self.config.client_tokens.is_empty() {
+            let presented = header
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            let known = presented.is_some_and(|token| {
+                // Check every token, so the time taken does not say which one was close.
+                self.config
+                    .client_tokens
+                    .iter()
+                    .fold(false, |found, t| t.matches(token.as_bytes()) | found)
+            });
+            if !known {
+                return Some(Refusal::Unauthorized);
+            }
+        }
+        None
+    }
+
+    /// Joins (or starts) the upstream fetch for `key`; the fetch stores a 200 in the cache
+    /// before anyone waiting on it is told.
+    fn start_fetch(&self, route: Route, key: &str, deadline: Instant) -> Joined<Fetched> {
+        let fetcher = Arc::clone(&self.fetcher);
+        let cache = self.cache.clone();
+        let target = key.to_owned();
+        self.flights.join(key, move || async move {
+            let fetched = fetcher.fetch(route, &target, deadline).await;
+            if let Fetched::Ok(stored) = &fetched {
+                cache.put(&target, Arc::clone(stored));
+            }
+            fetched
+        })
+    }
+
+    async fn serve(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<u16> {
+        let header = session.req_header();
+        let key = canonical(header.uri.path(), header.uri.query());
+        let revalidate = wants_revalidation(header);
+        let policy = self.config.routes.policy(ctx.route);
+        let now = Instant::now();
+        let deadline = now + policy.deadline;
+
+        if !revalidate && let Some((entry, freshness)) = self.cache.get(&key, now) {
+            match freshness {
+                Freshness::Fresh => {
+                    ctx.cache = Some(CacheResult::Hit);
+                    return write(session, stored_reply(&entry, CacheResult::Hit, None)).await;
+                }
+                Freshness::Revalidate => {
+                    // One refresh at a time: a key already in flight is left to that flight.
+                    drop(self.start_fetch(ctx.route, &key, deadline));
+                    ctx.cache = Some(CacheResult::Stale);
+                    ctx.stale_cause = Some("revalidating");
+                    let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause);
+                    return write(session, reply).await;
+                }
+                Freshness::Stale => {}
+            }
+        }
+
+        let joined = self.start_fetch(ctx.route, &key, deadline);
+        let result = if matches!(joined, Joined::Follower(_)) {
+            CacheResult::Coalesced
+        } else {
+            CacheResult::Miss
+        };
+        let fetched =
+            match tokio::time::timeout_at(deadline.into(), land(joined.into_receiver())).await {
+                Ok(Some(fetched)) => fetched,
+                // The fetch task died: nothing was learned about the upstream.
+                Ok(None) => Fetched::Failed(Failure::Protocol),
+                Err(_) => Fetched::Failed(Failure::Timeout),
+            };
+        match fetched {
+            Fetched::Ok(stored) => {
+                ctx.cache = Some(result);
+                write(session, stored_reply(&stored, result, None)).await
+            }
+            Fetched::Answer(answer) => {
+                ctx.cache = Some(result);
+                let reply = Reply {
+                    status: answer.status,
+                    content_type: answer.content_type.as_deref(),
+                    body: answer.body.clone(),
+                    extra: vec![(CACHE_HEADER, result.header().to_owned())],
+                };
+                write(session, reply).await
+            }
+            Fetched::Failed(failure) => {
+                if let Some((entry, _)) = self.cache.get(&key, Instant::now()) {
+                    ctx.cache = Some(CacheResult::Stale);
+                    ctx.stale_cause = Some(failure.code());
+                    let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause);
+                    return write(session, reply).await;
+                }
+                if failure.is_upstream_fault() {
+                    self.alerter.raise(
+                        failure.code(),
+                        ctx.route.label(),
+                        "failed with nothing cached to serve",
+                    );
+                }
+                let reply = error_reply(
+                    failure.status(),
+                    failure.code(),
+                    &failure.message(),
+                    failure.retry_after(),
+                );
+                write(session, reply).await
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -222,43 +368,26 @@ impl ProxyHttp for NexonProxy {
         RequestCtx {
             route: Route::Rejected,
             started: Instant::now(),
-            own_status: None,
-            permit: None,
+            status: 0,
+            cache: None,
+            stale_cause: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        let header = session.req_header();
-        let path = header.uri.path().to_owned();
-        let method_ok = matches!(header.method, http::Method::GET | http::Method::HEAD);
-        ctx.route = Route::of(&path);
-        let rejection = if ctx.route == Route::Rejected {
-            Some(ProxyError::NotFound)
-        } else if is_suspicious(&path) {
-            ctx.route = Route::Rejected;
-            Some(ProxyError::InvalidPath)
-        } else if !method_ok {
-            Some(ProxyError::MethodNotAllowed)
-        } else {
-            None
+        ctx.route = Route::of(session.req_header().uri.path());
+        ctx.status = match self.refusal(session, ctx.route) {
+            Some(refusal) => {
+                if refusal == Refusal::InvalidPath {
+                    ctx.route = Route::Rejected;
+                }
+                let reply = error_reply(refusal.status(), refusal.code(), refusal.message(), None);
+                write(session, reply).await?
+            }
+            None => self.serve(session, ctx).await?,
         };
-        if let Some(error) = rejection {
-            ctx.own_status = Some(respond(session, error, None).await?);
-            return Ok(true);
-        }
-        match self.breaker.acquire(Instant::now()) {
-            Ok((permit, transition)) => {
-                self.observe(transition);
-                ctx.permit = Some(permit);
-                Ok(false)
-            }
-            Err(rejected) => {
-                self.metrics.breaker_rejections_total.inc();
-                let error = ProxyError::BreakerOpen;
-                ctx.own_status = Some(respond(session, error, Some(rejected.retry_after)).await?);
-                Ok(true)
-            }
-        }
+        // Answered here, always: nothing is streamed through pingora's upstream path.
+        Ok(true)
     }
 
     async fn upstream_peer(
@@ -266,112 +395,34 @@ impl ProxyHttp for NexonProxy {
         _session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let upstream = &self.config.upstream;
-        let address = match upstream.host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, upstream.port),
-            Err(_) => tokio::net::lookup_host((upstream.host.as_str(), upstream.port))
-                .await
-                .map_err(|e| Error::because(ErrorType::ConnectNoRoute, "resolving upstream", e))?
-                .next()
-                .ok_or_else(|| {
-                    Error::explain(ErrorType::ConnectNoRoute, "upstream has no address")
-                })?,
-        };
-        let mut peer = HttpPeer::new(address, upstream.tls, upstream.host.clone());
-        peer.options.connection_timeout = Some(self.config.connect_timeout);
-        peer.options.total_connection_timeout = Some(self.config.connect_timeout * 2);
-        peer.options.read_timeout = Some(self.config.read_timeout);
-        peer.options.write_timeout = Some(self.config.read_timeout);
-        Ok(Box::new(peer))
+        Err(Error::explain(
+            ErrorType::InternalError,
+            "every request is answered in request_filter",
+        ))
     }
 
-    async fn upstream_request_filter(
-        &self,
-        _session: &mut Session,
-        upstream_request: &mut RequestHeader,
-        _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        // Clients never choose the key: whatever they sent is dropped.
-        upstream_request.remove_header(API_KEY_HEADER);
-        upstream_request.insert_header(API_KEY_HEADER, self.config.api_key.expose())?;
-        upstream_request.insert_header(http::header::HOST, self.host_header.as_str())?;
-        Ok(())
-    }
-
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut Self::CTX,
-    ) -> FailToProxy {
-        let error = ProxyError::classify(e);
-        if matches!(
-            error,
-            ProxyError::UpstreamTimeout
-                | ProxyError::UpstreamUnreachable
-                | ProxyError::UpstreamProtocol
-        ) {
-            self.metrics
-                .upstream_errors_total
-                .with_label_values(&[error.code()])
-                .inc();
-        }
-        let downstream_gone = e.esource() == &ErrorSource::Downstream;
-        let status = if downstream_gone || session.response_written().is_some() {
-            // Nothing more can be said to this client.
-            0
-        } else {
-            // The connection is not reused after a failure: say so, or a pooling client
-            // would send its next request into a socket we are about to close.
-            session.set_keepalive(None);
-            respond(session, error, None).await.unwrap_or(0)
-        };
-        ctx.own_status = Some(status);
-        FailToProxy {
-            error_code: status,
-            can_reuse_downstream: false,
-        }
-    }
-
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
-        let status = session
-            .response_written()
-            .map(|header| header.status.as_u16())
-            .or(ctx.own_status)
-            .unwrap_or(0);
-        if let Some(permit) = ctx.permit.take() {
-            // Decide from the error when there is one: an upstream failure counts against the
-            // upstream; a client that left or an internal fault says nothing about it.
-            let outcome = match e.map(ProxyError::classify) {
-                Some(
-                    ProxyError::UpstreamTimeout
-                    | ProxyError::UpstreamUnreachable
-                    | ProxyError::UpstreamProtocol,
-                ) => Some(Outcome::Failure),
-                Some(_) => None,
-                // Nexon answered: 5xx and 429 are its failures, other statuses are not.
-                None if status == 429 || status >= 500 => Some(Outcome::Failure),
-                None => Some(Outcome::Success),
-            };
-            match outcome {
-                Some(outcome) => {
-                    let transition =
-                        self.breaker
-                            .record(permit, outcome, ctx.started.elapsed(), Instant::now());
-                    self.observe(transition);
-                }
-                None => self.breaker.release(permit),
-            }
-        }
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let route = ctx.route.label();
         self.metrics
             .requests_total
-            .with_label_values(&[route, &status.to_string()])
+            .with_label_values(&[route, &ctx.status.to_string()])
             .inc();
         self.metrics
             .request_duration_seconds
             .with_label_values(&[route])
             .observe(ctx.started.elapsed().as_secs_f64());
+        if let Some(result) = ctx.cache {
+            self.metrics
+                .cache_requests_total
+                .with_label_values(&[route, result.label()])
+                .inc();
+        }
+        if let Some(cause) = ctx.stale_cause {
+            self.metrics
+                .stale_served_total
+                .with_label_values(&[route, cause])
+                .inc();
+        }
     }
 }
 
@@ -380,28 +431,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_templates() {
-        assert_eq!(Route::of(PATH_ID), Route::Id);
-        assert_eq!(
-            Route::of("/maplestory/v1/character/stat"),
-            Route::OtherNexon
-        );
-        assert_eq!(Route::of("/admin"), Route::Rejected);
-    }
-
-    #[test]
-    fn traversal_attempts_are_suspicious() {
-        for path in [
-            "/maplestory/v1/../admin",
-            "/maplestory/v1/%2e%2e/admin",
-            "/maplestory/v1/%2E%2E/admin",
-            "/maplestory/v1/a%2fb",
-            "/maplestory/v1//id",
-            "/maplestory/v1/a\\b",
-            "/maplestory/v1/..",
-        ] {
-            assert!(is_suspicious(path), "{path}");
-        }
-        assert!(!is_suspicious(PATH_ITEM_EQUIPMENT));
+    fn no_cache_is_recognised_in_either_header() {
+        let mut header =
+            pingora::http::RequestHeader::build("GET", b"/maplestory/v1/id", None).expect("valid");
+        assert!(!wants_revalidation(&header));
+        header
+            .insert_header("cache-control", "max-age=0, No-Cache")
+            .expect("valid");
+        assert!(wants_revalidation(&header));
+        let mut header =
+            pingora::http::RequestHeader::build("GET", b"/maplestory/v1/id", None).expect("valid");
+        header.insert_header("pragma", "no-cache").expect("valid");
+        assert!(wants_revalidation(&header));
     }
 }

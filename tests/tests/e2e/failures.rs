@@ -65,7 +65,7 @@ async fn upstream_gone_gives_503_json_not_a_hang() {
 async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
     let stack = Stack::start_with(Options {
         proxy_read_timeout_ms: 1_500,
-        ..Options::default()
+        ..Options::uncached()
     })
     .await;
     // Warm the simulator's body cache, so the answer after recovery is not slowed by
@@ -104,7 +104,9 @@ async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
 
 #[tokio::test]
 async fn upstream_errors_resets_and_rate_limits_map_to_503() {
-    let stack = Stack::start().await;
+    // One attempt per request: this is about how core maps each failure, and retries would
+    // add enough failures to open the breaker half-way through.
+    let stack = Stack::start_with(Options::proxy(&[("MAPLE_PROXY_RETRY_MAX_ATTEMPTS", "1")])).await;
     let cases = [
         (
             FaultSpec {

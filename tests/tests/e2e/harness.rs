@@ -63,6 +63,33 @@ pub struct Options {
     pub proxy_env: Vec<(&'static str, String)>,
 }
 
+impl Options {
+    /// Proxy settings on top of the defaults.
+    pub fn proxy(settings: &[(&'static str, &str)]) -> Self {
+        Self {
+            proxy_env: settings
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The proxy caches nothing: every request reaches the simulator (for tests of what
+    /// happens on the way there).
+    pub fn uncached() -> Self {
+        Self::proxy(&UNCACHED)
+    }
+}
+
+/// Proxy settings that turn its cache off.
+pub const UNCACHED: [(&str, &str); 4] = [
+    ("MAPLE_PROXY_ROUTES_ID_TTL_S", "0"),
+    ("MAPLE_PROXY_ROUTES_BASIC_TTL_S", "0"),
+    ("MAPLE_PROXY_ROUTES_ITEM_EQUIPMENT_TTL_S", "0"),
+    ("MAPLE_PROXY_ROUTES_OTHER_TTL_S", "0"),
+];
+
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -208,6 +235,29 @@ impl Stack {
             .expect("core answers")
     }
 
+    /// The proxy's `/maplestory/v1/id` lookup for `name`, sent straight to the proxy.
+    pub async fn lookup(&self, name: &str) -> reqwest::Response {
+        self.http
+            .get(self.proxy(maple_common::nexon::PATH_ID))
+            .query(&[("character_name", name)])
+            .send()
+            .await
+            .expect("proxy answers")
+    }
+
+    /// The value of one sample in the proxy's metrics (`name{labels}` exactly as exported),
+    /// zero when absent.
+    pub async fn proxy_metric(&self, sample: &str) -> f64 {
+        let text = self.proxy_metrics().await;
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .and_then(|value| value.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
     /// The proxy's Prometheus text.
     pub async fn proxy_metrics(&self) -> String {
         self.http
@@ -292,4 +342,72 @@ pub async fn error_code(response: reqwest::Response) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no error.code in {body}"))
         .to_owned()
+}
+
+/// A webhook receiver standing in for Discord: records every JSON body posted to it.
+pub struct Webhook {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    stop: CancellationToken,
+}
+
+impl Webhook {
+    pub async fn start() -> Self {
+        use axum::routing::post;
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&received);
+        let app = axum::Router::new().route(
+            "/hook",
+            post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let sink = std::sync::Arc::clone(&sink);
+                async move {
+                    sink.lock().expect("webhook lock").push(body);
+                    http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind webhook");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let stop = CancellationToken::new();
+        let until = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(until)
+                .await
+        });
+        Self {
+            url,
+            received,
+            stop,
+        }
+    }
+
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.received.lock().expect("webhook lock").clone()
+    }
+
+    /// Waits until at least `n` alerts arrived (bounded: panics after 15 s).
+    pub async fn wait_for(&self, n: usize) -> Vec<serde_json::Value> {
+        let started = Instant::now();
+        loop {
+            let received = self.received();
+            if received.len() >= n {
+                return received;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{n} alerts expected, {} arrived",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }

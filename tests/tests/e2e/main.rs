@@ -9,6 +9,7 @@ mod failures;
 mod pipeline;
 mod processes;
 mod proxy;
+mod resilience;
 mod shutdown;
 mod simulator;
 mod storage;

@@ -30,12 +30,17 @@ async fn equipment_goes_through_proxy_and_simulator_and_is_stored() {
     assert_eq!(stats.calls(PATH_ID), 1);
     assert_eq!(stats.calls(PATH_ITEM_EQUIPMENT), 1);
 
-    // The name → ocid mapping is stored: a second request asks Nexon only for equipment.
+    // The name → ocid mapping is stored, and the proxy's cache holds the equipment: a second
+    // request reaches Nexon for neither.
     let again = stack.get("/v1/characters/MapleHero/equipment").await;
     assert_eq!(again.status(), StatusCode::OK);
     let stats = stack.sim.stats();
     assert_eq!(stats.calls(PATH_ID), 1, "ocid came from the database");
-    assert_eq!(stats.calls(PATH_ITEM_EQUIPMENT), 2);
+    assert_eq!(
+        stats.calls(PATH_ITEM_EQUIPMENT),
+        1,
+        "equipment came from the proxy's cache"
+    );
 
     let ocid = characters::ocid_for("MapleHero");
     let snapshot = stack

@@ -1,0 +1,251 @@
+//! The response cache: upstream 200s, bounded in bytes, kept past their TTL for the stale
+//! window so they can stand in when the upstream fails.
+//!
+//! An entry's life: fresh for the route's TTL (served as `HIT`), then for `revalidate_for`
+//! served at once while one background refresh runs (stale-while-revalidate), then usable only
+//! as a fallback when the upstream fails (stale-if-error), until `stale_for` after expiry,
+//! when it is evicted. Time is a parameter, so freshness is tested without sleeping.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use moka::Expiry;
+
+/// Cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Bound on the bodies (and keys) held, in bytes.
+    pub max_bytes: u64,
+    /// How long after expiry an entry is kept as a fallback.
+    pub stale_for: Duration,
+    /// How long after expiry an entry is still served at once while a refresh runs.
+    pub revalidate_for: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 * 1024 * 1024,
+            stale_for: Duration::from_secs(24 * 3600),
+            revalidate_for: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One cached upstream answer (always a 200).
+#[derive(Debug)]
+pub struct Stored {
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    /// When the upstream produced it (monotonic, for freshness).
+    pub fetched_at: Instant,
+    /// When the upstream produced it (wall clock, for the `date`-like headers and the admin).
+    pub fetched_wall: SystemTime,
+    /// Its route's TTL when it was stored.
+    pub ttl: Duration,
+}
+
+impl Stored {
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.fetched_at)
+    }
+}
+
+/// How an entry may be used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Within its TTL: serve it.
+    Fresh,
+    /// Just expired: serve it and refresh in the background.
+    Revalidate,
+    /// Long expired: only a fallback when the upstream fails.
+    Stale,
+}
+
+/// The cache itself; cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct ResponseCache {
+    entries: moka::sync::Cache<String, Arc<Stored>>,
+    config: CacheConfig,
+}
+
+/// Entries live for their TTL plus the stale window.
+struct Lifetime {
+    stale_for: Duration,
+}
+
+impl Expiry<String, Arc<Stored>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Stored>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl.saturating_add(self.stale_for))
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &String,
+        value: &Arc<Stored>,
+        updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, updated_at)
+    }
+}
+
+impl ResponseCache {
+    pub fn new(config: CacheConfig) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(|key: &String, value: &Arc<Stored>| {
+                // Bodies dominate; the constant covers the entry's own bookkeeping.
+                u32::try_from(key.len() + value.body.len() + 256).unwrap_or(u32::MAX)
+            })
+            .expire_after(Lifetime {
+                stale_for: config.stale_for,
+            })
+            .build();
+        Self { entries, config }
+    }
+
+    /// The entry under `key` and how it may be used at `now`.
+    pub fn get(&self, key: &str, now: Instant) -> Option<(Arc<Stored>, Freshness)> {
+        let stored = self.entries.get(key)?;
+        let age = stored.age(now);
+        let freshness = if age < stored.ttl {
+            Freshness::Fresh
+        } else if age < stored.ttl.saturating_add(self.config.revalidate_for) {
+            Freshness::Revalidate
+        } else if age < stored.ttl.saturating_add(self.config.stale_for) {
+            Freshness::Stale
+        } else {
+            // moka evicts lazily; an entry past its life is gone for us.
+            return None;
+        };
+        Some((stored, freshness))
+    }
+
+    /// Stores `stored` unless the cache already holds a newer answer for `key` (two fetches
+    /// for one key can finish out of order; the older one must not win).
+    pub fn put(&self, key: &str, stored: Arc<Stored>) {
+        if stored.ttl.is_zero() {
+            return;
+        }
+        self.entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| match existing {
+                Some(entry) if entry.value().fetched_at > stored.fetched_at => {
+                    moka::ops::compute::Op::Nop
+                }
+                _ => moka::ops::compute::Op::Put(stored),
+            });
+    }
+
+    /// Removes every entry whose key starts with `prefix` (all of them for `""`); returns how
+    /// many were removed.
+    pub fn purge(&self, prefix: &str) -> u64 {
+        let mut removed = 0;
+        for (key, _) in &self.entries {
+            if key.starts_with(prefix) {
+                self.entries.invalidate(key.as_str());
+                removed += 1;
+            }
+        }
+        self.entries.run_pending_tasks();
+        removed
+    }
+
+    /// Entries and their weighed size in bytes (approximate until pending work runs).
+    pub fn usage(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks();
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+
+    pub fn config(&self) -> CacheConfig {
+        self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(at: Instant, ttl_s: u64, body: &'static [u8]) -> Arc<Stored> {
+        Arc::new(Stored {
+            content_type: Some("application/json".into()),
+            body: Bytes::from_static(body),
+            fetched_at: at,
+            fetched_wall: SystemTime::now(),
+            ttl: Duration::from_secs(ttl_s),
+        })
+    }
+
+    fn cache() -> ResponseCache {
+        ResponseCache::new(CacheConfig {
+            max_bytes: 1 << 20,
+            stale_for: Duration::from_secs(100),
+            revalidate_for: Duration::from_secs(5),
+        })
+    }
+
+    #[test]
+    fn freshness_follows_ttl_then_revalidate_then_stale() {
+        let cache = cache();
+        let t0 = Instant::now();
+        cache.put("k", stored(t0, 10, b"x"));
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(cache.get("k", at(0)).map(|e| e.1), Some(Freshness::Fresh));
+        assert_eq!(cache.get("k", at(9)).map(|e| e.1), Some(Freshness::Fresh));
+        assert_eq!(
+            cache.get("k", at(10)).map(|e| e.1),
+            Some(Freshness::Revalidate)
+        );
+        assert_eq!(cache.get("k", at(16)).map(|e| e.1), Some(Freshness::Stale));
+        assert_eq!(cache.get("k", at(110)).map(|e| e.1), None);
+    }
+
+    #[test]
+    fn an_older_answer_never_replaces_a_newer_one() {
+        let cache = cache();
+        let t0 = Instant::now();
+        cache.put("k", stored(t0 + Duration::from_secs(1), 10, b"new"));
+        cache.put("k", stored(t0, 10, b"old"));
+        let (entry, _) = cache.get("k", t0).expect("cached");
+        assert_eq!(&entry.body[..], b"new");
+        cache.put("k", stored(t0 + Duration::from_secs(2), 10, b"newer"));
+        assert_eq!(&cache.get("k", t0).expect("cached").0.body[..], b"newer");
+    }
+
+    #[test]
+    fn zero_ttl_is_not_cached_and_purge_takes_a_prefix() {
+        let cache = cache();
+        let t0 = Instant::now();
+        cache.put("/a", stored(t0, 0, b"x"));
+        assert!(cache.get("/a", t0).is_none());
+        cache.put("/a/1", stored(t0, 10, b"x"));
+        cache.put("/a/2", stored(t0, 10, b"x"));
+        cache.put("/b/1", stored(t0, 10, b"x"));
+        assert_eq!(cache.purge("/a/"), 2);
+        assert!(cache.get("/b/1", t0).is_some());
+        assert_eq!(cache.purge(""), 1);
+        assert_eq!(cache.usage().0, 0);
+    }
+
+    #[test]
+    fn the_byte_bound_holds() {
+        let cache = ResponseCache::new(CacheConfig {
+            max_bytes: 10_000,
+            ..CacheConfig::default()
+        });
+        let t0 = Instant::now();
+        static BODY: [u8; 1000] = [b'x'; 1000];
+        for i in 0..100 {
+            cache.put(&format!("/k{i}"), stored(t0, 60, &BODY));
+        }
+        let (_, bytes) = cache.usage();
+        assert!(bytes <= 10_000, "held {bytes} bytes");
+    }
+}

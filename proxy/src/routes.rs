@@ -1,0 +1,170 @@
+//! Which Nexon route a request belongs to, what policy (cache TTL, deadline) applies to it, and
+//! the cache key it is stored under.
+//!
+//! Rule: metric labels and policies use the route template, never the raw path; the cache key
+//! is the path plus the query with its pairs decoded, sorted and re-encoded, so two spellings
+//! of one request share an entry. The API key travels in a header and never enters the key.
+
+use std::time::Duration;
+
+use maple_common::nexon::{API_PREFIX, PATH_BASIC, PATH_ID, PATH_ITEM_EQUIPMENT};
+
+/// The route template a request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Id,
+    Basic,
+    ItemEquipment,
+    OtherNexon,
+    Rejected,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Self {
+        match path {
+            PATH_ID => Self::Id,
+            PATH_BASIC => Self::Basic,
+            PATH_ITEM_EQUIPMENT => Self::ItemEquipment,
+            _ if path.starts_with(API_PREFIX) => Self::OtherNexon,
+            _ => Self::Rejected,
+        }
+    }
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Id => PATH_ID,
+            Self::Basic => PATH_BASIC,
+            Self::ItemEquipment => PATH_ITEM_EQUIPMENT,
+            Self::OtherNexon => "/maplestory/v1/*",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// What applies to one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// How long a 200 is served without asking upstream; zero disables caching.
+    pub ttl: Duration,
+    /// The whole request's budget: queueing, rate-limit waits, every attempt and backoff.
+    pub deadline: Duration,
+}
+
+/// The policy of every route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteTable {
+    pub id: RoutePolicy,
+    pub basic: RoutePolicy,
+    pub item_equipment: RoutePolicy,
+    pub other: RoutePolicy,
+}
+
+/// Default deadline of every route.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
+
+impl Default for RouteTable {
+    /// An ocid changes only when a character is renamed or deleted: cached for hours.
+    /// Character data is refreshed by Nexon through the day: minutes.
+    fn default() -> Self {
+        let policy = |ttl_s| RoutePolicy {
+            ttl: Duration::from_secs(ttl_s),
+            deadline: DEFAULT_DEADLINE,
+        };
+        Self {
+            id: policy(6 * 3600),
+            basic: policy(300),
+            item_equipment: policy(300),
+            other: policy(60),
+        }
+    }
+}
+
+impl RouteTable {
+    pub fn policy(&self, route: Route) -> RoutePolicy {
+        match route {
+            Route::Id => self.id,
+            Route::Basic => self.basic,
+            Route::ItemEquipment => self.item_equipment,
+            Route::OtherNexon | Route::Rejected => self.other,
+        }
+    }
+}
+
+/// The canonical form of a path and query: pairs decoded, sorted, re-encoded. Used both as
+/// the cache key and as what is sent upstream, so the two cannot disagree.
+pub fn canonical(path: &str, query: Option<&str>) -> String {
+    let mut pairs: Vec<(String, String)> = query
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    pairs.sort();
+    let mut serializer = form_urlencoded::Serializer::new(String::with_capacity(64));
+    for (k, v) in &pairs {
+        serializer.append_pair(k, v);
+    }
+    format!("{path}?{}", serializer.finish())
+}
+
+/// Whether a path could escape its route upstream: dot segments, encoded separators or
+/// dots, backslashes, empty segments.
+pub fn is_suspicious(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("/../")
+        || lower.ends_with("/..")
+        || lower.contains("/./")
+        || lower.contains("//")
+        || lower.contains('\\')
+        || lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates() {
+        assert_eq!(Route::of(PATH_ID), Route::Id);
+        assert_eq!(
+            Route::of("/maplestory/v1/character/stat"),
+            Route::OtherNexon
+        );
+        assert_eq!(Route::of("/admin"), Route::Rejected);
+    }
+
+    #[test]
+    fn spellings_of_one_request_share_a_key() {
+        let a = canonical(PATH_ID, Some("character_name=%EC%95%84%EB%8D%B8&x=1"));
+        let b = canonical(PATH_ID, Some("x=1&character_name=%ec%95%84%eb%8d%b8"));
+        let c = canonical(PATH_ID, Some("x=1&character_name=아델"));
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(canonical(PATH_ID, None), PATH_ID);
+        assert_eq!(canonical(PATH_ID, Some("")), PATH_ID);
+        assert_ne!(a, canonical(PATH_ID, Some("character_name=%EC%95%84")));
+    }
+
+    #[test]
+    fn traversal_attempts_are_suspicious() {
+        for path in [
+            "/maplestory/v1/../admin",
+            "/maplestory/v1/%2e%2e/admin",
+            "/maplestory/v1/%2E%2E/admin",
+            "/maplestory/v1/a%2fb",
+            "/maplestory/v1//id",
+            "/maplestory/v1/a\\b",
+            "/maplestory/v1/..",
+        ] {
+            assert!(is_suspicious(path), "{path}");
+        }
+        assert!(!is_suspicious(PATH_ITEM_EQUIPMENT));
+    }
+}
