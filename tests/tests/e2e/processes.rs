@@ -193,3 +193,87 @@ async fn the_launcher_runs_everything_and_stops_on_ctrl_c() {
     assert!(status.success(), "maple exited with {status}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_proxy_reads_its_yaml_file_and_drains_in_flight_requests_on_sigterm() {
+    let (sim, proxy, admin) = (free_port(), free_port(), free_port());
+    let (dir, _) = temp_sqlite();
+    let config = dir.join("proxy.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: {proxy}\nadmin_listen: {admin}\nupstream: http://{sim}\n\
+             grace_period_s: 3\nroutes:\n  id:\n    ttl_s: 0\n    deadline_ms: 5000\n"
+        ),
+    )
+    .expect("write config");
+    let sim_process = Process::spawn(
+        "nexon-sim",
+        &[
+            ("MAPLE_SIM_LISTEN", sim.to_string()),
+            ("MAPLE_DATA_DIR", data_dir()),
+        ],
+    );
+    let proxy_process = Process::spawn(
+        "maple-proxy",
+        &[("MAPLE_PROXY_CONFIG", config.display().to_string())],
+    );
+    let http = reqwest::Client::new();
+    wait_until_healthy(&http, &format!("http://{sim}/-/stats")).await;
+    wait_until_healthy(&http, &format!("http://{admin}/health")).await;
+
+    // A slow upstream: the request is still in flight when SIGTERM arrives.
+    let fault = http
+        .post(format!("http://{sim}/-/faults"))
+        .json(&serde_json::json!({ "latency_ms": 1500 }))
+        .send()
+        .await
+        .expect("sim control");
+    assert!(fault.status().is_success());
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        async move {
+            http.get(format!(
+                "http://{proxy}/maplestory/v1/id?character_name=drainme"
+            ))
+            .send()
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stopping = tokio::task::spawn_blocking(move || proxy_process.stop("TERM"));
+    let response = in_flight.await.expect("task").expect("answered, not cut");
+    assert_eq!(response.status(), StatusCode::OK, "drained");
+    let status = stopping.await.expect("stopped");
+    assert!(status.success(), "maple-proxy exited with {status}");
+    assert!(sim_process.stop("TERM").success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_bad_proxy_config_file_exits_64_naming_the_key() {
+    let (dir, _) = temp_sqlite();
+    let config = dir.join("proxy.yaml");
+    for (text, expected) in [
+        ("breaker:\n  windw: 5\n", "breaker.windw"),
+        ("retry:\n  max_attempts: 99\n", "retry.max_attempts"),
+        ("listen: [\n", "MAPLE_PROXY_CONFIG"),
+    ] {
+        std::fs::write(&config, text).expect("write config");
+        let output = Command::new(workspace_binary("maple-proxy"))
+            .env_clear()
+            .env("MAPLE_PROXY_CONFIG", &config)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(64), "{text}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+    let missing = Command::new(workspace_binary("maple-proxy"))
+        .env_clear()
+        .env("MAPLE_PROXY_CONFIG", dir.join("absent.yaml"))
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(64));
+    let _ = std::fs::remove_dir_all(dir);
+}
