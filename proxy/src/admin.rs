@@ -69,7 +69,7 @@ impl AdminApp {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::config::bearer_token)
             .map(str::trim)
             .unwrap_or_default();
         if !token.matches(presented.as_bytes()) {

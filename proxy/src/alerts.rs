@@ -16,8 +16,8 @@ use crate::metrics::ProxyMetrics;
 /// Alert settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertConfig {
-    /// Where alerts go; none disables them.
-    pub webhook: Option<String>,
+    /// Where alerts go; none disables them. The URL carries the webhook's token.
+    pub webhook: Option<maple_common::config::Secret>,
     /// One alert per cause within this window.
     pub dedupe_for: Duration,
     /// At most this many alerts per minute, all causes together.
@@ -112,7 +112,7 @@ impl Alerter {
                 return;
             }
         }
-        let Some(url) = self.config.webhook.clone() else {
+        let Some(url) = self.config.webhook.as_ref().map(|w| w.expose().to_owned()) else {
             return;
         };
         let content = format!("maple-proxy: **{cause}** on `{route}`: {detail}");
@@ -140,7 +140,10 @@ mod tests {
     fn alerter(per_minute: u32) -> Alerter {
         Alerter::new(
             AlertConfig {
-                webhook: Some("http://127.0.0.1:9/hook".into()),
+                webhook: Some(
+                    maple_common::config::Secret::new("http://127.0.0.1:9/hook".into())
+                        .expect("valid"),
+                ),
                 dedupe_for: Duration::from_secs(300),
                 per_minute,
             },

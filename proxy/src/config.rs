@@ -111,6 +111,12 @@ pub const FILE_KEYS: &[&str] = &[
     "routes.other.deadline_ms",
 ];
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 /// The variable that overrides a file key: `breaker.window` → `MAPLE_PROXY_BREAKER_WINDOW`.
 pub fn env_var(key: &str) -> String {
     format!("MAPLE_PROXY_{}", key.replace('.', "_").to_ascii_uppercase())
@@ -201,6 +207,13 @@ impl ProxyConfig {
         let upstream_raw = env.string_or(UPSTREAM, default_upstream);
         let upstream = Upstream::parse(&upstream_raw)
             .map_err(|reason| ConfigError::new(UPSTREAM, upstream_raw.clone(), reason))?;
+        if upstream.is_nexon() && !upstream.tls {
+            return Err(ConfigError::new(
+                UPSTREAM,
+                upstream_raw,
+                "the Nexon API must be reached over https:// (the key travels in a header)",
+            ));
+        }
         let api_key = match key {
             Some(key) => Secret::new(key)
                 .map_err(|reason| ConfigError::new(API_KEY, "<redacted>", reason))?,
@@ -233,7 +246,7 @@ impl ProxyConfig {
             max_body_bytes: env.parse_within(MAX_BODY_BYTES, 8 << 20, 1024..=(256 << 20))?,
             alerts: alerts_from_env(env)?,
             client_tokens: tokens(env, CLIENT_TOKENS)?,
-            admin_token: tokens(env, ADMIN_TOKEN)?.into_iter().next(),
+            admin_token: admin_token(env)?,
         })
     }
 }
@@ -310,6 +323,23 @@ fn read_secret_file(path: &str) -> Result<String, ConfigError> {
     Ok(key.to_owned())
 }
 
+fn admin_token(env: &Env) -> Result<Option<Secret>, ConfigError> {
+    let Some(raw) = env.get(ADMIN_TOKEN) else {
+        return Ok(None);
+    };
+    let token = raw.trim();
+    if token.len() < 16 {
+        return Err(ConfigError::new(
+            ADMIN_TOKEN,
+            "<redacted>",
+            "the token must be at least 16 characters",
+        ));
+    }
+    Secret::new(token.to_owned())
+        .map(Some)
+        .map_err(|reason| ConfigError::new(ADMIN_TOKEN, "<redacted>", reason))
+}
+
 fn tokens(env: &Env, var: &str) -> Result<Vec<Secret>, ConfigError> {
     let Some(raw) = env.get(var) else {
         return Ok(Vec::new());
@@ -361,18 +391,17 @@ fn routes_from_env(env: &Env) -> Result<RouteTable, ConfigError> {
 
 fn cache_from_env(env: &Env) -> Result<CacheConfig, ConfigError> {
     let defaults = CacheConfig::default();
+    let stale_s = env.parse_within(CACHE_STALE_S, defaults.stale_for.as_secs(), 0..=MAX_TTL_S)?;
+    // Revalidation serves expired entries, which live only for the stale window.
+    let revalidate_s = env.parse_within(
+        CACHE_REVALIDATE_S,
+        defaults.revalidate_for.as_secs().min(stale_s),
+        0..=stale_s,
+    )?;
     Ok(CacheConfig {
-        max_bytes: env.parse_within(CACHE_MAX_BYTES, defaults.max_bytes, 0..=(64 << 30))?,
-        stale_for: Duration::from_secs(env.parse_within(
-            CACHE_STALE_S,
-            defaults.stale_for.as_secs(),
-            0..=MAX_TTL_S,
-        )?),
-        revalidate_for: Duration::from_secs(env.parse_within(
-            CACHE_REVALIDATE_S,
-            defaults.revalidate_for.as_secs(),
-            0..=MAX_TTL_S,
-        )?),
+        max_bytes: env.parse_within(CACHE_MAX_BYTES, defaults.max_bytes, (1 << 20)..=(64 << 30))?,
+        stale_for: Duration::from_secs(stale_s),
+        revalidate_for: Duration::from_secs(revalidate_s),
     })
 }
 
@@ -434,6 +463,11 @@ fn alerts_from_env(env: &Env) -> Result<AlertConfig, ConfigError> {
             "must be an http:// or https:// URL",
         ));
     }
+    // A webhook URL carries its own credential: held as a secret.
+    let webhook = webhook
+        .map(Secret::new)
+        .transpose()
+        .map_err(|reason| ConfigError::new(ALERT_WEBHOOK_URL, "<redacted>", reason))?;
     Ok(AlertConfig {
         webhook,
         dedupe_for: Duration::from_secs(env.parse_within(
@@ -705,6 +739,24 @@ mod tests {
         let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
             .expect_err("bad yaml");
         assert_eq!(err.var, CONFIG_FILE);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_key_can_come_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("maple-proxy-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("nexon.key");
+        std::fs::write(&path, "test_0123456789abcdef\n").expect("write");
+        let path_str = path.display().to_string();
+        let config = ProxyConfig::from_env(&Env::from_pairs([(API_KEY_FILE, path_str.as_str())]))
+            .expect("valid");
+        assert_eq!(config.api_key.expose(), "test_0123456789abcdef", "trimmed");
+        assert!(config.upstream.is_nexon(), "a real key means the real API");
+        std::fs::write(&path, "\n").expect("write");
+        let err = ProxyConfig::from_env(&Env::from_pairs([(API_KEY_FILE, path_str.as_str())]))
+            .expect_err("empty");
+        assert_eq!(err.var, API_KEY_FILE);
         let _ = std::fs::remove_dir_all(dir);
     }
 

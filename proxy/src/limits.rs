@@ -61,12 +61,22 @@ impl TokenBucket {
     /// # Errors
     /// The time until a token would be free, for `Retry-After`.
     pub fn reserve(&self, now: Instant) -> Result<Duration, Duration> {
+        self.reserve_within(now, self.max_wait)
+    }
+
+    /// Like [`Self::reserve`], with the wait also bounded by `limit` (what is left of a
+    /// request's deadline): a slot is only taken when the caller can wait for it.
+    ///
+    /// # Errors
+    /// The time until a token would be free, for `Retry-After`.
+    pub fn reserve_within(&self, now: Instant, limit: Duration) -> Result<Duration, Duration> {
+        let limit = limit.min(self.max_wait);
         let mut tat = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
         let next = (*tat).max(now) + self.interval;
         let wait = next
             .saturating_duration_since(now)
             .saturating_sub(self.burst_span);
-        if wait <= self.max_wait {
+        if wait <= limit {
             *tat = next;
             Ok(wait)
         } else {
@@ -203,6 +213,23 @@ mod tests {
             bucket.reserve(t0 + Duration::from_secs(10)),
             Ok(Duration::ZERO)
         );
+        // A caller with less time left than the wait takes nothing.
+        let later = t0 + Duration::from_secs(20);
+        let bucket = TokenBucket::new(
+            RateLimitConfig {
+                rps: 10.0,
+                burst: 1.0,
+                max_wait: Duration::from_secs(1),
+            },
+            later,
+        );
+        assert_eq!(bucket.reserve(later), Ok(Duration::ZERO));
+        assert!(
+            bucket
+                .reserve_within(later, Duration::from_millis(50))
+                .is_err()
+        );
+        assert_eq!(bucket.reserve(later), Ok(Duration::from_millis(100)));
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl NexonProxy {
                 .headers
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(crate::config::bearer_token)
                 .map(str::trim);
             let known = presented.is_some_and(|token| {
                 // Check every token, so the time taken does not say which one was close.

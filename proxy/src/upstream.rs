@@ -173,6 +173,25 @@ impl Drop for BreakerCall<'_> {
     }
 }
 
+/// An attempt needs at least this much of its deadline left to be made at all.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(20);
+
+/// Counts an upstream call in progress for as long as it lives, however the call ends.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Raw result of one HTTP exchange.
 struct Exchange {
     status: u16,
@@ -284,7 +303,7 @@ impl Fetcher {
                 _ => self.retry().backoff(attempt, rand::random::<f64>()),
             };
             let now = Instant::now();
-            if now + pause >= deadline {
+            if now.checked_add(pause).is_none_or(|end| end >= deadline) {
                 self.metrics
                     .retries_denied_total
                     .with_label_values(&["deadline"])
@@ -319,13 +338,17 @@ impl Fetcher {
             failure,
             retryable: false,
         };
-        match self.bucket.reserve(Instant::now()) {
+        let now = Instant::now();
+        // An attempt with almost no time left would time out for certain and be counted
+        // against a healthy upstream: it is not made.
+        if deadline.saturating_duration_since(now) < MIN_ATTEMPT_TIME {
+            return not_retryable(Failure::Timeout);
+        }
+        let left = deadline.saturating_duration_since(now) - MIN_ATTEMPT_TIME;
+        match self.bucket.reserve_within(now, left) {
             Ok(wait) if wait.is_zero() => {}
             Ok(wait) => {
                 self.metrics.ratelimit_waits_total.inc();
-                if Instant::now() + wait >= deadline {
-                    return not_retryable(Failure::Timeout);
-                }
                 tokio::time::sleep(wait).await;
             }
             Err(retry_after) => {
@@ -359,14 +382,15 @@ impl Fetcher {
             }
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        self.metrics.bulkhead_in_flight.inc();
+        let in_flight = InFlight::new(&self.metrics.bulkhead_in_flight);
         let exchange = tokio::time::timeout(remaining, self.exchange(target)).await;
-        self.metrics.bulkhead_in_flight.dec();
+        drop(in_flight);
         self.metrics
             .upstream_duration_seconds
             .with_label_values(&[route.label()])
             .observe(call.started.elapsed().as_secs_f64());
 
+        let exchange_was_cut = exchange.is_err();
         let ttl = self.config.routes.policy(route).ttl;
         let (outcome_label, step, breaker_outcome) = classify(exchange, ttl);
         self.metrics
@@ -374,6 +398,12 @@ impl Fetcher {
             .with_label_values(&[route.label(), outcome_label])
             .inc();
         match breaker_outcome {
+            // Our own deadline left the call too little time to say anything about Nexon.
+            Some(Outcome::Failure)
+                if exchange_was_cut && remaining < self.config.connect_timeout =>
+            {
+                drop(call);
+            }
             Some(outcome) => call.record(outcome),
             None => drop(call),
         }
@@ -381,10 +411,13 @@ impl Fetcher {
     }
 
     async fn exchange(&self, target: &str) -> Result<Exchange, reqwest::Error> {
+        let mut key = http::HeaderValue::from_str(self.config.api_key.expose())
+            .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+        key.set_sensitive(true);
         let response = self
             .client
             .get(format!("{}{target}", self.base))
-            .header(API_KEY_HEADER, self.config.api_key.expose())
+            .header(API_KEY_HEADER, key)
             .send()
             .await?;
         let status = response.status().as_u16();
@@ -396,9 +429,11 @@ impl Fetcher {
                 .map(str::to_owned)
         };
         let content_type = header(http::header::CONTENT_TYPE);
+        // Seconds (capped at an hour); an HTTP-date is read as "now or later" by falling back
+        // to the backoff.
         let retry_after = header(http::header::RETRY_AFTER)
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .map(|s| Duration::from_secs(s.min(3600)));
         let body = read_body(response, self.config.max_body_bytes).await;
         Ok(Exchange {
             status,
@@ -417,7 +452,8 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Byte
     if hint > limit {
         return Err(BodyError::TooLarge);
     }
-    let mut body = BytesMut::with_capacity(hint);
+    // Trust the advertised length only so far: the buffer grows as bytes actually arrive.
+    let mut body = BytesMut::with_capacity(hint.min(1 << 20));
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
