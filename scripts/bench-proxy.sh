@@ -24,7 +24,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-cargo build --release --bins -q
+cargo build --release --workspace --bins -q
 
 work=$(mktemp -d /tmp/maple-bench.XXXXXX)
 pids=()
