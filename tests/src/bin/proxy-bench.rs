@@ -13,7 +13,10 @@
 //! for them to expire, then makes the upstream fail for `seconds` while `concurrency` clients
 //! read those keys in a closed loop; reports the share answered, the share served stale, the
 //! upstream calls during the outage and latency percentiles.
-#![allow(clippy::print_stdout, reason = "the table rows on stdout are this tool's output")]
+#![allow(
+    clippy::print_stdout,
+    reason = "the table rows on stdout are this tool's output"
+)]
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
