@@ -1,15 +1,21 @@
 //! What both MapleExpectation binaries share, and nothing else.
 //!
 //! # Layout
+//! - [`breaker`]: the circuit breaker (resilience4j count-based semantics), clock injected.
 //! - [`error`]: the JSON error body every HTTP error of ours uses.
+//! - [`flight`]: request coalescing: concurrent misses for one key share one fetch.
+//! - [`metrics`]: register-and-create helpers and the text exposition.
 //! - [`nexon`]: the Nexon Open API's vocabulary: paths, the key header, ocids, error codes.
 //! - [`config`]: typed environment configuration with a replaceable source.
 //! - [`telemetry`]: tracing set-up (JSON lines or text, `log` bridged).
 //! - [`shutdown`]: the process signal that starts a graceful shutdown.
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod config;
 pub mod error;
+pub mod flight;
+pub mod metrics;
 pub mod nexon;
 pub mod shutdown;
 pub mod telemetry;

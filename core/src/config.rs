@@ -10,6 +10,8 @@ use maple_common::config::{ConfigError, Env, Secret};
 
 use crate::engine::model::Method;
 use crate::engine::prices::Prices;
+use crate::equipment::TierConfig;
+use crate::redis_tier::RedisConfig;
 
 pub const LISTEN: &str = "MAPLE_CORE_LISTEN";
 pub const PROXY_URL: &str = "MAPLE_PROXY_URL";
@@ -24,6 +26,14 @@ pub const POTENTIAL_TABLES: &str = "MAPLE_POTENTIAL_TABLES";
 pub const PRICE_RED_CUBE: &str = "MAPLE_PRICE_RED_CUBE";
 pub const PRICE_BLACK_CUBE: &str = "MAPLE_PRICE_BLACK_CUBE";
 pub const VALUATION_METHOD: &str = "MAPLE_VALUATION_METHOD";
+/// Redis for the shared tier (L2) and the cross-instance latch; unset in embedded mode.
+pub const REDIS_URL: &str = "REDIS_URL";
+pub const REDIS_TIMEOUT_MS: &str = "MAPLE_CORE_REDIS_TIMEOUT_MS";
+pub const EQUIPMENT_FRESH_S: &str = "MAPLE_CORE_EQUIPMENT_FRESH_S";
+pub const EQUIPMENT_KEEP_S: &str = "MAPLE_CORE_EQUIPMENT_KEEP_S";
+pub const L1_MAX_BYTES: &str = "MAPLE_CORE_L1_MAX_BYTES";
+pub const LATCH_TTL_MS: &str = "MAPLE_CORE_LATCH_TTL_MS";
+pub const LATCH_WAIT_MS: &str = "MAPLE_CORE_LATCH_WAIT_MS";
 
 /// Where the potential rate tables are read from by default (beside the repository).
 pub const DEFAULT_POTENTIAL_TABLES: &str = "../shared/data/potential_rates.csv";
@@ -52,6 +62,10 @@ pub struct CoreConfig {
     pub prices: Prices,
     /// Reset method used to price characters unless a request names one.
     pub valuation_method: Method,
+    /// The equipment tiers' freshness and bounds.
+    pub tiers: TierConfig,
+    /// Redis (L2 and the latch), when configured.
+    pub redis: Option<RedisConfig>,
 }
 
 impl CoreConfig {
@@ -98,8 +112,50 @@ impl CoreConfig {
                 ..defaults
             },
             valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso)?,
+            tiers: tiers_from_env(env)?,
+            redis: redis_from_env(env)?,
         })
     }
+}
+
+fn tiers_from_env(env: &Env) -> Result<TierConfig, ConfigError> {
+    let defaults = TierConfig::default();
+    Ok(TierConfig {
+        fresh_for: Duration::from_secs(env.parse_within(
+            EQUIPMENT_FRESH_S,
+            defaults.fresh_for.as_secs(),
+            0..=7 * 24 * 3600,
+        )?),
+        l1_max_bytes: env.parse_within(
+            L1_MAX_BYTES,
+            defaults.l1_max_bytes,
+            (1 << 20)..=(64 << 30),
+        )?,
+        latch_ttl: env.millis_or(LATCH_TTL_MS, defaults.latch_ttl)?,
+        latch_wait: env.millis_or(LATCH_WAIT_MS, defaults.latch_wait)?,
+    })
+}
+
+fn redis_from_env(env: &Env) -> Result<Option<RedisConfig>, ConfigError> {
+    let Some(url) = env.get(REDIS_URL) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(ConfigError::new(
+            REDIS_URL,
+            redact_url(&url),
+            "must be a redis:// or rediss:// URL",
+        ));
+    }
+    Ok(Some(RedisConfig {
+        url,
+        op_timeout: env.millis_or(REDIS_TIMEOUT_MS, Duration::from_millis(250))?,
+        keep_for: Duration::from_secs(env.parse_within(
+            EQUIPMENT_KEEP_S,
+            24 * 3600,
+            60..=30 * 24 * 3600,
+        )?),
+    }))
 }
 
 /// A database URL with any password replaced, for messages and logs.

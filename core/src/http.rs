@@ -3,12 +3,13 @@
 //! Rule: handlers return `Result<_, ApiError>`; nothing else in the crate builds an error
 //! response. Every request passes the stack in [`router`], which bounds its time.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,9 +24,10 @@ use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::character::CharacterName;
+use crate::equipment::{Entry, Source};
 use crate::error::{ApiError, LoggedError};
 use crate::nexon::NexonError;
-use crate::store::{EquipmentSnapshot, now_ms};
+use crate::store::now_ms;
 
 mod expectation;
 
@@ -99,10 +101,18 @@ fn parse_name(path: Result<Path<String>, PathRejection>) -> Result<CharacterName
     Ok(CharacterName::parse(&raw)?)
 }
 
-/// `name` → ocid: the stored mapping if there is one, else Nexon's answer, then stored.
+/// `name` → ocid: memory, then the stored mapping, then Nexon's answer (remembered in both).
 async fn resolve_ocid(state: &AppState, name: &CharacterName) -> Result<Ocid, ApiError> {
+    // Names compare case-insensitively (as the database's collation does).
+    let key = name.as_str().to_lowercase();
+    if let Some(ocid) = state.ocids.get(&key) {
+        return Ok(ocid);
+    }
     match state.store.find_ocid(name).await {
-        Ok(Some(ocid)) => return Ok(ocid),
+        Ok(Some(ocid)) => {
+            state.ocids.insert(key, ocid.clone());
+            return Ok(ocid);
+        }
         Ok(None) => {}
         // The database is a cache for this mapping: its outage must not fail the request.
         Err(e) => state.store_error("find_ocid", &e),
@@ -111,6 +121,7 @@ async fn resolve_ocid(state: &AppState, name: &CharacterName) -> Result<Ocid, Ap
     if let Err(e) = state.store.upsert_character(name, &ocid, now_ms()).await {
         state.store_error("upsert_character", &e);
     }
+    state.ocids.insert(key, ocid.clone());
     Ok(ocid)
 }
 
@@ -134,68 +145,106 @@ async fn character(
 #[derive(Debug, Deserialize)]
 struct EquipmentQuery {}
 
-/// `GET /v1/characters/{name}/equipment`: Nexon's item-equipment JSON, stored as it passes.
+/// Header naming the tier that answered: `l1`, `l2`, `db`, `upstream` or `stale`.
+pub const SOURCE_HEADER: &str = "x-maple-source";
+
+/// `GET /v1/characters/{name}/equipment`: Nexon's item-equipment JSON. Sent gzip-compressed as
+/// stored when the client accepts gzip (no recompression), with a strong ETag (304 on a
+/// matching `If-None-Match`) and `x-maple-source`; a stale answer also carries `age`.
 async fn equipment(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<EquipmentQuery>, QueryRejection>,
+    request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = parse_name(path)?;
     query.map_err(|e| ApiError::InvalidQuery {
         field: "query",
         reason: e.body_text(),
     })?;
-    let (_, body, _) = fetch_equipment(&state, &name).await?;
-    Ok(json_bytes(body))
+    let ocid = resolve_ocid(&state, &name).await?;
+    let served = state.equipment.get(&ocid).await?;
+    let entry = Arc::clone(&served.entry);
+    let etag = entry.etag();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        SOURCE_HEADER,
+        HeaderValue::from_static(served.source.as_str()),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    if served.source == Source::Stale {
+        headers.insert(header::AGE, entry.age(now_ms()).as_secs().into());
+    }
+    if etag_matches(&request_headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if accepts_gzip(&request_headers) {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        return Ok((headers, entry.gzip.clone()).into_response());
+    }
+    let body = decompress(entry, ocid).await?;
+    Ok((headers, body).into_response())
 }
 
-/// The character's equipment JSON from Nexon (through the proxy), stored as it passes,
-/// with its SHA-256 (the identity of that content, e.g. for cached valuations).
+/// Whether `If-None-Match` names this ETag (or `*`).
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with a non-zero q).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
+        })
+}
+
+/// The stored body, decompressed and checked off the async workers.
+async fn decompress(entry: Arc<Entry>, ocid: Ocid) -> Result<Bytes, ApiError> {
+    let body = tokio::task::spawn_blocking(move || entry.decompress(&ocid))
+        .await
+        .map_err(|e| ApiError::Internal(format!("decompressing equipment: {e}")))??;
+    Ok(Bytes::from(body))
+}
+
+/// The character's equipment JSON (from the tiers or Nexon) with its SHA-256 (the identity of
+/// that content, e.g. for cached valuations).
 async fn fetch_equipment(
     state: &AppState,
     name: &CharacterName,
 ) -> Result<(Ocid, Bytes, ContentHash), ApiError> {
     let ocid = resolve_ocid(state, name).await?;
-    let body = state
-        .call("item-equipment", state.nexon.equipment(&ocid))
-        .await?;
-    let hash = store_snapshot(state, ocid.clone(), body.clone()).await?;
+    let served = state.equipment.get(&ocid).await?;
+    let hash = served.entry.sha256;
+    let body = decompress(served.entry, ocid.clone()).await?;
     Ok((ocid, body, hash))
 }
 
 /// SHA-256 of a response body.
 pub type ContentHash = [u8; 32];
-
-/// Compresses and stores a snapshot; a database failure is counted and logged, not fatal
-/// (the data is still served), but the content hash is always returned.
-async fn store_snapshot(
-    state: &AppState,
-    ocid: Ocid,
-    body: Bytes,
-) -> Result<ContentHash, ApiError> {
-    // Compressing and hashing 350 KB takes a few milliseconds: off the async workers.
-    let snapshot =
-        tokio::task::spawn_blocking(move || EquipmentSnapshot::compress(ocid, &body, now_ms()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("compressing a snapshot: {e}")))?;
-    if let Err(e) = state.store.save_equipment(&snapshot).await {
-        state.store_error("save_equipment", &e);
-    }
-    let mut hash = [0_u8; 32];
-    hash.copy_from_slice(&snapshot.body_sha256);
-    Ok(hash)
-}
-
-fn json_bytes(body: Bytes) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        )],
-        body,
-    )
-        .into_response()
-}
 
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -246,14 +295,7 @@ impl AppState {
         call: impl Future<Output = Result<T, NexonError>>,
     ) -> Result<T, NexonError> {
         let result = call.await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(NexonError::NotFound) => "not_found",
-            Err(NexonError::RateLimited { .. }) => "rate_limited",
-            Err(NexonError::CircuitOpen { .. }) => "circuit_open",
-            Err(NexonError::Unavailable { .. }) => "unavailable",
-            Err(NexonError::Rejected { .. }) => "rejected",
-        };
+        let outcome = crate::nexon::outcome(&result);
         self.metrics
             .nexon_calls_total
             .with_label_values(&[endpoint, outcome])

@@ -7,6 +7,8 @@
 //! - [`nexon`]: the client for the Nexon API (through the proxy), with error classification.
 //! - [`engine`]: the expectation engine (potential, tier-up, star force, valuation), pure.
 //! - [`store`]: persistence (SQLite / MySQL), migrations, snapshots.
+//! - [`equipment`]: the equipment read path: L1 → L2 → database → Nexon, coalesced.
+//! - [`redis_tier`]: L2 and the cross-instance latch in Redis, behind a breaker.
 //! - [`http`]: routes, handlers and the middleware stack.
 //! - [`error`]: `ApiError`, the only place failures become HTTP responses.
 //! - [`metrics`]: every metric, declared once.
@@ -15,10 +17,12 @@
 pub mod character;
 pub mod config;
 pub mod engine;
+pub mod equipment;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod nexon;
+pub mod redis_tier;
 pub mod store;
 
 use std::future::Future;
@@ -35,6 +39,11 @@ use crate::metrics::CoreMetrics;
 use crate::nexon::NexonClient;
 use crate::store::{Store, StoreError};
 
+/// Name → ocid mappings kept in memory, and for how long (a rename changes the mapping;
+/// the database copy is re-checked this often).
+const OCID_CACHE_ENTRIES: u64 = 100_000;
+const OCID_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Valuations kept in memory (one character serialises to ~11 KB of JSON).
 const VALUATION_CACHE_ENTRIES: u64 = 2_000;
 
@@ -43,6 +52,10 @@ const VALUATION_CACHE_ENTRIES: u64 = 2_000;
 pub struct AppState {
     pub nexon: NexonClient,
     pub store: Store,
+    /// The equipment tiers (L1, L2, database) in front of Nexon.
+    pub equipment: equipment::EquipmentTiers,
+    /// Name (lower case) → ocid, in front of the database's mapping.
+    pub ocids: moka::sync::Cache<String, maple_common::nexon::Ocid>,
     pub metrics: CoreMetrics,
     pub engine: Arc<Engine>,
     /// Valuations by (equipment content hash, options): a character whose equipment has not
@@ -63,6 +76,8 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// A built application, ready to serve.
@@ -87,14 +102,33 @@ impl App {
             },
         )?;
         let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+        let metrics = CoreMetrics::new()?;
+        let nexon = NexonClient::new(
+            &config.proxy_url,
+            config.proxy_token.as_ref(),
+            config.upstream_timeout,
+        )?;
+        let redis = config
+            .redis
+            .clone()
+            .map(|redis| redis_tier::RedisTier::new(redis, metrics.clone()))
+            .transpose()?;
+        let equipment = equipment::EquipmentTiers::new(
+            config.tiers,
+            redis,
+            store.clone(),
+            nexon.clone(),
+            metrics.clone(),
+        );
         let state = AppState {
-            nexon: NexonClient::new(
-                &config.proxy_url,
-                config.proxy_token.as_ref(),
-                config.upstream_timeout,
-            )?,
+            nexon,
             store,
-            metrics: CoreMetrics::new()?,
+            equipment,
+            ocids: moka::sync::Cache::builder()
+                .max_capacity(OCID_CACHE_ENTRIES)
+                .time_to_live(OCID_CACHE_TTL)
+                .build(),
+            metrics,
             engine: Arc::new(engine),
             valuations: moka::future::Cache::builder()
                 .max_capacity(VALUATION_CACHE_ENTRIES)

@@ -3,9 +3,8 @@
 //! Rule: HTTP metrics are labelled by route template (`/v1/characters/{name}`), never the raw
 //! path, so a flood of names cannot blow up the series count.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use maple_common::metrics::{counter_vec, gauge, histogram_vec, render};
+use prometheus::{HistogramVec, IntCounterVec, IntGauge, Registry};
 
 /// Latency buckets in seconds: 1 ms to 10 s.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -24,60 +23,87 @@ pub struct CoreMetrics {
     pub nexon_calls_total: IntCounterVec,
     /// Database operations that failed, by operation.
     pub store_errors_total: IntCounterVec,
+    /// Equipment answers by the tier that served them: l1, l2, db, upstream, stale.
+    pub equipment_source_total: IntCounterVec,
+    /// Equipment loads by role: leader (this request loaded), follower (joined one in
+    /// progress in this instance).
+    pub singleflight_total: IntCounterVec,
+    /// The cross-instance latch: acquired, followed (another instance fetched), waited_out
+    /// (the leader took too long; fetched anyway), unavailable (Redis down).
+    pub latch_total: IntCounterVec,
+    /// Redis operations by operation and result (ok, error, breaker_open).
+    pub redis_ops_total: IntCounterVec,
+    /// Redis circuit breaker state: 0 closed, 1 open, 2 half-open.
+    pub redis_breaker_state: IntGauge,
 }
 
 impl CoreMetrics {
     /// # Errors
     /// Only if two metrics share a name (a programming error caught by tests).
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let http_requests_total = IntCounterVec::new(
-            Opts::new(
+        let r = Registry::new();
+        Ok(Self {
+            http_requests_total: counter_vec(
+                &r,
                 "maple_core_http_requests_total",
                 "Requests answered, by route template, method and status.",
-            ),
-            &["route", "method", "status"],
-        )?;
-        let http_request_duration_seconds = HistogramVec::new(
-            HistogramOpts::new(
+                &["route", "method", "status"],
+            )?,
+            http_request_duration_seconds: histogram_vec(
+                &r,
                 "maple_core_http_request_duration_seconds",
                 "Request latency, by route template and method.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["route", "method"],
-        )?;
-        let nexon_calls_total = IntCounterVec::new(
-            Opts::new(
+                &["route", "method"],
+                DURATION_BUCKETS,
+            )?,
+            nexon_calls_total: counter_vec(
+                &r,
                 "maple_core_nexon_calls_total",
                 "Calls to the Nexon API through the proxy, by endpoint and outcome.",
-            ),
-            &["endpoint", "outcome"],
-        )?;
-        let store_errors_total = IntCounterVec::new(
-            Opts::new(
+                &["endpoint", "outcome"],
+            )?,
+            store_errors_total: counter_vec(
+                &r,
                 "maple_core_store_errors_total",
                 "Database operations that failed, by operation.",
-            ),
-            &["operation"],
-        )?;
-        registry.register(Box::new(http_requests_total.clone()))?;
-        registry.register(Box::new(http_request_duration_seconds.clone()))?;
-        registry.register(Box::new(nexon_calls_total.clone()))?;
-        registry.register(Box::new(store_errors_total.clone()))?;
-        Ok(Self {
-            registry,
-            http_requests_total,
-            http_request_duration_seconds,
-            nexon_calls_total,
-            store_errors_total,
+                &["operation"],
+            )?,
+            equipment_source_total: counter_vec(
+                &r,
+                "maple_core_equipment_source_total",
+                "Equipment answers by the tier that served them.",
+                &["source"],
+            )?,
+            singleflight_total: counter_vec(
+                &r,
+                "maple_core_singleflight_total",
+                "Equipment loads by role in this instance: leader or follower.",
+                &["role"],
+            )?,
+            latch_total: counter_vec(
+                &r,
+                "maple_core_latch_total",
+                "Cross-instance fetch latch outcomes.",
+                &["result"],
+            )?,
+            redis_ops_total: counter_vec(
+                &r,
+                "maple_core_redis_ops_total",
+                "Redis operations by operation and result.",
+                &["operation", "result"],
+            )?,
+            redis_breaker_state: gauge(
+                &r,
+                "maple_core_redis_breaker_state",
+                "Redis circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            )?,
+            registry: r,
         })
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
+        render(&self.registry)
     }
 }
 

@@ -19,7 +19,7 @@ const PROXY_ERROR_HEADER: &str = "x-maple-proxy-error";
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Why a Nexon call did not produce data.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum NexonError {
     /// Nexon does not know the character (or the ocid).
     #[error("character not found")]
@@ -173,6 +173,18 @@ impl NexonClient {
             return Err(classify_proxy_error(cause, retry_after));
         }
         Err(classify(status, &body, retry_after, lookup))
+    }
+}
+
+/// A call's outcome as a metric label.
+pub fn outcome<T>(result: &Result<T, NexonError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(NexonError::NotFound) => "not_found",
+        Err(NexonError::RateLimited { .. }) => "rate_limited",
+        Err(NexonError::CircuitOpen { .. }) => "circuit_open",
+        Err(NexonError::Unavailable { .. }) => "unavailable",
+        Err(NexonError::Rejected { .. }) => "rejected",
     }
 }
 

@@ -9,10 +9,10 @@
 //! - [`service`]: pingora's `ProxyHttp`: admission, cache lookup, coalescing, error answers.
 //! - [`routes`]: route templates, their policies, the canonical cache key.
 //! - [`cache`]: the byte-bounded response cache and its freshness rules.
-//! - [`flight`]: one upstream fetch per key in flight.
+//! - `flight` (from `maple-common`): one upstream fetch per key in flight.
 //! - [`upstream`]: the fetch itself: rate limit, bulkhead, breaker, retries.
 //! - [`limits`]: the token bucket and the retry budget, clock injected.
-//! - [`breaker`]: the circuit breaker (count window, half-open probes), clock injected.
+//! - `breaker` (from `maple-common`): the circuit breaker (count window, half-open probes).
 //! - [`alerts`]: de-duplicated, rate-limited webhook alerts.
 //! - [`admin`]: `/metrics`, `/health`, `/breaker`, `/cache` on the admin port.
 //! - [`metrics`]: every metric, declared once.
@@ -23,15 +23,16 @@
 
 pub mod admin;
 pub mod alerts;
-pub mod breaker;
 pub mod cache;
 pub mod config;
-pub mod flight;
 pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod service;
 pub mod upstream;
+
+/// The circuit breaker and request coalescing, shared with core.
+pub use maple_common::{breaker, flight};
 
 use std::net::TcpListener;
 use std::sync::Arc;

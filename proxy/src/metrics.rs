@@ -4,10 +4,17 @@
 //! once per attempt, by the fetcher. Labels are route templates, never raw paths, query strings
 //! or keys.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use maple_common::metrics::{counter, counter_vec, gauge};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<HistogramVec> {
+    maple_common::metrics::histogram_vec(registry, name, help, labels, DURATION_BUCKETS)
+}
 
 /// Latency buckets in seconds: 1 ms to 10 s, dense around the 3 s deadline.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -54,41 +61,6 @@ pub struct ProxyMetrics {
     pub breaker_rejections_total: IntCounter,
     /// Alerts, by result: sent, suppressed (duplicate or over the rate), failed.
     pub alerts_total: IntCounterVec,
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
-    let metric = IntCounter::new(name, help)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
-}
-
-fn counter_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    let metric = IntGauge::new(name, help)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
-}
-
-fn histogram_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<HistogramVec> {
-    let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
-    let metric = HistogramVec::new(opts, labels)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
 }
 
 impl ProxyMetrics {
@@ -205,10 +177,7 @@ impl ProxyMetrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        // Encoding into a Vec only fails on a malformed metric family, which we never build.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
+        maple_common::metrics::render(&self.registry)
     }
 }
 

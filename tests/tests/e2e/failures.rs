@@ -1,5 +1,7 @@
 //! Bad input and upstream failures: each gets a clear JSON error, quickly, and nothing hangs.
 
+use maple_common::nexon::API_KEY_HEADER;
+use maple_tests::sim::characters;
 use maple_tests::sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
@@ -68,15 +70,20 @@ async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
         ..Options::uncached()
     })
     .await;
-    // Warm the simulator's body cache, so the answer after recovery is not slowed by
-    // generating 350 KB in a debug build on a busy machine.
-    assert_eq!(
-        stack
-            .get("/v1/characters/hangtime/equipment")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    // Warm the simulator's body cache (directly, so core has nothing stored), so the answer
+    // after recovery is not slowed by generating 350 KB in a debug build on a busy machine.
+    let warm = stack
+        .http
+        .get(format!(
+            "http://{}/maplestory/v1/character/item-equipment",
+            stack.sim_addr
+        ))
+        .query(&[("ocid", characters::ocid_for("hangtime").as_str())])
+        .header(API_KEY_HEADER, maple_tests::sim::DEFAULT_API_KEY)
+        .send()
+        .await
+        .expect("simulator answers");
+    assert_eq!(warm.status(), StatusCode::OK);
     stack
         .sim
         .faults()

@@ -61,6 +61,8 @@ pub struct Options {
     pub proxy_api_key: Option<String>,
     /// More proxy settings (`MAPLE_PROXY_*`).
     pub proxy_env: Vec<(&'static str, String)>,
+    /// More core settings (`MAPLE_CORE_*`, `REDIS_URL`).
+    pub core_env: Vec<(&'static str, String)>,
 }
 
 impl Options {
@@ -97,6 +99,7 @@ impl Default for Options {
             proxy_read_timeout_ms: 5_000,
             proxy_api_key: None,
             proxy_env: Vec::new(),
+            core_env: Vec::new(),
         }
     }
 }
@@ -117,6 +120,72 @@ pub struct Stack {
     mysql_database: Option<String>,
     temp_dir: Option<PathBuf>,
     pub http: reqwest::Client,
+    core_env: Vec<(&'static str, String)>,
+}
+
+/// A core instance serving on its own port.
+pub struct CoreInstance {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl CoreInstance {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("core task")
+            .expect("core stopped cleanly");
+    }
+}
+
+async fn spawn_core(env: Vec<(&'static str, String)>) -> CoreInstance {
+    let config = CoreConfig::from_env(&Env::from_pairs(env)).expect("core config");
+    let app = App::build(config).await.expect("core builds");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind core");
+    let addr = listener.local_addr().expect("core addr");
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.serve(listener, stop.clone().cancelled_owned()));
+    CoreInstance { addr, stop, task }
+}
+
+/// A character name no earlier run used (Redis outlives test runs): `prefix` plus letters
+/// from the clock and a counter, within the 12-character limit.
+pub fn fresh_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut n = nanos ^ (u128::from(COUNTER.fetch_add(1, Ordering::Relaxed)) << 64);
+    let mut name = prefix.to_owned();
+    while name.len() < 12 {
+        name.push(char::from(b'a' + u8::try_from(n % 26).unwrap_or(0)));
+        n /= 26;
+    }
+    name
+}
+
+/// The machine's Redis (see the README); override with `MAPLE_TEST_REDIS_URL`.
+pub fn redis_url() -> String {
+    std::env::var("MAPLE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The value of one sample in a Prometheus text (`name{labels}` exactly as exported), zero
+/// when absent.
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 impl Stack {
@@ -186,20 +255,17 @@ impl Stack {
                 (format!("{}/{name}", mysql_server_url()), Some(name), None)
             }
         };
-        let core_config = CoreConfig::from_env(&Env::from_pairs([
+        let mut core_env = vec![
             ("MAPLE_PROXY_URL", format!("http://{proxy_addr}")),
             ("DATABASE_URL", database_url.clone()),
             ("MAPLE_CORE_UPSTREAM_TIMEOUT_MS", "5000".to_owned()),
             ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "8000".to_owned()),
             ("MAPLE_CORE_SHUTDOWN_DEADLINE_MS", "5000".to_owned()),
             ("MAPLE_POTENTIAL_TABLES", potential_tables()),
-        ]))
-        .expect("core config");
-        let app = App::build(core_config).await.expect("core builds");
-        let core_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind core");
-        let core_addr = core_listener.local_addr().expect("core addr");
-        let core_stop = CancellationToken::new();
-        let core_task = tokio::spawn(app.serve(core_listener, core_stop.clone().cancelled_owned()));
+        ];
+        core_env.extend(options.core_env.iter().cloned());
+        let core = spawn_core(core_env.clone()).await;
+        let (core_addr, core_stop, core_task) = (core.addr, core.stop, core.task);
 
         Self {
             sim,
@@ -216,7 +282,21 @@ impl Stack {
             mysql_database,
             temp_dir,
             http,
+            core_env,
         }
+    }
+
+    /// Another core instance on the same proxy and database, with the same settings except
+    /// `changes` (a value of `""` removes the setting).
+    pub async fn another_core(&self, changes: &[(&'static str, &str)]) -> CoreInstance {
+        let mut env = self.core_env.clone();
+        for (key, value) in changes {
+            env.retain(|(k, _)| k != key);
+            if !value.is_empty() {
+                env.push((key, (*value).to_owned()));
+            }
+        }
+        spawn_core(env).await
     }
 
     pub fn core(&self, path: &str) -> String {
@@ -248,14 +328,7 @@ impl Stack {
     /// The value of one sample in the proxy's metrics (`name{labels}` exactly as exported),
     /// zero when absent.
     pub async fn proxy_metric(&self, sample: &str) -> f64 {
-        let text = self.proxy_metrics().await;
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-                    .and_then(|value| value.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        metric_value(&self.proxy_metrics().await, sample)
     }
 
     /// The proxy's Prometheus text.

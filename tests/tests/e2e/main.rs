@@ -13,3 +13,4 @@ mod resilience;
 mod shutdown;
 mod simulator;
 mod storage;
+mod tiers;

@@ -1,4 +1,5 @@
-//! The circuit breaker in front of the upstream, with resilience4j's count-based semantics.
+//! A circuit breaker with resilience4j's count-based semantics: the proxy's in front of the
+//! Nexon API, core's in front of Redis.
 //!
 //! Closed: the last `window` outcomes are kept; once at least `minimum_calls` are in, a failure
 //! rate ≥ `failure_rate_pct` opens it. Open: nothing passes for `open_for`. Half-open: exactly

@@ -1,0 +1,442 @@
+//! The equipment read path: L1 (moka, in process, bounded in bytes) → L2 (Redis, shared, when
+//! configured) → L3 (the database, the source of truth) → the Nexon API through the proxy.
+//!
+//! Every tier holds the same [`Entry`]: the response gzip-compressed, its SHA-256 and the time
+//! Nexon produced it. An entry is fresh for `fresh_for` after that time; a fresh entry in any
+//! tier answers the request (and is copied into the tiers above it). Otherwise one load per
+//! character runs in this instance (followers wait for it), and across instances a latch in
+//! Redis elects one fetcher while the others watch L2 for its result (bounded; then they fetch
+//! themselves). When the fetch fails, the newest entry any tier still holds is served as
+//! stale; with none, the upstream's error. Writes never let an older entry shadow a newer one:
+//! L1 and L2 compare fetch times, the database upserts only newer rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use maple_common::flight::{Flights, Joined, land};
+use maple_common::nexon::Ocid;
+use sha2::{Digest, Sha256};
+
+use crate::metrics::CoreMetrics;
+use crate::nexon::{NexonClient, NexonError};
+use crate::redis_tier::RedisTier;
+use crate::store::{EquipmentSnapshot, Store, StoreError, now_ms};
+
+/// Pipeline settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierConfig {
+    /// How long after Nexon produced it an entry is served without asking again.
+    pub fresh_for: Duration,
+    /// Bound on L1, in compressed bytes.
+    pub l1_max_bytes: u64,
+    /// How long the cross-instance latch lives (a crashed leader's expires by itself).
+    pub latch_ttl: Duration,
+    /// How long a follower instance watches L2 for the leader's result.
+    pub latch_wait: Duration,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        Self {
+            fresh_for: Duration::from_secs(300),
+            l1_max_bytes: 64 * 1024 * 1024,
+            latch_ttl: Duration::from_secs(5),
+            latch_wait: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One equipment response as every tier holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub gzip: Bytes,
+    pub sha256: [u8; 32],
+    /// Length of the uncompressed body.
+    pub raw_len: u32,
+    /// When Nexon produced it (ms since the epoch, our clock).
+    pub fetched_at_ms: i64,
+}
+
+impl Entry {
+    /// Compresses a body fetched now (CPU work: call it off the async workers).
+    pub fn compress(ocid: Ocid, body: &[u8]) -> Self {
+        Self::from(EquipmentSnapshot::compress(ocid, body, now_ms()))
+    }
+
+    /// The body, checked against its hash (CPU work: call it off the async workers).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the gzip is broken or the hash differs.
+    pub fn decompress(&self, ocid: &Ocid) -> Result<Vec<u8>, StoreError> {
+        self.to_snapshot(ocid).decompress()
+    }
+
+    pub fn to_snapshot(&self, ocid: &Ocid) -> EquipmentSnapshot {
+        EquipmentSnapshot {
+            ocid: ocid.clone(),
+            body_gzip: self.gzip.to_vec(),
+            body_sha256: self.sha256.to_vec(),
+            body_bytes: self.raw_len,
+            fetched_at_ms: self.fetched_at_ms,
+        }
+    }
+
+    /// A strong ETag: the content's SHA-256.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", hex::encode(self.sha256))
+    }
+
+    pub fn age(&self, now_ms: i64) -> Duration {
+        Duration::from_millis(u64::try_from(now_ms - self.fetched_at_ms).unwrap_or(0))
+    }
+
+    fn is_fresh(&self, now_ms: i64, fresh_for: Duration) -> bool {
+        self.age(now_ms) < fresh_for
+    }
+}
+
+impl From<EquipmentSnapshot> for Entry {
+    fn from(snapshot: EquipmentSnapshot) -> Self {
+        let mut sha256 = [0_u8; 32];
+        if snapshot.body_sha256.len() == 32 {
+            sha256.copy_from_slice(&snapshot.body_sha256);
+        } else {
+            // A row without a usable hash: hash the compressed bytes so the ETag still
+            // changes with the content (decompress() will report the row as corrupt).
+            sha256.copy_from_slice(&Sha256::digest(&snapshot.body_gzip));
+        }
+        Self {
+            gzip: snapshot.body_gzip.into(),
+            sha256,
+            raw_len: snapshot.body_bytes,
+            fetched_at_ms: snapshot.fetched_at_ms,
+        }
+    }
+}
+
+/// Which tier answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    L1,
+    L2,
+    Db,
+    Upstream,
+    /// An expired entry, because the upstream failed.
+    Stale,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::L1 => "l1",
+            Self::L2 => "l2",
+            Self::Db => "db",
+            Self::Upstream => "upstream",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// An answer: the entry and where it came from.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub entry: Arc<Entry>,
+    pub source: Source,
+}
+
+/// The tiers and the loads in flight.
+#[derive(Debug, Clone)]
+pub struct EquipmentTiers {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    l1: moka::sync::Cache<Ocid, Arc<Entry>>,
+    l2: Option<RedisTier>,
+    store: Store,
+    nexon: NexonClient,
+    flights: Flights<Result<Served, NexonError>>,
+    config: TierConfig,
+    metrics: CoreMetrics,
+}
+
+impl EquipmentTiers {
+    pub fn new(
+        config: TierConfig,
+        l2: Option<RedisTier>,
+        store: Store,
+        nexon: NexonClient,
+        metrics: CoreMetrics,
+    ) -> Self {
+        let l1 = moka::sync::Cache::builder()
+            .max_capacity(config.l1_max_bytes)
+            .weigher(|_: &Ocid, entry: &Arc<Entry>| {
+                u32::try_from(entry.gzip.len() + 128).unwrap_or(u32::MAX)
+            })
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                l1,
+                l2,
+                store,
+                nexon,
+                flights: Flights::default(),
+                config,
+                metrics,
+            }),
+        }
+    }
+
+    pub fn redis(&self) -> Option<&RedisTier> {
+        self.inner.l2.as_ref()
+    }
+
+    /// The equipment of `ocid`, from the first tier holding a fresh copy, else from Nexon.
+    ///
+    /// # Errors
+    /// [`NexonError`] when Nexon fails and no tier holds any copy.
+    pub async fn get(&self, ocid: &Ocid) -> Result<Served, NexonError> {
+        let served = self.lookup(ocid).await;
+        if let Ok(served) = &served {
+            self.inner
+                .metrics
+                .equipment_source_total
+                .with_label_values(&[served.source.as_str()])
+                .inc();
+        }
+        served
+    }
+
+    async fn lookup(&self, ocid: &Ocid) -> Result<Served, NexonError> {
+        if let Some(entry) = self.inner.l1.get(ocid)
+            && entry.is_fresh(now_ms(), self.inner.config.fresh_for)
+        {
+            return Ok(Served {
+                entry,
+                source: Source::L1,
+            });
+        }
+        let this = self.clone();
+        let key = ocid.as_str().to_owned();
+        let target = ocid.clone();
+        let joined = self
+            .inner
+            .flights
+            .join(&key, move || async move { this.load(&target).await });
+        let role = match joined {
+            Joined::Leader(_) => "leader",
+            Joined::Follower(_) => "follower",
+        };
+        self.inner
+            .metrics
+            .singleflight_total
+            .with_label_values(&[role])
+            .inc();
+        land(joined.into_receiver()).await.unwrap_or_else(|| {
+            Err(NexonError::Unavailable {
+                cause: "the equipment load failed".into(),
+            })
+        })
+    }
+
+    /// Puts `entry` in L1 unless L1 holds a newer one.
+    fn remember(&self, ocid: &Ocid, entry: &Arc<Entry>) {
+        self.inner
+            .l1
+            .entry(ocid.clone())
+            .and_compute_with(|existing| match existing {
+                Some(current) if current.value().fetched_at_ms >= entry.fetched_at_ms => {
+                    moka::ops::compute::Op::Nop
+                }
+                _ => moka::ops::compute::Op::Put(Arc::clone(entry)),
+            });
+    }
+
+    /// The load behind one flight: L2, L3, then the fetch (latched across instances).
+    async fn load(&self, ocid: &Ocid) -> Result<Served, NexonError> {
+        let fresh_for = self.inner.config.fresh_for;
+        // The newest copy seen on the way down, to stand in if the fetch fails.
+        let mut newest: Option<Arc<Entry>> = self.inner.l1.get(ocid);
+        let keep = |newest: &mut Option<Arc<Entry>>, entry: &Arc<Entry>| {
+            if newest
+                .as_ref()
+                .is_none_or(|n| n.fetched_at_ms < entry.fetched_at_ms)
+            {
+                *newest = Some(Arc::clone(entry));
+            }
+        };
+
+        if let Some(l2) = &self.inner.l2
+            && let Ok(Some(entry)) = l2.get(ocid).await
+        {
+            let entry = Arc::new(entry);
+            if entry.is_fresh(now_ms(), fresh_for) {
+                self.remember(ocid, &entry);
+                return Ok(Served {
+                    entry,
+                    source: Source::L2,
+                });
+            }
+            keep(&mut newest, &entry);
+        }
+
+        match self.inner.store.load_equipment(ocid).await {
+            Ok(Some(snapshot)) => {
+                let entry = Arc::new(Entry::from(snapshot));
+                if entry.is_fresh(now_ms(), fresh_for) {
+                    self.remember(ocid, &entry);
+                    if let Some(l2) = &self.inner.l2 {
+                        let _ = l2.put(ocid, &entry).await;
+                    }
+                    return Ok(Served {
+                        entry,
+                        source: Source::Db,
+                    });
+                }
+                keep(&mut newest, &entry);
+            }
+            Ok(None) => {}
+            Err(e) => self.store_error("load_equipment", &e),
+        }
+
+        match self.fetch_latched(ocid).await {
+            Ok(served) => Ok(served),
+            Err(error) => match newest {
+                Some(entry) => {
+                    tracing::warn!(ocid = ocid.as_str(), %error, "serving stale equipment");
+                    Ok(Served {
+                        entry,
+                        source: Source::Stale,
+                    })
+                }
+                None => Err(error),
+            },
+        }
+    }
+
+    /// Fetches from Nexon, unless another instance holds the latch: then waits (bounded) for
+    /// its result to appear in L2.
+    async fn fetch_latched(&self, ocid: &Ocid) -> Result<Served, NexonError> {
+        let Some(l2) = &self.inner.l2 else {
+            return self.fetch(ocid).await;
+        };
+        let token = format!("{:032x}", rand::random::<u128>());
+        let config = self.inner.config;
+        let latch = |result: &str| {
+            self.inner
+                .metrics
+                .latch_total
+                .with_label_values(&[result])
+                .inc();
+        };
+        match l2.try_latch(ocid, &token, config.latch_ttl).await {
+            Ok(true) => {
+                latch("acquired");
+                let result = self.fetch(ocid).await;
+                let _ = l2.release_latch(ocid, &token).await;
+                result
+            }
+            Ok(false) => {
+                let waited_from = now_ms();
+                let until = tokio::time::Instant::now() + config.latch_wait;
+                while tokio::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    match l2.get(ocid).await {
+                        Ok(Some(entry))
+                            if entry.fetched_at_ms >= waited_from - 1_000
+                                && entry.is_fresh(now_ms(), config.fresh_for) =>
+                        {
+                            latch("followed");
+                            let entry = Arc::new(entry);
+                            self.remember(ocid, &entry);
+                            return Ok(Served {
+                                entry,
+                                source: Source::L2,
+                            });
+                        }
+                        Ok(_) => {}
+                        // Redis went away while we waited: stop waiting.
+                        Err(_) => break,
+                    }
+                }
+                latch("waited_out");
+                self.fetch(ocid).await
+            }
+            Err(_) => {
+                latch("unavailable");
+                self.fetch(ocid).await
+            }
+        }
+    }
+
+    /// Fetches from Nexon and writes the result to every tier.
+    async fn fetch(&self, ocid: &Ocid) -> Result<Served, NexonError> {
+        let body = self.inner.nexon.equipment(ocid).await;
+        let outcome = crate::nexon::outcome(&body);
+        self.inner
+            .metrics
+            .nexon_calls_total
+            .with_label_values(&["item-equipment", outcome])
+            .inc();
+        let body = body?;
+        let target = ocid.clone();
+        let entry = tokio::task::spawn_blocking(move || Entry::compress(target, &body))
+            .await
+            .map_err(|e| NexonError::Unavailable {
+                cause: format!("compressing the response: {e}"),
+            })?;
+        let entry = Arc::new(entry);
+        if let Err(e) = self
+            .inner
+            .store
+            .save_equipment(&entry.to_snapshot(ocid))
+            .await
+        {
+            self.store_error("save_equipment", &e);
+        }
+        if let Some(l2) = &self.inner.l2 {
+            let _ = l2.put(ocid, &entry).await;
+        }
+        self.remember(ocid, &entry);
+        Ok(Served {
+            entry,
+            source: Source::Upstream,
+        })
+    }
+
+    fn store_error(&self, operation: &'static str, error: &StoreError) {
+        tracing::warn!(operation, %error, "database operation failed");
+        self.inner
+            .metrics
+            .store_errors_total
+            .with_label_values(&[operation])
+            .inc();
+    }
+
+    /// Drops `ocid` from L1 (admin purge, tests).
+    pub fn forget(&self, ocid: &Ocid) {
+        self.inner.l1.invalidate(ocid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_name_their_content() {
+        let ocid = Ocid::from_bytes([7; 16]);
+        let body = br#"{"item_equipment":[]}"#;
+        let entry = Entry::compress(ocid.clone(), body);
+        assert_eq!(entry.decompress(&ocid).expect("intact"), body.to_vec());
+        assert_eq!(entry.etag().len(), 66);
+        let same = Entry::compress(ocid.clone(), body);
+        assert_eq!(entry.etag(), same.etag(), "the ETag is the content's");
+        assert!(entry.is_fresh(entry.fetched_at_ms, Duration::from_secs(1)));
+        assert!(!entry.is_fresh(entry.fetched_at_ms + 1_000, Duration::from_secs(1)));
+        let back = Entry::from(entry.to_snapshot(&ocid));
+        assert_eq!(back, entry);
+    }
+}

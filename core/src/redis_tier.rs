@@ -1,0 +1,292 @@
+//! L2: Redis, shared by core instances: equipment entries (gzip body, hash, fetch time) and the
+//! leader latch that elects one fetcher per character across instances.
+//!
+//! Rules: every operation has a timeout and sits behind a circuit breaker, so a slow or dead
+//! Redis costs a request at most one timeout before core stops asking (and serves from L1/L3);
+//! after the open period a probe finds out whether Redis is back. A write never replaces a newer
+//! entry (compared in a Lua script on the server). The connection is made lazily, so core
+//! starts without Redis and picks it up when it appears.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maple_common::breaker::{Breaker, BreakerConfig, Outcome, Snapshot};
+use maple_common::nexon::Ocid;
+use redis::aio::ConnectionManager;
+use tokio::sync::Mutex;
+
+use crate::equipment::Entry;
+use crate::metrics::CoreMetrics;
+
+/// Stores an entry unless a newer one is there: `KEYS[1]` the hash; `ARGV` fetched-at ms,
+/// sha256, raw length, gzip body, TTL ms.
+const PUT_IF_NEWER: &str = r"
+local current = redis.call('HGET', KEYS[1], 'at')
+if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'at', ARGV[1], 'sha', ARGV[2], 'len', ARGV[3], 'gz', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+";
+
+/// Deletes the latch only if this instance still holds it.
+const RELEASE_IF_HELD: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Redis settings.
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Per-operation timeout.
+    pub op_timeout: Duration,
+    /// How long entries are kept (the stale window: older entries are useless even as stale).
+    pub keep_for: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &crate::config::redact_url(&self.url))
+            .field("op_timeout", &self.op_timeout)
+            .field("keep_for", &self.keep_for)
+            .finish()
+    }
+}
+
+/// The Redis tier.
+#[derive(Debug, Clone)]
+pub struct RedisTier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: redis::Client,
+    connection: Mutex<Option<ConnectionManager>>,
+    config: RedisConfig,
+    breaker: Breaker,
+    metrics: CoreMetrics,
+    put_script: redis::Script,
+    release_script: redis::Script,
+}
+
+/// Why an operation did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The breaker is open: Redis was failing recently.
+    BreakerOpen,
+    /// This call failed or timed out.
+    Failed,
+}
+
+fn entry_key(ocid: &Ocid) -> String {
+    format!("maple:equipment:{}", ocid.as_str())
+}
+
+fn latch_key(ocid: &Ocid) -> String {
+    format!("maple:latch:equipment:{}", ocid.as_str())
+}
+
+impl RedisTier {
+    /// # Errors
+    /// When the URL is not a Redis URL (nothing is connected yet).
+    pub fn new(config: RedisConfig, metrics: CoreMetrics) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                connection: Mutex::new(None),
+                breaker: Breaker::new(BreakerConfig {
+                    window: 10,
+                    minimum_calls: 3,
+                    failure_rate_pct: 50,
+                    open_for: Duration::from_secs(5),
+                    probes: 1,
+                    slow_call: None,
+                }),
+                config,
+                metrics,
+                put_script: redis::Script::new(PUT_IF_NEWER),
+                release_script: redis::Script::new(RELEASE_IF_HELD),
+            }),
+        })
+    }
+
+    pub fn breaker(&self) -> Snapshot {
+        self.inner.breaker.snapshot(Instant::now())
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
+        let mut slot = self.inner.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let connection = ConnectionManager::new(self.inner.client.clone()).await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `op` behind the breaker and the timeout.
+    async fn run<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, Unavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
+        let inner = &self.inner;
+        let Ok((permit, transition)) = inner.breaker.acquire(Instant::now()) else {
+            inner
+                .metrics
+                .redis_ops_total
+                .with_label_values(&[operation, "breaker_open"])
+                .inc();
+            return Err(Unavailable::BreakerOpen);
+        };
+        self.observe(transition);
+        let started = Instant::now();
+        let result = tokio::time::timeout(inner.config.op_timeout, async {
+            let connection = self.connection().await?;
+            op(connection).await
+        })
+        .await;
+        let (outcome, value) = match result {
+            Ok(Ok(value)) => (Outcome::Success, Ok(value)),
+            Ok(Err(error)) => {
+                tracing::warn!(operation, %error, "redis operation failed");
+                (Outcome::Failure, Err(Unavailable::Failed))
+            }
+            Err(_) => {
+                tracing::warn!(operation, "redis operation timed out");
+                (Outcome::Failure, Err(Unavailable::Failed))
+            }
+        };
+        if outcome == Outcome::Failure {
+            // A broken connection is rebuilt on the next call rather than retried forever.
+            *inner.connection.lock().await = None;
+        }
+        let transition = inner
+            .breaker
+            .record(permit, outcome, started.elapsed(), Instant::now());
+        self.observe(transition);
+        let label = if value.is_ok() { "ok" } else { "error" };
+        inner
+            .metrics
+            .redis_ops_total
+            .with_label_values(&[operation, label])
+            .inc();
+        value
+    }
+
+    fn observe(&self, transition: Option<maple_common::breaker::Transition>) {
+        if let Some(transition) = transition {
+            tracing::warn!(
+                from = transition.from.as_str(),
+                to = transition.to.as_str(),
+                "redis circuit breaker transition"
+            );
+            self.inner
+                .metrics
+                .redis_breaker_state
+                .set(transition.to.gauge());
+        }
+    }
+
+    /// The entry for `ocid`, if Redis has one.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn get(&self, ocid: &Ocid) -> Result<Option<Entry>, Unavailable> {
+        let key = entry_key(ocid);
+        type Row = (Option<i64>, Option<Vec<u8>>, Option<u32>, Option<Vec<u8>>);
+        let row: Row = self
+            .run("get", |mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg(&["at", "sha", "len", "gz"])
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(match row {
+            (Some(at), Some(sha), Some(len), Some(gz)) if sha.len() == 32 => {
+                let mut sha256 = [0_u8; 32];
+                sha256.copy_from_slice(&sha);
+                Some(Entry {
+                    gzip: gz.into(),
+                    sha256,
+                    raw_len: len,
+                    fetched_at_ms: at,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Stores `entry` unless Redis holds a newer one.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn put(&self, ocid: &Ocid, entry: &Entry) -> Result<(), Unavailable> {
+        let key = entry_key(ocid);
+        let keep_ms = u64::try_from(self.inner.config.keep_for.as_millis()).unwrap_or(u64::MAX);
+        let script = &self.inner.put_script;
+        self.run("put", |mut c| async move {
+            script
+                .key(&key)
+                .arg(entry.fetched_at_ms)
+                .arg(entry.sha256.as_slice())
+                .arg(entry.raw_len)
+                .arg(entry.gzip.as_ref())
+                .arg(keep_ms)
+                .invoke_async::<i64>(&mut c)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Tries to become the one instance fetching `ocid`: `SET NX PX` with `token`. The latch
+    /// expires by itself after `ttl`, so a crashed leader cannot block the others.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn try_latch(
+        &self,
+        ocid: &Ocid,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Unavailable> {
+        let key = latch_key(ocid);
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.run("latch", |mut c| async move {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut c)
+                .await?;
+            Ok(set.is_some())
+        })
+        .await
+    }
+
+    /// Releases the latch if this instance still holds it.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn release_latch(&self, ocid: &Ocid, token: &str) -> Result<(), Unavailable> {
+        let key = latch_key(ocid);
+        let script = &self.inner.release_script;
+        self.run("release", |mut c| async move {
+            script
+                .key(&key)
+                .arg(token)
+                .invoke_async::<i64>(&mut c)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+}

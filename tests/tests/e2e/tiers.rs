@@ -1,0 +1,344 @@
+//! Core's equipment tiers with real Redis and databases: each tier answers in turn, gzip goes
+//! out as stored, ETags give 304s, one fetch serves 500 concurrent requests over two instances,
+//! stale copies stand in for a dead upstream, and a dead Redis costs nothing but speed.
+
+use std::io::Read as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use maple_common::nexon::PATH_ITEM_EQUIPMENT;
+use maple_tests::sim::faults::FaultSpec;
+use reqwest::StatusCode;
+
+use crate::harness::{
+    Db, Options, Stack, UNCACHED, error_code, free_port, fresh_name, metric_value, redis_url,
+};
+
+fn source(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-maple-source")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn with_redis(url: &str) -> Options {
+    Options {
+        core_env: vec![("REDIS_URL", url.to_owned())],
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn each_tier_answers_in_turn() {
+    let stack = Stack::start_with(with_redis(&redis_url())).await;
+    let path = format!("/v1/characters/{}/equipment", fresh_name("tier"));
+
+    let first = stack.get(&path).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(source(&first), "upstream");
+    let body = first.bytes().await.expect("body");
+
+    let second = stack.get(&path).await;
+    assert_eq!(source(&second), "l1");
+    assert_eq!(second.bytes().await.expect("body"), body);
+
+    // A second instance sharing Redis finds it there; one without Redis, in the database.
+    let other = stack.another_core(&[]).await;
+    let from_l2 = stack
+        .http
+        .get(other.url(&path))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(source(&from_l2), "l2");
+    assert_eq!(from_l2.bytes().await.expect("body"), body);
+    other.stop().await;
+    let embedded = stack.another_core(&[("REDIS_URL", "")]).await;
+    let from_db = stack
+        .http
+        .get(embedded.url(&path))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(source(&from_db), "db");
+    assert_eq!(from_db.bytes().await.expect("body"), body);
+    embedded.stop().await;
+
+    assert_eq!(stack.sim.stats().calls(PATH_ITEM_EQUIPMENT), 1);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_goes_out_as_stored_and_etags_give_304() {
+    let stack = Stack::start().await;
+    let path = format!("/v1/characters/{}/equipment", fresh_name("gz"));
+    let plain = stack.get(&path).await;
+    let etag = plain.headers()["etag"].to_str().expect("ascii").to_owned();
+    let plain = plain.bytes().await.expect("body");
+
+    let gzipped = stack
+        .http
+        .get(stack.core(&path))
+        .header("accept-encoding", "br;q=1.0, gzip;q=0.8")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["etag"].to_str().expect("ascii"), etag);
+    let compressed = gzipped.bytes().await.expect("body");
+    assert!(
+        compressed.len() * 5 < plain.len(),
+        "{} compressed bytes for {}",
+        compressed.len(),
+        plain.len()
+    );
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(compressed.as_ref())
+        .read_to_end(&mut inflated)
+        .expect("valid gzip");
+    assert_eq!(inflated, plain.to_vec());
+
+    let refused = stack
+        .http
+        .get(stack.core(&path))
+        .header("accept-encoding", "gzip;q=0")
+        .send()
+        .await
+        .expect("answers");
+    assert!(refused.headers().get("content-encoding").is_none());
+
+    let not_modified = stack
+        .http
+        .get(stack.core(&path))
+        .header("if-none-match", format!("\"other\", {etag}"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert!(not_modified.bytes().await.expect("body").is_empty());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn five_hundred_requests_over_two_instances_make_one_fetch() {
+    let stack = Stack::start_with(Options {
+        db: Db::MySql,
+        ..with_redis(&redis_url())
+    })
+    .await;
+    let second = stack.another_core(&[]).await;
+    let name = fresh_name("herd");
+    // The character is known (ocid stored), its equipment is not: the stampede is on equipment.
+    let ready = stack.get(&format!("/v1/characters/{name}")).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    stack
+        .sim
+        .faults()
+        .set(FaultSpec {
+            latency_ms: 500,
+            path_prefix: Some(PATH_ITEM_EQUIPMENT.into()),
+            ..FaultSpec::default()
+        })
+        .await
+        .expect("valid fault");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let path = format!("/v1/characters/{name}/equipment");
+    let urls = [stack.core(&path), second.url(&path)];
+    let requests = (0..500).map(|i| {
+        let client = client.clone();
+        let url = urls[i % 2].clone();
+        tokio::spawn(async move {
+            let response = client.get(url).send().await.expect("answers");
+            let status = response.status();
+            let source = source(&response);
+            let length = response.bytes().await.expect("body").len();
+            (status, source, length)
+        })
+    });
+    let mut sources = std::collections::BTreeMap::<String, usize>::new();
+    for result in futures::future::join_all(requests).await {
+        let (status, source, length) = result.expect("task");
+        assert_eq!(status, StatusCode::OK);
+        assert!(length > 300_000);
+        *sources.entry(source).or_default() += 1;
+    }
+    let proxy_calls = stack
+        .proxy_metric(
+            r#"maple_proxy_requests_total{route="/maplestory/v1/character/item-equipment",status="200"}"#,
+        )
+        .await;
+    assert_eq!(
+        proxy_calls, 1.0,
+        "one fetch for both instances: {sources:?}"
+    );
+    assert_eq!(stack.sim.stats().calls(PATH_ITEM_EQUIPMENT), 1);
+    assert_eq!(sources.values().sum::<usize>(), 500);
+    second.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_stored_copy_stands_in_for_a_dead_upstream() {
+    let mut options = Options::uncached();
+    options.core_env = vec![("MAPLE_CORE_EQUIPMENT_FRESH_S", "1".to_owned())];
+    let mut stack = Stack::start_with(options).await;
+    let known = format!("/v1/characters/{}/equipment", fresh_name("old"));
+    let unknown = format!("/v1/characters/{}/equipment", fresh_name("new"));
+    // The unknown character's ocid is known, its equipment never fetched.
+    let warm = stack.get(&known).await;
+    assert_eq!(source(&warm), "upstream");
+    let body = warm.bytes().await.expect("body");
+    let id_only = unknown.trim_end_matches("/equipment");
+    assert_eq!(stack.get(id_only).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    stack.stop_simulator().await;
+    let stale = stack.get(&known).await;
+    assert_eq!(stale.status(), StatusCode::OK);
+    assert_eq!(source(&stale), "stale");
+    let age: u64 = stale.headers()["age"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(age >= 1);
+    assert_eq!(stale.bytes().await.expect("body"), body);
+
+    let nothing = stack.get(&unknown).await;
+    assert_eq!(nothing.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(nothing).await, "upstream_unavailable");
+    stack.stop().await;
+}
+
+/// A private Redis the test may kill (never the machine's shared one).
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis never came up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
+    let port = free_port().port();
+    let mut redis = PrivateRedis::start(port);
+    let mut options = with_redis(&redis.url());
+    options.proxy_env = UNCACHED
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    let stack = Stack::start_with(options).await;
+    let before = format!("/v1/characters/{}/equipment", fresh_name("pre"));
+    assert_eq!(source(&stack.get(&before).await), "upstream");
+
+    redis.kill();
+    // Every request is still answered: from L1, or fetched and stored in the database.
+    for _ in 0..5 {
+        let response = stack.get(&before).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(source(&response), "l1");
+    }
+    // New characters are fetched and stored in the database; the failed Redis calls open
+    // its breaker, after which Redis is not even tried.
+    for _ in 0..4 {
+        let during = format!("/v1/characters/{}/equipment", fresh_name("mid"));
+        for i in 0..3 {
+            let response = stack.get(&during).await;
+            assert_eq!(response.status(), StatusCode::OK, "request {i}");
+        }
+    }
+    let metrics = stack
+        .http
+        .get(stack.core("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        metric_value(&metrics, "maple_core_redis_breaker_state"),
+        1.0,
+        "the breaker took Redis out of the path:\n{metrics}"
+    );
+    assert!(metrics.contains(r#"result="breaker_open""#), "{metrics}");
+
+    // Redis returns; after the open period a probe finds it and this instance writes new
+    // entries there again (a second instance finds one in L2 without fetching).
+    let _redis = PrivateRedis::start(port);
+    let started = Instant::now();
+    loop {
+        let fresh = format!("/v1/characters/{}/equipment", fresh_name("post"));
+        assert_eq!(stack.get(&fresh).await.status(), StatusCode::OK);
+        let other = stack.another_core(&[]).await;
+        let response = stack
+            .http
+            .get(other.url(&fresh))
+            .send()
+            .await
+            .expect("answers");
+        let from = source(&response);
+        other.stop().await;
+        if from == "l2" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Redis was never used again (last source {from})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stack.stop().await;
+}
