@@ -7,6 +7,8 @@
 
 use std::io::{Read as _, Write as _};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flate2::Compression;
@@ -17,10 +19,13 @@ use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use maple_common::breaker::{Breaker, BreakerConfig, Outcome, Permit};
+
 use crate::character::CharacterName;
 
-/// How long a request waits for a pooled connection before the store reports unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a request waits for a pooled connection before the store reports unavailable
+/// (then the breaker decides whether the next calls even try).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A failure of the database.
 #[derive(Debug, thiserror::Error)]
@@ -36,11 +41,21 @@ pub enum StoreError {
     },
     #[error("stored snapshot is corrupt: {0}")]
     Corrupt(String),
+    #[error("database unavailable: it has been failing; retrying in {0:?}")]
+    Unavailable(Duration),
 }
 
-/// The database, whichever it is.
+/// The database, whichever it is, behind a circuit breaker: once it has been failing, calls
+/// fail at once (for a few seconds) instead of each waiting out the pool's acquire timeout,
+/// so a request that can do without the database (it is a cache for most reads) is not held.
 #[derive(Debug, Clone)]
-pub enum Store {
+pub struct Store {
+    pool: Pool,
+    breaker: Arc<Breaker>,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
     Sqlite(SqlitePool),
     MySql(MySqlPool),
 }
@@ -48,11 +63,23 @@ pub enum Store {
 /// Runs the same sqlx code against whichever pool the store holds.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::MySql($pool) => $body,
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::MySql($pool) => $body,
         }
     };
+}
+
+/// Whether an error says the database is unreachable (as opposed to a bad statement or data).
+fn is_outage(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
 }
 
 /// An equipment response as stored.
@@ -98,6 +125,9 @@ impl EquipmentSnapshot {
     }
 }
 
+/// A snapshot row: gzip body, SHA-256, raw length, fetch time.
+type SnapshotRow = (Vec<u8>, Vec<u8>, u32, i64);
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -119,7 +149,7 @@ impl Store {
                 .connect(url)
                 .await?;
             sqlx::migrate!("../migrations/mysql").run(&pool).await?;
-            Self::MySql(pool)
+            Pool::MySql(pool)
         } else {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -138,16 +168,69 @@ impl Store {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-            Self::Sqlite(pool)
+            Pool::Sqlite(pool)
         };
-        Ok(store)
+        Ok(Self {
+            pool: store,
+            // Judged on the last four calls: two outages among them take the database out of
+            // the path for five seconds, then one probe decides.
+            breaker: Arc::new(Breaker::new(BreakerConfig {
+                window: 4,
+                minimum_calls: 2,
+                failure_rate_pct: 50,
+                open_for: Duration::from_secs(5),
+                probes: 1,
+                slow_call: None,
+            })),
+        })
+    }
+
+    /// Admission through the breaker.
+    fn admit(&self) -> Result<Permit, StoreError> {
+        match self.breaker.acquire(Instant::now()) {
+            Ok((permit, transition)) => {
+                if let Some(t) = transition {
+                    tracing::info!(
+                        from = t.from.as_str(),
+                        to = t.to.as_str(),
+                        "database breaker"
+                    );
+                }
+                Ok(permit)
+            }
+            Err(rejected) => Err(StoreError::Unavailable(rejected.retry_after)),
+        }
+    }
+
+    /// Records how an admitted call went and passes its result on.
+    fn settle<T>(
+        &self,
+        permit: Permit,
+        started: Instant,
+        result: Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        let outcome = match &result {
+            Err(e) if is_outage(e) => Outcome::Failure,
+            _ => Outcome::Success,
+        };
+        if let Some(t) = self
+            .breaker
+            .record(permit, outcome, started.elapsed(), Instant::now())
+        {
+            tracing::warn!(
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                "database breaker"
+            );
+        }
+        Ok(result?)
     }
 
     /// `sqlite` or `mysql`, for logs and metrics.
     pub fn dialect(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::MySql(_) => "mysql",
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::MySql(_) => "mysql",
         }
     }
 
@@ -165,12 +248,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on a database failure.
     pub async fn find_ocid(&self, name: &CharacterName) -> Result<Option<Ocid>, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, pool => {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result: Result<Option<(String,)>, _> = on_pool!(self, pool => {
             sqlx::query_as("SELECT ocid FROM characters WHERE name = ?")
                 .bind(name.as_str())
                 .fetch_optional(pool)
                 .await
-        })?;
+        });
+        let row = self.settle(permit, started, result)?;
         Ok(row.and_then(|(ocid,)| ocid.parse().ok()))
     }
 
@@ -184,21 +269,22 @@ impl Store {
         ocid: &Ocid,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let sql = match self {
-            Self::Sqlite(_) => {
+        let sql = match self.pool {
+            Pool::Sqlite(_) => {
                 "INSERT INTO characters (name, ocid, created_at_ms, updated_at_ms) \
                  VALUES (?, ?, ?, ?) \
                  ON CONFLICT (name) DO UPDATE SET \
                  ocid = excluded.ocid, updated_at_ms = excluded.updated_at_ms"
             }
-            Self::MySql(_) => {
+            Pool::MySql(_) => {
                 "INSERT INTO characters (name, ocid, created_at_ms, updated_at_ms) \
                  VALUES (?, ?, ?, ?) \
                  ON DUPLICATE KEY UPDATE \
                  ocid = VALUES(ocid), updated_at_ms = VALUES(updated_at_ms)"
             }
         };
-        on_pool!(self, pool => {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result = on_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(name.as_str())
                 .bind(ocid.as_str())
@@ -207,8 +293,8 @@ impl Store {
                 .execute(pool)
                 .await
                 .map(drop)
-        })?;
-        Ok(())
+        });
+        self.settle(permit, started, result)
     }
 
     /// Stores a snapshot unless a newer one is already there.
@@ -216,8 +302,8 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on a database failure.
     pub async fn save_equipment(&self, snapshot: &EquipmentSnapshot) -> Result<(), StoreError> {
-        let sql = match self {
-            Self::Sqlite(_) => {
+        let sql = match self.pool {
+            Pool::Sqlite(_) => {
                 "INSERT INTO equipment_snapshots \
                  (ocid, body_gzip, body_sha256, body_bytes, fetched_at_ms) VALUES (?, ?, ?, ?, ?) \
                  ON CONFLICT (ocid) DO UPDATE SET \
@@ -226,7 +312,7 @@ impl Store {
                  WHERE excluded.fetched_at_ms >= equipment_snapshots.fetched_at_ms"
             }
             // MySQL applies assignments left to right: the timestamp must change last.
-            Self::MySql(_) => {
+            Pool::MySql(_) => {
                 "INSERT INTO equipment_snapshots \
                  (ocid, body_gzip, body_sha256, body_bytes, fetched_at_ms) VALUES (?, ?, ?, ?, ?) \
                  ON DUPLICATE KEY UPDATE \
@@ -236,7 +322,8 @@ impl Store {
                  fetched_at_ms = GREATEST(fetched_at_ms, VALUES(fetched_at_ms))"
             }
         };
-        on_pool!(self, pool => {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result = on_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(snapshot.ocid.as_str())
                 .bind(snapshot.body_gzip.as_slice())
@@ -246,8 +333,8 @@ impl Store {
                 .execute(pool)
                 .await
                 .map(drop)
-        })?;
-        Ok(())
+        });
+        self.settle(permit, started, result)
     }
 
     /// The stored snapshot for `ocid`, if any.
@@ -258,7 +345,8 @@ impl Store {
         &self,
         ocid: &Ocid,
     ) -> Result<Option<EquipmentSnapshot>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>, u32, i64)> = on_pool!(self, pool => {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result: Result<Option<SnapshotRow>, _> = on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT body_gzip, body_sha256, body_bytes, fetched_at_ms \
                  FROM equipment_snapshots WHERE ocid = ?",
@@ -266,7 +354,8 @@ impl Store {
             .bind(ocid.as_str())
             .fetch_optional(pool)
             .await
-        })?;
+        });
+        let row = self.settle(permit, started, result)?;
         Ok(row.map(
             |(body_gzip, body_sha256, body_bytes, fetched_at_ms)| EquipmentSnapshot {
                 ocid: ocid.clone(),

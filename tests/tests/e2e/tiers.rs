@@ -342,3 +342,167 @@ async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
     }
     stack.stop().await;
 }
+
+/// A private MariaDB from the machine's binaries, in a temporary data folder, that the test may
+/// kill and restart (never the machine's shared server).
+struct PrivateMariaDb {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateMariaDb {
+    fn install() -> Self {
+        let port = free_port().port();
+        let dir = std::env::temp_dir().join(format!("maple-mariadb-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let status = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", dir.join("data").display()),
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db runs");
+        assert!(status.success(), "mariadb-install-db failed");
+        let mut db = Self {
+            dir,
+            port,
+            child: None,
+        };
+        db.start();
+        db
+    }
+
+    fn start(&mut self) {
+        let child = Command::new("mariadbd")
+            .args([
+                "--no-defaults".to_owned(),
+                format!("--datadir={}", self.dir.join("data").display()),
+                format!("--port={}", self.port),
+                "--bind-address=127.0.0.1".to_owned(),
+                format!("--socket={}", self.dir.join("sock").display()),
+                "--user=root".to_owned(),
+                "--skip-log-bin".to_owned(),
+                "--innodb-buffer-pool-size=32M".to_owned(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd runs");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "mariadbd never came up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn database_url(&self) -> String {
+        use sqlx::Connection as _;
+        let server = format!("mysql://root@127.0.0.1:{}", self.port);
+        let mut conn = sqlx::MySqlConnection::connect(&format!("{server}/mysql"))
+            .await
+            .expect("private MariaDB answers");
+        sqlx::query("CREATE DATABASE IF NOT EXISTS maple")
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        conn.close().await.ok();
+        format!("{server}/maple")
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_dead_database_costs_persistence_not_answers_and_is_picked_up_again() {
+    let mut db = PrivateMariaDb::install();
+    let database_url = db.database_url().await;
+    let options = Options {
+        core_env: vec![("DATABASE_URL", database_url), ("REDIS_URL", redis_url())],
+        ..Options::default()
+    };
+    let stack = Stack::start_with(options).await;
+    let known = format!("/v1/characters/{}/equipment", fresh_name("dbk"));
+    assert_eq!(source(&stack.get(&known).await), "upstream");
+    // A second instance, started while the database is up (core needs it to start).
+    let other = stack.another_core(&[]).await;
+
+    db.kill();
+    // Readiness says the database is gone; answers keep coming from memory, Redis and Nexon.
+    let ready = stack.get("/health/ready").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(source(&stack.get(&known).await), "l1");
+    let from_l2 = stack
+        .http
+        .get(other.url(&known))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(from_l2.status(), StatusCode::OK);
+    assert_eq!(source(&from_l2), "l2");
+    other.stop().await;
+    let new = format!("/v1/characters/{}/equipment", fresh_name("dbn"));
+    let fetched = stack.get(&new).await;
+    assert_eq!(
+        fetched.status(),
+        StatusCode::OK,
+        "a new character while the database is down"
+    );
+    assert_eq!(source(&fetched), "upstream");
+
+    // The database returns: readiness recovers by itself and new data is stored again.
+    db.start();
+    let started = Instant::now();
+    while stack.get("/health/ready").await.status() != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Its breaker lets a probe through within seconds; from then on new data is stored again
+    // (an instance without Redis finds it in the database).
+    let embedded = stack.another_core(&[("REDIS_URL", "")]).await;
+    let started = Instant::now();
+    loop {
+        let path = format!("/v1/characters/{}/equipment", fresh_name("dba"));
+        assert_eq!(stack.get(&path).await.status(), StatusCode::OK);
+        let response = stack
+            .http
+            .get(embedded.url(&path))
+            .send()
+            .await
+            .expect("answers");
+        if source(&response) == "db" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing stored after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    embedded.stop().await;
+    stack.stop().await;
+}

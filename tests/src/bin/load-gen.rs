@@ -1,0 +1,207 @@
+//! `load-gen`: HTTP load against core's equipment route, as the original load test ran it:
+//! N users, each requesting a random character's equipment then thinking for a random
+//! 0.1–0.5 s (or not at all: a closed loop at maximum throughput). Prints one Markdown row.
+//!
+//! ```text
+//! load-gen --target http://127.0.0.1:8080 [--users 500] [--seconds 60]
+//!          [--think-min-ms 100] [--think-max-ms 500] [--characters 200] [--gzip true]
+//!          [--label name]
+//! ```
+//!
+//! Every character is requested once before the clock starts (the steady state of a service
+//! whose popular characters are cached). Latency is from sending the request to the last
+//! body byte; a failure is any non-200 or transport error.
+#![allow(
+    clippy::print_stdout,
+    reason = "the table row on stdout is this tool's output"
+)]
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+
+struct Args {
+    target: String,
+    users: usize,
+    seconds: u64,
+    think_min_ms: u64,
+    think_max_ms: u64,
+    characters: usize,
+    gzip: bool,
+    label: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        target: String::new(),
+        users: 500,
+        seconds: 60,
+        think_min_ms: 100,
+        think_max_ms: 500,
+        characters: 200,
+        gzip: true,
+        label: "core".into(),
+    };
+    let mut raw = std::env::args().skip(1);
+    while let Some(flag) = raw.next() {
+        let value = raw.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || value.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
+        let count = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--target" => args.target = value.trim_end_matches('/').to_owned(),
+            "--users" => args.users = count()?,
+            "--seconds" => args.seconds = number()?,
+            "--think-min-ms" => args.think_min_ms = number()?,
+            "--think-max-ms" => args.think_max_ms = number()?,
+            "--characters" => args.characters = count()?,
+            "--gzip" => args.gzip = value == "true",
+            "--label" => args.label = value.clone(),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if args.target.is_empty() {
+        return Err("--target is required".into());
+    }
+    if args.users == 0 || args.characters == 0 || args.think_max_ms < args.think_min_ms {
+        return Err("users and characters must be positive, think-max ≥ think-min".into());
+    }
+    Ok(args)
+}
+
+/// Names the simulator knows (letters only, within the 12-character limit).
+fn character(i: usize) -> String {
+    let mut name = String::from("load");
+    let mut n = i;
+    for _ in 0..6 {
+        name.push(char::from(b'a' + u8::try_from(n % 26).unwrap_or(0)));
+        n /= 26;
+    }
+    name
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    failed: u64,
+    bytes: u64,
+    latencies_us: Vec<u32>,
+}
+
+async fn one(client: &reqwest::Client, url: &str, gzip: bool) -> (bool, u64) {
+    let mut request = client.get(url);
+    if gzip {
+        request = request.header("accept-encoding", "gzip");
+    }
+    match request.send().await {
+        Ok(response) => {
+            let ok = response.status() == reqwest::StatusCode::OK;
+            match response.bytes().await {
+                Ok(body) => (ok, body.len() as u64),
+                Err(_) => (false, 0),
+            }
+        }
+        Err(_) => (false, 0),
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(args.users)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let urls: Vec<String> = (0..args.characters)
+        .map(|i| format!("{}/v1/characters/{}/equipment", args.target, character(i)))
+        .collect();
+    for url in &urls {
+        let (ok, _) = one(&client, url, args.gzip).await;
+        if !ok {
+            return Err(format!("warming {url} failed"));
+        }
+    }
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    let users = (0..args.users).map(|_| {
+        let client = client.clone();
+        let urls = urls.clone();
+        let (think_min, think_max, gzip) = (args.think_min_ms, args.think_max_ms, args.gzip);
+        tokio::spawn(async move {
+            let mut tally = Tally::default();
+            while Instant::now() < until {
+                let url = &urls[rand::rng().random_range(0..urls.len())];
+                let sent = Instant::now();
+                let (ok, bytes) = one(&client, url, gzip).await;
+                let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+                if ok {
+                    tally.ok += 1;
+                    tally.bytes += bytes;
+                } else {
+                    tally.failed += 1;
+                }
+                tally.latencies_us.push(micros);
+                if think_max > 0 {
+                    let think = rand::rng().random_range(think_min..=think_max);
+                    tokio::time::sleep(Duration::from_millis(think)).await;
+                }
+            }
+            tally
+        })
+    });
+    let mut all = Tally::default();
+    for user in futures::future::join_all(users).await {
+        let tally = user.map_err(|e| e.to_string())?;
+        all.ok += tally.ok;
+        all.failed += tally.failed;
+        all.bytes += tally.bytes;
+        all.latencies_us.extend(tally.latencies_us);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.latencies_us.sort_unstable();
+    let total = all.ok + all.failed;
+    println!(
+        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3}% | {:.1} |",
+        args.label,
+        args.users,
+        if args.think_max_ms == 0 {
+            "none".to_owned()
+        } else {
+            format!("{}–{} ms", args.think_min_ms, args.think_max_ms)
+        },
+        total,
+        total as f64 / elapsed,
+        percentile(&all.latencies_us, 50.0),
+        percentile(&all.latencies_us, 90.0),
+        percentile(&all.latencies_us, 99.0),
+        percentile(&all.latencies_us, 100.0),
+        100.0 * all.failed as f64 / total.max(1) as f64,
+        all.bytes as f64 / elapsed / 1e6,
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("load-gen: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load-gen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
