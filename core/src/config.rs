@@ -32,6 +32,7 @@ pub const REDIS_TIMEOUT_MS: &str = "MAPLE_CORE_REDIS_TIMEOUT_MS";
 pub const EQUIPMENT_FRESH_S: &str = "MAPLE_CORE_EQUIPMENT_FRESH_S";
 pub const EQUIPMENT_KEEP_S: &str = "MAPLE_CORE_EQUIPMENT_KEEP_S";
 pub const L1_MAX_BYTES: &str = "MAPLE_CORE_L1_MAX_BYTES";
+pub const RAW_MAX_BYTES: &str = "MAPLE_CORE_RAW_MAX_BYTES";
 pub const LATCH_TTL_MS: &str = "MAPLE_CORE_LATCH_TTL_MS";
 pub const LATCH_WAIT_MS: &str = "MAPLE_CORE_LATCH_WAIT_MS";
 
@@ -131,6 +132,7 @@ fn tiers_from_env(env: &Env) -> Result<TierConfig, ConfigError> {
             defaults.l1_max_bytes,
             (1 << 20)..=(64 << 30),
         )?,
+        raw_max_bytes: env.parse_within(RAW_MAX_BYTES, defaults.raw_max_bytes, 0..=(64 << 30))?,
         latch_ttl: env.millis_or(LATCH_TTL_MS, defaults.latch_ttl)?,
         latch_wait: env.millis_or(LATCH_WAIT_MS, defaults.latch_wait)?,
     })

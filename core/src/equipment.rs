@@ -30,6 +30,8 @@ pub struct TierConfig {
     pub fresh_for: Duration,
     /// Bound on L1, in compressed bytes.
     pub l1_max_bytes: u64,
+    /// Bound on the decompressed bodies kept for clients without gzip.
+    pub raw_max_bytes: u64,
     /// How long the cross-instance latch lives (a crashed leader's expires by itself).
     pub latch_ttl: Duration,
     /// How long a follower instance watches L2 for the leader's result.
@@ -41,6 +43,7 @@ impl Default for TierConfig {
         Self {
             fresh_for: Duration::from_secs(300),
             l1_max_bytes: 64 * 1024 * 1024,
+            raw_max_bytes: 64 * 1024 * 1024,
             latch_ttl: Duration::from_secs(5),
             latch_wait: Duration::from_secs(3),
         }

@@ -189,7 +189,7 @@ async fn equipment(
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         return Ok((headers, entry.gzip.clone()).into_response());
     }
-    let body = decompress(entry, ocid).await?;
+    let body = decompress(&state, entry, ocid).await?;
     Ok((headers, body).into_response())
 }
 
@@ -222,29 +222,31 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The stored body, decompressed and checked off the async workers.
-async fn decompress(entry: Arc<Entry>, ocid: Ocid) -> Result<Bytes, ApiError> {
+/// The body of `entry`: from the cache of recently decompressed bodies (keyed by content
+/// hash, so it can never be out of date), else decompressed and checked off the async workers.
+async fn decompress(state: &AppState, entry: Arc<Entry>, ocid: Ocid) -> Result<Bytes, ApiError> {
+    if let Some(body) = state.bodies.get(&entry.sha256) {
+        return Ok(body);
+    }
+    let hash = entry.sha256;
     let body = tokio::task::spawn_blocking(move || entry.decompress(&ocid))
         .await
         .map_err(|e| ApiError::Internal(format!("decompressing equipment: {e}")))??;
-    Ok(Bytes::from(body))
+    let body = Bytes::from(body);
+    state.bodies.insert(hash, body.clone());
+    Ok(body)
 }
 
-/// The character's equipment JSON (from the tiers or Nexon) with its SHA-256 (the identity of
-/// that content, e.g. for cached valuations).
-async fn fetch_equipment(
+/// The character's equipment entry (from the tiers or Nexon): its SHA-256 identifies the
+/// content (e.g. for cached valuations) without decompressing it.
+async fn equipment_entry(
     state: &AppState,
     name: &CharacterName,
-) -> Result<(Ocid, Bytes, ContentHash), ApiError> {
+) -> Result<(Ocid, Arc<Entry>), ApiError> {
     let ocid = resolve_ocid(state, name).await?;
     let served = state.equipment.get(&ocid).await?;
-    let hash = served.entry.sha256;
-    let body = decompress(served.entry, ocid.clone()).await?;
-    Ok((ocid, body, hash))
+    Ok((ocid, served.entry))
 }
-
-/// SHA-256 of a response body.
-pub type ContentHash = [u8; 32];
 
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))

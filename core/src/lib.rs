@@ -54,6 +54,9 @@ pub struct AppState {
     pub store: Store,
     /// The equipment tiers (L1, L2, database) in front of Nexon.
     pub equipment: equipment::EquipmentTiers,
+    /// Recently decompressed equipment bodies by content hash, for clients that do not take
+    /// gzip (bounded in bytes).
+    pub bodies: moka::sync::Cache<[u8; 32], bytes::Bytes>,
     /// Name (lower case) → ocid, in front of the database's mapping.
     pub ocids: moka::sync::Cache<String, maple_common::nexon::Ocid>,
     pub metrics: CoreMetrics,
@@ -124,6 +127,12 @@ impl App {
             nexon,
             store,
             equipment,
+            bodies: moka::sync::Cache::builder()
+                .max_capacity(config.tiers.raw_max_bytes)
+                .weigher(|_: &[u8; 32], body: &bytes::Bytes| {
+                    u32::try_from(body.len() + 64).unwrap_or(u32::MAX)
+                })
+                .build(),
             ocids: moka::sync::Cache::builder()
                 .max_capacity(OCID_CACHE_ENTRIES)
                 .time_to_live(OCID_CACHE_TTL)

@@ -181,11 +181,13 @@ pub(super) async fn character(
             .destroy_reduction
             .unwrap_or(defaults.destroy_reduction),
     };
-    let (ocid, body, hash) = super::fetch_equipment(&state, &name).await?;
-    let key = (hash, options);
+    let (ocid, entry) = super::equipment_entry(&state, &name).await?;
+    let key = (entry.sha256, options);
     let (valuation, source) = match state.valuations.get(&key).await {
         Some(cached) => (cached, "cached"),
         None => {
+            // Only a valuation not seen before needs the body itself.
+            let body = super::decompress(&state, entry, ocid.clone()).await?;
             let engine = state.engine.clone();
             // Decoding 350 KB and pricing 24 items is CPU work: off the async workers.
             let computed = tokio::task::spawn_blocking(move || {
