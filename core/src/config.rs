@@ -50,7 +50,8 @@ pub struct CoreConfig {
     pub proxy_url: String,
     /// Sent as `Authorization: Bearer …` to the proxy (which may require client tokens).
     pub proxy_token: Option<Secret>,
-    pub database_url: String,
+    /// May hold a password: `Debug` shows it redacted.
+    pub database_url: Secret,
     /// Longest wait for one call through the proxy (above the proxy's own 3 s deadline).
     pub upstream_timeout: Duration,
     /// Longest any request may take before it is answered 503.
@@ -91,7 +92,7 @@ impl CoreConfig {
         }
         let db_max_connections = env.parse_within(DB_MAX_CONNECTIONS, 10_u32, 1..=1000)?;
         let defaults = Prices::default();
-        Ok(Self {
+        let config = Self {
             listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             proxy_url: proxy_url.trim_end_matches('/').to_owned(),
             proxy_token: env
@@ -99,7 +100,9 @@ impl CoreConfig {
                 .map(Secret::new)
                 .transpose()
                 .map_err(|reason| ConfigError::new(PROXY_TOKEN, "<redacted>", reason))?,
-            database_url,
+            database_url: Secret::new(database_url.clone()).map_err(|reason| {
+                ConfigError::new(DATABASE_URL, redact_url(&database_url), reason)
+            })?,
             upstream_timeout: env.millis_or(UPSTREAM_TIMEOUT_MS, Duration::from_secs(5))?,
             request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10))?,
             shutdown_deadline: env.millis_or(SHUTDOWN_DEADLINE_MS, Duration::from_secs(15))?,
@@ -115,7 +118,36 @@ impl CoreConfig {
             valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso)?,
             tiers: tiers_from_env(env)?,
             redis: redis_from_env(env)?,
-        })
+        };
+        config.check_budgets()?;
+        Ok(config)
+    }
+
+    /// The timeouts must nest: a slow leader keeps its latch for the whole fetch, and a
+    /// follower's wait plus its own fetch end before the request's deadline.
+    fn check_budgets(&self) -> Result<(), ConfigError> {
+        let millis = |d: Duration| d.as_millis().to_string();
+        if self.tiers.latch_ttl <= self.upstream_timeout {
+            return Err(ConfigError::new(
+                LATCH_TTL_MS,
+                millis(self.tiers.latch_ttl),
+                format!(
+                    "must exceed {UPSTREAM_TIMEOUT_MS} ({} ms)",
+                    millis(self.upstream_timeout)
+                ),
+            ));
+        }
+        if self.tiers.latch_wait + self.upstream_timeout >= self.request_timeout {
+            return Err(ConfigError::new(
+                LATCH_WAIT_MS,
+                millis(self.tiers.latch_wait),
+                format!(
+                    "plus {UPSTREAM_TIMEOUT_MS} must stay below {REQUEST_TIMEOUT_MS} ({} ms)",
+                    millis(self.request_timeout)
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -182,7 +214,7 @@ mod tests {
     fn defaults_are_embedded() {
         let config = CoreConfig::from_env(&Env::from_pairs::<_, &str, &str>([])).expect("valid");
         assert_eq!(config.listen.port(), 8080);
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(config.proxy_url, "http://127.0.0.1:8081");
     }
 

@@ -44,7 +44,9 @@ impl Default for TierConfig {
             fresh_for: Duration::from_secs(300),
             l1_max_bytes: 64 * 1024 * 1024,
             raw_max_bytes: 64 * 1024 * 1024,
-            latch_ttl: Duration::from_secs(5),
+            // Longer than a fetch may take (core's upstream timeout, 5 s), so a slow leader
+            // keeps it; short enough that a crashed leader's frees the key soon.
+            latch_ttl: Duration::from_secs(8),
             latch_wait: Duration::from_secs(3),
         }
     }
@@ -85,9 +87,14 @@ impl Entry {
         }
     }
 
-    /// A strong ETag: the content's SHA-256.
+    /// A strong ETag of the JSON: the content's SHA-256.
     pub fn etag(&self) -> String {
         format!("\"{}\"", hex::encode(self.sha256))
+    }
+
+    /// The strong ETag of the gzip representation of the same content.
+    pub fn etag_gzip(&self) -> String {
+        format!("\"{}-gz\"", hex::encode(self.sha256))
     }
 
     pub fn age(&self, now_ms: i64) -> Duration {
@@ -95,8 +102,19 @@ impl Entry {
     }
 
     fn is_fresh(&self, now_ms: i64, fresh_for: Duration) -> bool {
-        self.age(now_ms) < fresh_for
+        is_fresh_at(self.fetched_at_ms, now_ms, fresh_for)
     }
+}
+
+/// How far in the future a fetch time may lie (clocks of instances differ a little) before the
+/// copy is distrusted rather than treated as brand new.
+const CLOCK_TOLERANCE_MS: i64 = 60_000;
+
+/// Whether a copy fetched at `fetched_at_ms` is fresh at `now_ms`.
+fn is_fresh_at(fetched_at_ms: i64, now_ms: i64, fresh_for: Duration) -> bool {
+    let age_ms = now_ms.saturating_sub(fetched_at_ms);
+    let fresh_ms = i64::try_from(fresh_for.as_millis()).unwrap_or(i64::MAX);
+    age_ms > -CLOCK_TOLERANCE_MS && age_ms < fresh_ms
 }
 
 impl From<EquipmentSnapshot> for Entry {
@@ -342,26 +360,28 @@ impl EquipmentTiers {
                 result
             }
             Ok(false) => {
-                let waited_from = now_ms();
+                // Watch the fetch time only (not the body) until a fresh copy lands, the leader
+                // gives up (its latch is gone), or our patience ends; then read or fetch.
                 let until = tokio::time::Instant::now() + config.latch_wait;
                 while tokio::time::Instant::now() < until {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    match l2.get(ocid).await {
-                        Ok(Some(entry))
-                            if entry.fetched_at_ms >= waited_from - 1_000
-                                && entry.is_fresh(now_ms(), config.fresh_for) =>
-                        {
-                            latch("followed");
-                            let entry = Arc::new(entry);
-                            self.remember(ocid, &entry);
-                            return Ok(Served {
-                                entry,
-                                source: Source::L2,
-                            });
-                        }
-                        Ok(_) => {}
+                    let landed = match l2.fetched_at(ocid).await {
+                        Ok(Some(at)) => is_fresh_at(at, now_ms(), config.fresh_for),
+                        Ok(None) => false,
                         // Redis went away while we waited: stop waiting.
                         Err(_) => break,
+                    };
+                    if landed && let Ok(Some(entry)) = l2.get(ocid).await {
+                        latch("followed");
+                        let entry = Arc::new(entry);
+                        self.remember(ocid, &entry);
+                        return Ok(Served {
+                            entry,
+                            source: Source::L2,
+                        });
+                    }
+                    if !landed && matches!(l2.latch_held(ocid).await, Ok(false)) {
+                        break;
                     }
                 }
                 latch("waited_out");
@@ -439,6 +459,9 @@ mod tests {
         assert_eq!(entry.etag(), same.etag(), "the ETag is the content's");
         assert!(entry.is_fresh(entry.fetched_at_ms, Duration::from_secs(1)));
         assert!(!entry.is_fresh(entry.fetched_at_ms + 1_000, Duration::from_secs(1)));
+        // A copy stamped far in the future (a fast clock) is not trusted as fresh.
+        assert!(!entry.is_fresh(entry.fetched_at_ms - 120_000, Duration::from_secs(1)));
+        assert!(entry.is_fresh(entry.fetched_at_ms - 1_000, Duration::from_secs(1)));
         let back = Entry::from(entry.to_snapshot(&ocid));
         assert_eq!(back, entry);
     }

@@ -83,15 +83,20 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
             tracing::debug!(%route, %status, error = %error, "request rejected");
         }
     }
+    // Any token is a valid method to hyper: only the standard ones become labels.
+    let method = match method.as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
+        _ => "other",
+    };
     state
         .metrics
         .http_requests_total
-        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+        .with_label_values(&[route.as_str(), method, status.as_str()])
         .inc();
     state
         .metrics
         .http_request_duration_seconds
-        .with_label_values(&[route.as_str(), method.as_str()])
+        .with_label_values(&[route.as_str(), method])
         .observe(started.elapsed().as_secs_f64());
     response
 }
@@ -165,7 +170,13 @@ async fn equipment(
     let ocid = resolve_ocid(&state, &name).await?;
     let served = state.equipment.get(&ocid).await?;
     let entry = Arc::clone(&served.entry);
-    let etag = entry.etag();
+    let gzip = accepts_gzip(&request_headers);
+    // One strong ETag per representation (RFC 9110 8.8.3): the gzip bytes are not the JSON bytes.
+    let etag = if gzip {
+        entry.etag_gzip()
+    } else {
+        entry.etag()
+    };
     let mut headers = HeaderMap::new();
     headers.insert(
         SOURCE_HEADER,
@@ -178,14 +189,14 @@ async fn equipment(
     if served.source == Source::Stale {
         headers.insert(header::AGE, entry.age(now_ms()).as_secs().into());
     }
-    if etag_matches(&request_headers, &etag) {
+    if etag_matches(&request_headers, &[entry.etag(), entry.etag_gzip()]) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    if accepts_gzip(&request_headers) {
+    if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         return Ok((headers, entry.gzip.clone()).into_response());
     }
@@ -193,33 +204,46 @@ async fn equipment(
     Ok((headers, body).into_response())
 }
 
-/// Whether `If-None-Match` names this ETag (or `*`).
-fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+/// Whether `If-None-Match` names one of this content's ETags (or `*`), by weak comparison.
+fn etag_matches(headers: &HeaderMap, etags: &[String]) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*")
+        .any(|tag| tag == "*" || etags.iter().any(|etag| etag == tag))
 }
 
-/// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with a non-zero q).
+/// Whether `Accept-Encoding` allows gzip: an explicit `gzip` entry decides by its q-value;
+/// otherwise `*` does; otherwise not.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let mut gzip = None;
+    let mut any = None;
+    for coding in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or_default().trim();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
-        })
+    {
+        let mut parts = coding.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let q = parts
+            .filter_map(|p| {
+                let (key, value) = p.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| value.trim().parse::<f32>().ok())?
+            })
+            .next()
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q > 0.0);
+        } else if name == "*" {
+            any = Some(q > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// The body of `entry`: from the cache of recently decompressed bodies (keyed by content

@@ -104,7 +104,7 @@ impl App {
                 ..Options::default()
             },
         )?;
-        let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+        let store = Store::connect(config.database_url.expose(), config.db_max_connections).await?;
         let metrics = CoreMetrics::new()?;
         let nexon = NexonClient::new(
             &config.proxy_url,

@@ -4,16 +4,15 @@
 //! Rules: every operation has a timeout and sits behind a circuit breaker, so a slow or dead
 //! Redis costs a request at most one timeout before core stops asking (and serves from L1/L3);
 //! after the open period a probe finds out whether Redis is back. A write never replaces a newer
-//! entry (compared in a Lua script on the server). The connection is made lazily, so core
-//! starts without Redis and picks it up when it appears.
+//! entry (compared in a Lua script on the server). The connection manager connects lazily and
+//! reconnects by itself, so core starts without Redis and picks it up when it appears.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maple_common::breaker::{Breaker, BreakerConfig, Outcome, Snapshot};
 use maple_common::nexon::Ocid;
-use redis::aio::ConnectionManager;
-use tokio::sync::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::equipment::Entry;
 use crate::metrics::CoreMetrics;
@@ -62,8 +61,7 @@ pub struct RedisTier {
 
 #[derive(Debug)]
 struct Inner {
-    client: redis::Client,
-    connection: Mutex<Option<ConnectionManager>>,
+    connection: ConnectionManager,
     config: RedisConfig,
     breaker: Breaker,
     metrics: CoreMetrics,
@@ -89,14 +87,21 @@ fn latch_key(ocid: &Ocid) -> String {
 }
 
 impl RedisTier {
+    /// Must be called inside the tokio runtime (the manager's reconnects run on it).
+    ///
     /// # Errors
     /// When the URL is not a Redis URL (nothing is connected yet).
     pub fn new(config: RedisConfig, metrics: CoreMetrics) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(config.url.as_str())?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.op_timeout.saturating_mul(4)))
+            .set_response_timeout(Some(config.op_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = ConnectionManager::new_lazy_with_config(client, manager)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                client,
-                connection: Mutex::new(None),
+                connection,
                 breaker: Breaker::new(BreakerConfig {
                     window: 10,
                     minimum_calls: 3,
@@ -117,16 +122,6 @@ impl RedisTier {
         self.inner.breaker.snapshot(Instant::now())
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let mut slot = self.inner.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        let connection = ConnectionManager::new(self.inner.client.clone()).await?;
-        *slot = Some(connection.clone());
-        Ok(connection)
-    }
-
     /// Runs `op` behind the breaker and the timeout.
     async fn run<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, Unavailable>
     where
@@ -144,11 +139,8 @@ impl RedisTier {
         };
         self.observe(transition);
         let started = Instant::now();
-        let result = tokio::time::timeout(inner.config.op_timeout, async {
-            let connection = self.connection().await?;
-            op(connection).await
-        })
-        .await;
+        let result =
+            tokio::time::timeout(inner.config.op_timeout, op(inner.connection.clone())).await;
         let (outcome, value) = match result {
             Ok(Ok(value)) => (Outcome::Success, Ok(value)),
             Ok(Err(error)) => {
@@ -160,10 +152,6 @@ impl RedisTier {
                 (Outcome::Failure, Err(Unavailable::Failed))
             }
         };
-        if outcome == Outcome::Failure {
-            // A broken connection is rebuilt on the next call rather than retried forever.
-            *inner.connection.lock().await = None;
-        }
         let transition = inner
             .breaker
             .record(permit, outcome, started.elapsed(), Instant::now());
@@ -220,6 +208,34 @@ impl RedisTier {
             }
             _ => None,
         })
+    }
+
+    /// When the entry for `ocid` was fetched, without reading its body.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn fetched_at(&self, ocid: &Ocid) -> Result<Option<i64>, Unavailable> {
+        let key = entry_key(ocid);
+        self.run("fetched_at", |mut c| async move {
+            redis::cmd("HGET")
+                .arg(&key)
+                .arg("at")
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Whether some instance holds the fetch latch for `ocid`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn latch_held(&self, ocid: &Ocid) -> Result<bool, Unavailable> {
+        let key = latch_key(ocid);
+        self.run("latch_held", |mut c| async move {
+            redis::cmd("EXISTS").arg(&key).query_async(&mut c).await
+        })
+        .await
     }
 
     /// Stores `entry` unless Redis holds a newer one.

@@ -27,6 +27,27 @@ use crate::character::CharacterName;
 /// (then the breaker decides whether the next calls even try).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long one statement may take, connection included; longer counts as an outage (a
+/// database behind a silently dropping network would otherwise hold a request for minutes).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long closing the pool at shutdown waits for connections in use.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs a statement within [`QUERY_TIMEOUT`]; running out of time reads as an I/O error.
+async fn bounded<T>(
+    statement: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(QUERY_TIMEOUT, statement)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "statement timed out",
+            )))
+        })
+}
+
 /// A failure of the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -113,7 +134,9 @@ impl EquipmentSnapshot {
     /// # Errors
     /// [`StoreError::Corrupt`] when the gzip is broken or the hash differs.
     pub fn decompress(&self) -> Result<Vec<u8>, StoreError> {
-        let mut body = Vec::with_capacity(self.body_bytes as usize);
+        // The stored length sizes the buffer only up to a sane bound (a corrupt row must not
+        // make us reserve gigabytes).
+        let mut body = Vec::with_capacity((self.body_bytes as usize).min(16 << 20));
         GzDecoder::new(self.body_gzip.as_slice())
             .take(u64::from(self.body_bytes) + 1)
             .read_to_end(&mut body)
@@ -249,12 +272,15 @@ impl Store {
     /// [`StoreError`] on a database failure.
     pub async fn find_ocid(&self, name: &CharacterName) -> Result<Option<Ocid>, StoreError> {
         let (permit, started) = (self.admit()?, Instant::now());
-        let result: Result<Option<(String,)>, _> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT ocid FROM characters WHERE name = ?")
-                .bind(name.as_str())
-                .fetch_optional(pool)
-                .await
-        });
+        let result: Result<Option<(String,)>, _> = bounded(async {
+            on_pool!(self, pool => {
+                sqlx::query_as("SELECT ocid FROM characters WHERE name = ?")
+                    .bind(name.as_str())
+                    .fetch_optional(pool)
+                    .await
+            })
+        })
+        .await;
         let row = self.settle(permit, started, result)?;
         Ok(row.and_then(|(ocid,)| ocid.parse().ok()))
     }
@@ -284,16 +310,19 @@ impl Store {
             }
         };
         let (permit, started) = (self.admit()?, Instant::now());
-        let result = on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(name.as_str())
-                .bind(ocid.as_str())
-                .bind(now_ms)
-                .bind(now_ms)
-                .execute(pool)
-                .await
-                .map(drop)
-        });
+        let result = bounded(async {
+            on_pool!(self, pool => {
+                sqlx::query(sql)
+                    .bind(name.as_str())
+                    .bind(ocid.as_str())
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            })
+        })
+        .await;
         self.settle(permit, started, result)
     }
 
@@ -323,17 +352,20 @@ impl Store {
             }
         };
         let (permit, started) = (self.admit()?, Instant::now());
-        let result = on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(snapshot.ocid.as_str())
-                .bind(snapshot.body_gzip.as_slice())
-                .bind(snapshot.body_sha256.as_slice())
-                .bind(snapshot.body_bytes)
-                .bind(snapshot.fetched_at_ms)
-                .execute(pool)
-                .await
-                .map(drop)
-        });
+        let result = bounded(async {
+            on_pool!(self, pool => {
+                sqlx::query(sql)
+                    .bind(snapshot.ocid.as_str())
+                    .bind(snapshot.body_gzip.as_slice())
+                    .bind(snapshot.body_sha256.as_slice())
+                    .bind(snapshot.body_bytes)
+                    .bind(snapshot.fetched_at_ms)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            })
+        })
+        .await;
         self.settle(permit, started, result)
     }
 
@@ -346,15 +378,18 @@ impl Store {
         ocid: &Ocid,
     ) -> Result<Option<EquipmentSnapshot>, StoreError> {
         let (permit, started) = (self.admit()?, Instant::now());
-        let result: Result<Option<SnapshotRow>, _> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT body_gzip, body_sha256, body_bytes, fetched_at_ms \
-                 FROM equipment_snapshots WHERE ocid = ?",
-            )
-            .bind(ocid.as_str())
-            .fetch_optional(pool)
-            .await
-        });
+        let result: Result<Option<SnapshotRow>, _> = bounded(async {
+            on_pool!(self, pool => {
+                sqlx::query_as(
+                    "SELECT body_gzip, body_sha256, body_bytes, fetched_at_ms \
+                     FROM equipment_snapshots WHERE ocid = ?",
+                )
+                .bind(ocid.as_str())
+                .fetch_optional(pool)
+                .await
+            })
+        })
+        .await;
         let row = self.settle(permit, started, result)?;
         Ok(row.map(
             |(body_gzip, body_sha256, body_bytes, fetched_at_ms)| EquipmentSnapshot {
@@ -383,7 +418,10 @@ impl Store {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await);
+        let closing = async { on_pool!(self, pool => pool.close().await) };
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            tracing::warn!("database pool did not close in time; leaving it");
+        }
     }
 }
 

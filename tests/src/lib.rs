@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`sim`]: the simulator: routes, deterministic characters, faults, call counters.
+//! - [`load`]: what the load tools share.
 #![forbid(unsafe_code)]
 
+pub mod load;
 pub mod sim;

@@ -19,6 +19,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use maple_tests::load::percentile;
 use rand::Rng as _;
 
 struct Args {
@@ -105,14 +106,6 @@ async fn one(client: &reqwest::Client, url: &str, gzip: bool) -> (bool, u64) {
     }
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
-}
-
 async fn run(args: Args) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -178,10 +171,10 @@ async fn run(args: Args) -> Result<(), String> {
         },
         total,
         total as f64 / elapsed,
-        percentile(&all.latencies_us, 50.0),
-        percentile(&all.latencies_us, 90.0),
-        percentile(&all.latencies_us, 99.0),
-        percentile(&all.latencies_us, 100.0),
+        percentile(&all.latencies_us, 50.0) / 1000.0,
+        percentile(&all.latencies_us, 90.0) / 1000.0,
+        percentile(&all.latencies_us, 99.0) / 1000.0,
+        percentile(&all.latencies_us, 100.0) / 1000.0,
         100.0 * all.failed as f64 / total.max(1) as f64,
         all.bytes as f64 / elapsed / 1e6,
     );

@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use maple_common::nexon::PATH_ITEM_EQUIPMENT;
+use maple_tests::load::percentile;
 use maple_tests::sim::characters::ocid_for;
 use maple_tests::sim::stats::StatsSnapshot;
 
@@ -76,14 +77,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--proxy and --sim are required".into());
     }
     Ok(args)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 struct Sim {

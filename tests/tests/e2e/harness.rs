@@ -259,7 +259,7 @@ impl Stack {
             ("MAPLE_PROXY_URL", format!("http://{proxy_addr}")),
             ("DATABASE_URL", database_url.clone()),
             ("MAPLE_CORE_UPSTREAM_TIMEOUT_MS", "5000".to_owned()),
-            ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "8000".to_owned()),
+            ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "9000".to_owned()),
             ("MAPLE_CORE_SHUTDOWN_DEADLINE_MS", "5000".to_owned()),
             ("MAPLE_POTENTIAL_TABLES", potential_tables()),
         ];

@@ -86,7 +86,15 @@ async fn gzip_goes_out_as_stored_and_etags_give_304() {
         .await
         .expect("answers");
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
-    assert_eq!(gzipped.headers()["etag"].to_str().expect("ascii"), etag);
+    let gzip_etag = gzipped.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        gzip_etag,
+        format!("{}-gz\"", etag.trim_end_matches('"')),
+        "one ETag per representation"
+    );
     let compressed = gzipped.bytes().await.expect("body");
     assert!(
         compressed.len() * 5 < plain.len(),
@@ -100,14 +108,29 @@ async fn gzip_goes_out_as_stored_and_etags_give_304() {
         .expect("valid gzip");
     assert_eq!(inflated, plain.to_vec());
 
-    let refused = stack
-        .http
-        .get(stack.core(&path))
-        .header("accept-encoding", "gzip;q=0")
-        .send()
-        .await
-        .expect("answers");
-    assert!(refused.headers().get("content-encoding").is_none());
+    for refusing in ["gzip;q=0", "*;q=1, gzip;Q=0", "br"] {
+        let refused = stack
+            .http
+            .get(stack.core(&path))
+            .header("accept-encoding", refusing)
+            .send()
+            .await
+            .expect("answers");
+        assert!(
+            refused.headers().get("content-encoding").is_none(),
+            "{refusing}"
+        );
+    }
+    for path_etag in [&etag, &gzip_etag] {
+        let not_modified = stack
+            .http
+            .get(stack.core(&path))
+            .header("if-none-match", path_etag.as_str())
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    }
 
     let not_modified = stack
         .http
