@@ -98,7 +98,31 @@ impl CoreMetrics {
                 "Redis circuit breaker state: 0 closed, 1 open, 2 half-open.",
             )?,
             registry: r,
-        })
+        }
+        .with_known_series())
+    }
+
+    /// Creates the series whose labels are a fixed set, at zero, so rules and dashboards see
+    /// them (and `rate()` works) before the first event.
+    fn with_known_series(self) -> Self {
+        for operation in [
+            "find_ocid",
+            "upsert_character",
+            "load_equipment",
+            "save_equipment",
+        ] {
+            self.store_errors_total.with_label_values(&[operation]);
+        }
+        for source in ["l1", "l2", "db", "upstream", "stale"] {
+            self.equipment_source_total.with_label_values(&[source]);
+        }
+        for role in ["leader", "follower"] {
+            self.singleflight_total.with_label_values(&[role]);
+        }
+        for result in ["acquired", "followed", "waited_out", "unavailable"] {
+            self.latch_total.with_label_values(&[result]);
+        }
+        self
     }
 
     /// The Prometheus text exposition.

@@ -172,7 +172,29 @@ impl ProxyMetrics {
                 &["result"],
             )?,
             registry: r,
-        })
+        }
+        .with_known_series())
+    }
+
+    /// Creates the series whose labels are a fixed set, at zero, so rules and dashboards see
+    /// them (and `rate()` works) before the first event.
+    fn with_known_series(self) -> Self {
+        for (from, to) in [
+            ("closed", "open"),
+            ("open", "half_open"),
+            ("half_open", "closed"),
+            ("half_open", "open"),
+        ] {
+            self.breaker_transitions_total
+                .with_label_values(&[from, to]);
+        }
+        for result in ["sent", "suppressed", "failed"] {
+            self.alerts_total.with_label_values(&[result]);
+        }
+        for reason in ["budget", "deadline"] {
+            self.retries_denied_total.with_label_values(&[reason]);
+        }
+        self
     }
 
     /// The Prometheus text exposition of every metric.

@@ -6,6 +6,7 @@ mod harness;
 mod breaker;
 mod expectation;
 mod failures;
+mod observability;
 mod pipeline;
 mod processes;
 mod proxy;
