@@ -43,26 +43,19 @@ ax.set_ylabel("requests/s")
 for i, n in enumerate(names):
     ax.annotate(f"p99 {hits[n][1]:.1f} ms", (i, hits[n][0]), ha="center", va="bottom")
 
-ax = axes[1]
 width = 0.38
-for j, n in enumerate(names):
-    values = [outage[(n, f)][0] for f in ["503", "hang"]]
-    bars = ax.bar([k + (j - 0.5) * width for k in range(2)], values, width, label=n, color=colors[j])
-    ax.bar_label(bars, fmt="%d")
-ax.set_yscale("log")
-ax.set_xticks([0, 1], ["upstream 503s", "upstream hangs"])
-ax.set_title("Calls reaching a failing upstream in 60 s")
-ax.legend()
-
-ax = axes[2]
-for j, n in enumerate(names):
-    values = [outage[(n, f)][1] for f in ["503", "hang"]]
-    bars = ax.bar([k + (j - 0.5) * width for k in range(2)], values, width, label=n, color=colors[j])
-    ax.bar_label(bars, fmt="%.1f")
-ax.set_yscale("log")
-ax.set_xticks([0, 1], ["upstream 503s", "upstream hangs"])
-ax.set_title("Client p99 (ms) during the outage")
-ax.legend()
+for ax, column, fmt, title in [
+    (axes[1], 0, "%d", "Calls reaching a failing upstream in 60 s"),
+    (axes[2], 1, "%.1f", "Client p99 (ms) during the outage"),
+]:
+    for j, n in enumerate(names):
+        values = [outage[(n, f)][column] for f in ["503", "hang"]]
+        xs = [k + (j - 0.5) * width for k in range(2)]
+        ax.bar_label(ax.bar(xs, values, width, label=n, color=colors[j]), fmt=fmt)
+    ax.set_yscale("log")
+    ax.set_xticks([0, 1], ["upstream 503s", "upstream hangs"])
+    ax.set_title(title)
+    ax.legend()
 
 fig.suptitle("maple-proxy vs nginx proxy_cache (scripts/bench-proxy.sh, 2 cores shared with the load)")
 fig.tight_layout()

@@ -51,6 +51,52 @@ pub struct FaultSpec {
 pub struct InvalidFault(String);
 
 impl FaultSpec {
+    /// Answer every call with `status` (and the matching Nexon error body).
+    pub fn status(status: u16) -> Self {
+        Self {
+            error_status: Some(status),
+            ..Self::default()
+        }
+    }
+
+    /// Never answer.
+    pub fn hang() -> Self {
+        Self {
+            hang: true,
+            ..Self::default()
+        }
+    }
+
+    /// Delay every call by `millis`.
+    pub fn latency(millis: u64) -> Self {
+        Self {
+            latency_ms: millis,
+            ..Self::default()
+        }
+    }
+
+    /// Answer 429 with `Retry-After: seconds`.
+    pub fn rate_limit(seconds: u64) -> Self {
+        Self {
+            rate_limit_retry_after_s: Some(seconds),
+            ..Self::default()
+        }
+    }
+
+    /// Only this share of calls (in arrival order) gets the fault.
+    #[must_use]
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = Some(ratio);
+        self
+    }
+
+    /// Only calls whose path starts with `prefix` are affected.
+    #[must_use]
+    pub fn on_path(mut self, prefix: &str) -> Self {
+        self.path_prefix = Some(prefix.to_owned());
+        self
+    }
+
     /// Checks ranges and that at most one failure action is asked for.
     ///
     /// # Errors

@@ -59,10 +59,7 @@ async fn start() -> Stack {
     stack
         .sim
         .faults()
-        .set(FaultSpec {
-            error_status: Some(500),
-            ..FaultSpec::default()
-        })
+        .set(FaultSpec::status(500))
         .await
         .expect("valid");
     stack

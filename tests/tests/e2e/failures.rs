@@ -87,10 +87,7 @@ async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
     stack
         .sim
         .faults()
-        .set(FaultSpec {
-            hang: true,
-            ..FaultSpec::default()
-        })
+        .set(FaultSpec::hang())
         .await
         .expect("valid fault");
     let response = stack.get("/v1/characters/hangtime/equipment").await;
@@ -115,13 +112,7 @@ async fn upstream_errors_resets_and_rate_limits_map_to_503() {
     // add enough failures to open the breaker half-way through.
     let stack = Stack::start_with(Options::proxy(&[("MAPLE_PROXY_RETRY_MAX_ATTEMPTS", "1")])).await;
     let cases = [
-        (
-            FaultSpec {
-                error_status: Some(500),
-                ..FaultSpec::default()
-            },
-            "upstream_unavailable",
-        ),
+        (FaultSpec::status(500), "upstream_unavailable"),
         (
             FaultSpec {
                 reset: true,
@@ -129,13 +120,7 @@ async fn upstream_errors_resets_and_rate_limits_map_to_503() {
             },
             "upstream_unavailable",
         ),
-        (
-            FaultSpec {
-                rate_limit_retry_after_s: Some(7),
-                ..FaultSpec::default()
-            },
-            "upstream_rate_limited",
-        ),
+        (FaultSpec::rate_limit(7), "upstream_rate_limited"),
     ];
     for (i, (fault, expected)) in cases.into_iter().enumerate() {
         stack.sim.faults().set(fault.clone()).await.expect("valid");

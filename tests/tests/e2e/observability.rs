@@ -102,10 +102,7 @@ async fn every_metric_the_dashboards_and_rules_use_is_exported() {
     stack
         .sim
         .faults()
-        .set(FaultSpec {
-            error_status: Some(500),
-            ..FaultSpec::default()
-        })
+        .set(FaultSpec::status(500))
         .await
         .expect("valid fault");
     let failed = stack.lookup("failing").await;

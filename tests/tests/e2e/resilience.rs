@@ -105,23 +105,9 @@ async fn an_expired_entry_stands_in_when_the_upstream_fails() {
         assert!(body["ocid"].is_string());
     };
     // A 5xx (three attempts), then a hang cut by the deadline: four failures in five calls.
-    set_fault(
-        &stack,
-        FaultSpec {
-            error_status: Some(500),
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::status(500)).await;
     stale(stack.lookup("standin").await, "upstream_error").await;
-    set_fault(
-        &stack,
-        FaultSpec {
-            hang: true,
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::hang()).await;
     stale(stack.lookup("standin").await, "upstream_timeout").await;
     // That opened the breaker: the entry stands in without an upstream call.
     let started = std::time::Instant::now();
@@ -165,14 +151,7 @@ async fn nothing_cached_fails_fast_with_the_cause_and_one_alert() {
         ("MAPLE_PROXY_BREAKER_FAILURE_RATE_PCT", "100"),
     ]))
     .await;
-    set_fault(
-        &stack,
-        FaultSpec {
-            error_status: Some(503),
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::status(503)).await;
     for i in 0..5 {
         let response = stack.lookup(&format!("nocache{i}")).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -208,14 +187,7 @@ async fn a_just_expired_entry_is_served_while_one_refresh_runs() {
     assert_eq!(stack.lookup("swr").await.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // The refresh is slow; every request meanwhile is answered from the cache.
-    set_fault(
-        &stack,
-        FaultSpec {
-            latency_ms: 500,
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::latency(500)).await;
     let answers = futures::future::join_all((0..20).map(|_| stack.lookup("swr"))).await;
     for response in &answers {
         assert_eq!(response.status(), StatusCode::OK);
@@ -242,14 +214,7 @@ async fn a_just_expired_entry_is_served_while_one_refresh_runs() {
 async fn a_500_way_stampede_makes_one_upstream_call() {
     let stack = Stack::start().await;
     // The upstream is slow, so every request arrives while the first is in flight.
-    set_fault(
-        &stack,
-        FaultSpec {
-            latency_ms: 1_000,
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::latency(1_000)).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(30))
@@ -288,15 +253,7 @@ async fn a_500_way_stampede_makes_one_upstream_call() {
 async fn failures_are_retried_and_retry_after_is_honoured() {
     let stack = Stack::start_with(Options::uncached()).await;
     // Every second call fails: the first lookup passes, the second fails once then succeeds.
-    set_fault(
-        &stack,
-        FaultSpec {
-            error_status: Some(502),
-            ratio: Some(0.5),
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::status(502).ratio(0.5)).await;
     assert_eq!(stack.lookup("retry").await.status(), StatusCode::OK);
     assert_eq!(stack.lookup("retry").await.status(), StatusCode::OK);
     assert_eq!(id_calls(&stack), 3);
@@ -304,15 +261,7 @@ async fn failures_are_retried_and_retry_after_is_honoured() {
     assert_eq!(stack.proxy_metric(retried).await, 1.0);
 
     // A 429 whose Retry-After fits in the deadline is waited out and retried…
-    set_fault(
-        &stack,
-        FaultSpec {
-            rate_limit_retry_after_s: Some(1),
-            ratio: Some(0.5),
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::rate_limit(1).ratio(0.5)).await;
     assert_eq!(stack.lookup("patient").await.status(), StatusCode::OK);
     assert_eq!(stack.lookup("patient").await.status(), StatusCode::OK);
     let waited =
@@ -320,14 +269,7 @@ async fn failures_are_retried_and_retry_after_is_honoured() {
     assert_eq!(stack.proxy_metric(waited).await, 1.0);
 
     // …one that does not fit is not: the client gets 429 with the upstream's Retry-After.
-    set_fault(
-        &stack,
-        FaultSpec {
-            rate_limit_retry_after_s: Some(9),
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::rate_limit(9)).await;
     let calls = id_calls(&stack);
     let response = stack.lookup("impatient").await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -352,14 +294,7 @@ async fn an_empty_retry_budget_stops_retries() {
         ("MAPLE_PROXY_BREAKER_FAILURE_RATE_PCT", "100"),
     ]))
     .await;
-    set_fault(
-        &stack,
-        FaultSpec {
-            error_status: Some(500),
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::status(500)).await;
     for i in 0..5 {
         let response = stack.lookup(&format!("budget{i}")).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -381,14 +316,7 @@ async fn the_deadline_cuts_a_hung_upstream_before_the_read_timeout() {
         ..Options::proxy(&[("MAPLE_PROXY_ROUTES_ID_DEADLINE_MS", "800")])
     })
     .await;
-    set_fault(
-        &stack,
-        FaultSpec {
-            hang: true,
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::hang()).await;
     let response = stack.lookup("hanging").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(response).await, "upstream_timeout");
@@ -431,14 +359,7 @@ async fn the_bulkhead_bounds_concurrent_upstream_calls() {
         ("MAPLE_PROXY_BULKHEAD_MAX_WAIT_MS", "100"),
     ]))
     .await;
-    set_fault(
-        &stack,
-        FaultSpec {
-            latency_ms: 1_500,
-            ..FaultSpec::default()
-        },
-    )
-    .await;
+    set_fault(&stack, FaultSpec::latency(1_500)).await;
     let (first, second) = tokio::join!(stack.lookup("slot1"), async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         stack.lookup("slot2").await

@@ -13,10 +13,7 @@ async fn in_flight_requests_finish_during_drain() {
     stack
         .sim
         .faults()
-        .set(FaultSpec {
-            latency_ms: 600,
-            ..FaultSpec::default()
-        })
+        .set(FaultSpec::latency(600))
         .await
         .expect("valid");
     let url = stack.core("/v1/characters/slowpoke/equipment");

@@ -159,11 +159,7 @@ async fn five_hundred_requests_over_two_instances_make_one_fetch() {
     stack
         .sim
         .faults()
-        .set(FaultSpec {
-            latency_ms: 500,
-            path_prefix: Some(PATH_ITEM_EQUIPMENT.into()),
-            ..FaultSpec::default()
-        })
+        .set(FaultSpec::latency(500).on_path(PATH_ITEM_EQUIPMENT))
         .await
         .expect("valid fault");
     let client = reqwest::Client::builder()
