@@ -7,6 +7,7 @@
 //! when it is evicted. Time is a parameter, so freshness is tested without sleeping.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -68,7 +69,14 @@ pub enum Freshness {
 pub struct ResponseCache {
     entries: moka::sync::Cache<String, Arc<Stored>>,
     config: CacheConfig,
+    /// Bumped by every purge: a fetch that started before a purge must not put back what the
+    /// purge removed.
+    generation: Arc<AtomicU64>,
 }
+
+/// The cache's purge generation when a fetch started; hand it back to [`ResponseCache::put`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(u64);
 
 /// Entries live for their TTL plus the stale window.
 struct Lifetime {
@@ -108,7 +116,11 @@ impl ResponseCache {
                 stale_for: config.stale_for,
             })
             .build();
-        Self { entries, config }
+        Self {
+            entries,
+            config,
+            generation: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// The entry under `key` and how it may be used at `now`.
@@ -128,10 +140,16 @@ impl ResponseCache {
         Some((stored, freshness))
     }
 
+    /// The current purge generation: take it before fetching.
+    pub fn generation(&self) -> Generation {
+        Generation(self.generation.load(Ordering::SeqCst))
+    }
+
     /// Stores `stored` unless the cache already holds a newer answer for `key` (two fetches
-    /// for one key can finish out of order; the older one must not win).
-    pub fn put(&self, key: &str, stored: Arc<Stored>) {
-        if stored.ttl.is_zero() {
+    /// for one key can finish out of order; the older one must not win), or a purge happened
+    /// since the fetch began at `since` (its answer may be what the purge meant to remove).
+    pub fn put(&self, key: &str, stored: Arc<Stored>, since: Generation) {
+        if stored.ttl.is_zero() || self.generation() != since {
             return;
         }
         self.entries
@@ -147,6 +165,7 @@ impl ResponseCache {
     /// Removes every entry whose key starts with `prefix` (all of them for `""`); returns how
     /// many were removed.
     pub fn purge(&self, prefix: &str) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let mut removed = 0;
         for (key, _) in &self.entries {
             if key.starts_with(prefix) {
@@ -195,7 +214,7 @@ mod tests {
     fn freshness_follows_ttl_then_revalidate_then_stale() {
         let cache = cache();
         let t0 = Instant::now();
-        cache.put("k", stored(t0, 10, b"x"));
+        cache.put("k", stored(t0, 10, b"x"), cache.generation());
         let at = |s| t0 + Duration::from_secs(s);
         assert_eq!(cache.get("k", at(0)).map(|e| e.1), Some(Freshness::Fresh));
         assert_eq!(cache.get("k", at(9)).map(|e| e.1), Some(Freshness::Fresh));
@@ -211,11 +230,19 @@ mod tests {
     fn an_older_answer_never_replaces_a_newer_one() {
         let cache = cache();
         let t0 = Instant::now();
-        cache.put("k", stored(t0 + Duration::from_secs(1), 10, b"new"));
-        cache.put("k", stored(t0, 10, b"old"));
+        cache.put(
+            "k",
+            stored(t0 + Duration::from_secs(1), 10, b"new"),
+            cache.generation(),
+        );
+        cache.put("k", stored(t0, 10, b"old"), cache.generation());
         let (entry, _) = cache.get("k", t0).expect("cached");
         assert_eq!(&entry.body[..], b"new");
-        cache.put("k", stored(t0 + Duration::from_secs(2), 10, b"newer"));
+        cache.put(
+            "k",
+            stored(t0 + Duration::from_secs(2), 10, b"newer"),
+            cache.generation(),
+        );
         assert_eq!(&cache.get("k", t0).expect("cached").0.body[..], b"newer");
     }
 
@@ -223,15 +250,27 @@ mod tests {
     fn zero_ttl_is_not_cached_and_purge_takes_a_prefix() {
         let cache = cache();
         let t0 = Instant::now();
-        cache.put("/a", stored(t0, 0, b"x"));
+        cache.put("/a", stored(t0, 0, b"x"), cache.generation());
         assert!(cache.get("/a", t0).is_none());
-        cache.put("/a/1", stored(t0, 10, b"x"));
-        cache.put("/a/2", stored(t0, 10, b"x"));
-        cache.put("/b/1", stored(t0, 10, b"x"));
+        cache.put("/a/1", stored(t0, 10, b"x"), cache.generation());
+        cache.put("/a/2", stored(t0, 10, b"x"), cache.generation());
+        cache.put("/b/1", stored(t0, 10, b"x"), cache.generation());
         assert_eq!(cache.purge("/a/"), 2);
         assert!(cache.get("/b/1", t0).is_some());
         assert_eq!(cache.purge(""), 1);
         assert_eq!(cache.usage().0, 0);
+    }
+
+    #[test]
+    fn a_fetch_older_than_a_purge_is_not_stored() {
+        let cache = cache();
+        let t0 = Instant::now();
+        let began = cache.generation();
+        cache.purge("");
+        cache.put("k", stored(t0, 10, b"from before the purge"), began);
+        assert!(cache.get("k", t0).is_none());
+        cache.put("k", stored(t0, 10, b"after"), cache.generation());
+        assert!(cache.get("k", t0).is_some());
     }
 
     #[test]
@@ -243,7 +282,7 @@ mod tests {
         let t0 = Instant::now();
         static BODY: [u8; 1000] = [b'x'; 1000];
         for i in 0..100 {
-            cache.put(&format!("/k{i}"), stored(t0, 60, &BODY));
+            cache.put(&format!("/k{i}"), stored(t0, 60, &BODY), cache.generation());
         }
         let (_, bytes) = cache.usage();
         assert!(bytes <= 10_000, "held {bytes} bytes");

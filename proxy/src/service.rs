@@ -270,11 +270,12 @@ impl NexonProxy {
     fn start_fetch(&self, route: Route, key: &str, deadline: Instant) -> Joined<Fetched> {
         let fetcher = Arc::clone(&self.fetcher);
         let cache = self.cache.clone();
+        let since = cache.generation();
         let target = key.to_owned();
         self.flights.join(key, move || async move {
             let fetched = fetcher.fetch(route, &target, deadline).await;
             if let Fetched::Ok(stored) = &fetched {
-                cache.put(&target, Arc::clone(stored));
+                cache.put(&target, Arc::clone(stored), since);
             }
             fetched
         })
