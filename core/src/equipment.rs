@@ -210,10 +210,6 @@ impl EquipmentTiers {
         }
     }
 
-    pub fn redis(&self) -> Option<&RedisTier> {
-        self.inner.l2.as_ref()
-    }
-
     /// The equipment of `ocid`, from the first tier holding a fresh copy, else from Nexon.
     ///
     /// # Errors
@@ -436,11 +432,6 @@ impl EquipmentTiers {
             .store_errors_total
             .with_label_values(&[operation])
             .inc();
-    }
-
-    /// Drops `ocid` from L1 (admin purge, tests).
-    pub fn forget(&self, ocid: &Ocid) {
-        self.inner.l1.invalidate(ocid);
     }
 }
 

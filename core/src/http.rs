@@ -172,24 +172,21 @@ async fn equipment(
     let entry = Arc::clone(&served.entry);
     let gzip = accepts_gzip(&request_headers);
     // One strong ETag per representation (RFC 9110 8.8.3): the gzip bytes are not the JSON bytes.
-    let etag = if gzip {
-        entry.etag_gzip()
-    } else {
-        entry.etag()
-    };
+    let etags = [entry.etag(), entry.etag_gzip()];
+    let etag = &etags[usize::from(gzip)];
     let mut headers = HeaderMap::new();
     headers.insert(
         SOURCE_HEADER,
         HeaderValue::from_static(served.source.as_str()),
     );
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, value);
     }
     if served.source == Source::Stale {
         headers.insert(header::AGE, entry.age(now_ms()).as_secs().into());
     }
-    if etag_matches(&request_headers, &[entry.etag(), entry.etag_gzip()]) {
+    if etag_matches(&request_headers, &etags) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(

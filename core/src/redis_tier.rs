@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maple_common::breaker::{Breaker, BreakerConfig, Outcome, Snapshot};
+use maple_common::breaker::{Breaker, BreakerConfig, Outcome};
 use maple_common::nexon::Ocid;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -116,10 +116,6 @@ impl RedisTier {
                 release_script: redis::Script::new(RELEASE_IF_HELD),
             }),
         })
-    }
-
-    pub fn breaker(&self) -> Snapshot {
-        self.inner.breaker.snapshot(Instant::now())
     }
 
     /// Runs `op` behind the breaker and the timeout.

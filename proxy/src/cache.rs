@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::Expiry;
@@ -41,8 +41,6 @@ pub struct Stored {
     pub body: Bytes,
     /// When the upstream produced it (monotonic, for freshness).
     pub fetched_at: Instant,
-    /// When the upstream produced it (wall clock, for the `date`-like headers and the admin).
-    pub fetched_wall: SystemTime,
     /// Its route's TTL when it was stored.
     pub ttl: Duration,
 }
@@ -197,7 +195,6 @@ mod tests {
             content_type: Some("application/json".into()),
             body: Bytes::from_static(body),
             fetched_at: at,
-            fetched_wall: SystemTime::now(),
             ttl: Duration::from_secs(ttl_s),
         })
     }

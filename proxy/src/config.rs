@@ -323,23 +323,26 @@ fn read_secret_file(path: &str) -> Result<String, ConfigError> {
     Ok(key.to_owned())
 }
 
-fn admin_token(env: &Env) -> Result<Option<Secret>, ConfigError> {
-    let Some(raw) = env.get(ADMIN_TOKEN) else {
-        return Ok(None);
-    };
-    let token = raw.trim();
-    if token.len() < 16 {
+/// A bearer token: at least 16 printable characters.
+fn token(var: &str, raw: &str) -> Result<Secret, ConfigError> {
+    if raw.len() < 16 {
         return Err(ConfigError::new(
-            ADMIN_TOKEN,
+            var,
             "<redacted>",
-            "the token must be at least 16 characters",
+            "tokens must be at least 16 characters",
         ));
     }
-    Secret::new(token.to_owned())
-        .map(Some)
-        .map_err(|reason| ConfigError::new(ADMIN_TOKEN, "<redacted>", reason))
+    Secret::new(raw.to_owned()).map_err(|reason| ConfigError::new(var, "<redacted>", reason))
 }
 
+/// The one admin token (commas are part of it, not separators).
+fn admin_token(env: &Env) -> Result<Option<Secret>, ConfigError> {
+    env.get(ADMIN_TOKEN)
+        .map(|raw| token(ADMIN_TOKEN, raw.trim()))
+        .transpose()
+}
+
+/// Comma-separated client tokens.
 fn tokens(env: &Env, var: &str) -> Result<Vec<Secret>, ConfigError> {
     let Some(raw) = env.get(var) else {
         return Ok(Vec::new());
@@ -347,17 +350,7 @@ fn tokens(env: &Env, var: &str) -> Result<Vec<Secret>, ConfigError> {
     raw.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|token| {
-            if token.len() < 16 {
-                return Err(ConfigError::new(
-                    var,
-                    "<redacted>",
-                    "tokens must be at least 16 characters",
-                ));
-            }
-            Secret::new(token.to_owned())
-                .map_err(|reason| ConfigError::new(var, "<redacted>", reason))
-        })
+        .map(|t| token(var, t))
         .collect()
 }
 

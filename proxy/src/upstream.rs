@@ -9,7 +9,7 @@
 //! pass on (its 4xx), or the [`Failure`] that ended it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use maple_common::nexon::API_KEY_HEADER;
@@ -545,7 +545,6 @@ fn classify(
             content_type: exchange.content_type,
             body,
             fetched_at: Instant::now(),
-            fetched_wall: SystemTime::now(),
             ttl,
         };
         return (

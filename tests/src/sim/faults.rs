@@ -67,6 +67,14 @@ impl FaultSpec {
         }
     }
 
+    /// Reset the connection (RST) without answering.
+    pub fn connection_reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::default()
+        }
+    }
+
     /// Delay every call by `millis`.
     pub fn latency(millis: u64) -> Self {
         Self {
@@ -293,11 +301,7 @@ mod tests {
     async fn ratio_hits_exactly_that_share() {
         let faults = Faults::default();
         faults
-            .set(FaultSpec {
-                error_status: Some(500),
-                ratio: Some(0.25),
-                ..FaultSpec::default()
-            })
+            .set(FaultSpec::status(500).ratio(0.25))
             .await
             .expect("valid");
         let mut hits = 0;
@@ -313,11 +317,7 @@ mod tests {
     async fn path_prefix_limits_the_fault() {
         let faults = Faults::default();
         faults
-            .set(FaultSpec {
-                reset: true,
-                path_prefix: Some("/maplestory/v1/character/".into()),
-                ..FaultSpec::default()
-            })
+            .set(FaultSpec::connection_reset().on_path("/maplestory/v1/character/"))
             .await
             .expect("valid");
         assert_eq!(faults.decide("/maplestory/v1/id").await.action, None);
@@ -353,24 +353,12 @@ mod tests {
     #[tokio::test]
     async fn clearing_wakes_hung_calls() {
         let faults = Arc::new(Faults::default());
-        faults
-            .set(FaultSpec {
-                hang: true,
-                ..FaultSpec::default()
-            })
-            .await
-            .expect("valid");
+        faults.set(FaultSpec::hang()).await.expect("valid");
         let Some(Action::Hang(hang)) = faults.decide("/x").await.action else {
             panic!("a hang");
         };
         // Replaced before the call starts waiting: it must still end, not wait for the next.
-        faults
-            .set(FaultSpec {
-                hang: true,
-                ..FaultSpec::default()
-            })
-            .await
-            .expect("valid");
+        faults.set(FaultSpec::hang()).await.expect("valid");
         faults.hang(hang).await;
         let Some(Action::Hang(hang)) = faults.decide("/x").await.action else {
             panic!("a hang");
@@ -393,18 +381,12 @@ mod tests {
                 reset: true,
                 ..FaultSpec::default()
             },
-            FaultSpec {
-                error_status: Some(200),
-                ..FaultSpec::default()
-            },
+            FaultSpec::status(200),
             FaultSpec {
                 ratio: Some(1.5),
                 ..FaultSpec::default()
             },
-            FaultSpec {
-                latency_ms: MAX_MILLIS + 1,
-                ..FaultSpec::default()
-            },
+            FaultSpec::latency(MAX_MILLIS + 1),
         ] {
             assert!(spec.validate().is_err(), "{spec:?}");
         }

@@ -113,13 +113,7 @@ async fn upstream_errors_resets_and_rate_limits_map_to_503() {
     let stack = Stack::start_with(Options::proxy(&[("MAPLE_PROXY_RETRY_MAX_ATTEMPTS", "1")])).await;
     let cases = [
         (FaultSpec::status(500), "upstream_unavailable"),
-        (
-            FaultSpec {
-                reset: true,
-                ..FaultSpec::default()
-            },
-            "upstream_unavailable",
-        ),
+        (FaultSpec::connection_reset(), "upstream_unavailable"),
         (FaultSpec::rate_limit(7), "upstream_rate_limited"),
     ];
     for (i, (fault, expected)) in cases.into_iter().enumerate() {

@@ -154,10 +154,7 @@ async fn reset_fault_aborts_the_connection() {
     stack
         .sim
         .faults()
-        .set(maple_tests::sim::faults::FaultSpec {
-            reset: true,
-            ..Default::default()
-        })
+        .set(maple_tests::sim::faults::FaultSpec::connection_reset())
         .await
         .expect("valid");
     let result = stack

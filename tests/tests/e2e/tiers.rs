@@ -234,6 +234,18 @@ async fn a_stored_copy_stands_in_for_a_dead_upstream() {
     stack.stop().await;
 }
 
+/// Waits until a server listens on `port` (bounded: panics after `patience`).
+fn wait_for_port(port: u16, server: &str, patience: Duration) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < patience,
+            "{server} never came up on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A private Redis the test may kill (never the machine's shared one).
 struct PrivateRedis {
     port: u16,
@@ -257,14 +269,7 @@ impl PrivateRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis never came up"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(port, "redis-server", Duration::from_secs(10));
         Self {
             port,
             child: Some(child),
@@ -414,14 +419,7 @@ impl PrivateMariaDb {
             .spawn()
             .expect("mariadbd runs");
         self.child = Some(child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "mariadbd never came up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(self.port, "mariadbd", Duration::from_secs(30));
     }
 
     fn kill(&mut self) {
