@@ -5,6 +5,7 @@
 //! - [`error`]: the JSON error body every HTTP error of ours uses.
 //! - [`flight`]: request coalescing: concurrent misses for one key share one fetch.
 //! - [`metrics`]: register-and-create helpers and the text exposition.
+//! - [`rate`]: the token bucket (GCRA) behind every rate limit.
 //! - [`nexon`]: the Nexon Open API's vocabulary: paths, the key header, ocids, error codes.
 //! - [`config`]: typed environment configuration with a replaceable source.
 //! - [`telemetry`]: tracing set-up (JSON lines or text, `log` bridged).
@@ -17,5 +18,6 @@ pub mod error;
 pub mod flight;
 pub mod metrics;
 pub mod nexon;
+pub mod rate;
 pub mod shutdown;
 pub mod telemetry;

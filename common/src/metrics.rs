@@ -2,8 +2,8 @@
 //! text exposition. The metrics themselves are declared in each binary's `metrics` module.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Registers a counter.
@@ -37,6 +37,36 @@ pub fn counter_vec(
 /// When the name is already registered.
 pub fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     let metric = IntGauge::new(name, help)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// Registers a labelled gauge.
+///
+/// # Errors
+/// When the name is already registered.
+pub fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// Registers a histogram with the given buckets.
+///
+/// # Errors
+/// When the name is already registered.
+pub fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> prometheus::Result<Histogram> {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
