@@ -11,6 +11,7 @@ use maple_common::config::{ConfigError, Env, Secret};
 use crate::engine::model::Method;
 use crate::engine::prices::Prices;
 use crate::equipment::TierConfig;
+use crate::likes::LikeConfig;
 use crate::redis_tier::RedisConfig;
 
 pub const LISTEN: &str = "MAPLE_CORE_LISTEN";
@@ -35,6 +36,14 @@ pub const L1_MAX_BYTES: &str = "MAPLE_CORE_L1_MAX_BYTES";
 pub const RAW_MAX_BYTES: &str = "MAPLE_CORE_RAW_MAX_BYTES";
 pub const LATCH_TTL_MS: &str = "MAPLE_CORE_LATCH_TTL_MS";
 pub const LATCH_WAIT_MS: &str = "MAPLE_CORE_LATCH_WAIT_MS";
+/// Prefix of every Redis key (instances of one deployment share it).
+pub const REDIS_NAMESPACE: &str = "MAPLE_CORE_REDIS_NAMESPACE";
+pub const LIKES_FLUSH_MS: &str = "MAPLE_CORE_LIKES_FLUSH_MS";
+pub const LIKES_SYNC_MS: &str = "MAPLE_CORE_LIKES_SYNC_MS";
+pub const LIKES_RATE: &str = "MAPLE_CORE_LIKES_RATE";
+pub const LIKES_BURST: &str = "MAPLE_CORE_LIKES_BURST";
+pub const BACKUP_DIR: &str = "MAPLE_CORE_BACKUP_DIR";
+pub const LOCK_LEASE_MS: &str = "MAPLE_CORE_LOCK_LEASE_MS";
 
 /// Where the potential rate tables are read from by default (beside the repository).
 pub const DEFAULT_POTENTIAL_TABLES: &str = "../shared/data/potential_rates.csv";
@@ -68,6 +77,8 @@ pub struct CoreConfig {
     pub tiers: TierConfig,
     /// Redis (L2 and the latch), when configured.
     pub redis: Option<RedisConfig>,
+    /// The like buffer, its sync and the locks.
+    pub likes: LikeConfig,
 }
 
 impl CoreConfig {
@@ -118,6 +129,7 @@ impl CoreConfig {
             valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso)?,
             tiers: tiers_from_env(env)?,
             redis: redis_from_env(env)?,
+            likes: likes_from_env(env)?,
         };
         config.check_budgets()?;
         Ok(config)
@@ -189,7 +201,56 @@ fn redis_from_env(env: &Env) -> Result<Option<RedisConfig>, ConfigError> {
             24 * 3600,
             60..=30 * 24 * 3600,
         )?),
+        namespace: namespace_from_env(env)?,
     }))
+}
+
+fn namespace_from_env(env: &Env) -> Result<String, ConfigError> {
+    let namespace = env.string_or(REDIS_NAMESPACE, "maple");
+    let valid = !namespace.is_empty()
+        && namespace.len() <= 48
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if !valid {
+        return Err(ConfigError::new(
+            REDIS_NAMESPACE,
+            namespace,
+            "must be 1-48 characters of A-Z a-z 0-9 _ - .",
+        ));
+    }
+    Ok(namespace)
+}
+
+fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
+    let defaults = LikeConfig::default();
+    let flush_every = env.millis_or(LIKES_FLUSH_MS, defaults.flush_every)?;
+    if flush_every > Duration::from_secs(1) {
+        return Err(ConfigError::new(
+            LIKES_FLUSH_MS,
+            flush_every.as_millis().to_string(),
+            "must be at most 1000 (a like is answered only after its flush)",
+        ));
+    }
+    let lock_lease = env.millis_or(LOCK_LEASE_MS, defaults.lock_lease)?;
+    if lock_lease < Duration::from_millis(300) {
+        return Err(ConfigError::new(
+            LOCK_LEASE_MS,
+            lock_lease.as_millis().to_string(),
+            "must be at least 300 (renewed every third of it)",
+        ));
+    }
+    Ok(LikeConfig {
+        flush_every,
+        sync_every: env.millis_or(LIKES_SYNC_MS, defaults.sync_every)?,
+        client_rate: env.parse_within(LIKES_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
+        client_burst: env.parse_within(LIKES_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,
+        backup_dir: PathBuf::from(
+            env.string_or(BACKUP_DIR, &defaults.backup_dir.display().to_string()),
+        ),
+        namespace: namespace_from_env(env)?,
+        lock_lease,
+    })
 }
 
 /// A database URL with any password replaced, for messages and logs.

@@ -45,6 +45,14 @@ pub enum ApiError {
     Storage(#[from] StoreError),
     #[error("the request took too long")]
     Timeout,
+    #[error("invalid header {field}: {reason}")]
+    InvalidHeader { field: &'static str, reason: String },
+    #[error("too many requests; retry after {} s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("likes cannot be stored right now")]
+    LikesUnavailable(String),
+    #[error("this instance is shutting down; retry on another")]
+    ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -67,13 +75,17 @@ impl ApiError {
             Self::InvalidName(_)
             | Self::InvalidPath(_)
             | Self::InvalidQuery { .. }
-            | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidRequest(_)
+            | Self::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::CharacterNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamUnavailable { .. }
             | Self::UpstreamRateLimited { .. }
             | Self::UpstreamCircuitOpen { .. }
             | Self::Storage(_)
+            | Self::LikesUnavailable(_)
+            | Self::ShuttingDown
             | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,6 +108,10 @@ impl ApiError {
             Self::UpstreamRejected { .. } => "upstream_rejected",
             Self::Storage(_) => "storage_unavailable",
             Self::Timeout => "request_timeout",
+            Self::InvalidHeader { .. } => "invalid_header",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::LikesUnavailable(_) => "likes_unavailable",
+            Self::ShuttingDown => "shutting_down",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -128,11 +144,17 @@ impl IntoResponse for ApiError {
         }
         | Self::UpstreamCircuitOpen {
             retry_after: Some(after),
-        } = &self
+        }
+        | Self::RateLimited { retry_after: after } = &self
         {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(after.as_secs().max(1)),
+                // Rounded up: a client that waits this long finds a token.
+                HeaderValue::from(
+                    u64::try_from(after.as_millis().div_ceil(1000))
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
             );
         }
         response

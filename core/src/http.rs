@@ -30,12 +30,19 @@ use crate::nexon::NexonError;
 use crate::store::now_ms;
 
 mod expectation;
+mod likes;
+
+pub use likes::{ClientLimits, IDEMPOTENCY_KEY, REPLAYED};
 
 /// The application's routes behind its middleware stack.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/characters/{name}", get(character))
         .route("/v1/characters/{name}/equipment", get(equipment))
+        .route(
+            "/v1/characters/{name}/likes",
+            get(likes::count).post(likes::add),
+        )
         .route(
             "/v1/characters/{name}/expectation",
             get(expectation::character),

@@ -9,6 +9,8 @@
 //! - [`store`]: persistence (SQLite / MySQL), migrations, snapshots.
 //! - [`equipment`]: the equipment read path: L1 → L2 → database → Nexon, coalesced.
 //! - [`redis_tier`]: L2 and the cross-instance latch in Redis, behind a breaker.
+//! - [`likes`]: likes: sharded buffer → Redis → database (one leader), backup files.
+//! - [`lock`]: named locks across instances (Redis, MySQL `GET_LOCK`, in-process) with fences.
 //! - [`http`]: routes, handlers and the middleware stack.
 //! - [`error`]: `ApiError`, the only place failures become HTTP responses.
 //! - [`metrics`]: every metric, declared once.
@@ -20,6 +22,8 @@ pub mod engine;
 pub mod equipment;
 pub mod error;
 pub mod http;
+pub mod likes;
+pub mod lock;
 pub mod metrics;
 pub mod nexon;
 pub mod redis_tier;
@@ -66,6 +70,17 @@ pub struct AppState {
     pub valuations: moka::future::Cache<([u8; 32], Options), Arc<serde_json::Value>>,
     /// Cancelled when shutdown begins (readiness turns false).
     pub shutdown: CancellationToken,
+    pub likes: likes::Likes,
+    pub locks: lock::Locks,
+    /// Per-client like rate limits.
+    pub like_limits: http::ClientLimits,
+}
+
+/// This instance's name in lock records: host, process and a random suffix.
+fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "core".to_owned());
+    let suffix: u32 = rand::random();
+    format!("{host}:{}:{suffix:08x}", std::process::id())
 }
 
 /// Core could not start.
@@ -116,6 +131,21 @@ impl App {
             .clone()
             .map(|redis| redis_tier::RedisTier::new(redis, metrics.clone()))
             .transpose()?;
+        let locks = lock::Locks::new(
+            redis.clone(),
+            store.clone(),
+            instance_name(),
+            config.likes.lock_lease,
+            metrics.clone(),
+        );
+        let likes = likes::Likes::new(
+            config.likes.clone(),
+            redis.clone(),
+            store.clone(),
+            locks.clone(),
+            metrics.clone(),
+        );
+        likes.start().await;
         let equipment = equipment::EquipmentTiers::new(
             config.tiers,
             redis,
@@ -143,6 +173,12 @@ impl App {
                 .max_capacity(VALUATION_CACHE_ENTRIES)
                 .build(),
             shutdown: CancellationToken::new(),
+            likes,
+            locks,
+            like_limits: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
         };
         Ok(Self { config, state })
     }
@@ -173,12 +209,18 @@ impl App {
                 }
             }
         };
-        let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
         let server = server.into_future();
         tokio::pin!(server);
+        let mut drain_started = None;
         let result = tokio::select! {
             result = &mut server => result,
             () = draining.cancelled() => {
+                drain_started = Some(std::time::Instant::now());
                 tracing::info!(deadline = ?config.shutdown_deadline, "draining in-flight requests");
                 match tokio::time::timeout(config.shutdown_deadline, &mut server).await {
                     Ok(result) => result,
@@ -189,6 +231,15 @@ impl App {
                 }
             }
         };
+        // Likes: the buffer goes to Redis, else the database, else a backup file, within
+        // what is left of the shutdown deadline (at least two seconds).
+        let spent = drain_started.map_or(std::time::Duration::ZERO, |at| at.elapsed());
+        let budget = config
+            .shutdown_deadline
+            .saturating_sub(spent)
+            .max(std::time::Duration::from_secs(2));
+        tracing::info!(?budget, "saving the like buffer");
+        state.likes.shutdown(budget).await;
         state.store.close().await;
         tracing::info!("core stopped");
         result

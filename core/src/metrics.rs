@@ -3,12 +3,20 @@
 //! Rule: HTTP metrics are labelled by route template (`/v1/characters/{name}`), never the raw
 //! path, so a flood of names cannot blow up the series count.
 
-use maple_common::metrics::{counter_vec, gauge, histogram_vec, render};
-use prometheus::{HistogramVec, IntCounterVec, IntGauge, Registry};
+use maple_common::metrics::{counter_vec, gauge, gauge_vec, histogram, histogram_vec, render};
+use prometheus::{Gauge, Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 /// Latency buckets in seconds: 1 ms to 10 s.
 pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Likes per flush: one like to a hundred thousand.
+pub const FLUSH_SIZE_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
+
+/// Time from a like's flush to the database: 10 ms to 5 minutes.
+pub const SYNC_DELAY_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
 /// Core's metrics and their registry.
@@ -35,6 +43,40 @@ pub struct CoreMetrics {
     pub redis_ops_total: IntCounterVec,
     /// Redis circuit breaker state: 0 closed, 1 open, 2 half-open.
     pub redis_breaker_state: IntGauge,
+    /// Like requests by result: accepted, duplicate (idempotency key seen), rate_limited,
+    /// failed (not stored anywhere; the client got 503).
+    pub likes_total: IntCounterVec,
+    /// Likes in this instance's buffer, waiting for their flush.
+    pub like_buffer: IntGauge,
+    /// Flushes of the like buffer by target (redis, db, backup) and result (ok, error).
+    pub like_flushes_total: IntCounterVec,
+    /// Likes per flush.
+    pub like_flush_size: Histogram,
+    /// Flush latency by target.
+    pub like_flush_duration_seconds: HistogramVec,
+    /// Sync passes by result: ok, idle (nothing to sync), busy (another instance leads),
+    /// fenced (a newer leader exists), error.
+    pub like_syncs_total: IntCounterVec,
+    /// Likes written to the database by the sync, and batches skipped as already applied.
+    pub like_synced_total: IntCounterVec,
+    /// Age of the oldest like batch not yet in the database (0 when none).
+    pub like_sync_lag_seconds: Gauge,
+    /// Time from a batch's flush to its database commit.
+    pub like_sync_delay_seconds: Histogram,
+    /// Backup files by state: pending (waiting to be applied), unreadable (kept for a human).
+    pub like_backup_files: IntGaugeVec,
+    /// Backup file operations by result: written, applied, failed.
+    pub like_backups_total: IntCounterVec,
+    /// Lock acquisitions by lock and outcome (redis, mysql, local, busy, unavailable).
+    pub lock_acquisitions_total: IntCounterVec,
+    /// Acquisitions that fell back from Redis to the database's named lock.
+    pub lock_fallbacks_total: IntCounterVec,
+    /// Time spent acquiring (successfully or not), by lock.
+    pub lock_wait_seconds: HistogramVec,
+    /// Time a lock was held, by lock.
+    pub lock_held_seconds: HistogramVec,
+    /// Locks this instance holds now, by lock and backend.
+    pub locks_held: IntGaugeVec,
 }
 
 impl CoreMetrics {
@@ -97,6 +139,106 @@ impl CoreMetrics {
                 "maple_core_redis_breaker_state",
                 "Redis circuit breaker state: 0 closed, 1 open, 2 half-open.",
             )?,
+            likes_total: counter_vec(
+                &r,
+                "maple_core_likes_total",
+                "Like requests by result.",
+                &["result"],
+            )?,
+            like_buffer: gauge(
+                &r,
+                "maple_core_like_buffer",
+                "Likes in this instance's buffer, waiting for their flush.",
+            )?,
+            like_flushes_total: counter_vec(
+                &r,
+                "maple_core_like_flushes_total",
+                "Flushes of the like buffer by target and result.",
+                &["target", "result"],
+            )?,
+            like_flush_size: histogram(
+                &r,
+                "maple_core_like_flush_size",
+                "Likes per flush.",
+                FLUSH_SIZE_BUCKETS,
+            )?,
+            like_flush_duration_seconds: histogram_vec(
+                &r,
+                "maple_core_like_flush_duration_seconds",
+                "Flush latency by target.",
+                &["target"],
+                DURATION_BUCKETS,
+            )?,
+            like_syncs_total: counter_vec(
+                &r,
+                "maple_core_like_syncs_total",
+                "Like sync passes by result.",
+                &["result"],
+            )?,
+            like_synced_total: counter_vec(
+                &r,
+                "maple_core_like_synced_total",
+                "Likes written to the database by the sync (kind=likes), and batches skipped as already applied (kind=skipped_batches).",
+                &["kind"],
+            )?,
+            like_sync_lag_seconds: {
+                let g = Gauge::new(
+                    "maple_core_like_sync_lag_seconds",
+                    "Age of the oldest like batch not yet in the database (0 when none).",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            like_sync_delay_seconds: histogram(
+                &r,
+                "maple_core_like_sync_delay_seconds",
+                "Time from a like batch's flush to its database commit.",
+                SYNC_DELAY_BUCKETS,
+            )?,
+            like_backup_files: gauge_vec(
+                &r,
+                "maple_core_like_backup_files",
+                "Like backup files by state (pending, unreadable).",
+                &["state"],
+            )?,
+            like_backups_total: counter_vec(
+                &r,
+                "maple_core_like_backups_total",
+                "Like backup file operations by result (written, applied, failed).",
+                &["result"],
+            )?,
+            lock_acquisitions_total: counter_vec(
+                &r,
+                "maple_core_lock_acquisitions_total",
+                "Lock acquisitions by lock and outcome (redis, mysql, local, busy, unavailable).",
+                &["lock", "outcome"],
+            )?,
+            lock_fallbacks_total: counter_vec(
+                &r,
+                "maple_core_lock_fallbacks_total",
+                "Lock acquisitions that fell back from Redis to the database.",
+                &["lock"],
+            )?,
+            lock_wait_seconds: histogram_vec(
+                &r,
+                "maple_core_lock_wait_seconds",
+                "Time spent acquiring a lock, by lock.",
+                &["lock"],
+                DURATION_BUCKETS,
+            )?,
+            lock_held_seconds: histogram_vec(
+                &r,
+                "maple_core_lock_held_seconds",
+                "Time a lock was held, by lock.",
+                &["lock"],
+                DURATION_BUCKETS,
+            )?,
+            locks_held: gauge_vec(
+                &r,
+                "maple_core_locks_held",
+                "Locks this instance holds now, by lock and backend.",
+                &["lock", "backend"],
+            )?,
             registry: r,
         }
         .with_known_series())
@@ -122,6 +264,32 @@ impl CoreMetrics {
         for result in ["acquired", "followed", "waited_out", "unavailable"] {
             self.latch_total.with_label_values(&[result]);
         }
+        for result in ["accepted", "duplicate", "rate_limited", "failed"] {
+            self.likes_total.with_label_values(&[result]);
+        }
+        for target in ["redis", "db", "backup"] {
+            for result in ["ok", "error"] {
+                self.like_flushes_total.with_label_values(&[target, result]);
+            }
+        }
+        for result in ["ok", "idle", "busy", "fenced", "error"] {
+            self.like_syncs_total.with_label_values(&[result]);
+        }
+        for kind in ["likes", "skipped_batches"] {
+            self.like_synced_total.with_label_values(&[kind]);
+        }
+        for state in ["pending", "unreadable"] {
+            self.like_backup_files.with_label_values(&[state]);
+        }
+        for result in ["written", "applied", "failed"] {
+            self.like_backups_total.with_label_values(&[result]);
+        }
+        for outcome in ["redis", "mysql", "local", "busy", "unavailable"] {
+            self.lock_acquisitions_total
+                .with_label_values(&[crate::likes::SYNC_LOCK, outcome]);
+        }
+        self.lock_fallbacks_total
+            .with_label_values(&[crate::likes::SYNC_LOCK]);
         self
     }
 

@@ -41,6 +41,8 @@ pub struct RedisConfig {
     pub op_timeout: Duration,
     /// How long entries are kept (the stale window: older entries are useless even as stale).
     pub keep_for: Duration,
+    /// Prefix of every key (`maple`): deployments (or tests) sharing one Redis stay apart.
+    pub namespace: String,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("url", &crate::config::redact_url(&self.url))
             .field("op_timeout", &self.op_timeout)
             .field("keep_for", &self.keep_for)
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -67,6 +70,7 @@ struct Inner {
     metrics: CoreMetrics,
     put_script: redis::Script,
     release_script: redis::Script,
+    renew_script: redis::Script,
 }
 
 /// Why an operation did not happen.
@@ -78,15 +82,30 @@ pub enum Unavailable {
     Failed,
 }
 
-fn entry_key(ocid: &Ocid) -> String {
-    format!("maple:equipment:{}", ocid.as_str())
-}
-
-fn latch_key(ocid: &Ocid) -> String {
-    format!("maple:latch:equipment:{}", ocid.as_str())
-}
+/// Extends a lease only if this holder still has it: `KEYS[1]`; `ARGV` token, TTL ms.
+const RENEW_IF_HELD: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
 
 impl RedisTier {
+    /// `{namespace}:{suffix}`.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.inner.config.namespace)
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.inner.config.namespace
+    }
+
+    fn entry_key(&self, ocid: &Ocid) -> String {
+        self.key(&format!("equipment:{}", ocid.as_str()))
+    }
+
+    fn latch_key(&self, ocid: &Ocid) -> String {
+        self.key(&format!("latch:equipment:{}", ocid.as_str()))
+    }
+
     /// Must be called inside the tokio runtime (the manager's reconnects run on it).
     ///
     /// # Errors
@@ -114,12 +133,17 @@ impl RedisTier {
                 metrics,
                 put_script: redis::Script::new(PUT_IF_NEWER),
                 release_script: redis::Script::new(RELEASE_IF_HELD),
+                renew_script: redis::Script::new(RENEW_IF_HELD),
             }),
         })
     }
 
-    /// Runs `op` behind the breaker and the timeout.
-    async fn run<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, Unavailable>
+    /// Runs `op` behind the breaker and the timeout (also for the likes and lock modules).
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        op: F,
+    ) -> Result<T, Unavailable>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
@@ -180,7 +204,7 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn get(&self, ocid: &Ocid) -> Result<Option<Entry>, Unavailable> {
-        let key = entry_key(ocid);
+        let key = self.entry_key(ocid);
         type Row = (Option<i64>, Option<Vec<u8>>, Option<u32>, Option<Vec<u8>>);
         let row: Row = self
             .run("get", |mut c| async move {
@@ -211,7 +235,7 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn fetched_at(&self, ocid: &Ocid) -> Result<Option<i64>, Unavailable> {
-        let key = entry_key(ocid);
+        let key = self.entry_key(ocid);
         self.run("fetched_at", |mut c| async move {
             redis::cmd("HGET")
                 .arg(&key)
@@ -227,7 +251,7 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn latch_held(&self, ocid: &Ocid) -> Result<bool, Unavailable> {
-        let key = latch_key(ocid);
+        let key = self.latch_key(ocid);
         self.run("latch_held", |mut c| async move {
             redis::cmd("EXISTS").arg(&key).query_async(&mut c).await
         })
@@ -239,7 +263,7 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn put(&self, ocid: &Ocid, entry: &Entry) -> Result<(), Unavailable> {
-        let key = entry_key(ocid);
+        let key = self.entry_key(ocid);
         let keep_ms = u64::try_from(self.inner.config.keep_for.as_millis()).unwrap_or(u64::MAX);
         let script = &self.inner.put_script;
         self.run("put", |mut c| async move {
@@ -268,7 +292,7 @@ impl RedisTier {
         token: &str,
         ttl: Duration,
     ) -> Result<bool, Unavailable> {
-        let key = latch_key(ocid);
+        let key = self.latch_key(ocid);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         self.run("latch", |mut c| async move {
             let set: Option<String> = redis::cmd("SET")
@@ -289,7 +313,7 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn release_latch(&self, ocid: &Ocid, token: &str) -> Result<(), Unavailable> {
-        let key = latch_key(ocid);
+        let key = self.latch_key(ocid);
         let script = &self.inner.release_script;
         self.run("release", |mut c| async move {
             script
@@ -298,6 +322,58 @@ impl RedisTier {
                 .invoke_async::<i64>(&mut c)
                 .await
                 .map(drop)
+        })
+        .await
+    }
+
+    /// `SET key token NX PX ttl`: whether this caller now holds `key`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Unavailable> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.run("lock_acquire", |mut c| async move {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut c)
+                .await?;
+            Ok(set.is_some())
+        })
+        .await
+    }
+
+    /// Extends the lease on `key` if `token` still holds it: false when it was lost.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Unavailable> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let script = &self.inner.renew_script;
+        self.run("lock_renew", |mut c| async move {
+            let renewed: i64 = script
+                .key(key)
+                .arg(token)
+                .arg(ttl_ms)
+                .invoke_async(&mut c)
+                .await?;
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
+    /// Deletes `key` if `token` still holds it: false when it had been lost already.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn unlease(&self, key: &str, token: &str) -> Result<bool, Unavailable> {
+        let script = &self.inner.release_script;
+        self.run("lock_release", |mut c| async move {
+            let deleted: i64 = script.key(key).arg(token).invoke_async(&mut c).await?;
+            Ok(deleted == 1)
         })
         .await
     }

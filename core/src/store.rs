@@ -64,6 +64,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database unavailable: it has been failing; retrying in {0:?}")]
     Unavailable(Duration),
+    #[error("lock {name}: fence {token} is stale (the newest is {current}); nothing was written")]
+    Fenced {
+        name: String,
+        token: i64,
+        current: i64,
+    },
 }
 
 /// The database, whichever it is, behind a circuit breaker: once it has been failing, calls
@@ -90,6 +96,9 @@ macro_rules! on_pool {
         }
     };
 }
+
+mod likes;
+pub use likes::{Applied, Fence, Synced};
 
 /// Whether an error says the database is unreachable (as opposed to a bad statement or data).
 fn is_outage(error: &sqlx::Error) -> bool {

@@ -1,0 +1,115 @@
+//! `POST /v1/characters/{name}/likes` and `GET /v1/characters/{name}/likes`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maple_common::rate::{RateLimitConfig, TokenBucket};
+use serde_json::json;
+
+use super::{parse_name, resolve_ocid};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::likes::{LikeError, valid_key};
+
+/// The header that makes a retried POST count once.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Answered on a POST whose idempotency key had been counted before.
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// Per-client token buckets, keyed by the peer address.
+pub type ClientLimits = moka::sync::Cache<IpAddr, Arc<TokenBucket>>;
+
+/// Admits one like from `client`, or says when to retry.
+fn admit(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+    let config = state.likes.config();
+    if config.client_rate <= 0.0 {
+        return Ok(());
+    }
+    let now = Instant::now();
+    let bucket = state.like_limits.get_with(client, || {
+        Arc::new(TokenBucket::new(
+            RateLimitConfig {
+                rps: config.client_rate,
+                burst: config.client_burst,
+                max_wait: std::time::Duration::ZERO,
+            },
+            now,
+        ))
+    });
+    bucket.reserve(now).map(drop).map_err(|retry_after| {
+        state
+            .metrics
+            .likes_total
+            .with_label_values(&["rate_limited"])
+            .inc();
+        ApiError::RateLimited { retry_after }
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::InvalidHeader {
+        field: "Idempotency-Key",
+        reason: "must be 1 to 128 visible ASCII characters".into(),
+    };
+    let key = value.to_str().map_err(|_| invalid())?;
+    if valid_key(key) {
+        Ok(Some(key.to_owned()))
+    } else {
+        Err(invalid())
+    }
+}
+
+/// `POST`: counts one like (once per `Idempotency-Key`), answered 202 once it is stored.
+pub async fn add(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = parse_name(path)?;
+    let key = idempotency_key(&headers)?;
+    admit(&state, peer.ip())?;
+    let ocid = resolve_ocid(&state, &name).await?;
+    let added = state.likes.add(&ocid, key).await.map_err(|e| match e {
+        LikeError::ShuttingDown => ApiError::ShuttingDown,
+        LikeError::Unavailable(reason) => ApiError::LikesUnavailable(reason),
+    })?;
+    let body = json!({
+        "name": name.as_str(),
+        "likes": added.likes,
+        "counted": added.counted,
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if !added.counted {
+        response
+            .headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `GET`: the character's likes (synced + pending); `"partial": true` when a store could
+/// not be read (the count may then be low).
+pub async fn count(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = parse_name(path)?;
+    let ocid = resolve_ocid(&state, &name).await?;
+    let count = state.likes.count(&ocid).await?;
+    let mut body = json!({ "name": name.as_str(), "likes": count.likes });
+    if count.partial {
+        body["partial"] = json!(true);
+    }
+    Ok(Json(body))
+}

@@ -1,0 +1,271 @@
+//! The likes' Redis layout and the scripts that keep it consistent.
+//!
+//! Keys (under the namespace, e.g. `maple:`):
+//! - `likes:batch:{id}`: one flushed batch, ocid → likes. Created by [`FLUSH`], deleted by
+//!   [`CLEANUP`] once the database holds it.
+//! - `likes:queue`: batch ids waiting for the sync, oldest first.
+//! - `likes:inflight`: batch ids the sync leader has taken. A leader that dies leaves them
+//!   there; the next leader takes them over before anything new ([`CLAIM`]).
+//! - `likes:pending`: ocid → likes in Redis not yet in the database (for reads).
+//! - `likes:seen:{id}`: this batch was flushed (24 h), so a retried flush adds nothing.
+//! - `likes:idem:{ocid}:{key}`: an idempotency key already counted (24 h).
+//!
+//! The ids a batch carries end up in the database's `like_batches` in the transaction that adds
+//! the batch's counts, so whichever way a batch arrives, and however often, it counts once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use crate::likes::Batch;
+use crate::redis_tier::{RedisTier, Unavailable};
+
+/// How long a flushed batch id and an idempotency key are remembered in Redis.
+pub const REMEMBER: Duration = Duration::from_secs(24 * 3600);
+
+/// `ARGV`: namespace, batch id, remember ms, #counts, (ocid, n)…, #keyed, (ocid, key)….
+/// Returns `{applied, duplicate keys…}` where the keys come as `ocid:key`; `applied` is 0 when
+/// the batch had been flushed before. Adds the batch to the queue and its likes to `pending`.
+const FLUSH: &str = r"
+local ns, id, remember = ARGV[1], ARGV[2], ARGV[3]
+if not redis.call('SET', ns .. ':likes:seen:' .. id, '1', 'NX', 'PX', remember) then
+  return {0}
+end
+local batch = ns .. ':likes:batch:' .. id
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
+  redis.call('HINCRBY', batch, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local result = {1}
+local keyed = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, keyed do
+  local ocid, key = ARGV[i], ARGV[i + 1]
+  if redis.call('SET', ns .. ':likes:idem:' .. ocid .. ':' .. key, id, 'NX', 'PX', remember) then
+    redis.call('HINCRBY', batch, ocid, 1)
+  else
+    result[#result + 1] = ocid .. ':' .. key
+  end
+  i = i + 2
+end
+local fields = redis.call('HGETALL', batch)
+if #fields > 0 then
+  for j = 1, #fields, 2 do
+    redis.call('HINCRBY', ns .. ':likes:pending', fields[j], fields[j + 1])
+  end
+  redis.call('RPUSH', ns .. ':likes:queue', id)
+end
+return result
+";
+
+/// `ARGV`: namespace, max batches. The ids the leader is to sync: the in-flight ones a previous
+/// leader left (all of them), else up to max moved from the queue.
+const CLAIM: &str = r"
+local ns, max = ARGV[1], tonumber(ARGV[2])
+local inflight = ns .. ':likes:inflight'
+local ids = redis.call('LRANGE', inflight, 0, -1)
+if #ids > 0 then return ids end
+for _ = 1, max do
+  local id = redis.call('LMOVE', ns .. ':likes:queue', inflight, 'LEFT', 'RIGHT')
+  if not id then break end
+  ids[#ids + 1] = id
+end
+return ids
+";
+
+/// `ARGV`: namespace, ids…. After the database committed these batches: takes their likes out
+/// of `pending` and deletes them. A batch already gone (another leader cleaned it) is skipped.
+const CLEANUP: &str = r"
+local ns = ARGV[1]
+local pending = ns .. ':likes:pending'
+for i = 2, #ARGV do
+  local batch = ns .. ':likes:batch:' .. ARGV[i]
+  local fields = redis.call('HGETALL', batch)
+  for j = 1, #fields, 2 do
+    local left = redis.call('HINCRBY', pending, fields[j], -tonumber(fields[j + 1]))
+    if left <= 0 then redis.call('HDEL', pending, fields[j]) end
+  end
+  redis.call('DEL', batch)
+  redis.call('LREM', ns .. ':likes:inflight', 0, ARGV[i])
+end
+return #ARGV - 1
+";
+
+/// The scripts, loaded once.
+#[derive(Debug)]
+pub struct Scripts {
+    flush: redis::Script,
+    claim: redis::Script,
+    cleanup: redis::Script,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self {
+            flush: redis::Script::new(FLUSH),
+            claim: redis::Script::new(CLAIM),
+            cleanup: redis::Script::new(CLEANUP),
+        }
+    }
+}
+
+/// What a flush to Redis did.
+#[derive(Debug, Clone, Default)]
+pub struct Flushed {
+    /// False when the batch id had been flushed before (a retry): nothing was added.
+    pub applied: bool,
+    /// Keyed likes whose idempotency key had been counted before (`(ocid, key)`).
+    pub duplicates: Vec<(String, String)>,
+}
+
+impl Scripts {
+    /// Adds `batch` to Redis atomically (or nothing, if it was flushed before).
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked (the batch may or may not have arrived: a
+    /// retry with the same id is safe).
+    pub async fn flush(&self, redis: &RedisTier, batch: &Batch) -> Result<Flushed, Unavailable> {
+        let mut invocation = self.flush.prepare_invoke();
+        invocation
+            .arg(redis.namespace())
+            .arg(&batch.id)
+            .arg(u64::try_from(REMEMBER.as_millis()).unwrap_or(u64::MAX))
+            .arg(batch.counts.len());
+        for (ocid, n) in &batch.counts {
+            invocation.arg(ocid).arg(*n);
+        }
+        invocation.arg(batch.keyed.len());
+        for (ocid, key) in &batch.keyed {
+            invocation.arg(ocid).arg(key);
+        }
+        let reply: Vec<redis::Value> = redis
+            .run("likes_flush", |mut c| async move {
+                invocation.invoke_async(&mut c).await
+            })
+            .await?;
+        let mut values = reply.into_iter();
+        let applied = matches!(values.next(), Some(redis::Value::Int(1)));
+        let duplicates = values
+            .filter_map(|v| redis::from_redis_value::<String>(v).ok())
+            .filter_map(|pair| {
+                let (ocid, key) = pair.split_once(':')?;
+                Some((ocid.to_owned(), key.to_owned()))
+            })
+            .collect();
+        Ok(Flushed {
+            applied,
+            duplicates,
+        })
+    }
+
+    /// Likes in Redis not yet in the database, for `ocids`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn pending(
+        &self,
+        redis: &RedisTier,
+        ocids: &[&str],
+    ) -> Result<HashMap<String, i64>, Unavailable> {
+        if ocids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let key = redis.key("likes:pending");
+        let values: Vec<Option<i64>> = redis
+            .run("likes_pending", |mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg(ocids)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(ocids
+            .iter()
+            .zip(values)
+            .filter_map(|(ocid, n)| Some(((*ocid).to_owned(), n?)))
+            .collect())
+    }
+
+    /// The batch ids the leader is to sync now (orphans of a dead leader first).
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn claim(&self, redis: &RedisTier, max: usize) -> Result<Vec<String>, Unavailable> {
+        let script = &self.claim;
+        redis
+            .run("likes_claim", |mut c| async move {
+                script
+                    .arg(redis.namespace())
+                    .arg(max)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    /// The contents of batches `ids` (an id whose batch is gone maps to nothing).
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn read(
+        &self,
+        redis: &RedisTier,
+        ids: &[String],
+    ) -> Result<Vec<(String, BTreeMap<String, i64>)>, Unavailable> {
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| redis.key(&format!("likes:batch:{id}")))
+            .collect();
+        let batches: Vec<BTreeMap<String, i64>> = redis
+            .run("likes_read", |mut c| async move {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("HGETALL").arg(key);
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Ok(ids.iter().cloned().zip(batches).collect())
+    }
+
+    /// Takes committed batches out of Redis.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked (the next leader repeats it harmlessly).
+    pub async fn cleanup(&self, redis: &RedisTier, ids: &[String]) -> Result<(), Unavailable> {
+        let script = &self.cleanup;
+        redis
+            .run("likes_cleanup", |mut c| async move {
+                let mut invocation = script.prepare_invoke();
+                invocation.arg(redis.namespace());
+                for id in ids {
+                    invocation.arg(id);
+                }
+                invocation.invoke_async::<i64>(&mut c).await.map(drop)
+            })
+            .await
+    }
+
+    /// The id of the oldest batch not yet in the database, if any.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn oldest(&self, redis: &RedisTier) -> Result<Option<String>, Unavailable> {
+        let (inflight, queue) = (redis.key("likes:inflight"), redis.key("likes:queue"));
+        let (a, b): (Option<String>, Option<String>) = redis
+            .run("likes_oldest", |mut c| async move {
+                redis::pipe()
+                    .cmd("LINDEX")
+                    .arg(&inflight)
+                    .arg(0)
+                    .cmd("LINDEX")
+                    .arg(&queue)
+                    .arg(0)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(a.or(b))
+    }
+}
