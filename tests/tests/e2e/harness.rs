@@ -114,9 +114,15 @@ pub struct Stack {
     pub proxy_addr: SocketAddr,
     pub proxy_admin: SocketAddr,
     pub core_addr: SocketAddr,
+    /// The first core instance's state.
+    pub core_state: maple_core::AppState,
     core_stop: CancellationToken,
     core_task: Option<JoinHandle<std::io::Result<()>>>,
     pub database_url: String,
+    /// The Redis key prefix of this stack's core instances (unique per stack).
+    pub namespace: String,
+    /// Where this stack's core instances write like backup files.
+    pub backup_dir: PathBuf,
     mysql_database: Option<String>,
     temp_dir: Option<PathBuf>,
     pub http: reqwest::Client,
@@ -126,6 +132,8 @@ pub struct Stack {
 /// A core instance serving on its own port.
 pub struct CoreInstance {
     pub addr: SocketAddr,
+    /// The instance's state, for tests that drive its parts (likes sync, locks) directly.
+    pub state: maple_core::AppState,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -147,11 +155,17 @@ impl CoreInstance {
 async fn spawn_core(env: Vec<(&'static str, String)>) -> CoreInstance {
     let config = CoreConfig::from_env(&Env::from_pairs(env)).expect("core config");
     let app = App::build(config).await.expect("core builds");
+    let state = app.state().clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind core");
     let addr = listener.local_addr().expect("core addr");
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.serve(listener, stop.clone().cancelled_owned()));
-    CoreInstance { addr, stop, task }
+    CoreInstance {
+        addr,
+        state,
+        stop,
+        task,
+    }
 }
 
 /// A character name no earlier run used (Redis outlives test runs): `prefix` plus letters
@@ -231,16 +245,16 @@ impl Stack {
             .expect("client");
         wait_until_healthy(&http, &format!("http://{proxy_admin}/health")).await;
 
+        let dir = std::env::temp_dir().join(unique("maple-e2e"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let namespace = unique("t");
+        let backup_dir = dir.join("backup");
         let (database_url, mysql_database, temp_dir) = match options.db {
-            Db::Sqlite => {
-                let dir = std::env::temp_dir().join(unique("maple-e2e"));
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                (
-                    format!("sqlite://{}/maple.db", dir.display()),
-                    None,
-                    Some(dir),
-                )
-            }
+            Db::Sqlite => (
+                format!("sqlite://{}/maple.db", dir.display()),
+                None,
+                Some(dir),
+            ),
             Db::MySql => {
                 let name = unique("maple_e2e");
                 let mut conn =
@@ -252,7 +266,11 @@ impl Stack {
                     .await
                     .expect("create database");
                 conn.close().await.ok();
-                (format!("{}/{name}", mysql_server_url()), Some(name), None)
+                (
+                    format!("{}/{name}", mysql_server_url()),
+                    Some(name),
+                    Some(dir),
+                )
             }
         };
         let mut core_env = vec![
@@ -262,9 +280,14 @@ impl Stack {
             ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "9000".to_owned()),
             ("MAPLE_CORE_SHUTDOWN_DEADLINE_MS", "5000".to_owned()),
             ("MAPLE_POTENTIAL_TABLES", potential_tables()),
+            ("MAPLE_CORE_REDIS_NAMESPACE", namespace.clone()),
+            ("MAPLE_CORE_BACKUP_DIR", backup_dir.display().to_string()),
+            // Tests send many likes from one address; the limit has its own test.
+            ("MAPLE_CORE_LIKES_RATE", "0".to_owned()),
         ];
         core_env.extend(options.core_env.iter().cloned());
         let core = spawn_core(core_env.clone()).await;
+        let core_state = core.state.clone();
         let (core_addr, core_stop, core_task) = (core.addr, core.stop, core.task);
 
         Self {
@@ -276,9 +299,12 @@ impl Stack {
             proxy_addr,
             proxy_admin,
             core_addr,
+            core_state,
             core_stop,
             core_task: Some(core_task),
             database_url,
+            namespace,
+            backup_dir,
             mysql_database,
             temp_dir,
             http,
@@ -289,6 +315,12 @@ impl Stack {
     /// Another core instance on the same proxy and database, with the same settings except
     /// `changes` (a value of `""` removes the setting).
     pub async fn another_core(&self, changes: &[(&'static str, &str)]) -> CoreInstance {
+        spawn_core(self.core_env_with(changes)).await
+    }
+
+    /// This stack's core settings with `changes` (a value of `""` removes the setting), e.g.
+    /// to start `maple-core` as a process.
+    pub fn core_env_with(&self, changes: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
         let mut env = self.core_env.clone();
         for (key, value) in changes {
             env.retain(|(k, _)| k != key);
@@ -296,7 +328,7 @@ impl Stack {
                 env.push((key, (*value).to_owned()));
             }
         }
-        spawn_core(env).await
+        env
     }
 
     pub fn core(&self, path: &str) -> String {

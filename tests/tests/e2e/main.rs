@@ -2,10 +2,12 @@
 //! databases (SQLite and the machine's MariaDB) and real processes.
 
 mod harness;
+mod private;
 
 mod breaker;
 mod expectation;
 mod failures;
+mod likes;
 mod observability;
 mod pipeline;
 mod processes;

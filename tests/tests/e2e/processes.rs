@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use crate::harness::{free_port, potential_tables, wait_until_healthy};
 
 /// A binary of this workspace, built beside the test binary by `cargo test/nextest --workspace`.
-fn workspace_binary(name: &str) -> PathBuf {
+pub fn workspace_binary(name: &str) -> PathBuf {
     let sim = PathBuf::from(env!("CARGO_BIN_EXE_nexon-sim"));
     let path = sim.with_file_name(name);
     assert!(
@@ -22,13 +22,13 @@ fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-struct Process {
+pub struct Process {
     name: &'static str,
     child: Child,
 }
 
 impl Process {
-    fn spawn(name: &'static str, envs: &[(&str, String)]) -> Self {
+    pub fn spawn(name: &'static str, envs: &[(&str, String)]) -> Self {
         let mut command = Command::new(workspace_binary(name));
         command
             .env_clear()
@@ -44,7 +44,7 @@ impl Process {
         Self { name, child }
     }
 
-    fn signal(&self, signal: &str) {
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])
             .status()
@@ -53,7 +53,7 @@ impl Process {
     }
 
     /// Sends `signal` and waits (bounded) for the exit status.
-    fn stop(mut self, signal: &str) -> ExitStatus {
+    pub fn stop(mut self, signal: &str) -> ExitStatus {
         self.signal(signal);
         let started = Instant::now();
         loop {

@@ -3,7 +3,6 @@
 //! stale copies stand in for a dead upstream, and a dead Redis costs nothing but speed.
 
 use std::io::Read as _;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use maple_common::nexon::PATH_ITEM_EQUIPMENT;
@@ -13,6 +12,7 @@ use reqwest::StatusCode;
 use crate::harness::{
     Db, Options, Stack, UNCACHED, error_code, free_port, fresh_name, metric_value, redis_url,
 };
+use crate::private::{PrivateMariaDb, PrivateRedis};
 
 fn source(response: &reqwest::Response) -> String {
     response
@@ -234,66 +234,6 @@ async fn a_stored_copy_stands_in_for_a_dead_upstream() {
     stack.stop().await;
 }
 
-/// Waits until a server listens on `port` (bounded: panics after `patience`).
-fn wait_for_port(port: u16, server: &str, patience: Duration) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < patience,
-            "{server} never came up on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A private Redis the test may kill (never the machine's shared one).
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs");
-        wait_for_port(port, "redis-server", Duration::from_secs(10));
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test]
 async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
     let port = free_port().port();
@@ -365,90 +305,6 @@ async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     stack.stop().await;
-}
-
-/// A private MariaDB from the machine's binaries, in a temporary data folder, that the test may
-/// kill and restart (never the machine's shared server).
-struct PrivateMariaDb {
-    dir: std::path::PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateMariaDb {
-    fn install() -> Self {
-        let port = free_port().port();
-        let dir = std::env::temp_dir().join(format!("maple-mariadb-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let status = Command::new("mariadb-install-db")
-            .args([
-                "--no-defaults",
-                &format!("--datadir={}", dir.join("data").display()),
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("mariadb-install-db runs");
-        assert!(status.success(), "mariadb-install-db failed");
-        let mut db = Self {
-            dir,
-            port,
-            child: None,
-        };
-        db.start();
-        db
-    }
-
-    fn start(&mut self) {
-        let child = Command::new("mariadbd")
-            .args([
-                "--no-defaults".to_owned(),
-                format!("--datadir={}", self.dir.join("data").display()),
-                format!("--port={}", self.port),
-                "--bind-address=127.0.0.1".to_owned(),
-                format!("--socket={}", self.dir.join("sock").display()),
-                "--user=root".to_owned(),
-                "--skip-log-bin".to_owned(),
-                "--innodb-buffer-pool-size=32M".to_owned(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd runs");
-        self.child = Some(child);
-        wait_for_port(self.port, "mariadbd", Duration::from_secs(30));
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn database_url(&self) -> String {
-        use sqlx::Connection as _;
-        let server = format!("mysql://root@127.0.0.1:{}", self.port);
-        let mut conn = sqlx::MySqlConnection::connect(&format!("{server}/mysql"))
-            .await
-            .expect("private MariaDB answers");
-        sqlx::query("CREATE DATABASE IF NOT EXISTS maple")
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        conn.close().await.ok();
-        format!("{server}/maple")
-    }
-}
-
-impl Drop for PrivateMariaDb {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test]

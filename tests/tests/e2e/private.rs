@@ -1,0 +1,179 @@
+//! Private servers from the machine's binaries (redis-server, mariadbd) that a test may kill,
+//! partition or restart — never the machine's shared instances.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::free_port;
+
+/// Waits until a server listens on `port` (bounded: panics after `patience`).
+pub fn wait_for_port(port: u16, server: &str, patience: Duration) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < patience,
+            "{server} never came up on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A private Redis the test may kill (never the machine's shared one).
+pub struct PrivateRedis {
+    port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Keeps nothing on disk (as the machine's Redis).
+    pub fn start(port: u16) -> Self {
+        Self::spawn(port, &["--save", "", "--appendonly", "no"])
+    }
+
+    /// Appends every write to a file in `dir` and syncs it before answering (the
+    /// configuration that loses nothing acknowledged when Redis is killed), so a restart on
+    /// the same `dir` has everything back.
+    pub fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir).expect("redis dir");
+        let dir = dir.display().to_string();
+        Self::spawn(
+            port,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                &dir,
+            ],
+        )
+    }
+
+    fn spawn(port: u16, args: &[&str]) -> Self {
+        let mut redis = Self {
+            port,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts it again on the same port with the same settings.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        self.child = Some(child);
+        wait_for_port(self.port, "redis-server", Duration::from_secs(10));
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A private MariaDB from the machine's binaries, in a temporary data folder, that the test may
+/// kill and restart (never the machine's shared server).
+pub struct PrivateMariaDb {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateMariaDb {
+    pub fn install() -> Self {
+        let port = free_port().port();
+        let dir = std::env::temp_dir().join(format!("maple-mariadb-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let status = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", dir.join("data").display()),
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db runs");
+        assert!(status.success(), "mariadb-install-db failed");
+        let mut db = Self {
+            dir,
+            port,
+            child: None,
+        };
+        db.start();
+        db
+    }
+
+    pub fn start(&mut self) {
+        let child = Command::new("mariadbd")
+            .args([
+                "--no-defaults".to_owned(),
+                format!("--datadir={}", self.dir.join("data").display()),
+                format!("--port={}", self.port),
+                "--bind-address=127.0.0.1".to_owned(),
+                format!("--socket={}", self.dir.join("sock").display()),
+                "--user=root".to_owned(),
+                "--skip-log-bin".to_owned(),
+                "--innodb-buffer-pool-size=32M".to_owned(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd runs");
+        self.child = Some(child);
+        wait_for_port(self.port, "mariadbd", Duration::from_secs(30));
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn database_url(&self) -> String {
+        use sqlx::Connection as _;
+        let server = format!("mysql://root@127.0.0.1:{}", self.port);
+        let mut conn = sqlx::MySqlConnection::connect(&format!("{server}/mysql"))
+            .await
+            .expect("private MariaDB answers");
+        sqlx::query("CREATE DATABASE IF NOT EXISTS maple")
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        conn.close().await.ok();
+        format!("{server}/maple")
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
