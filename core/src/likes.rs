@@ -3,8 +3,9 @@
 //! # The path of a like
 //! 1. The handler adds it to one of this instance's sharded buffers (a short mutex per shard,
 //!    chosen by worker thread, so there is no global lock on the hot path) and waits.
-//! 2. The flusher wakes on the first like, lets more gather for `flush_every` (a few ms),
-//!    swaps every shard's buffer out and writes them as one **batch** with a fresh id:
+//! 2. The flusher wakes on the first like, swaps every shard's buffer out and writes them as
+//!    one **batch** with a fresh id (group commit: at most one write in flight, the next one
+//!    at least `flush_every` after the last began, carrying everything that arrived meanwhile):
 //!    to Redis (one Lua script: the batch hash, the queue, the pending counts, the
 //!    idempotency keys), else straight to the database (one transaction), else to a backup
 //!    file (fsync + rename). Only then are the waiting handlers answered 202; if all three
@@ -64,8 +65,8 @@ const RECOVER_EVERY: Duration = Duration::from_secs(5);
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct LikeConfig {
-    /// How long the flusher lets likes gather after the first one (and so the least time a
-    /// like waits for its acknowledgement).
+    /// Least time between the starts of two flushes (a like arriving when the flusher is idle
+    /// is written at once).
     pub flush_every: Duration,
     /// How often the sync leader moves likes from Redis to the database.
     pub sync_every: Duration,
@@ -83,7 +84,7 @@ pub struct LikeConfig {
 impl Default for LikeConfig {
     fn default() -> Self {
         Self {
-            flush_every: Duration::from_millis(5),
+            flush_every: Duration::from_millis(2),
             sync_every: Duration::from_secs(1),
             client_rate: 20.0,
             client_burst: 40.0,
@@ -268,6 +269,13 @@ pub struct LikeCount {
     pub partial: bool,
 }
 
+/// Counts of several characters.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    likes: HashMap<String, i64>,
+    partial: bool,
+}
+
 /// Why a like was not accepted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LikeError {
@@ -433,33 +441,78 @@ impl Likes {
     /// # Errors
     /// [`StoreError`] when the database is down and no count for it was seen before.
     pub async fn count(&self, ocid: &Ocid) -> Result<LikeCount, StoreError> {
-        let inner = &self.inner;
-        let target = [ocid.as_str()];
-        // Redis first (see the module documentation).
-        let (pending, redis_ok) = match &inner.redis {
-            Some(redis) => match inner.scripts.pending(redis, &target).await {
-                Ok(pending) => (pending, true),
-                Err(_) => (HashMap::new(), false),
-            },
-            None => (HashMap::new(), true),
-        };
-        let (stored, db_ok) = match inner.store.like_counts(&target).await {
-            Ok(found) => {
-                let n = found.get(ocid.as_str()).copied().unwrap_or(0);
-                inner.stored.insert(ocid.as_str().to_owned(), n);
-                (n, true)
-            }
-            Err(error) => match inner.stored.get(ocid.as_str()) {
-                Some(n) => (n, false),
-                None => return Err(error),
-            },
-        };
+        let counts = self.counts(&[ocid.as_str()]).await?;
+        let partial = counts.partial;
         Ok(LikeCount {
-            likes: stored
-                + pending.get(ocid.as_str()).copied().unwrap_or(0)
-                + self.spilled(ocid.as_str()),
-            partial: !(redis_ok && db_ok),
+            likes: counts.likes.get(ocid.as_str()).copied().unwrap_or(0),
+            partial,
         })
+    }
+
+    /// Counts of `ocids`, consistent with the sync: pending and the sync marks are read
+    /// together, then the database, then the marks again; if a commit started or ran in
+    /// between, a batch may have been in both reads, so the read is repeated (a few times,
+    /// then answered as `partial`).
+    async fn counts(&self, ocids: &[&str]) -> Result<Counts, StoreError> {
+        let inner = &self.inner;
+        let mut attempt = 0_u32;
+        loop {
+            attempt += 1;
+            let before = match &inner.redis {
+                Some(redis) => inner.scripts.snapshot(redis, ocids).await.ok(),
+                None => None,
+            };
+            let (stored, db_ok) = match inner.store.like_counts(ocids).await {
+                Ok(found) => {
+                    for ocid in ocids {
+                        let n = found.get(*ocid).copied().unwrap_or(0);
+                        inner.stored.insert((*ocid).to_owned(), n);
+                    }
+                    (found, true)
+                }
+                Err(error) => {
+                    let mut known = HashMap::new();
+                    for ocid in ocids {
+                        match inner.stored.get(*ocid) {
+                            Some(n) => known.insert((*ocid).to_owned(), n),
+                            None => return Err(error),
+                        };
+                    }
+                    (known, false)
+                }
+            };
+            let (pending, consistent) = match (&inner.redis, before) {
+                (None, _) => (HashMap::new(), true),
+                (Some(_), None) => (HashMap::new(), false),
+                (Some(redis), Some((pending, marks))) => {
+                    let after = inner
+                        .scripts
+                        .snapshot(redis, &[])
+                        .await
+                        .ok()
+                        .map(|(_, m)| m);
+                    let quiet = !marks.syncing && after == Some(marks);
+                    if !quiet && attempt < 5 {
+                        tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt))).await;
+                        continue;
+                    }
+                    (pending, quiet)
+                }
+            };
+            let likes = ocids
+                .iter()
+                .map(|o| {
+                    let n = stored.get(*o).copied().unwrap_or(0)
+                        + pending.get(*o).copied().unwrap_or(0)
+                        + self.spilled(o);
+                    ((*o).to_owned(), n)
+                })
+                .collect();
+            return Ok(Counts {
+                likes,
+                partial: !(db_ok && consistent),
+            });
+        }
     }
 
     fn spilled(&self, ocid: &str) -> i64 {
@@ -472,34 +525,6 @@ impl Likes {
             .unwrap_or(0)
     }
 
-    /// Database counts (remembered, and used from memory while the database is down).
-    async fn stored_counts(&self, ocids: &[&str]) -> Result<HashMap<String, i64>, StoreError> {
-        let inner = &self.inner;
-        match inner.store.like_counts(ocids).await {
-            Ok(found) => {
-                let counts: HashMap<String, i64> = ocids
-                    .iter()
-                    .map(|o| ((*o).to_owned(), found.get(*o).copied().unwrap_or(0)))
-                    .collect();
-                for (ocid, n) in &counts {
-                    inner.stored.insert(ocid.clone(), *n);
-                }
-                Ok(counts)
-            }
-            Err(error) => {
-                let known: HashMap<String, i64> = ocids
-                    .iter()
-                    .filter_map(|o| Some(((*o).to_owned(), inner.stored.get(*o)?)))
-                    .collect();
-                if known.len() == ocids.len() {
-                    Ok(known)
-                } else {
-                    Err(error)
-                }
-            }
-        }
-    }
-
     async fn flush_loop(self) {
         let inner = &self.inner;
         loop {
@@ -507,8 +532,12 @@ impl Likes {
                 () = inner.wake.notified() => {}
                 () = inner.stop.cancelled() => return,
             }
-            tokio::time::sleep(inner.config.flush_every).await;
+            // Group commit: the first like after a quiet spell is written at once; likes that
+            // arrive while a write is in flight form the next batch. `flush_every` spaces the
+            // writes, so under load each carries everything that came in meanwhile.
+            let started = tokio::time::Instant::now();
             self.flush_once().await;
+            tokio::time::sleep_until(started + inner.config.flush_every).await;
         }
     }
 
@@ -586,35 +615,17 @@ impl Likes {
                     if !flushed.applied {
                         tracing::info!(batch = %batch.id, "batch had been flushed before");
                     }
-                    let pending = inner
-                        .scripts
-                        .pending(redis, &targets)
-                        .await
-                        .unwrap_or_default();
-                    let stored = self.stored_counts(&targets).await.unwrap_or_default();
-                    return Some(self.report(
-                        Target::Redis,
-                        flushed.duplicates,
-                        &targets,
-                        &pending,
-                        &stored,
-                    ));
+                    return Some(
+                        self.report(Target::Redis, flushed.duplicates, &targets)
+                            .await,
+                    );
                 }
             }
             let started = Instant::now();
             let applied = inner.store.apply_like_batch(batch, now_ms()).await;
             self.observe_flush(Target::Db, started, applied.is_ok());
             match applied {
-                Ok(applied) => {
-                    let stored = self.stored_counts(&targets).await.unwrap_or_default();
-                    Some(self.report(
-                        Target::Db,
-                        applied.duplicates,
-                        &targets,
-                        &HashMap::new(),
-                        &stored,
-                    ))
-                }
+                Ok(applied) => Some(self.report(Target::Db, applied.duplicates, &targets).await),
                 Err(error) => {
                     tracing::warn!(batch = %batch.id, %error, "likes: database refused the batch");
                     None
@@ -686,28 +697,24 @@ impl Likes {
         }
     }
 
-    fn report(
+    /// A stored batch as its handlers see it, with the new counts of its characters (those
+    /// remembered, if the database cannot be read now).
+    async fn report(
         &self,
         target: Target,
         duplicates: Vec<(String, String)>,
         targets: &[&str],
-        pending: &HashMap<String, i64>,
-        stored: &HashMap<String, i64>,
     ) -> Flushed {
-        let counts = targets
-            .iter()
-            .map(|o| {
-                let stored = stored
-                    .get(*o)
-                    .copied()
-                    .or_else(|| self.inner.stored.get(*o))
-                    .unwrap_or(0);
-                (
-                    (*o).to_owned(),
-                    stored + pending.get(*o).copied().unwrap_or(0) + self.spilled(o),
-                )
-            })
-            .collect();
+        let counts = match self.counts(targets).await {
+            Ok(counts) => counts.likes,
+            Err(_) => targets
+                .iter()
+                .map(|o| {
+                    let known = self.inner.stored.get(*o).unwrap_or(0);
+                    ((*o).to_owned(), known + self.spilled(o))
+                })
+                .collect(),
+        };
         Flushed {
             target,
             duplicates: HashSet::new(),
@@ -917,13 +924,24 @@ impl Likes {
             .await
             .map_err(|_| SyncError::Redis)?;
         let now = now_ms();
+        // Readers retry while a commit is marked (the batches may be in both places).
+        inner
+            .scripts
+            .begin_commit(redis, fence.token, inner.config.lock_lease)
+            .await
+            .map_err(|_| SyncError::Redis)?;
         let synced = match inner.store.apply_synced_batches(fence, &batches, now).await {
             Ok(synced) => synced,
-            Err(StoreError::Fenced { token, current, .. }) => {
-                tracing::warn!(token, current, "sync fenced out: a newer leader exists");
-                return Err(SyncError::Fenced(current));
+            Err(error) => {
+                let _ = inner.scripts.end_commit(redis, fence.token).await;
+                return Err(match error {
+                    StoreError::Fenced { token, current, .. } => {
+                        tracing::warn!(token, current, "sync fenced out: a newer leader exists");
+                        SyncError::Fenced(current)
+                    }
+                    other => SyncError::Database(other.to_string()),
+                });
             }
-            Err(error) => return Err(SyncError::Database(error.to_string())),
         };
         let metrics = &inner.metrics;
         metrics
@@ -948,6 +966,7 @@ impl Likes {
             .cleanup(redis, ids)
             .await
             .map_err(|_| SyncError::Redis)?;
+        let _ = inner.scripts.end_commit(redis, fence.token).await;
         Ok(synced.likes)
     }
 

@@ -9,6 +9,10 @@
 //! - `likes:pending`: ocid → likes in Redis not yet in the database (for reads).
 //! - `likes:seen:{id}`: this batch was flushed (24 h), so a retried flush adds nothing.
 //! - `likes:idem:{ocid}:{key}`: an idempotency key already counted (24 h).
+//! - `likes:epoch`, `likes:syncing`: the sync leader increments the epoch and sets
+//!   `syncing` before its database commit, and clears `syncing` once Redis is cleaned up. A
+//!   reader that sees the same epoch and no `syncing` before and after reading the database
+//!   knows no batch was in both places during its read ([`Scripts::snapshot`]).
 //!
 //! The ids a batch carries end up in the database's `like_batches` in the transaction that adds
 //! the batch's counts, so whichever way a batch arrives, and however often, it counts once.
@@ -91,12 +95,35 @@ end
 return #ARGV - 1
 ";
 
+/// `ARGV`: namespace, fence token. Clears the commit mark if this leader set it.
+const END_COMMIT: &str = r"
+local key = ARGV[1] .. ':likes:syncing'
+if redis.call('GET', key) == ARGV[2] then redis.call('DEL', key) end
+return 0
+";
+
+/// `ARGV`: namespace, fence token, lease ms. Marks a commit as starting (see the module
+/// documentation).
+const BEGIN_COMMIT: &str = r"
+redis.call('SET', ARGV[1] .. ':likes:syncing', ARGV[2], 'PX', ARGV[3])
+return redis.call('INCR', ARGV[1] .. ':likes:epoch')
+";
+
 /// The scripts, loaded once.
 #[derive(Debug)]
 pub struct Scripts {
     flush: redis::Script,
     claim: redis::Script,
     cleanup: redis::Script,
+    begin_commit: redis::Script,
+    end_commit: redis::Script,
+}
+
+/// The sync marks, read atomically with (or after) pending counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marks {
+    pub epoch: i64,
+    pub syncing: bool,
 }
 
 impl Default for Scripts {
@@ -105,6 +132,8 @@ impl Default for Scripts {
             flush: redis::Script::new(FLUSH),
             claim: redis::Script::new(CLAIM),
             cleanup: redis::Script::new(CLEANUP),
+            begin_commit: redis::Script::new(BEGIN_COMMIT),
+            end_commit: redis::Script::new(END_COMMIT),
         }
     }
 }
@@ -158,33 +187,95 @@ impl Scripts {
         })
     }
 
-    /// Likes in Redis not yet in the database, for `ocids`.
+    /// Pending counts of `ocids` and the sync marks, read atomically.
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn pending(
+    pub async fn snapshot(
         &self,
         redis: &RedisTier,
         ocids: &[&str],
-    ) -> Result<HashMap<String, i64>, Unavailable> {
-        if ocids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let key = redis.key("likes:pending");
-        let values: Vec<Option<i64>> = redis
-            .run("likes_pending", |mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(&key)
-                    .arg(ocids)
+    ) -> Result<(HashMap<String, i64>, Marks), Unavailable> {
+        let (pending, epoch, syncing) = (
+            redis.key("likes:pending"),
+            redis.key("likes:epoch"),
+            redis.key("likes:syncing"),
+        );
+        let (values, epoch, syncing): (Vec<Option<i64>>, Option<i64>, bool) = redis
+            .run("likes_snapshot", |mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                if ocids.is_empty() {
+                    // HMGET needs a field; this one never exists.
+                    pipe.cmd("HMGET").arg(&pending).arg("-");
+                } else {
+                    pipe.cmd("HMGET").arg(&pending).arg(ocids);
+                }
+                pipe.cmd("GET")
+                    .arg(&epoch)
+                    .cmd("EXISTS")
+                    .arg(&syncing)
                     .query_async(&mut c)
                     .await
             })
             .await?;
-        Ok(ocids
+        let counts = ocids
             .iter()
             .zip(values)
             .filter_map(|(ocid, n)| Some(((*ocid).to_owned(), n?)))
-            .collect())
+            .collect();
+        Ok((
+            counts,
+            Marks {
+                epoch: epoch.unwrap_or(0),
+                syncing,
+            },
+        ))
+    }
+
+    /// Marks a database commit by the holder of fence `token` as starting; `lease` bounds
+    /// the mark if the leader dies.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked (then do not commit).
+    pub async fn begin_commit(
+        &self,
+        redis: &RedisTier,
+        token: i64,
+        lease: Duration,
+    ) -> Result<(), Unavailable> {
+        let script = &self.begin_commit;
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis
+            .run("likes_begin_commit", |mut c| async move {
+                script
+                    .arg(redis.namespace())
+                    .arg(token)
+                    .arg(lease_ms)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+                    .map(drop)
+            })
+            .await
+    }
+
+    /// Clears the commit mark of fence `token` (after its cleanup, or a failed commit); a
+    /// newer leader's mark is left alone.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked (the mark then expires with its lease).
+    pub async fn end_commit(&self, redis: &RedisTier, token: i64) -> Result<(), Unavailable> {
+        let script = &self.end_commit;
+        redis
+            .run("likes_end_commit", |mut c| async move {
+                script
+                    .arg(redis.namespace())
+                    .arg(token)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+                    .map(drop)
+            })
+            .await
     }
 
     /// The batch ids the leader is to sync now (orphans of a dead leader first).

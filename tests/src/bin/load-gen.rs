@@ -1,16 +1,19 @@
-//! `load-gen`: HTTP load against core's equipment route, as the original load test ran it:
-//! N users, each requesting a random character's equipment then thinking for a random
-//! 0.1–0.5 s (or not at all: a closed loop at maximum throughput). Prints one Markdown row.
+//! `load-gen`: HTTP load against core, as the original load test ran it: N users, each
+//! requesting a random character's equipment (or, with `--like-share`, liking it) then
+//! thinking for a random 0.1–0.5 s (or not at all: a closed loop at maximum throughput).
+//! Prints one Markdown row.
 //!
 //! ```text
 //! load-gen --target http://127.0.0.1:8080 [--users 500] [--seconds 60]
 //!          [--think-min-ms 100] [--think-max-ms 500] [--characters 200] [--gzip true]
-//!          [--label name]
+//!          [--like-share 0.25] [--label name]
 //! ```
 //!
 //! Every character is requested once before the clock starts (the steady state of a service
 //! whose popular characters are cached). Latency is from sending the request to the last
-//! body byte; a failure is any non-200 or transport error.
+//! body byte; a failure is any answer but 200 (equipment) / 202 (like), or a transport error.
+//! With likes, the run ends by checking the count: the characters' like counts must have
+//! grown by exactly the number of 202s (polled for up to 60 s); a mismatch exits 1.
 #![allow(
     clippy::print_stdout,
     reason = "the table row on stdout is this tool's output"
@@ -30,6 +33,7 @@ struct Args {
     think_max_ms: u64,
     characters: usize,
     gzip: bool,
+    like_share: f64,
     label: String,
 }
 
@@ -42,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         think_max_ms: 500,
         characters: 200,
         gzip: true,
+        like_share: 0.0,
         label: "core".into(),
     };
     let mut raw = std::env::args().skip(1);
@@ -58,6 +63,12 @@ fn parse_args() -> Result<Args, String> {
             "--characters" => args.characters = count()?,
             "--gzip" => args.gzip = value == "true",
             "--label" => args.label = value.clone(),
+            "--like-share" => {
+                args.like_share = value.parse().map_err(|e| format!("{flag}: {e}"))?;
+                if !(0.0..=1.0).contains(&args.like_share) {
+                    return Err("--like-share must be within 0..=1".into());
+                }
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -84,6 +95,7 @@ fn character(i: usize) -> String {
 #[derive(Default)]
 struct Tally {
     ok: u64,
+    likes: u64,
     failed: u64,
     bytes: u64,
     latencies_us: Vec<u32>,
@@ -106,6 +118,30 @@ async fn one(client: &reqwest::Client, url: &str, gzip: bool) -> (bool, u64) {
     }
 }
 
+async fn like(client: &reqwest::Client, url: &str) -> bool {
+    match client.post(url).send().await {
+        Ok(response) => response.status() == reqwest::StatusCode::ACCEPTED,
+        Err(_) => false,
+    }
+}
+
+/// The sum of the characters' like counts.
+async fn like_total(client: &reqwest::Client, urls: &[String]) -> Result<i64, String> {
+    let mut total = 0;
+    for url in urls {
+        let body: serde_json::Value = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        total += body["likes"].as_i64().ok_or(format!("{url}: no count"))?;
+    }
+    Ok(total)
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -115,24 +151,42 @@ async fn run(args: Args) -> Result<(), String> {
     let urls: Vec<String> = (0..args.characters)
         .map(|i| format!("{}/v1/characters/{}/equipment", args.target, character(i)))
         .collect();
+    let like_urls: Vec<String> = urls
+        .iter()
+        .map(|u| u.replace("/equipment", "/likes"))
+        .collect();
     for url in &urls {
         let (ok, _) = one(&client, url, args.gzip).await;
         if !ok {
             return Err(format!("warming {url} failed"));
         }
     }
+    let likes_before = if args.like_share > 0.0 {
+        like_total(&client, &like_urls).await?
+    } else {
+        0
+    };
     let started = Instant::now();
     let until = started + Duration::from_secs(args.seconds);
     let users = (0..args.users).map(|_| {
         let client = client.clone();
         let urls = urls.clone();
+        let like_urls = like_urls.clone();
         let (think_min, think_max, gzip) = (args.think_min_ms, args.think_max_ms, args.gzip);
+        let like_share = args.like_share;
         tokio::spawn(async move {
             let mut tally = Tally::default();
             while Instant::now() < until {
-                let url = &urls[rand::rng().random_range(0..urls.len())];
+                let pick = rand::rng().random_range(0..urls.len());
+                let liking = like_share > 0.0 && rand::rng().random_bool(like_share);
                 let sent = Instant::now();
-                let (ok, bytes) = one(&client, url, gzip).await;
+                let (ok, bytes) = if liking {
+                    let ok = like(&client, &like_urls[pick]).await;
+                    tally.likes += u64::from(ok);
+                    (ok, 0)
+                } else {
+                    one(&client, &urls[pick], gzip).await
+                };
                 let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
                 if ok {
                     tally.ok += 1;
@@ -153,6 +207,7 @@ async fn run(args: Args) -> Result<(), String> {
     for user in futures::future::join_all(users).await {
         let tally = user.map_err(|e| e.to_string())?;
         all.ok += tally.ok;
+        all.likes += tally.likes;
         all.failed += tally.failed;
         all.bytes += tally.bytes;
         all.latencies_us.extend(tally.latencies_us);
@@ -160,8 +215,29 @@ async fn run(args: Args) -> Result<(), String> {
     let elapsed = started.elapsed().as_secs_f64();
     all.latencies_us.sort_unstable();
     let total = all.ok + all.failed;
+    // Every acknowledged like must be counted, exactly once.
+    let check = if args.like_share > 0.0 {
+        let expected = likes_before + i64::try_from(all.likes).unwrap_or(i64::MAX);
+        let waiting = Instant::now();
+        loop {
+            let now = like_total(&client, &like_urls).await?;
+            if now == expected {
+                break format!("exact ({} acked)", all.likes);
+            }
+            if waiting.elapsed() > Duration::from_secs(60) {
+                println!(
+                    "| {} | count MISMATCH: expected {expected}, found {now} |",
+                    args.label
+                );
+                return Err("like count mismatch".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    } else {
+        "–".to_owned()
+    };
     println!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3}% | {:.1} |",
+        "| {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3}% | {:.1} | {} |",
         args.label,
         args.users,
         if args.think_max_ms == 0 {
@@ -171,12 +247,14 @@ async fn run(args: Args) -> Result<(), String> {
         },
         total,
         total as f64 / elapsed,
+        all.likes as f64 / elapsed,
         percentile(&all.latencies_us, 50.0) / 1000.0,
         percentile(&all.latencies_us, 90.0) / 1000.0,
         percentile(&all.latencies_us, 99.0) / 1000.0,
         percentile(&all.latencies_us, 100.0) / 1000.0,
         100.0 * all.failed as f64 / total.max(1) as f64,
         all.bytes as f64 / elapsed / 1e6,
+        check,
     );
     Ok(())
 }

@@ -248,15 +248,35 @@ async fn each_client_is_rate_limited_with_retry_after() {
 
 #[tokio::test]
 async fn likes_over_two_instances_end_exact_in_the_database() {
+    // Frequent syncs, so reads overlap commits.
     let stack = Stack::start_with(distributed(
         &redis_url(),
-        &[("MAPLE_CORE_LIKES_SYNC_MS", "200")],
+        &[("MAPLE_CORE_LIKES_SYNC_MS", "50")],
     ))
     .await;
     let other = stack.another_core(&[]).await;
     let bases = [format!("http://{}", stack.core_addr), other.url("")];
     let names = [fresh_name("ex"), fresh_name("ex")];
     let (tasks, per_task) = (16, 40);
+    // A reader meanwhile: a count read during a sync must never include a batch twice, so
+    // the counts it sees never go down.
+    assert_eq!(read_likes(&stack.http, &bases[1], &names[0]).await, 0);
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (http, base, name, done) = (
+            stack.http.clone(),
+            bases[1].clone(),
+            names[0].clone(),
+            done.clone(),
+        );
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                seen.push(read_likes(&http, &base, &name).await);
+            }
+            seen
+        })
+    };
     let sends = (0..tasks).map(|t| {
         let (http, bases, names) = (stack.http.clone(), bases.clone(), names.clone());
         async move {
@@ -269,6 +289,13 @@ async fn likes_over_two_instances_end_exact_in_the_database() {
         }
     });
     futures::future::join_all(sends).await;
+    done.store(true, Ordering::Relaxed);
+    let seen = reader.await.expect("reader");
+    assert!(seen.len() > 10, "the reader overlapped the load");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "counts never go down: {seen:?}"
+    );
     let expected = i64::try_from(tasks * per_task / 2).expect("small");
     let store = stack.store().await;
     for name in &names {
@@ -722,7 +749,10 @@ async fn with_redis_and_the_database_dead_likes_go_to_a_backup_file_and_come_bac
     let store = Store::connect(&db.database_url().await, 2)
         .await
         .expect("database");
-    assert_eq!(wait_for_stored(&store, &name, 5, Duration::from_secs(10)).await, 5);
+    assert_eq!(
+        wait_for_stored(&store, &name, 5, Duration::from_secs(10)).await,
+        5
+    );
     assert_eq!(read_likes(&stack.http, &base, &name).await, 5);
 
     db.kill();

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Like ingest: how many likes/s one core instance acknowledges (each 202 only after the like is
+# stored: Redis, else the database, else a backup file) and whether every one was counted.
+# The whole stack (`maple`: simulator, proxy, core; release build) runs on this machine with
+# the load generator sharing its 2 cores; per-client rate limiting is off.
+#   1. embedded (SQLite): likes only, closed loop; the original's 3:1 equipment/like mix,
+#      closed loop and with 0.1–0.5 s think time;
+#   2. distributed (the machine's MariaDB and Redis, one instance): likes only, closed loop,
+#      then the database's total is compared with the acknowledged likes after the sync, and
+#      the flush-to-database delay is read from maple_core_like_sync_delay_seconds.
+# Usage: scripts/bench-likes.sh          (SECONDS_RUN=20 USERS=256 to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_RUN=${SECONDS_RUN:-20}
+USERS=${USERS:-256}
+CORE=127.0.0.1:18080
+
+cargo build --release --workspace --bins -q
+work=$(mktemp -d /tmp/maple-bench-likes.XXXXXX)
+pid=
+database=maple_bench_$$
+stop_stack() {
+  if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  pid=
+}
+cleanup() {
+  stop_stack
+  mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $database" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_stack() { # extra env as arguments
+  env RUST_LOG=warn MAPLE_SIM_LISTEN=127.0.0.1:18090 MAPLE_PROXY_UPSTREAM=http://127.0.0.1:18090 \
+    MAPLE_PROXY_LISTEN=127.0.0.1:18081 MAPLE_PROXY_ADMIN_LISTEN=127.0.0.1:19081 \
+    MAPLE_PROXY_URL=http://127.0.0.1:18081 MAPLE_CORE_LISTEN=$CORE MAPLE_CORE_LIKES_RATE=0 \
+    MAPLE_CORE_BACKUP_DIR="$work/backup" "$@" target/release/maple >>"$work/maple.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/dev/null && return; sleep 0.1; done
+  echo "stack did not come up" >&2; tail -20 "$work/maple.log" >&2; exit 1
+}
+
+header() {
+  echo
+  echo "| run | users | think | requests | req/s | likes/s | p50 ms | p90 ms | p99 ms | max ms | failed | MB/s | count |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+}
+
+echo "# bench-likes $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, maple $(git rev-parse --short HEAD), ${SECONDS_RUN} s per run, 200 characters"
+
+echo
+echo "## embedded (SQLite)"
+start_stack DATABASE_URL="sqlite://$work/maple.db"
+header
+target/release/load-gen --label "likes only, closed loop" --target "http://$CORE" --users "$USERS" \
+  --think-min-ms 0 --think-max-ms 0 --seconds "$SECONDS_RUN" --like-share 1
+target/release/load-gen --label "3:1 equipment:likes, closed loop, gzip" --target "http://$CORE" \
+  --users 64 --think-min-ms 0 --think-max-ms 0 --seconds "$SECONDS_RUN" --like-share 0.25
+target/release/load-gen --label "3:1 equipment:likes, think 0.1–0.5 s, gzip" --target "http://$CORE" \
+  --users 500 --think-min-ms 100 --think-max-ms 500 --seconds "$SECONDS_RUN" --like-share 0.25
+stop_stack
+
+echo
+echo "## distributed (MariaDB + Redis, one core instance)"
+mysql -h 127.0.0.1 -u root -e "CREATE DATABASE $database"
+start_stack DATABASE_URL="mysql://root@127.0.0.1:3306/$database" REDIS_URL=redis://127.0.0.1:6379 \
+  MAPLE_CORE_REDIS_NAMESPACE="bench-$$"
+header
+target/release/load-gen --label "likes only, closed loop" --target "http://$CORE" --users "$USERS" \
+  --think-min-ms 0 --think-max-ms 0 --seconds "$SECONDS_RUN" --like-share 1 | tee "$work/row"
+acked=$(sed -n 's/.*exact (\([0-9]*\) acked).*/\1/p' "$work/row")
+for _ in $(seq 1 300); do
+  stored=$(mysql -h 127.0.0.1 -u root -N -e "SELECT COALESCE(SUM(likes),0) FROM $database.character_likes")
+  [ "$stored" = "$acked" ] && break
+  sleep 0.2
+done
+echo
+echo "Database after the sync: $stored likes stored for $acked acknowledged."
+curl -fsS "http://$CORE/metrics" > "$work/metrics"
+python3 - "$work/metrics" <<'PY'
+import re, sys
+buckets = []
+for line in open(sys.argv[1]):
+    m = re.match(r'maple_core_like_sync_delay_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+    if m:
+        buckets.append((float("inf") if m[1] == "+Inf" else float(m[1]), float(m[2])))
+total = buckets[-1][1] if buckets else 0
+def quantile(q):
+    for le, count in buckets:
+        if count >= q * total:
+            return le
+print(f"Flush → database delay over {int(total)} batches (histogram bucket upper bounds): "
+      f"p50 ≤ {quantile(0.5)} s, p99 ≤ {quantile(0.99)} s.")
+PY
