@@ -7,7 +7,9 @@
 #      closed loop and with 0.1–0.5 s think time;
 #   2. distributed (the machine's MariaDB and Redis, one instance): likes only, closed loop,
 #      then the database's total is compared with the acknowledged likes after the sync, and
-#      the flush-to-database delay is read from maple_core_like_sync_delay_seconds.
+#      the flush-to-database delay is read from maple_core_like_sync_delay_seconds;
+#   3. the same with wrk (C, lighter than load-gen) as the client, for the HTTP ceiling; wrk
+#      does not count requests cut off when it stops, so its check is a range.
 # Usage: scripts/bench-likes.sh          (SECONDS_RUN=20 USERS=256 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,3 +95,47 @@ def quantile(q):
 print(f"Flush → database delay over {int(total)} batches (histogram bucket upper bounds): "
       f"p50 ≤ {quantile(0.5)} s, p99 ≤ {quantile(0.99)} s.")
 PY
+
+echo
+echo "## distributed, wrk as the client (likes only, 1 thread, $USERS connections, ${SECONDS_RUN} s)"
+python3 - "$work/likes.lua" <<'PY'
+import sys
+def name(i):
+    s = "load"
+    for _ in range(6):
+        s += chr(ord("a") + i % 26); i //= 26
+    return s
+paths = ",".join(f'"/v1/characters/{name(i)}/likes"' for i in range(200))
+open(sys.argv[1], "w").write(f"""
+local paths = {{{paths}}}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", paths[(n % #paths) + 1])
+end
+""")
+PY
+sum_likes() {
+  python3 - "$CORE" <<'PY'
+import json, sys, urllib.request
+def name(i):
+    s = "load"
+    for _ in range(6):
+        s += chr(ord("a") + i % 26); i //= 26
+    return s
+total = 0
+for i in range(200):
+    with urllib.request.urlopen(f"http://{sys.argv[1]}/v1/characters/{name(i)}/likes") as r:
+        total += json.load(r)["likes"]
+print(total)
+PY
+}
+before=$(sum_likes)
+wrk -t1 -c"$USERS" -d"${SECONDS_RUN}s" --latency -s "$work/likes.lua" "http://$CORE" | tee "$work/wrk"
+sleep 1
+after=$(sum_likes)
+completed=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk")
+non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$work/wrk")
+acked=$((completed - ${non2xx:-0}))
+echo
+echo "wrk: $acked acknowledged (202) of $completed completed; counts grew by $((after - before)) (at most $USERS more than acknowledged: requests in flight when wrk stopped)."
