@@ -96,8 +96,17 @@ async fn every_metric_the_dashboards_and_rules_use_is_exported() {
     assert_eq!(stack.get(&path).await.status(), StatusCode::OK);
     assert_eq!(stack.get(&path).await.status(), StatusCode::OK);
     assert_eq!(stack.lookup("observed").await.status(), StatusCode::OK);
+    // A like: the buffer, a flush to Redis; the sync pass within the next second takes the
+    // lock (lock and sync series).
+    let like = stack
+        .http
+        .post(stack.core(&format!("/v1/characters/{}/likes", fresh_name("obs"))))
+        .send()
+        .await
+        .expect("core answers");
+    assert_eq!(like.status(), StatusCode::ACCEPTED);
     assert_eq!(stack.lookup("observed").await.status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(stack.lookup("observed").await.status(), StatusCode::OK);
     stack
         .sim
