@@ -184,6 +184,11 @@ struct Inner {
 }
 
 impl EquipmentTiers {
+    /// Equipment loads in progress (each stores what it fetched before it ends).
+    pub fn in_flight(&self) -> usize {
+        self.inner.flights.len()
+    }
+
     pub fn new(
         config: TierConfig,
         l2: Option<RedisTier>,

@@ -238,8 +238,20 @@ impl App {
             .shutdown_deadline
             .saturating_sub(spent)
             .max(std::time::Duration::from_secs(2));
+        // Equipment loads still running (a client may have hung up) store what they fetched.
+        let stored = async {
+            while state.equipment.in_flight() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(budget / 2, stored).await.is_err() {
+            tracing::warn!(
+                loads = state.equipment.in_flight(),
+                "equipment loads still running at shutdown; leaving them"
+            );
+        }
         tracing::info!(?budget, "saving the like buffer");
-        state.likes.shutdown(budget).await;
+        state.likes.shutdown(budget / 2).await;
         state.store.close().await;
         tracing::info!("core stopped");
         result

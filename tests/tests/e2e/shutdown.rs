@@ -34,3 +34,43 @@ async fn in_flight_requests_finish_during_drain() {
     assert!(refused.is_err(), "no new connections after drain");
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn an_equipment_load_whose_client_left_is_stored_before_exit() {
+    let mut stack = Stack::start().await;
+    stack
+        .sim
+        .faults()
+        .set(FaultSpec::latency(800).on_path(maple_common::nexon::PATH_ITEM_EQUIPMENT))
+        .await
+        .expect("valid");
+    let name = crate::harness::fresh_name("left");
+    // The client gives up long before Nexon answers; the load goes on without it.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let gave_up = impatient
+        .get(stack.core(&format!("/v1/characters/{name}/equipment")))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    // Shutdown now: nothing is in flight for axum, but the load must still be stored.
+    let core = stack.begin_core_shutdown();
+    core.await.expect("core task").expect("clean stop");
+    let store = stack.store().await;
+    let ocid = store
+        .find_ocid(&maple_core::character::CharacterName::parse(&name).expect("name"))
+        .await
+        .expect("database")
+        .expect("character stored");
+    assert!(
+        store
+            .load_equipment(&ocid)
+            .await
+            .expect("database")
+            .is_some(),
+        "the equipment fetched for the departed client was stored before exit"
+    );
+    stack.stop().await;
+}
