@@ -865,3 +865,39 @@ fn tempdir_beside(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::create_dir_all(&other).expect("dir");
     other
 }
+
+#[tokio::test]
+async fn a_held_lock_is_renewed_past_its_lease_and_freed_by_release() {
+    // Leases of 600 ms: without renewal the lock would be free after 0.6 s.
+    let stack = manual_sync_stack().await;
+    let other = stack.another_core(&[]).await;
+    let lock = format!("e2e-{}", fresh_name("renew"));
+    let held = stack
+        .core_state
+        .locks
+        .acquire(&lock, Duration::ZERO)
+        .await
+        .expect("free");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!held.is_lost(), "renewed while held");
+    let refused = other
+        .state
+        .locks
+        .acquire(&lock, Duration::from_millis(200))
+        .await;
+    assert!(
+        matches!(refused, Err(maple_core::lock::LockError::Busy(_))),
+        "{refused:?}"
+    );
+    held.release().await;
+    let next = other
+        .state
+        .locks
+        .acquire(&lock, Duration::ZERO)
+        .await
+        .expect("free after release");
+    assert_eq!(next.backend(), Backend::Redis);
+    next.release().await;
+    other.stop().await;
+    stack.stop().await;
+}
