@@ -44,6 +44,8 @@ pub const LIKES_RATE: &str = "MAPLE_CORE_LIKES_RATE";
 pub const LIKES_BURST: &str = "MAPLE_CORE_LIKES_BURST";
 pub const BACKUP_DIR: &str = "MAPLE_CORE_BACKUP_DIR";
 pub const LOCK_LEASE_MS: &str = "MAPLE_CORE_LOCK_LEASE_MS";
+/// The admin API keys file (JSON, hashed keys; re-read when it changes).
+pub const ADMIN_KEYS_FILE: &str = "MAPLE_CORE_ADMIN_KEYS_FILE";
 
 /// Where the potential rate tables are read from by default (beside the repository).
 pub const DEFAULT_POTENTIAL_TABLES: &str = "../shared/data/potential_rates.csv";
@@ -79,6 +81,8 @@ pub struct CoreConfig {
     pub redis: Option<RedisConfig>,
     /// The like buffer, its sync and the locks.
     pub likes: LikeConfig,
+    /// Where the admin keys are read from (no file: the admin API refuses everyone).
+    pub admin_keys_file: Option<PathBuf>,
 }
 
 impl CoreConfig {
@@ -130,9 +134,51 @@ impl CoreConfig {
             tiers: tiers_from_env(env)?,
             redis: redis_from_env(env)?,
             likes: likes_from_env(env)?,
+            admin_keys_file: env.get(ADMIN_KEYS_FILE).map(PathBuf::from),
         };
         config.check_budgets()?;
         Ok(config)
+    }
+
+    /// The configuration as JSON for the admin API: every setting, secrets shown only as
+    /// whether they are set, URLs with their passwords replaced.
+    pub fn redacted(&self) -> serde_json::Value {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        serde_json::json!({
+            "listen": self.listen.to_string(),
+            "proxy_url": self.proxy_url,
+            "proxy_token": if self.proxy_token.is_some() { "<set>" } else { "<unset>" },
+            "database_url": redact_url(self.database_url.expose()),
+            "db_max_connections": self.db_max_connections,
+            "upstream_timeout_ms": millis(self.upstream_timeout),
+            "request_timeout_ms": millis(self.request_timeout),
+            "shutdown_deadline_ms": millis(self.shutdown_deadline),
+            "potential_tables": self.potential_tables.display().to_string(),
+            "valuation_method": format!("{:?}", self.valuation_method),
+            "prices": { "red_cube": self.prices.red_cube, "black_cube": self.prices.black_cube },
+            "tiers": {
+                "fresh_s": self.tiers.fresh_for.as_secs(),
+                "l1_max_bytes": self.tiers.l1_max_bytes,
+                "raw_max_bytes": self.tiers.raw_max_bytes,
+                "latch_ttl_ms": millis(self.tiers.latch_ttl),
+                "latch_wait_ms": millis(self.tiers.latch_wait),
+            },
+            "redis": self.redis.as_ref().map(|r| serde_json::json!({
+                "url": redact_url(&r.url),
+                "op_timeout_ms": millis(r.op_timeout),
+                "keep_s": r.keep_for.as_secs(),
+                "namespace": r.namespace,
+            })),
+            "likes": {
+                "flush_ms": millis(self.likes.flush_every),
+                "sync_ms": millis(self.likes.sync_every),
+                "client_rate": self.likes.client_rate,
+                "client_burst": self.likes.client_burst,
+                "backup_dir": self.likes.backup_dir.display().to_string(),
+                "lock_lease_ms": millis(self.likes.lock_lease),
+            },
+            "admin_keys_file": self.admin_keys_file.as_ref().map(|p| p.display().to_string()),
+        })
     }
 
     /// The timeouts must nest: a slow leader keeps its latch for the whole fetch, and a
@@ -293,6 +339,22 @@ mod tests {
             let err = CoreConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
             assert_eq!(err.var, var);
         }
+    }
+
+    #[test]
+    fn the_config_dump_shows_no_secret() {
+        let config = CoreConfig::from_env(&Env::from_pairs([
+            (DATABASE_URL, "mysql://maple:db-pass-123@db:3306/maple"),
+            (REDIS_URL, "redis://default:redis-pass-456@redis:6379"),
+            (PROXY_TOKEN, "proxy-token-7890123456"),
+        ]))
+        .expect("valid");
+        let dump = config.redacted().to_string();
+        for secret in ["db-pass-123", "redis-pass-456", "proxy-token-7890123456"] {
+            assert!(!dump.contains(secret), "{secret} in {dump}");
+        }
+        assert!(dump.contains("mysql://maple:***@db:3306/maple"), "{dump}");
+        assert!(dump.contains("\"proxy_token\":\"<set>\""), "{dump}");
     }
 
     #[test]

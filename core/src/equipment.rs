@@ -167,6 +167,14 @@ pub struct Served {
 }
 
 /// The tiers and the loads in flight.
+/// What a purge reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Purged {
+    /// `None` without Redis.
+    pub redis: Option<bool>,
+    pub database: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct EquipmentTiers {
     inner: Arc<Inner>,
@@ -184,6 +192,36 @@ struct Inner {
 }
 
 impl EquipmentTiers {
+    /// Forgets `ocid`'s equipment in this instance's L1 and in L2, and marks the database
+    /// copy as no longer fresh (it stays as the stale fallback): the next request fetches it
+    /// from Nexon. Other instances' L1 copies expire within `fresh_for`.
+    pub async fn purge(&self, ocid: &Ocid) -> Purged {
+        let inner = &self.inner;
+        inner.l1.invalidate(ocid);
+        let redis = match &inner.l2 {
+            Some(redis) => Some(redis.purge(ocid).await.is_ok()),
+            None => None,
+        };
+        let fresh_ms = i64::try_from(inner.config.fresh_for.as_millis()).unwrap_or(i64::MAX);
+        let database = inner
+            .store
+            .age_equipment(ocid, now_ms().saturating_sub(fresh_ms).saturating_sub(1))
+            .await
+            .is_ok();
+        Purged { redis, database }
+    }
+
+    /// Redis's breaker, when Redis is configured.
+    pub fn redis_breaker(&self) -> Option<maple_common::breaker::Snapshot> {
+        self.inner.l2.as_ref().map(RedisTier::breaker)
+    }
+
+    /// L1's entries and weighted size (compressed bytes), for the admin API.
+    pub fn l1_usage(&self) -> (u64, u64) {
+        self.inner.l1.run_pending_tasks();
+        (self.inner.l1.entry_count(), self.inner.l1.weighted_size())
+    }
+
     /// Equipment loads in progress (each stores what it fetched before it ends).
     pub fn in_flight(&self) -> usize {
         self.inner.flights.len()

@@ -53,6 +53,10 @@ pub enum ApiError {
     LikesUnavailable(String),
     #[error("this instance is shutting down; retry on another")]
     ShuttingDown,
+    #[error("{0}")]
+    Auth(#[from] crate::admin::AuthError),
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,6 +82,9 @@ impl ApiError {
             | Self::InvalidRequest(_)
             | Self::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Auth(crate::admin::AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::CharacterNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamUnavailable { .. }
@@ -112,6 +119,10 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::LikesUnavailable(_) => "likes_unavailable",
             Self::ShuttingDown => "shutting_down",
+            Self::Auth(crate::admin::AuthError::Forbidden { .. }) => "forbidden",
+            Self::Auth(crate::admin::AuthError::Expired { .. }) => "key_expired",
+            Self::Auth(_) => "unauthorized",
+            Self::Conflict(_) => "conflict",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -155,6 +166,14 @@ impl IntoResponse for ApiError {
                         .unwrap_or(u64::MAX)
                         .max(1),
                 ),
+            );
+        }
+        if let Self::Auth(error) = &self
+            && !matches!(error, crate::admin::AuthError::Forbidden { .. })
+        {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"maple-admin\""),
             );
         }
         response

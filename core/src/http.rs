@@ -29,6 +29,7 @@ use crate::error::{ApiError, LoggedError};
 use crate::nexon::NexonError;
 use crate::store::now_ms;
 
+mod admin;
 mod expectation;
 mod likes;
 
@@ -49,6 +50,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         )
         .route("/v1/potential/probability", post(expectation::probability))
         .route("/v1/starforce/expectation", post(expectation::starforce))
+        .route("/v1/admin/state", get(admin::state))
+        .route("/v1/admin/characters/{name}/purge", post(admin::purge))
+        .route("/v1/admin/likes/sync", post(admin::sync))
+        .route("/v1/admin/backups", get(admin::backups))
+        .route("/v1/admin/backups/apply", post(admin::apply_backups))
+        .route("/v1/admin/config", get(admin::config))
+        .route("/v1/admin/audit", get(admin::audit))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))

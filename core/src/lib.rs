@@ -2,6 +2,7 @@
 //! through the Nexon proxy and stored (gzip) in SQLite or MySQL, and what that gear is worth.
 //!
 //! # Layout
+//! - [`admin`]: admin API keys (hashed, scoped, re-read when their file changes).
 //! - [`config`]: typed configuration from `MAPLE_CORE_*` and `DATABASE_URL`.
 //! - [`character`]: character-name validation.
 //! - [`nexon`]: the client for the Nexon API (through the proxy), with error classification.
@@ -16,6 +17,7 @@
 //! - [`metrics`]: every metric, declared once.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod character;
 pub mod config;
 pub mod engine;
@@ -74,6 +76,9 @@ pub struct AppState {
     pub locks: lock::Locks,
     /// Per-client like rate limits.
     pub like_limits: http::ClientLimits,
+    pub admin_keys: admin::AdminKeys,
+    /// The configuration, for the admin API's (redacted) dump.
+    pub config: Arc<CoreConfig>,
 }
 
 /// This instance's name in lock records: host, process and a random suffix.
@@ -96,6 +101,8 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("MAPLE_CORE_ADMIN_KEYS_FILE: {0}")]
+    AdminKeys(String),
 }
 
 /// A built application, ready to serve.
@@ -119,6 +126,8 @@ impl App {
                 ..Options::default()
             },
         )?;
+        let admin_keys = admin::AdminKeys::load(config.admin_keys_file.clone())
+            .map_err(StartError::AdminKeys)?;
         let store = Store::connect(config.database_url.expose(), config.db_max_connections).await?;
         let metrics = CoreMetrics::new()?;
         let nexon = NexonClient::new(
@@ -179,6 +188,8 @@ impl App {
                 .max_capacity(100_000)
                 .time_to_idle(std::time::Duration::from_secs(600))
                 .build(),
+            admin_keys,
+            config: Arc::new(config.clone()),
         };
         Ok(Self { config, state })
     }

@@ -260,6 +260,15 @@ pub struct Added {
     pub target: Target,
 }
 
+/// A backup file, for the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackupInfo {
+    pub file: String,
+    pub bytes: u64,
+    /// Why it cannot be applied, when it cannot be read.
+    pub problem: Option<String>,
+}
+
 /// A character's like count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LikeCount {
@@ -355,6 +364,32 @@ impl Likes {
 
     pub fn config(&self) -> &LikeConfig {
         &self.inner.config
+    }
+
+    /// Likes waiting for their flush.
+    pub fn buffered(&self) -> usize {
+        self.inner.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Backup files waiting to be applied, each with its size and whether it can be read.
+    pub async fn backup_files(&self) -> Vec<BackupInfo> {
+        let backups = self.inner.backups.clone();
+        tokio::task::spawn_blocking(move || {
+            backups
+                .pending()
+                .into_iter()
+                .map(|path| BackupInfo {
+                    bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                    problem: backups.read(&path).err().map(|e| e.to_string()),
+                    file: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Applies backup files left by an earlier run, then starts the flusher, the recovery

@@ -94,6 +94,27 @@ impl RedisTier {
         format!("{}:{suffix}", self.inner.config.namespace)
     }
 
+    /// The breaker's state, for the admin API.
+    pub fn breaker(&self) -> maple_common::breaker::Snapshot {
+        self.inner.breaker.snapshot(Instant::now())
+    }
+
+    /// Deletes the cached equipment of `ocid` (the admin purge).
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn purge(&self, ocid: &Ocid) -> Result<(), Unavailable> {
+        let key = self.entry_key(ocid);
+        self.run("purge", |mut c| async move {
+            redis::cmd("DEL")
+                .arg(&key)
+                .query_async::<i64>(&mut c)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
     pub fn namespace(&self) -> &str {
         &self.inner.config.namespace
     }

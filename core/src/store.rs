@@ -97,7 +97,9 @@ macro_rules! on_pool {
     };
 }
 
+mod audit;
 mod likes;
+pub use audit::AuditEntry;
 pub use likes::{Applied, Fence, Synced};
 
 /// Whether an error says the database is unreachable (as opposed to a bad statement or data).
@@ -256,6 +258,11 @@ impl Store {
             );
         }
         Ok(result?)
+    }
+
+    /// The database breaker's state, for the admin API.
+    pub fn breaker(&self) -> maple_common::breaker::Snapshot {
+        self.breaker.snapshot(Instant::now())
     }
 
     /// `sqlite` or `mysql`, for logs and metrics.

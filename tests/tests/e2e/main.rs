@@ -1,6 +1,7 @@
 //! End-to-end tests: client → core → proxy → simulator and back, on real sockets, with real
 //! databases (SQLite and the machine's MariaDB) and real processes.
 
+mod admin;
 mod harness;
 mod private;
 

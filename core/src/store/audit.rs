@@ -1,0 +1,98 @@
+//! The admin audit log.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{Pool, Store, StoreError, bounded};
+
+/// One admin request as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    /// The key's name, or `-` when no valid key was presented.
+    pub key_name: String,
+    pub action: String,
+    pub target: String,
+    pub status: i16,
+    pub client: String,
+}
+
+impl Store {
+    /// Records an admin request.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result = bounded(async {
+            on_pool!(self, pool => {
+                sqlx::query(
+                    "INSERT INTO admin_audit (at_ms, key_name, action, target, status, client) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(entry.at_ms)
+                .bind(entry.key_name.as_str())
+                .bind(entry.action.as_str())
+                .bind(entry.target.as_str())
+                .bind(entry.status)
+                .bind(entry.client.as_str())
+                .execute(pool)
+                .await
+                .map(drop)
+            })
+        })
+        .await;
+        self.settle(permit, started, result)
+    }
+
+    /// Makes `ocid`'s stored equipment count as fetched no later than `at_most_ms` (the admin
+    /// purge: it stays as the stale fallback, but is no longer fresh).
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn age_equipment(
+        &self,
+        ocid: &maple_common::nexon::Ocid,
+        at_most_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result = bounded(async {
+            on_pool!(self, pool => {
+                sqlx::query(
+                    "UPDATE equipment_snapshots SET fetched_at_ms = ? \
+                     WHERE ocid = ? AND fetched_at_ms > ?",
+                )
+                .bind(at_most_ms)
+                .bind(ocid.as_str())
+                .bind(at_most_ms)
+                .execute(pool)
+                .await
+                .map(drop)
+            })
+        })
+        .await;
+        self.settle(permit, started, result)
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result = bounded(async {
+            on_pool!(self, pool => {
+                sqlx::query_as(
+                    "SELECT at_ms, key_name, action, target, status, client FROM admin_audit \
+                     ORDER BY id DESC LIMIT ?",
+                )
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+            })
+        })
+        .await;
+        self.settle(permit, started, result)
+    }
+}

@@ -1,0 +1,311 @@
+//! The admin API: keys (hashed, scoped, expiring, rotated without a restart), every request
+//! audited, and what it does: state, purge, forced sync, backup files, the redacted config.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use maple_core::admin::{Scope, StoredKey, new_key};
+use maple_core::likes::{BackupDir, Batch};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::{Db, Options, Stack, fresh_name, redis_url};
+
+fn keys_file(dir: &Path, keys: &[StoredKey]) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("dir");
+    let path = dir.join("admin-keys.json");
+    // Written aside and renamed, as an operator's tooling would.
+    let temporary = dir.join("admin-keys.json.tmp");
+    std::fs::write(&temporary, serde_json::json!({ "keys": keys }).to_string()).expect("write");
+    std::fs::rename(&temporary, &path).expect("rename");
+    path
+}
+
+fn key(name: &str, scopes: &[Scope]) -> (String, StoredKey) {
+    new_key(name, scopes.iter().copied().collect::<BTreeSet<_>>())
+}
+
+async fn call(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut request = stack.http.request(method, stack.core(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("core answers");
+    let (status, headers) = (response.status(), response.headers().clone());
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+fn admin_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("maple-admin-{}", fresh_name("d")))
+}
+
+#[tokio::test]
+async fn keys_are_checked_scoped_audited_and_rotated_without_a_restart() {
+    let dir = admin_dir();
+    let (reader, reader_stored) = key("reader", &[Scope::Read]);
+    let (old, mut old_stored) = key("retired", &Scope::ALL);
+    old_stored.expires_at_ms = Some(1_000);
+    let file = keys_file(&dir, &[reader_stored.clone(), old_stored]);
+    let stack = Stack::start_with(Options {
+        core_env: vec![("MAPLE_CORE_ADMIN_KEYS_FILE", file.display().to_string())],
+        ..Options::default()
+    })
+    .await;
+    let get = reqwest::Method::GET;
+
+    let (status, body, headers) = call(&stack, get.clone(), "/v1/admin/state", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert!(headers.contains_key("www-authenticate"));
+    let (status, _, _) = call(&stack, get.clone(), "/v1/admin/state", Some("mk_wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body, _) = call(&stack, get.clone(), "/v1/admin/state", Some(&old)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "key_expired");
+
+    let (status, body, _) = call(&stack, get.clone(), "/v1/admin/state", Some(&reader)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["database"]["dialect"], "sqlite");
+    assert_eq!(body["database"]["breaker"]["state"], "closed");
+    assert!(body["equipment"]["l1_entries"].is_u64());
+    assert_eq!(body["likes"]["backup_files"], 0);
+
+    let purge = format!("/v1/admin/characters/{}/purge", fresh_name("ad"));
+    let (status, body, _) = call(&stack, reqwest::Method::POST, &purge, Some(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cache:purge"),
+        "{body}"
+    );
+
+    // Every one of those is in the audit log: who (or "-"), what, how it ended.
+    let (status, body, _) = call(
+        &stack,
+        get.clone(),
+        "/v1/admin/audit?limit=10",
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let entries = body["entries"].as_array().expect("entries");
+    let seen: Vec<(String, String, i64)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["key_name"].as_str().unwrap_or_default().to_owned(),
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["status"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("-".to_owned(), "state.read".to_owned(), 401),
+        ("retired".to_owned(), "state.read".to_owned(), 401),
+        ("reader".to_owned(), "state.read".to_owned(), 200),
+        ("reader".to_owned(), "cache.purge".to_owned(), 403),
+    ] {
+        assert!(seen.contains(&expected), "{expected:?} in {seen:?}");
+    }
+    let (status, _, _) = call(
+        &stack,
+        get.clone(),
+        "/v1/admin/audit?limit=9999",
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Rotation: the file now holds a new key only; within a second or so the old one is
+    // refused and the new one admitted, with no restart.
+    let (rotated, rotated_stored) = key("reader-2026-12", &[Scope::Read]);
+    keys_file(&dir, &[rotated_stored]);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (status, _, _) = call(&stack, get.clone(), "/v1/admin/state", Some(&reader)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the rotated-out key");
+    let (status, _, _) = call(&stack, get.clone(), "/v1/admin/state", Some(&rotated)).await;
+    assert_eq!(status, StatusCode::OK, "the new key");
+    // A broken file keeps the keys in force.
+    std::fs::write(&file, b"{ not json").expect("write");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (status, _, _) = call(&stack, get, "/v1/admin/state", Some(&rotated)).await;
+    assert_eq!(status, StatusCode::OK, "a typo does not lock everyone out");
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn purge_makes_the_next_request_fetch_from_nexon() {
+    let dir = admin_dir();
+    let (purger, stored) = key("purger", &[Scope::CachePurge]);
+    let file = keys_file(&dir, &[stored]);
+    let stack = Stack::start_with(Options {
+        core_env: vec![
+            ("MAPLE_CORE_ADMIN_KEYS_FILE", file.display().to_string()),
+            ("REDIS_URL", redis_url()),
+        ],
+        ..Options::uncached()
+    })
+    .await;
+    let name = fresh_name("pg");
+    let path = format!("/v1/characters/{name}/equipment");
+    let source = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-maple-source")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(source(&stack.get(&path).await), "upstream");
+    assert_eq!(source(&stack.get(&path).await), "l1");
+    let fetched = stack.sim.stats().total;
+    let (status, body, _) = call(
+        &stack,
+        reqwest::Method::POST,
+        &format!("/v1/admin/characters/{name}/purge"),
+        Some(&purger),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["purged"]["redis"], true);
+    assert_eq!(body["purged"]["database"], true);
+    assert_eq!(source(&stack.get(&path).await), "upstream");
+    assert!(
+        stack.sim.stats().total > fetched,
+        "fetched from Nexon again"
+    );
+    // Unknown characters and bad names.
+    let (status, _, _) = call(
+        &stack,
+        reqwest::Method::POST,
+        "/v1/admin/characters/neverseen/purge",
+        Some(&purger),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body, _) = call(
+        &stack,
+        reqwest::Method::POST,
+        "/v1/admin/characters/bad%20name!/purge",
+        Some(&purger),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_forced_sync_and_backup_files_through_the_admin_api() {
+    let dir = admin_dir();
+    let (operator, stored) = key(
+        "operator",
+        &[Scope::LikesSync, Scope::Backups, Scope::Config],
+    );
+    let file = keys_file(&dir, &[stored]);
+    let stack = Stack::start_with(Options {
+        db: Db::MySql,
+        core_env: vec![
+            ("MAPLE_CORE_ADMIN_KEYS_FILE", file.display().to_string()),
+            ("REDIS_URL", redis_url()),
+            // No background sync: only the forced one moves likes.
+            ("MAPLE_CORE_LIKES_SYNC_MS", "3600000".to_owned()),
+            (
+                "MAPLE_PROXY_TOKEN",
+                "core-to-proxy-secret-0123456789".to_owned(),
+            ),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let name = fresh_name("fs");
+    let likes = stack.core(&format!("/v1/characters/{name}/likes"));
+    for _ in 0..5 {
+        let response = stack.http.post(&likes).send().await.expect("answers");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let post = reqwest::Method::POST;
+    let (status, body, _) = call(
+        &stack,
+        post.clone(),
+        "/v1/admin/likes/sync",
+        Some(&operator),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], "synced");
+    assert_eq!(body["likes"], 5);
+    let store = stack.store().await;
+    let ocid = store
+        .find_ocid(&maple_core::character::CharacterName::parse(&name).expect("name"))
+        .await
+        .expect("db")
+        .expect("known");
+    let counts = store.like_counts(&[ocid.as_str()]).await.expect("db");
+    assert_eq!(counts.get(ocid.as_str()), Some(&5));
+
+    // Backup files: one good, one not.
+    let backups = BackupDir::new(stack.backup_dir.clone());
+    backups
+        .write(&Batch {
+            id: "1764000000001-00000000000000aa".into(),
+            counts: [(ocid.as_str().to_owned(), 2)].into(),
+            keyed: Vec::new(),
+        })
+        .expect("written");
+    std::fs::write(stack.backup_dir.join("likes-broken.json"), b"[]").expect("write");
+    let (status, body, _) = call(
+        &stack,
+        reqwest::Method::GET,
+        "/v1/admin/backups",
+        Some(&operator),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let files = body["files"].as_array().expect("files");
+    assert_eq!(files.len(), 2, "{body}");
+    assert!(files.iter().any(|f| f["problem"].is_string()), "{body}");
+    let (status, body, _) = call(&stack, post, "/v1/admin/backups/apply", Some(&operator)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["applied"], 1);
+    assert_eq!(body["left"].as_array().map(Vec::len), Some(1));
+    let count: Value = stack
+        .http
+        .get(&likes)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(count["likes"], 7);
+
+    // The configuration, with secrets only as "set".
+    let (status, body, _) = call(
+        &stack,
+        reqwest::Method::GET,
+        "/v1/admin/config",
+        Some(&operator),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["proxy_token"], "<set>");
+    assert_eq!(body["likes"]["sync_ms"], 3_600_000);
+    let text = body.to_string();
+    assert!(!text.contains("core-to-proxy-secret"), "{text}");
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
