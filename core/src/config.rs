@@ -46,6 +46,11 @@ pub const BACKUP_DIR: &str = "MAPLE_CORE_BACKUP_DIR";
 pub const LOCK_LEASE_MS: &str = "MAPLE_CORE_LOCK_LEASE_MS";
 /// The admin API keys file (JSON, hashed keys; re-read when it changes).
 pub const ADMIN_KEYS_FILE: &str = "MAPLE_CORE_ADMIN_KEYS_FILE";
+pub const HEADER_READ_TIMEOUT_MS: &str = "MAPLE_CORE_HEADER_READ_TIMEOUT_MS";
+pub const MAX_IN_FLIGHT: &str = "MAPLE_CORE_MAX_IN_FLIGHT";
+pub const CLIENT_RATE: &str = "MAPLE_CORE_CLIENT_RATE";
+pub const CLIENT_BURST: &str = "MAPLE_CORE_CLIENT_BURST";
+pub const MAX_BODY_BYTES: &str = "MAPLE_CORE_MAX_BODY_BYTES";
 
 /// Where the potential rate tables are read from by default (beside the repository).
 pub const DEFAULT_POTENTIAL_TABLES: &str = "../shared/data/potential_rates.csv";
@@ -83,6 +88,10 @@ pub struct CoreConfig {
     pub likes: LikeConfig,
     /// Where the admin keys are read from (no file: the admin API refuses everyone).
     pub admin_keys_file: Option<PathBuf>,
+    /// Connection-level limits (header-read timeout, header bounds).
+    pub connections: crate::server::ConnectionLimits,
+    /// Request-level limits (in flight, per client, sizes).
+    pub limits: crate::http::Limits,
 }
 
 impl CoreConfig {
@@ -135,6 +144,14 @@ impl CoreConfig {
             redis: redis_from_env(env)?,
             likes: likes_from_env(env)?,
             admin_keys_file: env.get(ADMIN_KEYS_FILE).map(PathBuf::from),
+            connections: crate::server::ConnectionLimits {
+                header_read_timeout: env.millis_or(
+                    HEADER_READ_TIMEOUT_MS,
+                    crate::server::ConnectionLimits::default().header_read_timeout,
+                )?,
+                ..crate::server::ConnectionLimits::default()
+            },
+            limits: limits_from_env(env)?,
         };
         config.check_budgets()?;
         Ok(config)
@@ -178,6 +195,19 @@ impl CoreConfig {
                 "lock_lease_ms": millis(self.likes.lock_lease),
             },
             "admin_keys_file": self.admin_keys_file.as_ref().map(|p| p.display().to_string()),
+            "connections": {
+                "header_read_timeout_ms": millis(self.connections.header_read_timeout),
+                "max_headers": self.connections.max_headers,
+                "max_buf_size": self.connections.max_buf_size,
+            },
+            "limits": {
+                "max_in_flight": self.limits.max_in_flight,
+                "client_rate": self.limits.client_rate,
+                "client_burst": self.limits.client_burst,
+                "max_body_bytes": self.limits.max_body_bytes,
+                "max_uri_bytes": self.limits.max_uri_bytes,
+                "max_header_bytes": self.limits.max_header_bytes,
+            },
         })
     }
 
@@ -266,6 +296,21 @@ fn namespace_from_env(env: &Env) -> Result<String, ConfigError> {
         ));
     }
     Ok(namespace)
+}
+
+fn limits_from_env(env: &Env) -> Result<crate::http::Limits, ConfigError> {
+    let defaults = crate::http::Limits::default();
+    Ok(crate::http::Limits {
+        max_in_flight: env.parse_within(MAX_IN_FLIGHT, defaults.max_in_flight, 1..=1_000_000)?,
+        client_rate: env.parse_within(CLIENT_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
+        client_burst: env.parse_within(CLIENT_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,
+        max_body_bytes: env.parse_within(
+            MAX_BODY_BYTES,
+            defaults.max_body_bytes,
+            1024..=(16 << 20),
+        )?,
+        ..defaults
+    })
 }
 
 fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {

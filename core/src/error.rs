@@ -57,6 +57,14 @@ pub enum ApiError {
     Auth(#[from] crate::admin::AuthError),
     #[error("{0}")]
     Conflict(String),
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("the request's headers are larger than {0} bytes or more than {1} fields")]
+    HeadersTooLarge(usize, usize),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the service is at capacity; retry shortly")]
+    Overloaded,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,6 +93,9 @@ impl ApiError {
             Self::Auth(crate::admin::AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge(..) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::CharacterNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamUnavailable { .. }
@@ -93,6 +104,7 @@ impl ApiError {
             | Self::Storage(_)
             | Self::LikesUnavailable(_)
             | Self::ShuttingDown
+            | Self::Overloaded
             | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +135,10 @@ impl ApiError {
             Self::Auth(crate::admin::AuthError::Expired { .. }) => "key_expired",
             Self::Auth(_) => "unauthorized",
             Self::Conflict(_) => "conflict",
+            Self::UriTooLong(_) => "uri_too_long",
+            Self::HeadersTooLarge(..) => "headers_too_large",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Overloaded => "overloaded",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -167,6 +183,11 @@ impl IntoResponse for ApiError {
                         .max(1),
                 ),
             );
+        }
+        if let Self::Overloaded = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let Self::Auth(error) = &self
             && !matches!(error, crate::admin::AuthError::Forbidden { .. })

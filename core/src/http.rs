@@ -35,6 +35,112 @@ mod likes;
 
 pub use likes::{ClientLimits, IDEMPOTENCY_KEY, REPLAYED};
 
+/// Request-level limits: everything reachable from the network assumes a hostile client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Requests handled at once; beyond it requests are shed at once with 503 `overloaded`
+    /// (before latency collapses) — health checks and metrics excepted.
+    pub max_in_flight: usize,
+    /// Requests per second per client address on `/v1/` (0: no limit), and the burst.
+    pub client_rate: f64,
+    pub client_burst: f64,
+    /// Largest request body (413 beyond it).
+    pub max_body_bytes: usize,
+    /// Longest request target, path and query (414 beyond it).
+    pub max_uri_bytes: usize,
+    /// Largest total of header names and values, and most header fields (431 beyond).
+    pub max_header_bytes: usize,
+    pub max_header_fields: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1024,
+            client_rate: 200.0,
+            client_burst: 400.0,
+            max_body_bytes: 64 * 1024,
+            max_uri_bytes: 2048,
+            max_header_bytes: 16 * 1024,
+            max_header_fields: 64,
+        }
+    }
+}
+
+/// Checks sizes, sheds load and applies the per-client rate before anything else runs.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limits = state.config.limits;
+    let refuse = |reason: &'static str, error: ApiError| {
+        state
+            .metrics
+            .rejected_total
+            .with_label_values(&[reason])
+            .inc();
+        error.into_response()
+    };
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return refuse("uri_too_long", ApiError::UriTooLong(limits.max_uri_bytes));
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > limits.max_header_bytes || headers.len() > limits.max_header_fields {
+        return refuse(
+            "headers_too_large",
+            ApiError::HeadersTooLarge(limits.max_header_bytes, limits.max_header_fields),
+        );
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return refuse(
+            "payload_too_large",
+            ApiError::PayloadTooLarge(limits.max_body_bytes),
+        );
+    }
+    let path = request.uri().path();
+    let exempt = path.starts_with("/health/") || path == "/metrics";
+    let _permit = if exempt {
+        None
+    } else {
+        match Arc::clone(&state.in_flight).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return refuse("overloaded", ApiError::Overloaded),
+        }
+    };
+    if path.starts_with("/v1/")
+        && limits.client_rate > 0.0
+        && let Some(peer) = crate::server::peer(&request)
+    {
+        let now = Instant::now();
+        let bucket = state.client_limits.get_with(peer.ip(), || {
+            Arc::new(maple_common::rate::TokenBucket::new(
+                maple_common::rate::RateLimitConfig {
+                    rps: limits.client_rate,
+                    burst: limits.client_burst,
+                    max_wait: Duration::ZERO,
+                },
+                now,
+            ))
+        });
+        if let Err(retry_after) = bucket.reserve(now) {
+            return refuse("rate_limited", ApiError::RateLimited { retry_after });
+        }
+    }
+    state.metrics.in_flight.inc();
+    let response = next.run(request).await;
+    state.metrics.in_flight.dec();
+    response
+}
+
 /// The application's routes behind its middleware stack.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
@@ -71,9 +177,14 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 }))
                 // 2. RED metrics per route template, and each error logged exactly once.
                 .layer(middleware::from_fn_with_state(state.clone(), observe))
-                // 3. A tracing span per request.
+                // 3. Sizes, load shedding, per-client rate: before any work.
+                .layer(middleware::from_fn_with_state(state.clone(), guard))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    state.config.limits.max_body_bytes,
+                ))
+                // 4. A tracing span per request.
                 .layer(TraceLayer::new_for_http())
-                // 4. Every request ends within the timeout (503 JSON), so a drain always ends.
+                // 5. Every request ends within the timeout (503 JSON), so a drain always ends.
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
                     ApiError::Timeout
                 }))

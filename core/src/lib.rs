@@ -12,6 +12,7 @@
 //! - [`redis_tier`]: L2 and the cross-instance latch in Redis, behind a breaker.
 //! - [`likes`]: likes: sharded buffer → Redis → database (one leader), backup files.
 //! - [`lock`]: named locks across instances (Redis, MySQL `GET_LOCK`, in-process) with fences.
+//! - [`server`]: the HTTP/1 accept loop: header-read timeout, header bounds, drain.
 //! - [`http`]: routes, handlers and the middleware stack.
 //! - [`error`]: `ApiError`, the only place failures become HTTP responses.
 //! - [`metrics`]: every metric, declared once.
@@ -29,6 +30,7 @@ pub mod lock;
 pub mod metrics;
 pub mod nexon;
 pub mod redis_tier;
+pub mod server;
 pub mod store;
 
 use std::future::Future;
@@ -77,6 +79,10 @@ pub struct AppState {
     /// Per-client like rate limits.
     pub like_limits: http::ClientLimits,
     pub admin_keys: admin::AdminKeys,
+    /// Requests handled at once (`limits.max_in_flight` permits).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Per-client request rate limits (all `/v1/` routes).
+    pub client_limits: http::ClientLimits,
     /// The configuration, for the admin API's (redacted) dump.
     pub config: Arc<CoreConfig>,
 }
@@ -189,6 +195,11 @@ impl App {
                 .time_to_idle(std::time::Duration::from_secs(600))
                 .build(),
             admin_keys,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight)),
+            client_limits: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
             config: Arc::new(config.clone()),
         };
         Ok(Self { config, state })
@@ -211,40 +222,31 @@ impl App {
         let Self { config, state } = self;
         let draining = state.shutdown.clone();
         let router = http::router(state.clone(), config.request_timeout);
+        // When the drain began, for the rest of the shutdown's budget.
+        let drain_began = Arc::new(std::sync::OnceLock::new());
         let signal = {
-            let draining = draining.clone();
+            let (draining, drain_began) = (draining.clone(), Arc::clone(&drain_began));
             async move {
                 tokio::select! {
                     () = shutdown => draining.cancel(),
                     () = draining.cancelled() => {}
                 }
+                let _ = drain_began.set(std::time::Instant::now());
             }
         };
-        let server = axum::serve(
+        let result = server::serve(
             listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            router,
+            config.connections,
+            signal,
+            config.shutdown_deadline,
         )
-        .with_graceful_shutdown(signal);
-        let server = server.into_future();
-        tokio::pin!(server);
-        let mut drain_started = None;
-        let result = tokio::select! {
-            result = &mut server => result,
-            () = draining.cancelled() => {
-                drain_started = Some(std::time::Instant::now());
-                tracing::info!(deadline = ?config.shutdown_deadline, "draining in-flight requests");
-                match tokio::time::timeout(config.shutdown_deadline, &mut server).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::warn!("drain deadline passed; abandoning in-flight requests");
-                        Ok(())
-                    }
-                }
-            }
-        };
+        .await;
         // Likes: the buffer goes to Redis, else the database, else a backup file, within
         // what is left of the shutdown deadline (at least two seconds).
-        let spent = drain_started.map_or(std::time::Duration::ZERO, |at| at.elapsed());
+        let spent = drain_began
+            .get()
+            .map_or(std::time::Duration::ZERO, std::time::Instant::elapsed);
         let budget = config
             .shutdown_deadline
             .saturating_sub(spent)

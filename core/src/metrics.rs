@@ -77,6 +77,11 @@ pub struct CoreMetrics {
     pub lock_held_seconds: HistogramVec,
     /// Locks this instance holds now, by lock and backend.
     pub locks_held: IntGaugeVec,
+    /// Requests refused before reaching a handler, by reason (uri_too_long,
+    /// headers_too_large, payload_too_large, overloaded, rate_limited).
+    pub rejected_total: IntCounterVec,
+    /// Requests being handled now.
+    pub in_flight: IntGauge,
 }
 
 impl CoreMetrics {
@@ -239,6 +244,17 @@ impl CoreMetrics {
                 "Locks this instance holds now, by lock and backend.",
                 &["lock", "backend"],
             )?,
+            rejected_total: counter_vec(
+                &r,
+                "maple_core_rejected_total",
+                "Requests refused before reaching a handler, by reason.",
+                &["reason"],
+            )?,
+            in_flight: gauge(
+                &r,
+                "maple_core_in_flight",
+                "Requests being handled now.",
+            )?,
             registry: r,
         }
         .with_known_series())
@@ -290,6 +306,15 @@ impl CoreMetrics {
         }
         self.lock_fallbacks_total
             .with_label_values(&[crate::likes::SYNC_LOCK]);
+        for reason in [
+            "uri_too_long",
+            "headers_too_large",
+            "payload_too_large",
+            "overloaded",
+            "rate_limited",
+        ] {
+            self.rejected_total.with_label_values(&[reason]);
+        }
         self
     }
 

@@ -21,8 +21,13 @@ use crate::engine::valuation::{self, Equipment, Options};
 use crate::error::ApiError;
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    json.map(|Json(value)| value)
-        .map_err(|e| ApiError::InvalidRequest(e.body_text()))
+    json.map(|Json(value)| value).map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(crate::http::Limits::default().max_body_bytes)
+        } else {
+            ApiError::InvalidRequest(e.body_text())
+        }
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -284,6 +284,7 @@ impl Stack {
             ("MAPLE_CORE_BACKUP_DIR", backup_dir.display().to_string()),
             // Tests send many likes from one address; the limit has its own test.
             ("MAPLE_CORE_LIKES_RATE", "0".to_owned()),
+            ("MAPLE_CORE_CLIENT_RATE", "0".to_owned()),
         ];
         core_env.extend(options.core_env.iter().cloned());
         let core = spawn_core(core_env.clone()).await;

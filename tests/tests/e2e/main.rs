@@ -8,6 +8,7 @@ mod private;
 mod breaker;
 mod expectation;
 mod failures;
+mod hardening;
 mod likes;
 mod observability;
 mod pipeline;
