@@ -8,6 +8,7 @@ mod private;
 mod breaker;
 mod expectation;
 mod failures;
+mod fuzz;
 mod hardening;
 mod likes;
 mod observability;
