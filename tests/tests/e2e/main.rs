@@ -16,6 +16,7 @@ mod pipeline;
 mod processes;
 mod proxy;
 mod resilience;
+mod secrets;
 mod shutdown;
 mod simulator;
 mod storage;

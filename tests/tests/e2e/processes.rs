@@ -23,20 +23,47 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 pub struct Process {
-    name: &'static str,
+    pub name: &'static str,
     child: Child,
 }
 
 impl Process {
     pub fn spawn(name: &'static str, envs: &[(&str, String)]) -> Self {
+        Self::spawn_with(name, envs, Stdio::null(), Stdio::inherit(), "warn")
+    }
+
+    /// Like [`Self::spawn`], with everything the process prints (both streams, at `level`)
+    /// appended to `log`.
+    pub fn spawn_logged(
+        name: &'static str,
+        envs: &[(&str, String)],
+        log: &std::path::Path,
+        level: &str,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let second = file.try_clone().expect("log file");
+        Self::spawn_with(name, envs, Stdio::from(file), Stdio::from(second), level)
+    }
+
+    fn spawn_with(
+        name: &'static str,
+        envs: &[(&str, String)],
+        stdout: Stdio,
+        stderr: Stdio,
+        level: &str,
+    ) -> Self {
         let mut command = Command::new(workspace_binary(name));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stdout(stdout)
+            .stderr(stderr);
         for (key, value) in envs {
             command.env(key, value);
         }
@@ -78,13 +105,13 @@ impl Drop for Process {
     }
 }
 
-fn data_dir() -> String {
+pub fn data_dir() -> String {
     maple_tests::sim::characters::default_data_dir()
         .display()
         .to_string()
 }
 
-fn temp_sqlite() -> (PathBuf, String) {
+pub fn temp_sqlite() -> (PathBuf, String) {
     let dir = std::env::temp_dir().join(format!(
         "maple-proc-{}-{}",
         std::process::id(),
