@@ -51,6 +51,8 @@ pub const MAX_IN_FLIGHT: &str = "MAPLE_CORE_MAX_IN_FLIGHT";
 pub const CLIENT_RATE: &str = "MAPLE_CORE_CLIENT_RATE";
 pub const CLIENT_BURST: &str = "MAPLE_CORE_CLIENT_BURST";
 pub const MAX_BODY_BYTES: &str = "MAPLE_CORE_MAX_BODY_BYTES";
+/// Addresses of load balancers whose `X-Forwarded-For` is believed (comma-separated).
+pub const TRUSTED_PROXIES: &str = "MAPLE_CORE_TRUSTED_PROXIES";
 
 /// Where the potential rate tables are read from by default (beside the repository).
 pub const DEFAULT_POTENTIAL_TABLES: &str = "../shared/data/potential_rates.csv";
@@ -92,6 +94,8 @@ pub struct CoreConfig {
     pub connections: crate::server::ConnectionLimits,
     /// Request-level limits (in flight, per client, sizes).
     pub limits: crate::http::Limits,
+    /// Load balancers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl CoreConfig {
@@ -152,6 +156,21 @@ impl CoreConfig {
                 ..crate::server::ConnectionLimits::default()
             },
             limits: limits_from_env(env)?,
+            trusted_proxies: env
+                .get(TRUSTED_PROXIES)
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            s.parse().map_err(|_| {
+                                ConfigError::new(TRUSTED_PROXIES, s, "must list IP addresses")
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
         };
         config.check_budgets()?;
         Ok(config)
@@ -200,6 +219,7 @@ impl CoreConfig {
                 "max_headers": self.connections.max_headers,
                 "max_buf_size": self.connections.max_buf_size,
             },
+            "trusted_proxies": self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "limits": {
                 "max_in_flight": self.limits.max_in_flight,
                 "client_rate": self.limits.client_rate,

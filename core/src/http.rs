@@ -67,8 +67,50 @@ impl Default for Limits {
     }
 }
 
+/// The client a request is from: the peer, or — when the peer is a trusted proxy (a load
+/// balancer, `MAPLE_CORE_TRUSTED_PROXIES`) — the nearest untrusted address in
+/// `X-Forwarded-For`. Set by [`guard`] for the handlers (rate limits, the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+fn client_ip(
+    trusted: &[std::net::IpAddr],
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    // Right to left: each trusted proxy appended the address it saw; the first address no
+    // trusted proxy owns is the client. Anything unparsable ends the walk (left of it the
+    // client could have written anything).
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => {}
+            Ok(ip) => return ip,
+            Err(_) => break,
+        }
+    }
+    peer
+}
+
+/// The client of a request whose extensions are not at hand (see [`ClientIp`]).
+pub(crate) fn client_of(
+    headers: &HeaderMap,
+    state: &AppState,
+    peer: std::net::SocketAddr,
+) -> std::net::IpAddr {
+    client_ip(&state.config.trusted_proxies, peer.ip(), headers)
+}
+
 /// Checks sizes, sheds load and applies the per-client rate before anything else runs.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let limits = state.config.limits;
     let refuse = |reason: &'static str, error: ApiError| {
         state
@@ -108,6 +150,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     }
     let path = request.uri().path();
     let exempt = path.starts_with("/health/") || path == "/metrics";
+    let api = path.starts_with("/v1/");
     let _permit = if exempt {
         None
     } else {
@@ -116,12 +159,17 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             Err(_) => return refuse("overloaded", ApiError::Overloaded),
         }
     };
-    if path.starts_with("/v1/")
+    let client = crate::server::peer(&request)
+        .map(|peer| client_ip(&state.config.trusted_proxies, peer.ip(), request.headers()));
+    if let Some(client) = client {
+        request.extensions_mut().insert(ClientIp(client));
+    }
+    if api
         && limits.client_rate > 0.0
-        && let Some(peer) = crate::server::peer(&request)
+        && let Some(client) = client
     {
         let now = Instant::now();
-        let bucket = state.client_limits.get_with(peer.ip(), || {
+        let bucket = state.client_limits.get_with(client, || {
             Arc::new(maple_common::rate::TokenBucket::new(
                 maple_common::rate::RateLimitConfig {
                     rps: limits.client_rate,
@@ -458,5 +506,35 @@ impl AppState {
             .store_errors_total
             .with_label_values(&[operation])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let lb = ip("10.0.0.2");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.3"),
+        );
+        let trusted = [lb, ip("10.0.0.3")];
+        // From the load balancer: the nearest address no trusted proxy owns.
+        assert_eq!(client_ip(&trusted, lb, &headers), ip("203.0.113.7"));
+        // From anyone else: the header is theirs to forge; the peer counts.
+        assert_eq!(
+            client_ip(&trusted, ip("198.51.100.1"), &headers),
+            ip("198.51.100.1")
+        );
+        // Garbage ends the walk: the peer counts.
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, not-an-ip"),
+        );
+        assert_eq!(client_ip(&trusted, lb, &headers), lb);
     }
 }

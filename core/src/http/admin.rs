@@ -61,7 +61,7 @@ where
         action: action.to_owned(),
         target,
         status: i16::try_from(status.as_u16()).unwrap_or(i16::MAX),
-        client: peer.ip().to_string(),
+        client: crate::http::client_of(headers, state, peer).to_string(),
     };
     if let Err(error) = state.store.audit(&entry).await {
         tracing::warn!(

@@ -73,12 +73,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 pub async fn add(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Option<axum::Extension<super::ClientIp>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = parse_name(path)?;
     let key = idempotency_key(&headers)?;
-    admit(&state, peer.ip())?;
+    let client = client.map_or(peer.ip(), |axum::Extension(super::ClientIp(ip))| ip);
+    admit(&state, client)?;
     let ocid = resolve_ocid(&state, &name).await?;
     let added = state.likes.add(&ocid, key).await.map_err(|e| match e {
         LikeError::ShuttingDown => ApiError::ShuttingDown,

@@ -261,3 +261,34 @@ async fn a_client_trickling_its_request_head_is_cut_off() {
     assert_eq!(stack.get("/health/live").await.status(), StatusCode::OK);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_load_balancer_each_forwarded_client_has_its_own_limit() {
+    let stack = Stack::start_with(with(&[
+        ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1"),
+        ("MAPLE_CORE_CLIENT_RATE", "1"),
+        ("MAPLE_CORE_CLIENT_BURST", "1"),
+    ]))
+    .await;
+    let from = |client: &'static str| {
+        stack
+            .http
+            .get(stack.core("/v1/characters/no!name"))
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    assert_eq!(
+        from("203.0.113.1").await.expect("answers").status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        from("203.0.113.1").await.expect("answers").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same balancer is not held back by the first.
+    assert_eq!(
+        from("203.0.113.2").await.expect("answers").status(),
+        StatusCode::BAD_REQUEST
+    );
+    stack.stop().await;
+}
