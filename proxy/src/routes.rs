@@ -112,6 +112,78 @@ pub fn canonical(path: &str, query: Option<&str>) -> String {
     format!("{path}?{}", serializer.finish())
 }
 
+/// Query parameters a request may carry at most, and the longest value.
+const MAX_PARAMS: usize = 16;
+const MAX_VALUE_BYTES: usize = 256;
+
+/// The first day the Nexon Open API has data for (KMS).
+const FIRST_DATE: (u32, u32, u32) = (2023, 12, 21);
+
+/// Checks the parameters Nexon defines before anything goes upstream: `ocid` (32 hex digits),
+/// `date` (a real calendar day, `YYYY-MM-DD`, not before the API's first), `character_name`
+/// (1–64 bytes, no control characters); any value at most 256 bytes, at most 16 parameters.
+/// Unknown parameters pass through.
+///
+/// # Errors
+/// The offending parameter and why.
+pub fn validate_query(query: Option<&str>) -> Result<(), (String, &'static str)> {
+    let Some(query) = query else {
+        return Ok(());
+    };
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if pairs.len() > MAX_PARAMS {
+        return Err(("query".into(), "has more than 16 parameters"));
+    }
+    for (key, value) in &pairs {
+        let field = || key.chars().take(32).collect::<String>();
+        if value.len() > MAX_VALUE_BYTES || key.len() > 64 {
+            return Err((field(), "is longer than 256 bytes"));
+        }
+        let problem = match key.as_str() {
+            "ocid" if value.parse::<maple_common::nexon::Ocid>().is_err() => {
+                Some("must be an ocid: 32 hexadecimal digits")
+            }
+            "date" if !valid_date(value) => {
+                Some("must be a calendar date YYYY-MM-DD, not before 2023-12-21")
+            }
+            "character_name"
+                if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) =>
+            {
+                Some("must be 1 to 64 bytes without control characters")
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Err((field(), problem));
+        }
+    }
+    Ok(())
+}
+
+fn valid_date(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d) && (y, m, d) >= FIRST_DATE && y <= 2100
+}
+
 /// Whether a path could escape its route upstream: dot segments, encoded separators or
 /// dots, backslashes, empty segments.
 pub fn is_suspicious(path: &str) -> bool {
@@ -129,6 +201,39 @@ pub fn is_suspicious(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nexon_parameters_are_checked_before_going_upstream() {
+        let ok = |q: &str| validate_query(Some(q));
+        assert!(ok("character_name=%EC%95%84%EB%8D%B8").is_ok());
+        assert!(ok("ocid=0123456789abcdef0123456789abcdef&date=2024-02-29").is_ok());
+        assert!(ok("world_name=x&page=2").is_ok(), "unknown parameters pass");
+        assert!(validate_query(None).is_ok());
+        for (query, field) in [
+            ("ocid=../../admin", "ocid"),
+            ("ocid=0123456789abcdef0123456789abcdeg", "ocid"),
+            ("date=2023-02-29", "date"),
+            ("date=2025-13-01", "date"),
+            ("date=2024-1-01", "date"),
+            ("date=2023-12-20", "date"),
+            ("date=9999-01-01", "date"),
+            ("character_name=", "character_name"),
+            ("character_name=a%00b", "character_name"),
+        ] {
+            assert_eq!(
+                ok(query).map_err(|(f, _)| f),
+                Err(field.to_owned()),
+                "{query}"
+            );
+        }
+        let long = format!("x={}", "a".repeat(300));
+        assert!(ok(&long).is_err());
+        let many = (0..17)
+            .map(|i| format!("p{i}=1"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(ok(&many).map_err(|(f, _)| f), Err("query".to_owned()));
+    }
 
     #[test]
     fn routes_are_templates() {

@@ -26,7 +26,7 @@ use crate::cache::{Freshness, ResponseCache, Stored};
 use crate::config::ProxyConfig;
 use crate::flight::{Flights, Joined, land};
 use crate::metrics::ProxyMetrics;
-use crate::routes::{Route, canonical, is_suspicious};
+use crate::routes::{Route, canonical, is_suspicious, validate_query};
 use crate::upstream::{Failure, Fetched, Fetcher};
 
 /// Header naming the cause when the proxy, not Nexon, produced an error response.
@@ -87,41 +87,45 @@ pub struct RequestCtx {
 }
 
 /// Why the proxy refused a request before any upstream work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     MethodNotAllowed,
     NotFound,
     InvalidPath,
     Unauthorized,
+    /// A Nexon parameter that cannot be valid: the parameter and why.
+    InvalidQuery(String, &'static str),
 }
 
 impl Refusal {
-    pub fn code(self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotFound => "not_found",
             Self::InvalidPath => "invalid_path",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidQuery(..) => "invalid_query",
         }
     }
 
-    pub fn status(self) -> u16 {
+    pub fn status(&self) -> u16 {
         match self {
             Self::MethodNotAllowed => 405,
             Self::NotFound => 404,
-            Self::InvalidPath => 400,
+            Self::InvalidPath | Self::InvalidQuery(..) => 400,
             Self::Unauthorized => 401,
         }
     }
 
-    fn message(self) -> &'static str {
+    fn message(&self) -> String {
         match self {
-            Self::MethodNotAllowed => "only GET and HEAD are proxied",
-            Self::NotFound => "only /maplestory/v1/ paths are proxied",
+            Self::MethodNotAllowed => "only GET and HEAD are proxied".into(),
+            Self::NotFound => "only /maplestory/v1/ paths are proxied".into(),
             Self::InvalidPath => {
-                "the path contains a dot segment, an encoded separator or a backslash"
+                "the path contains a dot segment, an encoded separator or a backslash".into()
             }
-            Self::Unauthorized => "send Authorization: Bearer <token> with a client token",
+            Self::Unauthorized => "send Authorization: Bearer <token> with a client token".into(),
+            Self::InvalidQuery(field, problem) => format!("query parameter {field} {problem}"),
         }
     }
 }
@@ -262,6 +266,9 @@ impl NexonProxy {
                 return Some(Refusal::Unauthorized);
             }
         }
+        if let Err((field, problem)) = validate_query(header.uri.query()) {
+            return Some(Refusal::InvalidQuery(field, problem));
+        }
         None
     }
 
@@ -382,7 +389,7 @@ impl ProxyHttp for NexonProxy {
                 if refusal == Refusal::InvalidPath {
                     ctx.route = Route::Rejected;
                 }
-                let reply = error_reply(refusal.status(), refusal.code(), refusal.message(), None);
+                let reply = error_reply(refusal.status(), refusal.code(), &refusal.message(), None);
                 write(session, reply).await?
             }
             None => self.serve(session, ctx).await?,

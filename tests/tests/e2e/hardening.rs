@@ -292,3 +292,35 @@ async fn behind_a_trusted_load_balancer_each_forwarded_client_has_its_own_limit(
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn the_proxy_checks_nexon_parameters_before_going_upstream() {
+    let stack = Stack::start().await;
+    let before = stack.sim.stats().total;
+    for (query, field) in [
+        ("ocid=..%2F..%2Fadmin", "ocid"),
+        (
+            "ocid=0123456789abcdef0123456789abcdef&date=2023-02-30",
+            "date",
+        ),
+        (
+            "ocid=0123456789abcdef0123456789abcdef&date=2024-13-01",
+            "date",
+        ),
+        ("character_name=a%0Ab", "character_name"),
+    ] {
+        let response = stack
+            .http
+            .get(stack.proxy(&format!("{}?{query}", maple_common::nexon::PATH_BASIC)))
+            .send()
+            .await
+            .expect("proxy answers");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_query", "{query}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{query}: {message}");
+    }
+    assert_eq!(stack.sim.stats().total, before, "nothing went upstream");
+    stack.stop().await;
+}
