@@ -6,6 +6,7 @@ mod harness;
 mod private;
 
 mod breaker;
+mod compose;
 mod expectation;
 mod failures;
 mod fuzz;

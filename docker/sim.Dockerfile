@@ -1,0 +1,22 @@
+# nexon-sim: multi-stage build (the full Rust toolchain and cmake for the build, Debian slim to run).
+# Build from the repository root:  docker build -f docker/sim.Dockerfile -t nexon-sim:dev .
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends cmake pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p maple-tests --bin nexon-sim \
+    && install -D target/release/nexon-sim /out/nexon-sim
+
+FROM debian:bookworm-slim
+# curl for the health check; ca-certificates for https to Nexon.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/maple --create-home maple
+COPY --from=build /out/nexon-sim /usr/local/bin/nexon-sim
+USER maple
+WORKDIR /var/lib/maple
+EXPOSE 8090
+ENTRYPOINT ["/usr/local/bin/nexon-sim"]

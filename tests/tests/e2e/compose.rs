@@ -1,0 +1,204 @@
+//! `compose.yaml` checked against the code, since the machines here have no Docker engine to
+//! run it: the services the design names are there; every build points at a Dockerfile that
+//! exists; every health-gated dependency has a health check; every mounted file exists; the
+//! core and proxy environments are accepted by the binaries' own configuration parsers and
+//! documented in the README; and every address (core → proxy, core → MySQL/Redis, Prometheus →
+//! targets) names a service and the port it listens on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use maple_common::config::Env;
+use serde_yaml::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn load(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut value: Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    value.apply_merge().expect("YAML merge keys resolve");
+    value
+}
+
+/// `${VAR:-default}` → default (what compose uses when VAR is unset).
+fn with_defaults(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closing brace") + start;
+        let inner = &rest[start + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, default)| default));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn environment(service: &Value) -> BTreeMap<String, String> {
+    service["environment"]
+        .as_mapping()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        Value::String(s) => s.clone(),
+                        other => serde_yaml::to_string(other)
+                            .expect("scalar")
+                            .trim()
+                            .to_owned(),
+                    };
+                    (k.as_str().expect("key").to_owned(), with_defaults(&value))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `host:port` of a URL or socket address.
+fn host_port(address: &str) -> (String, u16) {
+    let without_scheme = address.split_once("://").map_or(address, |(_, rest)| rest);
+    let authority = without_scheme.split('/').next().expect("authority");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = authority.rsplit_once(':').expect("port");
+    (host.to_owned(), port.parse().expect("numeric port"))
+}
+
+fn listen_port(service: &Value, var: &str) -> u16 {
+    host_port(&environment(service)[var]).1
+}
+
+#[test]
+fn compose_matches_the_code_and_the_repository() {
+    let root = repo();
+    let compose = load(&root.join("compose.yaml"));
+    let services = compose["services"].as_mapping().expect("services");
+    let service = |name: &str| -> &Value {
+        services
+            .get(Value::from(name))
+            .unwrap_or_else(|| panic!("service {name} missing"))
+    };
+    for name in [
+        "mysql",
+        "redis-primary",
+        "redis-replica",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+        "nexon-sim",
+        "proxy",
+        "core-1",
+        "core-2",
+        "prometheus",
+        "grafana",
+        "otel-collector",
+    ] {
+        service(name);
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+
+    for (name, definition) in services {
+        let name = name.as_str().expect("name");
+        if let Some(dockerfile) = definition["build"]["dockerfile"].as_str() {
+            assert!(
+                root.join(dockerfile).is_file(),
+                "{name}: {dockerfile} missing"
+            );
+            let text = std::fs::read_to_string(root.join(dockerfile)).expect("dockerfile");
+            assert!(text.contains(" AS build"), "{name}: multi-stage build");
+            assert!(text.contains("USER "), "{name}: runs unprivileged");
+        }
+        if let Some(depends) = definition["depends_on"].as_mapping() {
+            for (target, condition) in depends {
+                let target = target.as_str().expect("service");
+                assert!(
+                    services.contains_key(target),
+                    "{name} depends on unknown {target}"
+                );
+                if condition["condition"].as_str() == Some("service_healthy") {
+                    assert!(
+                        !service(target)["healthcheck"].is_null(),
+                        "{name} waits for {target} to be healthy, which has no health check"
+                    );
+                }
+            }
+        }
+        for volume in definition["volumes"].as_sequence().into_iter().flatten() {
+            let host = volume
+                .as_str()
+                .expect("volume")
+                .split(':')
+                .next()
+                .expect("host");
+            if host.starts_with('.') {
+                assert!(root.join(host).exists(), "{name}: {host} does not exist");
+            }
+        }
+    }
+
+    // The binaries accept their environments, and every variable is documented.
+    for name in ["core-1", "core-2", "proxy", "nexon-sim"] {
+        for var in environment(service(name)).keys() {
+            assert!(
+                readme.contains(&format!("`{var}`"))
+                    || readme.contains(&format!("`{var}` /"))
+                    || var == "NEXON_API_KEY",
+                "{name}: {var} is not in the README's configuration table"
+            );
+        }
+    }
+    let core_env = environment(service("core-1"));
+    maple_core::CoreConfig::from_env(&Env::from_pairs(core_env.clone()))
+        .unwrap_or_else(|e| panic!("core-1's environment is refused: {e}"));
+    let proxy_env = environment(service("proxy"));
+    maple_proxy::ProxyConfig::from_env(&Env::from_pairs(proxy_env.clone()))
+        .unwrap_or_else(|e| panic!("the proxy's environment is refused: {e}"));
+
+    // Addresses point at services and the ports they listen on.
+    let proxy_port = listen_port(service("proxy"), "MAPLE_PROXY_LISTEN");
+    assert_eq!(
+        host_port(&core_env["MAPLE_PROXY_URL"]),
+        ("proxy".into(), proxy_port)
+    );
+    assert_eq!(host_port(&core_env["DATABASE_URL"]).0, "mysql");
+    assert_eq!(host_port(&core_env["REDIS_URL"]).0, "redis-primary");
+    assert_eq!(
+        host_port(&proxy_env["MAPLE_PROXY_UPSTREAM"]),
+        (
+            "nexon-sim".into(),
+            listen_port(service("nexon-sim"), "MAPLE_SIM_LISTEN")
+        )
+    );
+    let core_port = listen_port(service("core-1"), "MAPLE_CORE_LISTEN");
+    for name in ["core-1", "core-2"] {
+        let published = service(name)["ports"][0].as_str().expect("port mapping");
+        assert!(
+            published.ends_with(&format!(":{core_port}")),
+            "{name} publishes {published}, core listens on {core_port}"
+        );
+    }
+    let prometheus = load(&root.join("observability/prometheus.yml"));
+    let admin_port = listen_port(service("proxy"), "MAPLE_PROXY_ADMIN_LISTEN");
+    for job in prometheus["scrape_configs"].as_sequence().expect("jobs") {
+        for target in job["static_configs"][0]["targets"]
+            .as_sequence()
+            .expect("targets")
+        {
+            let (host, port) = host_port(target.as_str().expect("target"));
+            assert!(
+                services.contains_key(host.as_str()),
+                "scrape target {host} is no service"
+            );
+            let expected = if host == "proxy" {
+                admin_port
+            } else {
+                core_port
+            };
+            assert_eq!(port, expected, "scrape target {host}:{port}");
+        }
+    }
+    load(&root.join("observability/otel-collector.yaml"));
+}
