@@ -57,11 +57,23 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    telemetry::init(
+    let telemetry = match telemetry::start(
+        &Env::process(),
         settings.log_format,
         "info,pingora_core=warn,pingora_proxy=warn",
-    );
-    match run(settings).await {
+        "maple",
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("maple: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let result = run(settings).await;
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .ok();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("maple: {e:#}");

@@ -81,7 +81,8 @@ where
             inflight: Arc::clone(&self.inflight),
             key: key.to_owned(),
         };
-        let fetch = fetch();
+        // The fetch runs in the leader's trace (its span is the parent of the fetch's spans).
+        let fetch = tracing::Instrument::in_current_span(fetch());
         tokio::spawn(async move {
             let result = fetch.await;
             // Leave the map first: from here on, newcomers read the cache, not this flight.

@@ -1,12 +1,38 @@
-//! Tracing set-up shared by the binaries: JSON lines (default) or human-readable text, filtered
-//! by `RUST_LOG`, with the `log` crate (pingora's logging) bridged into `tracing`.
+//! Logs and traces, shared by the binaries.
+//!
+//! - Logs: `tracing` events as JSON lines (default) or text, filtered by `RUST_LOG`, with the
+//!   `log` crate (pingora's logging) bridged in. Lines inside a request carry its `trace_id`.
+//! - Traces: every span (at the levels `RUST_LOG` lets through) is an OpenTelemetry span. W3C
+//!   `traceparent` is read from incoming requests ([`extract`]) and written into outgoing ones
+//!   ([`inject`]), so one trace runs client → core → proxy → Nexon. Spans are exported by OTLP
+//!   over HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://otel-collector:4318`);
+//!   otherwise trace ids are still made and propagated, and nothing is sent.
 
-use tracing_subscriber::EnvFilter;
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{ConfigError, Env};
 
 /// `json` (one JSON object per line, for collectors) or `text` (for a terminal).
 pub const LOG_FORMAT_VAR: &str = "MAPLE_LOG_FORMAT";
+
+/// Where spans are exported (OTLP over HTTP); unset: not exported.
+pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Which spans become OpenTelemetry spans (an `EnvFilter`), apart from `RUST_LOG` (which
+/// filters log lines only): quiet logs must not mean missing traces.
+pub const TRACE_FILTER_VAR: &str = "MAPLE_TRACE_FILTER";
+
+/// Our spans are at `info`; the HTTP and exporter crates' own spans are left out.
+const DEFAULT_TRACE_FILTER: &str = "info,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,reqwest=off,hyper=off,hyper_util=off,h2=off,tower=off,sqlx=off";
 
 /// Output format of the log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,20 +60,165 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
-/// Calling it twice is harmless (the second call does nothing), which keeps tests simple.
-pub fn init(format: LogFormat, default_filter: &str) {
+/// Reads [`OTLP_ENDPOINT_VAR`]: an `http://` or `https://` base URL, or none.
+///
+/// # Errors
+/// [`ConfigError`] for anything else.
+pub fn otlp_endpoint(env: &Env) -> Result<Option<String>, ConfigError> {
+    match env.get(OTLP_ENDPOINT_VAR) {
+        None => Ok(None),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(Some(url.trim_end_matches('/').to_owned()))
+        }
+        Some(other) => Err(ConfigError::new(
+            OTLP_ENDPOINT_VAR,
+            other,
+            "expected an http:// or https:// URL (OTLP over HTTP, e.g. port 4318)",
+        )),
+    }
+}
+
+/// Keeps the tracer provider; [`Telemetry::shutdown`] flushes spans not yet exported.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is still buffered (bounded by the exporter's timeout) and stops.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            if let Err(error) = provider.force_flush() {
+                tracing::warn!(%error, "flushing spans failed");
+            }
+            let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Installs the global subscriber (logs, and spans as OpenTelemetry spans) and the W3C
+/// propagator. `default_filter` applies when `RUST_LOG` is unset; `service` names this binary in
+/// exported spans. Calling it twice keeps the first subscriber (tests start several stacks).
+///
+/// # Errors
+/// When the OTLP exporter cannot be built.
+pub fn init(
+    format: LogFormat,
+    default_filter: &str,
+    service: &'static str,
+    otlp: Option<&str>,
+) -> Result<Telemetry, String> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = otlp {
+        use opentelemetry_otlp::WithExportConfig as _;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(format!("{endpoint}/v1/traces"))
+            .with_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("{OTLP_ENDPOINT_VAR}: {e}"))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    let tracer = provider.tracer(service);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match format {
-        LogFormat::Json => builder
+    let trace_filter = EnvFilter::try_from_env(TRACE_FILTER_VAR)
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_TRACE_FILTER));
+    let logs = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
     };
-    // Err means a subscriber is already installed; keep it.
-    drop(result);
+    let result = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(trace_filter),
+        )
+        .try_init();
+    // Err means a subscriber is already installed (a test's second stack); keep it.
+    if result.is_err() {
+        return Ok(Telemetry { provider: None });
+    }
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(Telemetry {
+        provider: Some(provider),
+    })
+}
+
+/// [`init`] with the OTLP endpoint read from `env` ([`OTLP_ENDPOINT_VAR`]).
+///
+/// # Errors
+/// A message naming the variable when the endpoint is not a URL or the exporter fails.
+pub fn start(
+    env: &Env,
+    format: LogFormat,
+    default_filter: &str,
+    service: &'static str,
+) -> Result<Telemetry, String> {
+    let otlp = otlp_endpoint(env).map_err(|e| e.to_string())?;
+    init(format, default_filter, service, otlp.as_deref())
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Makes `span` a child of the trace named by `headers`' `traceparent` (if any, and valid),
+/// and records the trace id in its `trace_id` field (declared empty by the caller) so log
+/// lines inside it carry it.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    if let Some(id) = trace_id(span) {
+        span.record("trace_id", id.as_str());
+    }
+}
+
+/// Writes `span`'s context as `traceparent` into `headers` (for the next hop).
+pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let context = span.context();
+    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+}
+
+/// The trace id of `span`, as 32 hex digits (none when tracing is not installed).
+pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }

@@ -257,8 +257,12 @@ impl EquipmentTiers {
     ///
     /// # Errors
     /// [`NexonError`] when Nexon fails and no tier holds any copy.
+    #[tracing::instrument(level = "info", name = "equipment.get", skip_all, fields(source))]
     pub async fn get(&self, ocid: &Ocid) -> Result<Served, NexonError> {
         let served = self.lookup(ocid).await;
+        if let Ok(served) = &served {
+            tracing::Span::current().record("source", served.source.as_str());
+        }
         if let Ok(served) = &served {
             self.inner
                 .metrics

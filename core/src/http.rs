@@ -189,6 +189,23 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
     response
 }
 
+/// The span of one request: a child of the caller's trace when it sent `traceparent`; its
+/// `trace_id` field puts the trace id on every log line inside it.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        trace_id = tracing::field::Empty,
+    );
+    maple_common::telemetry::continue_trace(&span, request.headers());
+    span
+}
+
 /// The application's routes behind its middleware stack.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
@@ -223,15 +240,16 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal("handler panicked".into()).into_response()
                 }))
-                // 2. RED metrics per route template, and each error logged exactly once.
+                // 2. A span per request (continuing the caller's trace): every log line below,
+                //    the error line included, carries its trace id.
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                // 3. RED metrics per route template, and each error logged exactly once.
                 .layer(middleware::from_fn_with_state(state.clone(), observe))
-                // 3. Sizes, load shedding, per-client rate: before any work.
+                // 4. Sizes, load shedding, per-client rate: before any work.
                 .layer(middleware::from_fn_with_state(state.clone(), guard))
                 .layer(axum::extract::DefaultBodyLimit::max(
                     state.config.limits.max_body_bytes,
                 ))
-                // 4. A tracing span per request.
-                .layer(TraceLayer::new_for_http())
                 // 5. Every request ends within the timeout (503 JSON), so a drain always ends.
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
                     ApiError::Timeout

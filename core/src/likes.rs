@@ -607,6 +607,7 @@ impl Likes {
     }
 
     /// Swaps every shard's buffer out, writes them as one batch and answers their handlers.
+    #[tracing::instrument(level = "info", name = "likes.flush", skip_all)]
     async fn flush_once(&self) {
         let inner = &self.inner;
         let Taken {
@@ -878,6 +879,7 @@ impl Likes {
     /// # Errors
     /// [`SyncError`] saying why the pass stopped early (nothing is lost: the next pass, here
     /// or on another instance, continues from Redis).
+    #[tracing::instrument(level = "info", name = "likes.sync", skip_all)]
     pub async fn sync_once(&self) -> Result<SyncPass, SyncError> {
         let inner = &self.inner;
         let Some(redis) = &inner.redis else {

@@ -202,6 +202,7 @@ impl Locks {
     /// # Errors
     /// [`LockError::Busy`] when another holder kept it for the whole wait; `Unavailable` when
     /// no backend answered; `Fence` when the database could not issue a token.
+    #[tracing::instrument(level = "info", name = "lock.acquire", skip(self))]
     pub async fn acquire(&self, name: &str, wait: Duration) -> Result<Guard, LockError> {
         let started = Instant::now();
         let deadline = started + wait;

@@ -59,7 +59,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    telemetry::init(format, "info");
+    let telemetry = match telemetry::start(&env, format, "info", "maple-core") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("maple-core: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     let listen = config.listen;
     let app = match App::build(config).await {
         Ok(app) => app,
@@ -80,7 +86,12 @@ async fn main() -> ExitCode {
         let _ = maple_common::shutdown::signal().await;
         tracing::info!("shutdown signal received");
     };
-    match app.serve(listener, shutdown).await {
+    let served = app.serve(listener, shutdown).await;
+    // Spans still buffered are exported before exit (bounded).
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .ok();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("maple-core: {e}");

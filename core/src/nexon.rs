@@ -110,16 +110,20 @@ impl NexonClient {
         .await
     }
 
+    #[tracing::instrument(level = "info", name = "nexon.call", skip_all, fields(path))]
     async fn get(
         &self,
         path: &str,
         query: &[(&str, &str)],
         lookup: Lookup,
     ) -> Result<Bytes, NexonError> {
+        let mut trace = http::HeaderMap::new();
+        maple_common::telemetry::inject(&tracing::Span::current(), &mut trace);
         let response = self
             .http
             .get(format!("{}{path}", self.base))
             .query(query)
+            .headers(trace)
             .send()
             .await
             .map_err(|e| NexonError::Unavailable {

@@ -180,8 +180,14 @@ impl RedisTier {
         };
         self.observe(transition);
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(inner.config.op_timeout, op(inner.connection.clone())).await;
+        let result = tokio::time::timeout(
+            inner.config.op_timeout,
+            tracing::Instrument::instrument(
+                op(inner.connection.clone()),
+                tracing::info_span!("redis", operation),
+            ),
+        )
+        .await;
         let (outcome, value) = match result {
             Ok(Ok(value)) => (Outcome::Success, Ok(value)),
             Ok(Err(error)) => {

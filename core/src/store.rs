@@ -286,6 +286,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.find_ocid", skip_all)]
     pub async fn find_ocid(&self, name: &CharacterName) -> Result<Option<Ocid>, StoreError> {
         let (permit, started) = (self.admit()?, Instant::now());
         let result: Result<Option<(String,)>, _> = bounded(async {
@@ -305,6 +306,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.upsert_character", skip_all)]
     pub async fn upsert_character(
         &self,
         name: &CharacterName,
@@ -346,6 +348,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.save_equipment", skip_all)]
     pub async fn save_equipment(&self, snapshot: &EquipmentSnapshot) -> Result<(), StoreError> {
         let sql = match self.pool {
             Pool::Sqlite(_) => {
@@ -389,6 +392,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.load_equipment", skip_all)]
     pub async fn load_equipment(
         &self,
         ocid: &Ocid,

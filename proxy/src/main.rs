@@ -18,7 +18,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    telemetry::init(format, "info");
+    let telemetry = match telemetry::start(&env, format, "info", "maple-proxy") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("maple-proxy: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
 
     let shutdown = CancellationToken::new();
     let signals = match tokio::runtime::Builder::new_current_thread()
@@ -42,6 +48,7 @@ fn main() -> ExitCode {
     let result = maple_proxy::run(config, shutdown.clone());
     shutdown.cancel();
     drop(watcher); // the watcher thread ends with the process
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

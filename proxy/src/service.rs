@@ -392,7 +392,17 @@ impl ProxyHttp for NexonProxy {
                 let reply = error_reply(refusal.status(), refusal.code(), &refusal.message(), None);
                 write(session, reply).await?
             }
-            None => self.serve(session, ctx).await?,
+            None => {
+                // One span per request, continuing the caller's trace; the upstream fetch
+                // (even when run by a flight) is its child and passes `traceparent` on.
+                let span = tracing::info_span!(
+                    "proxy.request",
+                    route = ctx.route.label(),
+                    trace_id = tracing::field::Empty,
+                );
+                maple_common::telemetry::continue_trace(&span, &session.req_header().headers);
+                tracing::Instrument::instrument(self.serve(session, ctx), span).await?
+            }
         };
         // Answered here, always: nothing is streamed through pingora's upstream path.
         Ok(true)

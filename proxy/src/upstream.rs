@@ -410,13 +410,17 @@ impl Fetcher {
         step
     }
 
+    #[tracing::instrument(level = "info", name = "upstream.attempt", skip_all)]
     async fn exchange(&self, target: &str) -> Result<Exchange, reqwest::Error> {
         let mut key = http::HeaderValue::from_str(self.config.api_key.expose())
             .unwrap_or_else(|_| http::HeaderValue::from_static(""));
         key.set_sensitive(true);
+        let mut trace = http::HeaderMap::new();
+        maple_common::telemetry::inject(&tracing::Span::current(), &mut trace);
         let response = self
             .client
             .get(format!("{}{target}", self.base))
+            .headers(trace)
             .header(API_KEY_HEADER, key)
             .send()
             .await?;

@@ -254,6 +254,13 @@ fn split_for_reset(stream: TcpStream) -> std::io::Result<(TcpStream, std::net::T
 
 async fn count_call(State(sim): State<Simulator>, request: Request, next: Next) -> Response {
     sim.state.stats.record(request.uri().path());
+    if let Some(traceparent) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        sim.state.stats.record_traceparent(traceparent);
+    }
     next.run(request).await
 }
 

@@ -23,6 +23,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.audit", skip_all)]
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let (permit, started) = (self.admit()?, Instant::now());
         let result = bounded(async {
@@ -51,6 +52,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.age_equipment", skip_all)]
     pub async fn age_equipment(
         &self,
         ocid: &maple_common::nexon::Ocid,
@@ -79,6 +81,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.recent_audit", skip_all)]
     pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let (permit, started) = (self.admit()?, Instant::now());
         let result = bounded(async {

@@ -79,6 +79,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure (then nothing was applied).
+    #[tracing::instrument(level = "info", name = "db.apply_like_batch", skip_all)]
     pub async fn apply_like_batch(
         &self,
         batch: &Batch,
@@ -140,6 +141,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Fenced`] when a newer fence was issued (nothing was written), or a
     /// database failure.
+    #[tracing::instrument(level = "info", name = "db.apply_synced_batches", skip_all)]
     pub async fn apply_synced_batches(
         &self,
         fence: &Fence,
@@ -206,6 +208,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.issue_fence", skip_all)]
     pub async fn issue_fence(
         &self,
         name: &str,
@@ -247,6 +250,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.like_counts", skip_all)]
     pub async fn like_counts(&self, ocids: &[&str]) -> Result<HashMap<String, i64>, StoreError> {
         if ocids.is_empty() {
             return Ok(HashMap::new());

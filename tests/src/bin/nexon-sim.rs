@@ -23,7 +23,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    telemetry::init(format, "info");
+    let _telemetry = match telemetry::start(&env, format, "info", "nexon-sim") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("nexon-sim: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     let config = SimConfig {
         api_key: env.string_or("MAPLE_SIM_API_KEY", sim::DEFAULT_API_KEY),
         data_dir: env

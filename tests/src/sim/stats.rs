@@ -16,13 +16,21 @@ pub const OTHER_PATH: &str = "other";
 #[derive(Debug, Default)]
 pub struct Stats {
     calls: Mutex<BTreeMap<&'static str, u64>>,
+    /// The W3C `traceparent` of the latest requests that carried one (newest last).
+    traceparents: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// `traceparent` values kept.
+const TRACEPARENTS_KEPT: usize = 256;
 
 /// What `GET /-/stats` returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     pub total: u64,
     pub paths: BTreeMap<String, u64>,
+    /// The `traceparent` headers of the latest requests that carried one, oldest first.
+    #[serde(default)]
+    pub traceparents: Vec<String>,
 }
 
 impl StatsSnapshot {
@@ -42,16 +50,30 @@ impl Stats {
         *calls.entry(key).or_default() += 1;
     }
 
+    pub fn record_traceparent(&self, value: &str) {
+        let mut kept = self.traceparents.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() == TRACEPARENTS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(value.chars().take(64).collect());
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let traceparents = self.traceparents.lock().unwrap_or_else(|e| e.into_inner());
         StatsSnapshot {
             total: calls.values().sum(),
             paths: calls.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            traceparents: traceparents.iter().cloned().collect(),
         }
     }
 
     pub fn reset(&self) {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.traceparents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 

@@ -22,3 +22,4 @@ mod shutdown;
 mod simulator;
 mod storage;
 mod tiers;
+mod traces;

@@ -216,6 +216,12 @@ async fn no_secret_appears_in_logs_metrics_errors_or_the_config_dump() {
         assert!(process.stop("TERM").success(), "{name} stopped cleanly");
     }
     let logs = std::fs::read_to_string(&log).expect("log");
+    // Lines inside a request carry its trace id (JSON: the span's fields).
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"trace_id\":\"") && l.contains("character not found")),
+        "the not-found line carries the trace id:\n{logs}"
+    );
     assert!(
         logs.lines().count() > 20,
         "debug logs were written:\n{logs}"
