@@ -492,6 +492,11 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let (in_use, idle, max) = state.store.pool_usage();
+    let pool = &state.metrics.db_pool_connections;
+    pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+    pool.with_label_values(&["idle"]).set(i64::from(idle));
+    pool.with_label_values(&["max"]).set(i64::from(max));
     (
         [(
             header::CONTENT_TYPE,

@@ -224,6 +224,7 @@ impl App {
         let router = http::router(state.clone(), config.request_timeout);
         // When the drain began, for the rest of the shutdown's budget.
         let drain_began = Arc::new(std::sync::OnceLock::new());
+        let metrics = state.metrics.clone();
         let signal = {
             let (draining, drain_began) = (draining.clone(), Arc::clone(&drain_began));
             async move {
@@ -232,6 +233,7 @@ impl App {
                     () = draining.cancelled() => {}
                 }
                 let _ = drain_began.set(std::time::Instant::now());
+                metrics.shutdown_phase.set(1);
             }
         };
         let result = server::serve(
@@ -247,6 +249,27 @@ impl App {
         let spent = drain_began
             .get()
             .map_or(std::time::Duration::ZERO, std::time::Instant::elapsed);
+        let phases = &state.metrics;
+        let mut phase_started = std::time::Instant::now();
+        let mut end_phase = |name: &str, next: i64| {
+            let took = if name == "drain" {
+                spent
+            } else {
+                phase_started.elapsed()
+            };
+            phases
+                .shutdown_phase_seconds
+                .with_label_values(&[name])
+                .set(took.as_secs_f64());
+            phases.shutdown_phase.set(next);
+            tracing::info!(
+                phase = name,
+                seconds = took.as_secs_f64(),
+                "shutdown phase done"
+            );
+            phase_started = std::time::Instant::now();
+        };
+        end_phase("drain", 2);
         let budget = config
             .shutdown_deadline
             .saturating_sub(spent)
@@ -263,9 +286,12 @@ impl App {
                 "equipment loads still running at shutdown; leaving them"
             );
         }
+        end_phase("equipment", 3);
         tracing::info!(?budget, "saving the like buffer");
         state.likes.shutdown(budget / 2).await;
+        end_phase("likes", 4);
         state.store.close().await;
+        end_phase("database", 5);
         tracing::info!("core stopped");
         result
     }

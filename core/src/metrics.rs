@@ -82,6 +82,14 @@ pub struct CoreMetrics {
     pub rejected_total: IntCounterVec,
     /// Requests being handled now.
     pub in_flight: IntGauge,
+    /// Database pool connections by state (in_use, idle) and the pool's maximum (max), read at
+    /// each scrape.
+    pub db_pool_connections: IntGaugeVec,
+    /// Where shutdown is: 0 serving, 1 draining requests, 2 waiting for equipment loads,
+    /// 3 saving likes, 4 closing the database, 5 stopped.
+    pub shutdown_phase: IntGauge,
+    /// How long each shutdown phase took (set as each ends).
+    pub shutdown_phase_seconds: prometheus::GaugeVec,
 }
 
 impl CoreMetrics {
@@ -255,6 +263,28 @@ impl CoreMetrics {
                 "maple_core_in_flight",
                 "Requests being handled now.",
             )?,
+            db_pool_connections: gauge_vec(
+                &r,
+                "maple_core_db_pool_connections",
+                "Database pool connections by state (in_use, idle, max).",
+                &["state"],
+            )?,
+            shutdown_phase: gauge(
+                &r,
+                "maple_core_shutdown_phase",
+                "Shutdown phase: 0 serving, 1 draining, 2 equipment loads, 3 likes, 4 closing the database, 5 stopped.",
+            )?,
+            shutdown_phase_seconds: {
+                let g = prometheus::GaugeVec::new(
+                    prometheus::Opts::new(
+                        "maple_core_shutdown_phase_seconds",
+                        "How long each shutdown phase took.",
+                    ),
+                    &["phase"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             registry: r,
         }
         .with_known_series())
@@ -306,6 +336,12 @@ impl CoreMetrics {
         }
         self.lock_fallbacks_total
             .with_label_values(&[crate::likes::SYNC_LOCK]);
+        for state in ["in_use", "idle", "max"] {
+            self.db_pool_connections.with_label_values(&[state]);
+        }
+        for phase in ["drain", "equipment", "likes", "database"] {
+            self.shutdown_phase_seconds.with_label_values(&[phase]);
+        }
         for reason in [
             "uri_too_long",
             "headers_too_large",

@@ -260,6 +260,14 @@ impl Store {
         Ok(result?)
     }
 
+    /// Connections in use, idle, and the pool's maximum.
+    pub fn pool_usage(&self) -> (u32, u32, u32) {
+        let (size, idle, max) = on_pool!(self, pool => {
+            (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX), pool.options().get_max_connections())
+        });
+        (size.saturating_sub(idle), idle, max)
+    }
+
     /// The database breaker's state, for the admin API.
     pub fn breaker(&self) -> maple_common::breaker::Snapshot {
         self.breaker.snapshot(Instant::now())

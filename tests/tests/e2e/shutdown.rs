@@ -74,3 +74,40 @@ async fn an_equipment_load_whose_client_left_is_stored_before_exit() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn the_pool_and_the_shutdown_phases_are_exported() {
+    let mut stack = Stack::start().await;
+    let metrics = stack
+        .http
+        .get(stack.core("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |text: &str, sample: &str| crate::harness::metric_value(text, sample);
+    assert_eq!(
+        value(&metrics, r#"maple_core_db_pool_connections{state="max"}"#),
+        10.0
+    );
+    assert_eq!(value(&metrics, "maple_core_shutdown_phase"), 0.0, "serving");
+    let state = stack.core_state.clone();
+    stack
+        .begin_core_shutdown()
+        .await
+        .expect("core task")
+        .expect("clean stop");
+    let after = String::from_utf8(state.metrics.render()).expect("utf-8");
+    assert_eq!(value(&after, "maple_core_shutdown_phase"), 5.0, "stopped");
+    for phase in ["drain", "equipment", "likes", "database"] {
+        assert!(
+            after.contains(&format!(
+                "maple_core_shutdown_phase_seconds{{phase=\"{phase}\"}}"
+            )),
+            "{phase}: {after}"
+        );
+    }
+    stack.stop().await;
+}
