@@ -137,6 +137,9 @@ fn main() {
                 op_timeout: Duration::from_millis(250),
                 keep_for: Duration::from_secs(3600),
                 namespace: format!("bench-likes-{}", std::process::id()),
+                sentinels: Vec::new(),
+                master: String::new(),
+                min_replicas: 0,
             },
             CoreMetrics::new().unwrap(),
         )

@@ -30,6 +30,11 @@ pub const VALUATION_METHOD: &str = "MAPLE_VALUATION_METHOD";
 /// Redis for the shared tier (L2) and the cross-instance latch; unset in embedded mode.
 pub const REDIS_URL: &str = "REDIS_URL";
 pub const REDIS_TIMEOUT_MS: &str = "MAPLE_CORE_REDIS_TIMEOUT_MS";
+/// Sentinels (`host:port,…`) that name the Redis primary; instead of `REDIS_URL`.
+pub const REDIS_SENTINELS: &str = "REDIS_SENTINELS";
+pub const REDIS_SENTINEL_MASTER: &str = "REDIS_SENTINEL_MASTER";
+/// Replicas that must hold a like batch (`WAIT`) before it is acknowledged.
+pub const REDIS_MIN_REPLICAS: &str = "MAPLE_CORE_REDIS_MIN_REPLICAS";
 pub const EQUIPMENT_FRESH_S: &str = "MAPLE_CORE_EQUIPMENT_FRESH_S";
 pub const EQUIPMENT_KEEP_S: &str = "MAPLE_CORE_EQUIPMENT_KEEP_S";
 pub const L1_MAX_BYTES: &str = "MAPLE_CORE_L1_MAX_BYTES";
@@ -201,6 +206,9 @@ impl CoreConfig {
             },
             "redis": self.redis.as_ref().map(|r| serde_json::json!({
                 "url": redact_url(&r.url),
+                "sentinels": r.sentinels,
+                "master": r.master,
+                "min_replicas": r.min_replicas,
                 "op_timeout_ms": millis(r.op_timeout),
                 "keep_s": r.keep_for.as_secs(),
                 "namespace": r.namespace,
@@ -279,10 +287,34 @@ fn tiers_from_env(env: &Env) -> Result<TierConfig, ConfigError> {
 }
 
 fn redis_from_env(env: &Env) -> Result<Option<RedisConfig>, ConfigError> {
-    let Some(url) = env.get(REDIS_URL) else {
-        return Ok(None);
+    let sentinels: Vec<String> = env
+        .get(REDIS_SENTINELS)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    for sentinel in &sentinels {
+        let valid = sentinel
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !valid {
+            return Err(ConfigError::new(
+                REDIS_SENTINELS,
+                sentinel.clone(),
+                "must list host:port pairs, comma-separated",
+            ));
+        }
+    }
+    let url = match env.get(REDIS_URL) {
+        Some(url) => url,
+        None if !sentinels.is_empty() => String::new(),
+        None => return Ok(None),
     };
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+    if sentinels.is_empty() && !(url.starts_with("redis://") || url.starts_with("rediss://")) {
         return Err(ConfigError::new(
             REDIS_URL,
             redact_url(&url),
@@ -298,6 +330,9 @@ fn redis_from_env(env: &Env) -> Result<Option<RedisConfig>, ConfigError> {
             60..=30 * 24 * 3600,
         )?),
         namespace: namespace_from_env(env)?,
+        master: env.string_or(REDIS_SENTINEL_MASTER, "maple"),
+        sentinels,
+        min_replicas: env.parse_within(REDIS_MIN_REPLICAS, 0, 0..=16)?,
     }))
 }
 

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use maple_common::breaker::{Breaker, BreakerConfig, Outcome};
 use maple_common::nexon::Ocid;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::sentinel::{SentinelClient, SentinelServerType};
 
 use crate::equipment::Entry;
 use crate::metrics::CoreMetrics;
@@ -43,6 +46,12 @@ pub struct RedisConfig {
     pub keep_for: Duration,
     /// Prefix of every key (`maple`): deployments (or tests) sharing one Redis stay apart.
     pub namespace: String,
+    /// Sentinels (`host:port`) to ask for the primary of `master`; empty: `url` directly.
+    pub sentinels: Vec<String>,
+    pub master: String,
+    /// Replicas that must hold a like batch before it counts as stored (`WAIT`); 0: the
+    /// primary alone (a failover may then lose the last acknowledged likes).
+    pub min_replicas: u32,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -52,7 +61,114 @@ impl std::fmt::Debug for RedisConfig {
             .field("op_timeout", &self.op_timeout)
             .field("keep_for", &self.keep_for)
             .field("namespace", &self.namespace)
+            .field("sentinels", &self.sentinels)
+            .field("master", &self.master)
+            .field("min_replicas", &self.min_replicas)
             .finish()
+    }
+}
+
+/// How core reaches Redis: one URL (the connection manager reconnects by itself), or through
+/// Sentinel (the primary is looked up, and looked up again after any failure).
+enum Link {
+    Direct(ConnectionManager),
+    Sentinel(Box<SentinelLink>),
+}
+
+struct SentinelLink {
+    client: tokio::sync::Mutex<SentinelClient>,
+    current: std::sync::Mutex<Option<MultiplexedConnection>>,
+    config: redis::AsyncConnectionConfig,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Direct(_) => "Link::Direct",
+            Self::Sentinel(_) => "Link::Sentinel",
+        })
+    }
+}
+
+impl Link {
+    async fn connection(&self) -> Result<Conn, redis::RedisError> {
+        match self {
+            Self::Direct(manager) => Ok(Conn::Manager(manager.clone())),
+            Self::Sentinel(link) => {
+                let cached = link
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if let Some(connection) = cached {
+                    return Ok(Conn::Multiplexed(connection));
+                }
+                let mut client = link.client.lock().await;
+                let connection = client
+                    .async_get_client()
+                    .await?
+                    .get_multiplexed_async_connection_with_config(&link.config)
+                    .await?;
+                drop(client);
+                tracing::info!("redis primary resolved through sentinel");
+                *link
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(connection.clone());
+                Ok(Conn::Multiplexed(connection))
+            }
+        }
+    }
+
+    fn forget(&self) {
+        if let Self::Sentinel(link) = self {
+            *link
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+    }
+}
+
+/// A connection to the primary, whichever way it was reached.
+#[derive(Clone)]
+#[allow(
+    missing_debug_implementations,
+    reason = "the connections have no Debug"
+)]
+pub enum Conn {
+    Manager(ConnectionManager),
+    Multiplexed(MultiplexedConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Manager(c) => c.req_packed_command(cmd),
+            Self::Multiplexed(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Multiplexed(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Manager(c) => c.get_db(),
+            Self::Multiplexed(c) => c.get_db(),
+        }
     }
 }
 
@@ -64,7 +180,7 @@ pub struct RedisTier {
 
 #[derive(Debug)]
 struct Inner {
-    connection: ConnectionManager,
+    link: Link,
     config: RedisConfig,
     breaker: Breaker,
     metrics: CoreMetrics,
@@ -115,6 +231,11 @@ impl RedisTier {
         .await
     }
 
+    /// Replicas a like batch must reach before it counts as stored.
+    pub fn min_replicas(&self) -> u32 {
+        self.inner.config.min_replicas
+    }
+
     pub fn namespace(&self) -> &str {
         &self.inner.config.namespace
     }
@@ -132,16 +253,37 @@ impl RedisTier {
     /// # Errors
     /// When the URL is not a Redis URL (nothing is connected yet).
     pub fn new(config: RedisConfig, metrics: CoreMetrics) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(config.url.as_str())?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.op_timeout.saturating_mul(4)))
-            .set_response_timeout(Some(config.op_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, manager)?;
+        let link = if config.sentinels.is_empty() {
+            let client = redis::Client::open(config.url.as_str())?;
+            let manager = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.op_timeout.saturating_mul(4)))
+                .set_response_timeout(Some(config.op_timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            Link::Direct(ConnectionManager::new_lazy_with_config(client, manager)?)
+        } else {
+            let sentinels: Vec<String> = config
+                .sentinels
+                .iter()
+                .map(|s| format!("redis://{s}"))
+                .collect();
+            let client = SentinelClient::build(
+                sentinels,
+                config.master.clone(),
+                None,
+                SentinelServerType::Master,
+            )?;
+            Link::Sentinel(Box::new(SentinelLink {
+                client: tokio::sync::Mutex::new(client),
+                current: std::sync::Mutex::new(None),
+                config: redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(config.op_timeout))
+                    .set_response_timeout(Some(config.op_timeout)),
+            }))
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                connection,
+                link,
                 breaker: Breaker::new(BreakerConfig {
                     window: 10,
                     minimum_calls: 3,
@@ -166,7 +308,7 @@ impl RedisTier {
         op: F,
     ) -> Result<T, Unavailable>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         let inner = &self.inner;
@@ -183,11 +325,19 @@ impl RedisTier {
         let result = tokio::time::timeout(
             inner.config.op_timeout,
             tracing::Instrument::instrument(
-                op(inner.connection.clone()),
+                async {
+                    let connection = inner.link.connection().await?;
+                    op(connection).await
+                },
                 tracing::info_span!("redis", operation),
             ),
         )
         .await;
+        if !matches!(result, Ok(Ok(_))) {
+            // With Sentinel, the next operation asks again who the primary is (a failover
+            // turns the old primary's answers into READONLY errors or silence).
+            inner.link.forget();
+        }
         let (outcome, value) = match result {
             Ok(Ok(value)) => (Outcome::Success, Ok(value)),
             Ok(Err(error)) => {

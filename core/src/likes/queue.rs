@@ -167,9 +167,27 @@ impl Scripts {
         for (ocid, key) in &batch.keyed {
             invocation.arg(ocid).arg(key);
         }
+        let replicas = redis.min_replicas();
         let reply: Vec<redis::Value> = redis
             .run("likes_flush", |mut c| async move {
-                invocation.invoke_async(&mut c).await
+                let reply = invocation.invoke_async(&mut c).await?;
+                if replicas > 0 {
+                    // Stored means stored on enough replicas to survive a failover; if they
+                    // do not confirm in time, the batch goes to the database (same id: a
+                    // batch that did reach Redis counts once anyway).
+                    let confirmed: u32 = redis::cmd("WAIT")
+                        .arg(replicas)
+                        .arg(100)
+                        .query_async(&mut c)
+                        .await?;
+                    if confirmed < replicas {
+                        return Err(redis::RedisError::from((
+                            redis::ErrorKind::Client,
+                            "too few replicas confirmed the like batch",
+                        )));
+                    }
+                }
+                Ok(reply)
             })
             .await?;
         let mut values = reply.into_iter();

@@ -164,7 +164,24 @@ fn compose_matches_the_code_and_the_repository() {
         ("proxy".into(), proxy_port)
     );
     assert_eq!(host_port(&core_env["DATABASE_URL"]).0, "mysql");
-    assert_eq!(host_port(&core_env["REDIS_URL"]).0, "redis-primary");
+    let sentinel_port = 26379;
+    for sentinel in core_env["REDIS_SENTINELS"].split(',') {
+        let (host, port) = host_port(sentinel);
+        assert!(
+            services.contains_key(host.as_str()),
+            "sentinel {host} is no service"
+        );
+        assert_eq!(port, sentinel_port, "{sentinel}");
+        let command = serde_yaml::to_string(&service(&host)["command"]).expect("command");
+        assert!(command.contains("port 26379"), "{host}: {command}");
+        assert!(
+            command.contains(&format!(
+                "monitor {} redis-primary 6379",
+                core_env["REDIS_SENTINEL_MASTER"]
+            )),
+            "{host} watches the master core asks for: {command}"
+        );
+    }
     assert_eq!(
         host_port(&proxy_env["MAPLE_PROXY_UPSTREAM"]),
         (

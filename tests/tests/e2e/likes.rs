@@ -901,3 +901,124 @@ async fn a_held_lock_is_renewed_past_its_lease_and_freed_by_release() {
     other.stop().await;
     stack.stop().await;
 }
+
+/// Who the sentinels say the primary is.
+async fn primary_port(sentinel: u16) -> Option<u16> {
+    let mut connection = redis_connection(&format!("redis://127.0.0.1:{sentinel}")).await;
+    let answer: Option<(String, String)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg("maple")
+        .query_async(&mut connection)
+        .await
+        .ok()?;
+    answer.and_then(|(_, port)| port.parse().ok())
+}
+
+#[tokio::test]
+async fn core_follows_a_sentinel_failover_and_loses_no_like() {
+    let dir = std::env::temp_dir().join(format!("maple-sentinel-{}", free_port().port()));
+    let (primary_port_0, replica_port) = (free_port().port(), free_port().port());
+    let mut primary = PrivateRedis::start(primary_port_0);
+    let _replica = PrivateRedis::start_replica(replica_port, primary_port_0);
+    let sentinels: Vec<PrivateRedis> = (0..3)
+        .map(|_| PrivateRedis::start_sentinel(free_port().port(), primary_port_0, &dir))
+        .collect();
+    // The replica is in sync before anything counts on it.
+    let started = Instant::now();
+    loop {
+        let mut connection = redis_connection(&primary.url()).await;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut connection)
+            .await
+            .expect("INFO");
+        if info.contains("state=online") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "replica never synced: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let stack = Stack::start_with(Options {
+        db: Db::MySql,
+        core_env: vec![
+            ("REDIS_SENTINELS", list),
+            ("REDIS_SENTINEL_MASTER", "maple".to_owned()),
+            // A like counts as stored in Redis only once a replica holds it too.
+            ("MAPLE_CORE_REDIS_MIN_REPLICAS", "1".to_owned()),
+            ("MAPLE_CORE_LIKES_SYNC_MS", "200".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("sf");
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
+    let redis_ok = |metrics: &str| {
+        metric_value(
+            metrics,
+            r#"maple_core_like_flushes_total{result="ok",target="redis"}"#,
+        )
+    };
+    let (stop, accepted) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            load(
+                stack.http.clone(),
+                base.clone(),
+                name.clone(),
+                stop.clone(),
+                accepted.clone(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        redis_ok(&metrics_of(&stack.http, &base).await) > 0.0,
+        "flushing to Redis"
+    );
+
+    // The primary dies; the sentinels promote the replica; likes go on meanwhile.
+    primary.kill();
+    let started = Instant::now();
+    while primary_port(sentinels[0].port()).await != Some(replica_port) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old primary returns and the sentinels make it the new primary's replica, so
+    // batches can be confirmed by a replica again; core writes to the new primary.
+    primary.restart();
+    let before = redis_ok(&metrics_of(&stack.http, &base).await);
+    let started = Instant::now();
+    while redis_ok(&metrics_of(&stack.http, &base).await) <= before + 5.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "core never flushed to the new primary"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let accepted = i64::try_from(accepted.load(Ordering::Relaxed)).expect("count");
+    let store = stack.store().await;
+    assert_eq!(
+        wait_for_stored(&store, &name, accepted, Duration::from_secs(30)).await,
+        accepted,
+        "every acknowledged like is in the database"
+    );
+    stack.stop().await;
+    drop(sentinels);
+    let _ = std::fs::remove_dir_all(dir);
+}

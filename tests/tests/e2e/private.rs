@@ -52,6 +52,55 @@ impl PrivateRedis {
         )
     }
 
+    /// A replica of the Redis on `primary` (no disk).
+    pub fn start_replica(port: u16, primary: u16) -> Self {
+        Self::spawn(
+            port,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--replicaof",
+                "127.0.0.1",
+                &primary.to_string(),
+            ],
+        )
+    }
+
+    /// A Sentinel watching the primary on `primary` as `maple` (quorum 2, down after 1 s).
+    pub fn start_sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir).expect("sentinel dir");
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor maple 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds maple 1000\n\
+                 sentinel failover-timeout maple 5000\nsentinel parallel-syncs maple 1\n"
+            ),
+        )
+        .expect("sentinel conf");
+        let mut sentinel = Self {
+            port,
+            args: vec![conf.display().to_string(), "--sentinel".to_owned()],
+            child: None,
+        };
+        let child = Command::new("redis-server")
+            .args(&sentinel.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel runs");
+        sentinel.child = Some(child);
+        wait_for_port(port, "sentinel", Duration::from_secs(10));
+        sentinel
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn spawn(port: u16, args: &[&str]) -> Self {
         let mut redis = Self {
             port,
