@@ -6,6 +6,7 @@ mod harness;
 mod private;
 
 mod breaker;
+mod chaos;
 mod compose;
 mod expectation;
 mod failures;
