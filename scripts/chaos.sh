@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The chaos suite alone (tests/tests/e2e/chaos.rs): the distributed shape on real processes
-# under load through seven faults; writes the table to docs/chaos.md with the run's date and
+# under load through eight faults; writes the table to docs/chaos.md with the run's date and
 # commit. Fails if any acknowledged like is lost or counted twice, or a duplicate row appears.
 # (.ci/run runs the same test with the others, without rewriting the report.)
 set -euo pipefail
@@ -15,7 +15,7 @@ MAPLE_CHAOS_REPORT="$report" cargo nextest run -p maple-tests --test e2e 'chaos:
   echo
   echo "Command: \`scripts/chaos.sh\` — run $(date -u +%Y-%m-%dT%H:%M:%SZ) at commit $(git rev-parse --short HEAD) on $(nproc) cores (debug build, load generator in the same process as one core instance)."
   echo
-  echo "Set-up: private MariaDB, Redis primary + replica + 3 sentinels (core finds the primary through them, like batches wait for the replica), the simulator, the proxy (cache off, so Nexon faults reach core), core A in-process and core B as a \`maple-core\` process. Six workers read the equipment of 12 characters from both instances (core keeps it fresh for 2 s) and every third step send a like with its own idempotency key, retried on the other instance until acknowledged. Each fault: 2 s before, 8 s of fault, 6 s after. \"other\" counts requests to the instance that was down (a client would retry elsewhere); \"recovered after\": from the fault's end until a whole second of answers is fresh."
+  echo "Set-up: private MariaDB, Redis primary + replica + 3 sentinels (core finds the primary through them, like batches wait for the replica), the simulator, the proxy (cache off, so Nexon faults reach core), core A in-process and core B as a \`maple-core\` process reaching the proxy through a TCP fault proxy (tests/src/tcp_fault.rs). Six workers read the equipment of 12 characters from both instances (core keeps it fresh for 2 s) and every third step send a like with its own idempotency key, retried on the other instance until acknowledged. Each fault: 2 s before, 8 s of fault, 6 s after. \"other\" counts requests to the instance that was down (a client would retry elsewhere); \"recovered after\": from the fault's end until a whole second of answers is fresh."
   echo
   cat "$report"
 } > docs/chaos.md

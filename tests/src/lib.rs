@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`sim`]: the simulator: routes, deterministic characters, faults, call counters.
 //! - [`load`]: what the load tools share.
+//! - [`tcp_fault`]: a TCP proxy that can partition a connection (for the chaos suite).
 #![forbid(unsafe_code)]
 
 pub mod load;
 pub mod sim;
+pub mod tcp_fault;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use maple_tests::load::percentile;
 use maple_tests::sim::faults::FaultSpec;
+use maple_tests::tcp_fault::TcpFault;
 use reqwest::StatusCode;
 use sqlx::Connection as _;
 
@@ -191,8 +192,12 @@ fn summarize(window: &Window, samples: &[Sample]) -> Row {
     }
 }
 
-fn core_process(stack: &Stack, listen: std::net::SocketAddr) -> Process {
-    let env = stack.core_env_with(&[("MAPLE_CORE_LISTEN", &listen.to_string())]);
+/// Core B: a process that reaches the proxy through the TCP fault proxy at `via`.
+fn core_process(stack: &Stack, listen: std::net::SocketAddr, via: std::net::SocketAddr) -> Process {
+    let env = stack.core_env_with(&[
+        ("MAPLE_CORE_LISTEN", &listen.to_string()),
+        ("MAPLE_PROXY_URL", &format!("http://{via}")),
+    ]);
     Process::spawn("maple-core", &env)
 }
 
@@ -253,7 +258,10 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
     })
     .await;
     let listen_b = free_port();
-    let mut process_b = core_process(&stack, listen_b);
+    let link_b = TcpFault::start(stack.proxy_addr)
+        .await
+        .expect("fault proxy");
+    let mut process_b = core_process(&stack, listen_b, link_b.addr);
     let bases = [
         format!("http://{}", stack.core_addr),
         format!("http://{listen_b}"),
@@ -272,7 +280,7 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
     );
     let mut windows = Vec::new();
     let faults = stack.sim.faults();
-    for scenario in 0..7 {
+    for scenario in 0..8 {
         let from = Instant::now();
         tokio::time::sleep(before).await;
         let fault = Instant::now();
@@ -312,13 +320,19 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
                 process_b.signal("KILL");
                 tokio::time::sleep(fault_for).await;
                 drop(process_b);
-                process_b = core_process(&stack, listen_b);
+                process_b = core_process(&stack, listen_b, link_b.addr);
                 wait_until_healthy(&stack.http, &format!("{}/health/ready", bases[1])).await;
                 "kill -9 of one core instance, restarted after 8 s"
             }
+            6 => {
+                link_b.partition();
+                tokio::time::sleep(fault_for).await;
+                link_b.heal();
+                "network partition between one core instance and the proxy for 8 s"
+            }
             _ => {
                 assert!(process_b.stop("TERM").success(), "clean SIGTERM exit");
-                process_b = core_process(&stack, listen_b);
+                process_b = core_process(&stack, listen_b, link_b.addr);
                 wait_until_healthy(&stack.http, &format!("{}/health/ready", bases[1])).await;
                 "SIGTERM of one core instance and restart (rolling)"
             }
