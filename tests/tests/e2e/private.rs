@@ -87,6 +87,7 @@ impl PrivateRedis {
             child: None,
         };
         let child = Command::new("redis-server")
+            .current_dir(dir)
             .args(&sentinel.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -113,7 +114,14 @@ impl PrivateRedis {
 
     /// Starts it again on the same port with the same settings.
     pub fn restart(&mut self) {
+        // Its own folder: a replica writes the RDB it receives to `dump.rdb` in its working
+        // folder, and a Redis loads that file when it starts; instances sharing one folder
+        // (or an old run's file) would start with each other's data.
+        let own =
+            std::env::temp_dir().join(format!("maple-redis-{}-{}", std::process::id(), self.port));
+        std::fs::create_dir_all(&own).expect("redis folder");
         let child = Command::new("redis-server")
+            .current_dir(&own)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(&self.args)
             .stdout(Stdio::null())
