@@ -42,11 +42,19 @@ struct Sample {
 }
 
 /// What the load saw and did.
+/// Faults in the run.
+const WINDOWS: usize = 8;
+
 #[derive(Debug, Default)]
 struct Record {
     samples: Mutex<Vec<Sample>>,
     likes_acked: AtomicU64,
     likes_given_up: AtomicU64,
+    /// The fault window now (likes go to that window's own characters, so each window's
+    /// likes can be counted in the database on their own).
+    window: std::sync::atomic::AtomicUsize,
+    /// Likes acknowledged per window.
+    acked_in: [AtomicU64; WINDOWS],
     likes_retried: AtomicU64,
 }
 
@@ -58,12 +66,18 @@ struct Load {
 
 /// Equipment reads of `names` (every third step also a like with its own idempotency key,
 /// retried on the other instance until acknowledged, up to 8 tries) against both instances.
-fn start_load(http: &reqwest::Client, bases: [String; 2], names: &[String]) -> Load {
+fn start_load(
+    http: &reqwest::Client,
+    bases: [String; 2],
+    names: &[String],
+    like_names: &[Vec<String>],
+) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let record = Arc::new(Record::default());
     let workers = (0..6)
         .map(|w| {
             let (http, bases, names) = (http.clone(), bases.clone(), names.to_vec());
+            let like_names = like_names.to_vec();
             let (stop, record) = (stop.clone(), record.clone());
             tokio::spawn(async move {
                 let mut step = 0_usize;
@@ -94,6 +108,9 @@ fn start_load(http: &reqwest::Client, bases: [String; 2], names: &[String]) -> L
                         micros,
                     });
                     if step.is_multiple_of(3) {
+                        let window = record.window.load(Ordering::Relaxed).min(WINDOWS - 1);
+                        let targets = &like_names[window];
+                        let name = &targets[(w + step) % targets.len()];
                         let key = format!("chaos-{w}-{step}");
                         let mut acked = false;
                         for attempt in 0..8 {
@@ -112,6 +129,7 @@ fn start_load(http: &reqwest::Client, bases: [String; 2], names: &[String]) -> L
                             }
                         }
                         let counter = if acked {
+                            record.acked_in[window].fetch_add(1, Ordering::Relaxed);
                             &record.likes_acked
                         } else {
                             &record.likes_given_up
@@ -275,7 +293,14 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
         let warm = stack.get(&format!("/v1/characters/{name}/equipment")).await;
         assert_eq!(warm.status(), StatusCode::OK);
     }
-    let load = start_load(&stack.http, bases.clone(), &names);
+    let like_names: Vec<Vec<String>> = (0..WINDOWS)
+        .map(|_| (0..3).map(|_| fresh_name("cl")).collect())
+        .collect();
+    for name in like_names.iter().flatten() {
+        let warm = stack.get(&format!("/v1/characters/{name}/likes")).await;
+        assert_eq!(warm.status(), StatusCode::OK);
+    }
+    let load = start_load(&stack.http, bases.clone(), &names, &like_names);
     let (before, fault_for, after) = (
         Duration::from_secs(2),
         Duration::from_secs(8),
@@ -283,7 +308,8 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
     );
     let mut windows = Vec::new();
     let faults = stack.sim.faults();
-    for scenario in 0..8 {
+    for scenario in 0..WINDOWS {
+        load.record.window.store(scenario, Ordering::Relaxed);
         let from = Instant::now();
         tokio::time::sleep(before).await;
         let fault = Instant::now();
@@ -358,11 +384,12 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
     let acked = i64::try_from(record.likes_acked.load(Ordering::Relaxed)).expect("count");
     let given_up = i64::try_from(record.likes_given_up.load(Ordering::Relaxed)).expect("count");
     // Everything acknowledged reaches the database (the sync runs every 200 ms).
+    let all_like_names: Vec<String> = like_names.iter().flatten().cloned().collect();
     let started = Instant::now();
-    let mut stored = total_likes(&database_url, &names).await;
+    let mut stored = total_likes(&database_url, &all_like_names).await;
     while stored < acked && started.elapsed() < Duration::from_secs(40) {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        stored = total_likes(&database_url, &names).await;
+        stored = total_likes(&database_url, &all_like_names).await;
     }
     let mut conn = sqlx::MySqlConnection::connect(&database_url)
         .await
@@ -375,17 +402,23 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
 
     let samples = record.samples.lock().expect("samples").clone();
     let rows: Vec<Row> = windows.iter().map(|w| summarize(w, &samples)).collect();
+    // Each window's likes went to its own characters: acknowledged vs stored per fault.
+    let mut per_window = Vec::new();
+    for (k, names) in like_names.iter().enumerate() {
+        let acked_k = i64::try_from(record.acked_in[k].load(Ordering::Relaxed)).expect("count");
+        per_window.push((acked_k, total_likes(&database_url, names).await));
+    }
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "| fault | answers | fresh | stale | 503 | other | p99 before ms | p99 during ms | p99 after ms | recovered after |"
+        "| fault | answers | fresh | stale | 503 | other | p99 before ms | p99 during ms | p99 after ms | recovered after | likes acked / stored |"
     );
-    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|");
-    for row in &rows {
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for (row, (acked_k, stored_k)) in rows.iter().zip(&per_window) {
         let get = |k: &str| row.counts.get(k).copied().unwrap_or(0);
         let _ = writeln!(
             report,
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {acked_k} / {stored_k} |",
             row.name,
             row.counts.values().sum::<usize>(),
             get("fresh"),
@@ -415,6 +448,9 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
 
     // The invariants.
     assert!(stored >= acked, "acknowledged likes lost:\n{report}");
+    for (row, (acked_k, stored_k)) in rows.iter().zip(&per_window) {
+        assert!(stored_k >= acked_k, "{}: likes lost:\n{report}", row.name);
+    }
     assert!(
         stored <= acked + given_up,
         "likes counted twice (more stored than sent):\n{report}"
