@@ -204,6 +204,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 ";
 
+/// A lease's length in whole milliseconds, at least one (PX 0 is an error).
+pub fn lease_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 impl RedisTier {
     /// `{namespace}:{suffix}`.
     pub fn key(&self, suffix: &str) -> String {
@@ -469,20 +474,8 @@ impl RedisTier {
         token: &str,
         ttl: Duration,
     ) -> Result<bool, Unavailable> {
-        let key = self.latch_key(ocid);
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.run("latch", |mut c| async move {
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut c)
-                .await?;
-            Ok(set.is_some())
-        })
-        .await
+        self.set_nx_px("latch", &self.latch_key(ocid), token, ttl)
+            .await
     }
 
     /// Releases the latch if this instance still holds it.
@@ -490,17 +483,9 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn release_latch(&self, ocid: &Ocid, token: &str) -> Result<(), Unavailable> {
-        let key = self.latch_key(ocid);
-        let script = &self.inner.release_script;
-        self.run("release", |mut c| async move {
-            script
-                .key(&key)
-                .arg(token)
-                .invoke_async::<i64>(&mut c)
-                .await
-                .map(drop)
-        })
-        .await
+        self.delete_if_held("release", &self.latch_key(ocid), token)
+            .await
+            .map(drop)
     }
 
     /// `SET key token NX PX ttl`: whether this caller now holds `key`.
@@ -508,8 +493,19 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Unavailable> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.run("lock_acquire", |mut c| async move {
+        self.set_nx_px("lock_acquire", key, token, ttl).await
+    }
+
+    /// `SET key token NX PX ttl` (counted under `operation`): whether it was set.
+    async fn set_nx_px(
+        &self,
+        operation: &'static str,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Unavailable> {
+        let ttl_ms = lease_millis(ttl);
+        self.run(operation, |mut c| async move {
             let set: Option<String> = redis::cmd("SET")
                 .arg(key)
                 .arg(token)
@@ -528,7 +524,7 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Unavailable> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl_ms = lease_millis(ttl);
         let script = &self.inner.renew_script;
         self.run("lock_renew", |mut c| async move {
             let renewed: i64 = script
@@ -547,8 +543,18 @@ impl RedisTier {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn unlease(&self, key: &str, token: &str) -> Result<bool, Unavailable> {
+        self.delete_if_held("lock_release", key, token).await
+    }
+
+    /// Deletes `key` if `token` holds it (compare-and-delete, counted under `operation`).
+    async fn delete_if_held(
+        &self,
+        operation: &'static str,
+        key: &str,
+        token: &str,
+    ) -> Result<bool, Unavailable> {
         let script = &self.inner.release_script;
-        self.run("lock_release", |mut c| async move {
+        self.run(operation, |mut c| async move {
             let deleted: i64 = script.key(key).arg(token).invoke_async(&mut c).await?;
             Ok(deleted == 1)
         })

@@ -263,7 +263,7 @@ impl Scripts {
         lease: Duration,
     ) -> Result<(), Unavailable> {
         let script = &self.begin_commit;
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        let lease_ms = crate::redis_tier::lease_millis(lease);
         redis
             .run("likes_begin_commit", |mut c| async move {
                 script
