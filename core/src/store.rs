@@ -273,6 +273,17 @@ impl Store {
         self.breaker.snapshot(Instant::now())
     }
 
+    /// Runs a statement (or a transaction) through the breaker, within [`QUERY_TIMEOUT`],
+    /// recording how it went.
+    pub(crate) async fn guarded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        let (permit, started) = (self.admit()?, Instant::now());
+        let result = bounded(operation).await;
+        self.settle(permit, started, result)
+    }
+
     /// `sqlite` or `mysql`, for logs and metrics.
     pub fn dialect(&self) -> &'static str {
         match self.pool {
@@ -296,17 +307,17 @@ impl Store {
     /// [`StoreError`] on a database failure.
     #[tracing::instrument(level = "info", name = "db.find_ocid", skip_all)]
     pub async fn find_ocid(&self, name: &CharacterName) -> Result<Option<Ocid>, StoreError> {
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result: Result<Option<(String,)>, _> = bounded(async {
-            on_pool!(self, pool => {
-                sqlx::query_as("SELECT ocid FROM characters WHERE name = ?")
-                    .bind(name.as_str())
-                    .fetch_optional(pool)
-                    .await
+        let result: Result<Option<(String,)>, StoreError> = self
+            .guarded(async {
+                on_pool!(self, pool => {
+                    sqlx::query_as("SELECT ocid FROM characters WHERE name = ?")
+                        .bind(name.as_str())
+                        .fetch_optional(pool)
+                        .await
+                })
             })
-        })
-        .await;
-        let row = self.settle(permit, started, result)?;
+            .await;
+        let row = result?;
         Ok(row.and_then(|(ocid,)| ocid.parse().ok()))
     }
 
@@ -335,8 +346,7 @@ impl Store {
                  ocid = VALUES(ocid), updated_at_ms = VALUES(updated_at_ms)"
             }
         };
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        self.guarded(async {
             on_pool!(self, pool => {
                 sqlx::query(sql)
                     .bind(name.as_str())
@@ -348,8 +358,7 @@ impl Store {
                     .map(drop)
             })
         })
-        .await;
-        self.settle(permit, started, result)
+        .await
     }
 
     /// Stores a snapshot unless a newer one is already there.
@@ -378,8 +387,7 @@ impl Store {
                  fetched_at_ms = GREATEST(fetched_at_ms, VALUES(fetched_at_ms))"
             }
         };
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        self.guarded(async {
             on_pool!(self, pool => {
                 sqlx::query(sql)
                     .bind(snapshot.ocid.as_str())
@@ -392,8 +400,7 @@ impl Store {
                     .map(drop)
             })
         })
-        .await;
-        self.settle(permit, started, result)
+        .await
     }
 
     /// The stored snapshot for `ocid`, if any.
@@ -405,20 +412,20 @@ impl Store {
         &self,
         ocid: &Ocid,
     ) -> Result<Option<EquipmentSnapshot>, StoreError> {
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result: Result<Option<SnapshotRow>, _> = bounded(async {
-            on_pool!(self, pool => {
-                sqlx::query_as(
-                    "SELECT body_gzip, body_sha256, body_bytes, fetched_at_ms \
-                     FROM equipment_snapshots WHERE ocid = ?",
-                )
-                .bind(ocid.as_str())
-                .fetch_optional(pool)
-                .await
+        let result: Result<Option<SnapshotRow>, StoreError> = self
+            .guarded(async {
+                on_pool!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT body_gzip, body_sha256, body_bytes, fetched_at_ms \
+                         FROM equipment_snapshots WHERE ocid = ?",
+                    )
+                    .bind(ocid.as_str())
+                    .fetch_optional(pool)
+                    .await
+                })
             })
-        })
-        .await;
-        let row = self.settle(permit, started, result)?;
+            .await;
+        let row = result?;
         Ok(row.map(
             |(body_gzip, body_sha256, body_bytes, fetched_at_ms)| EquipmentSnapshot {
                 ocid: ocid.clone(),

@@ -1,10 +1,8 @@
 //! The admin audit log.
 
-use std::time::Instant;
-
 use serde::Serialize;
 
-use super::{Pool, Store, StoreError, bounded};
+use super::{Pool, Store, StoreError};
 
 /// One admin request as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -25,8 +23,7 @@ impl Store {
     /// [`StoreError`] on a database failure.
     #[tracing::instrument(level = "info", name = "db.audit", skip_all)]
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        self.guarded(async {
             on_pool!(self, pool => {
                 sqlx::query(
                     "INSERT INTO admin_audit (at_ms, key_name, action, target, status, client) \
@@ -43,8 +40,7 @@ impl Store {
                 .map(drop)
             })
         })
-        .await;
-        self.settle(permit, started, result)
+        .await
     }
 
     /// Makes `ocid`'s stored equipment count as fetched no later than `at_most_ms` (the admin
@@ -58,8 +54,7 @@ impl Store {
         ocid: &maple_common::nexon::Ocid,
         at_most_ms: i64,
     ) -> Result<(), StoreError> {
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        self.guarded(async {
             on_pool!(self, pool => {
                 sqlx::query(
                     "UPDATE equipment_snapshots SET fetched_at_ms = ? \
@@ -73,8 +68,7 @@ impl Store {
                 .map(drop)
             })
         })
-        .await;
-        self.settle(permit, started, result)
+        .await
     }
 
     /// The newest `limit` audit entries, newest first.
@@ -83,8 +77,7 @@ impl Store {
     /// [`StoreError`] on a database failure.
     #[tracing::instrument(level = "info", name = "db.recent_audit", skip_all)]
     pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        self.guarded(async {
             on_pool!(self, pool => {
                 sqlx::query_as(
                     "SELECT at_ms, key_name, action, target, status, client FROM admin_audit \
@@ -95,7 +88,6 @@ impl Store {
                 .await
             })
         })
-        .await;
-        self.settle(permit, started, result)
+        .await
     }
 }

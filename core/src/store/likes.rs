@@ -2,9 +2,8 @@
 //! recorded in the transaction that adds their counts), idempotency keys, and fencing tokens.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
 
-use super::{Pool, Store, StoreError, bounded};
+use super::{Pool, Store, StoreError};
 use crate::likes::Batch;
 
 /// What applying a batch straight to the database did.
@@ -86,8 +85,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Applied, StoreError> {
         let sql = self.sql();
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        self.guarded(async {
             on_pool!(self, pool => {
                 let mut tx = pool.begin().await?;
                 let recorded = sqlx::query(sql.insert_batch)
@@ -130,8 +128,7 @@ impl Store {
                 Ok(Applied { applied: true, duplicates })
             })
         })
-        .await;
-        self.settle(permit, started, result)
+        .await
     }
 
     /// Adds the counts of batches taken from Redis, in one transaction that first checks the
@@ -149,59 +146,58 @@ impl Store {
         now_ms: i64,
     ) -> Result<Synced, StoreError> {
         let sql = self.sql();
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
-            on_pool!(self, pool => {
-                let mut tx = pool.begin().await?;
-                let current: Option<(i64,)> = sqlx::query_as(sql.read_fence)
-                    .bind(fence.name.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let current = current.map_or(0, |(issued,)| issued);
-                if current != fence.token {
-                    tx.rollback().await?;
-                    return Ok(Err(current));
-                }
-                let mut synced = Synced::default();
-                let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-                for (id, batch) in batches {
-                    let likes: i64 = batch.values().sum();
-                    let recorded = sqlx::query(sql.insert_batch)
-                        .bind(id.as_str())
-                        .bind(likes)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if recorded == 0 {
-                        synced.skipped += 1;
-                        continue;
-                    }
-                    synced.applied += 1;
-                    synced.likes += likes;
-                    for (ocid, n) in batch {
-                        *counts.entry(ocid.as_str()).or_default() += n;
-                    }
-                }
-                for (ocid, likes) in counts {
-                    sqlx::query(sql.add_likes)
-                        .bind(ocid)
-                        .bind(likes)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
+        let result = self
+            .guarded(async {
+                on_pool!(self, pool => {
+                    let mut tx = pool.begin().await?;
+                    let current: Option<(i64,)> = sqlx::query_as(sql.read_fence)
+                        .bind(fence.name.as_str())
+                        .fetch_optional(&mut *tx)
                         .await?;
-                }
-                tx.commit().await?;
-                Ok(Ok(synced))
+                    let current = current.map_or(0, |(issued,)| issued);
+                    if current != fence.token {
+                        tx.rollback().await?;
+                        return Ok(Err(current));
+                    }
+                    let mut synced = Synced::default();
+                    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+                    for (id, batch) in batches {
+                        let likes: i64 = batch.values().sum();
+                        let recorded = sqlx::query(sql.insert_batch)
+                            .bind(id.as_str())
+                            .bind(likes)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        if recorded == 0 {
+                            synced.skipped += 1;
+                            continue;
+                        }
+                        synced.applied += 1;
+                        synced.likes += likes;
+                        for (ocid, n) in batch {
+                            *counts.entry(ocid.as_str()).or_default() += n;
+                        }
+                    }
+                    for (ocid, likes) in counts {
+                        sqlx::query(sql.add_likes)
+                            .bind(ocid)
+                            .bind(likes)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(Ok(synced))
+                })
             })
+            .await;
+        result?.map_err(|current| StoreError::Fenced {
+            name: fence.name.clone(),
+            token: fence.token,
+            current,
         })
-        .await;
-        self.settle(permit, started, result)?
-            .map_err(|current| StoreError::Fenced {
-                name: fence.name.clone(),
-                token: fence.token,
-                current,
-            })
     }
 
     /// Issues the next fencing token for lock `name` to `holder`.
@@ -216,8 +212,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Fence, StoreError> {
         let sql = self.sql();
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        let result = self.guarded(async {
             on_pool!(self, pool => {
                 let mut tx = pool.begin().await?;
                 sqlx::query(sql.insert_fence).bind(name).execute(&mut *tx).await?;
@@ -239,7 +234,7 @@ impl Store {
             })
         })
         .await;
-        let token = self.settle(permit, started, result)?;
+        let token = result?;
         Ok(Fence {
             name: name.to_owned(),
             token,
@@ -258,18 +253,18 @@ impl Store {
         let placeholders = vec!["?"; ocids.len()].join(", ");
         let query =
             format!("SELECT ocid, likes FROM character_likes WHERE ocid IN ({placeholders})");
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result: Result<Vec<(String, i64)>, _> = bounded(async {
-            on_pool!(self, pool => {
-                let mut q = sqlx::query_as(&query);
-                for ocid in ocids {
-                    q = q.bind(*ocid);
-                }
-                q.fetch_all(pool).await
+        let result: Result<Vec<(String, i64)>, StoreError> = self
+            .guarded(async {
+                on_pool!(self, pool => {
+                    let mut q = sqlx::query_as(&query);
+                    for ocid in ocids {
+                        q = q.bind(*ocid);
+                    }
+                    q.fetch_all(pool).await
+                })
             })
-        })
-        .await;
-        Ok(self.settle(permit, started, result)?.into_iter().collect())
+            .await;
+        Ok(result?.into_iter().collect())
     }
 
     /// Forgets batch ids and idempotency keys older than `before_ms` (a batch re-delivered
@@ -282,8 +277,7 @@ impl Store {
         batches_before_ms: i64,
         keys_before_ms: i64,
     ) -> Result<u64, StoreError> {
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(async {
+        self.guarded(async {
             on_pool!(self, pool => {
                 let a = sqlx::query("DELETE FROM like_batches WHERE applied_at_ms < ?")
                     .bind(batches_before_ms)
@@ -298,8 +292,7 @@ impl Store {
                 Ok(a + b)
             })
         })
-        .await;
-        self.settle(permit, started, result)
+        .await
     }
 
     /// The MySQL pool, for the named-lock fallback (which needs a dedicated connection).
@@ -308,15 +301,5 @@ impl Store {
             Pool::MySql(pool) => Some(pool),
             Pool::Sqlite(_) => None,
         }
-    }
-
-    /// Runs `admit`/`settle` around an operation outside this module (the named lock).
-    pub(crate) async fn guarded<T>(
-        &self,
-        operation: impl Future<Output = Result<T, sqlx::Error>>,
-    ) -> Result<T, StoreError> {
-        let (permit, started) = (self.admit()?, Instant::now());
-        let result = bounded(operation).await;
-        self.settle(permit, started, result)
     }
 }
