@@ -109,6 +109,28 @@ pub(crate) fn client_of(
     client_ip(&state.config.trusted_proxies, peer.ip(), headers)
 }
 
+/// Takes a token from `client`'s bucket in `buckets` (made at `rate` per second with `burst`
+/// on first use); `Err` says when one will be free.
+pub(crate) fn take_token(
+    buckets: &ClientLimits,
+    client: std::net::IpAddr,
+    rate: f64,
+    burst: f64,
+) -> Result<(), Duration> {
+    let now = Instant::now();
+    let bucket = buckets.get_with(client, || {
+        Arc::new(maple_common::rate::TokenBucket::new(
+            maple_common::rate::RateLimitConfig {
+                rps: rate,
+                burst,
+                max_wait: Duration::ZERO,
+            },
+            now,
+        ))
+    });
+    bucket.reserve(now).map(drop)
+}
+
 /// Checks sizes, sheds load and applies the per-client rate before anything else runs.
 async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let limits = state.config.limits;
@@ -168,18 +190,13 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
         && limits.client_rate > 0.0
         && let Some(client) = client
     {
-        let now = Instant::now();
-        let bucket = state.client_limits.get_with(client, || {
-            Arc::new(maple_common::rate::TokenBucket::new(
-                maple_common::rate::RateLimitConfig {
-                    rps: limits.client_rate,
-                    burst: limits.client_burst,
-                    max_wait: Duration::ZERO,
-                },
-                now,
-            ))
-        });
-        if let Err(retry_after) = bucket.reserve(now) {
+        let taken = take_token(
+            &state.client_limits,
+            client,
+            limits.client_rate,
+            limits.client_burst,
+        );
+        if let Err(retry_after) = taken {
             return refuse("rate_limited", ApiError::RateLimited { retry_after });
         }
     }

@@ -2,14 +2,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use maple_common::rate::{RateLimitConfig, TokenBucket};
+use maple_common::rate::TokenBucket;
 use serde_json::json;
 
 use super::{parse_name, resolve_ocid};
@@ -32,18 +31,13 @@ fn admit(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
     if config.client_rate <= 0.0 {
         return Ok(());
     }
-    let now = Instant::now();
-    let bucket = state.like_limits.get_with(client, || {
-        Arc::new(TokenBucket::new(
-            RateLimitConfig {
-                rps: config.client_rate,
-                burst: config.client_burst,
-                max_wait: std::time::Duration::ZERO,
-            },
-            now,
-        ))
-    });
-    bucket.reserve(now).map(drop).map_err(|retry_after| {
+    super::take_token(
+        &state.like_limits,
+        client,
+        config.client_rate,
+        config.client_burst,
+    )
+    .map_err(|retry_after| {
         state
             .metrics
             .likes_total
