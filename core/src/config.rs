@@ -45,6 +45,7 @@ pub const LATCH_WAIT_MS: &str = "MAPLE_CORE_LATCH_WAIT_MS";
 pub const REDIS_NAMESPACE: &str = "MAPLE_CORE_REDIS_NAMESPACE";
 pub const LIKES_FLUSH_MS: &str = "MAPLE_CORE_LIKES_FLUSH_MS";
 pub const LIKES_SYNC_MS: &str = "MAPLE_CORE_LIKES_SYNC_MS";
+pub const LIKES_WATCH_MS: &str = "MAPLE_CORE_LIKES_WATCH_MS";
 pub const LIKES_RATE: &str = "MAPLE_CORE_LIKES_RATE";
 pub const LIKES_BURST: &str = "MAPLE_CORE_LIKES_BURST";
 pub const BACKUP_DIR: &str = "MAPLE_CORE_BACKUP_DIR";
@@ -216,6 +217,7 @@ impl CoreConfig {
             "likes": {
                 "flush_ms": millis(self.likes.flush_every),
                 "sync_ms": millis(self.likes.sync_every),
+                "watch_ms": millis(self.likes.watch_every),
                 "client_rate": self.likes.client_rate,
                 "client_burst": self.likes.client_burst,
                 "backup_dir": self.likes.backup_dir.display().to_string(),
@@ -389,6 +391,7 @@ fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
     Ok(LikeConfig {
         flush_every,
         sync_every: env.millis_or(LIKES_SYNC_MS, defaults.sync_every)?,
+        watch_every: env.millis_or(LIKES_WATCH_MS, defaults.watch_every)?,
         client_rate: env.parse_within(LIKES_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
         client_burst: env.parse_within(LIKES_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,
         backup_dir: PathBuf::from(

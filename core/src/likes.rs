@@ -10,12 +10,17 @@
 //!    idempotency keys), else straight to the database (one transaction), else to a backup
 //!    file (fsync + rename). Only then are the waiting handlers answered 202; if all three
 //!    fail they get 503 and nothing was stored. So an acknowledged like is in Redis, the
-//!    database or a file on disk: `kill -9` loses none. (Redis must persist — AOF — for a
-//!    Redis crash to lose none either; see the README.)
-//! 3. In distributed mode one instance at a time (the `likes-sync` lock, with a fencing
+//!    database or a file on disk: `kill -9` loses none.
+//! 3. A batch in Redis is also kept in the memory of the instance that flushed it until the
+//!    database holds it (checked every `watch_every`). If Redis loses it first — restarted
+//!    without persistence, failed over to a replica that lacked it — that instance applies it
+//!    to the database itself. Losing a like then takes Redis losing its data *and* that
+//!    instance dying at once; Redis with AOF (the compose stack) closes that too.
+//! 4. In distributed mode one instance at a time (the `likes-sync` lock, with a fencing
 //!    token) moves batches from Redis to the database: claim ids (a dead leader's in-flight
 //!    ids first), read them, add their counts in one transaction that records each batch id
-//!    and checks the fence, then take them out of Redis.
+//!    and checks the fence, then take them out of Redis. An id whose batch is gone from
+//!    Redis is not recorded (so the instance holding it can still apply it).
 //!
 //! Every path records the batch id in `like_batches` in the transaction that adds its counts,
 //! so a batch that arrives twice — a retried flush, a leader killed between commit and
@@ -62,6 +67,14 @@ const SYNC_BATCHES: usize = 500;
 /// How often backup files are looked for and applied.
 const RECOVER_EVERY: Duration = Duration::from_secs(5);
 
+/// Batches looked up per Redis / database round trip when checking.
+const WATCH_CHUNK: usize = 500;
+
+/// Entries (characters and keyed likes) kept in memory for batches not yet in the database.
+/// Beyond it new batches go straight to the database (or a backup file), which needs no
+/// memory to be safe.
+const RETAIN_MAX_ENTRIES: usize = 1_000_000;
+
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct LikeConfig {
@@ -70,6 +83,9 @@ pub struct LikeConfig {
     pub flush_every: Duration,
     /// How often the sync leader moves likes from Redis to the database.
     pub sync_every: Duration,
+    /// How often this instance checks the batches it flushed to Redis against Redis and the
+    /// database (forgets those synced, applies those Redis lost).
+    pub watch_every: Duration,
     /// Likes per second one client may send (0: no limit).
     pub client_rate: f64,
     pub client_burst: f64,
@@ -86,6 +102,7 @@ impl Default for LikeConfig {
         Self {
             flush_every: Duration::from_millis(2),
             sync_every: Duration::from_secs(1),
+            watch_every: Duration::from_secs(2),
             client_rate: 20.0,
             client_burst: 40.0,
             backup_dir: PathBuf::from("var/backup"),
@@ -278,6 +295,29 @@ pub struct LikeCount {
     pub partial: bool,
 }
 
+/// Batches kept until the database holds them, by id (so oldest first).
+#[derive(Debug, Default)]
+struct Retained {
+    batches: BTreeMap<String, Batch>,
+    /// Characters plus keyed likes over all batches (the memory bound).
+    entries: usize,
+}
+
+impl Retained {
+    fn insert(&mut self, batch: Batch) {
+        self.entries += batch.counts.len() + batch.keyed.len();
+        if let Some(old) = self.batches.insert(batch.id.clone(), batch) {
+            self.entries -= old.counts.len() + old.keyed.len();
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Batch> {
+        let batch = self.batches.remove(id)?;
+        self.entries -= batch.counts.len() + batch.keyed.len();
+        Some(batch)
+    }
+}
+
 /// Counts of several characters.
 #[derive(Debug, Clone, Default)]
 struct Counts {
@@ -318,9 +358,19 @@ struct Inner {
     stored: moka::sync::Cache<String, i64>,
     /// Backup files already reported as unreadable (reported once).
     unreadable: Mutex<HashSet<PathBuf>>,
+    /// Batches this instance flushed to Redis that the database does not hold yet: if Redis
+    /// loses them (restarted without persistence, failed over to a replica that lacked them),
+    /// they are applied to the database from here.
+    retained: Mutex<Retained>,
+    /// Whether "retention full" was logged since it last had room.
+    retention_full: AtomicBool,
     metrics: CoreMetrics,
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn shard_index() -> usize {
@@ -355,6 +405,8 @@ impl Likes {
                 spilled: Mutex::new(HashMap::new()),
                 stored: moka::sync::Cache::builder().max_capacity(100_000).build(),
                 unreadable: Mutex::new(HashSet::new()),
+                retained: Mutex::new(Retained::default()),
+                retention_full: AtomicBool::new(false),
                 metrics,
                 stop: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),
@@ -402,6 +454,7 @@ impl Likes {
         ];
         if self.inner.redis.is_some() {
             tasks.push(tokio::spawn(self.clone().sync_loop()));
+            tasks.push(tokio::spawn(self.clone().watch_loop()));
         }
         self.inner
             .tasks
@@ -440,10 +493,7 @@ impl Likes {
             shard.done.subscribe()
         };
         let buffered = inner.buffered.fetch_add(1, Ordering::Relaxed) + 1;
-        inner
-            .metrics
-            .like_buffer
-            .set(i64::try_from(buffered).unwrap_or(i64::MAX));
+        inner.metrics.like_buffer.set(gauge(buffered));
         inner.wake.notify_one();
         let flushed = match done.wait_for(Option::is_some).await {
             Ok(value) => value.clone(),
@@ -623,10 +673,7 @@ impl Likes {
             .buffered
             .fetch_sub(taken, Ordering::Relaxed)
             .saturating_sub(taken);
-        inner
-            .metrics
-            .like_buffer
-            .set(i64::try_from(left).unwrap_or(i64::MAX));
+        inner.metrics.like_buffer.set(gauge(left));
         inner.metrics.like_flush_size.observe(batch.total() as f64);
         let result = self
             .write(&batch, None)
@@ -643,9 +690,11 @@ impl Likes {
         let inner = &self.inner;
         let targets = batch.targets();
         let attempt = async {
-            if let Some(redis) = &inner.redis {
+            if let Some(redis) = &inner.redis
+                && self.has_room()
+            {
                 let started = Instant::now();
-                let flushed = inner.scripts.flush(redis, batch).await;
+                let flushed = self.flush_to_redis(redis, batch).await;
                 self.observe_flush(Target::Redis, started, flushed.is_ok());
                 if let Ok(flushed) = flushed {
                     if !flushed.applied {
@@ -733,6 +782,141 @@ impl Likes {
         }
     }
 
+    /// Flushes `batch` to Redis and, if it was new there, keeps what Redis counted of it in
+    /// memory until the database holds it.
+    async fn flush_to_redis(
+        &self,
+        redis: &RedisTier,
+        batch: &Batch,
+    ) -> Result<queue::Flushed, crate::redis_tier::Unavailable> {
+        let flushed = self.inner.scripts.flush(redis, batch).await?;
+        if flushed.applied {
+            let repeats: HashSet<&(String, String)> = flushed.duplicates.iter().collect();
+            let kept = Batch {
+                id: batch.id.clone(),
+                counts: batch.counts.clone(),
+                keyed: batch
+                    .keyed
+                    .iter()
+                    .filter(|pair| !repeats.contains(pair))
+                    .cloned()
+                    .collect(),
+            };
+            if !kept.is_empty() {
+                let mut retained = self.retained();
+                retained.insert(kept);
+                self.inner
+                    .metrics
+                    .like_retained_batches
+                    .set(gauge(retained.batches.len()));
+            }
+        }
+        Ok(flushed)
+    }
+
+    fn retained(&self) -> std::sync::MutexGuard<'_, Retained> {
+        self.inner
+            .retained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether another batch may go to Redis (its copy must fit in memory); when not, batches
+    /// go to the database until the sync catches up.
+    fn has_room(&self) -> bool {
+        let room = self.retained().entries < RETAIN_MAX_ENTRIES;
+        let was_full = self.inner.retention_full.swap(!room, Ordering::Relaxed);
+        if !room && !was_full {
+            tracing::warn!(
+                entries = RETAIN_MAX_ENTRIES,
+                "likes: too much flushed to Redis and not yet in the database; writing to the database directly until the sync catches up"
+            );
+        }
+        room
+    }
+
+    async fn watch_loop(self) {
+        let every = self
+            .inner
+            .config
+            .watch_every
+            .max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => drop(self.watch_once().await),
+                () = self.inner.stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Checks the batches this instance flushed to Redis: those gone from Redis and recorded
+    /// in the database are forgotten; those gone from Redis but not in the database were lost
+    /// by Redis and are applied to the database now (same id, so a sync that raced this
+    /// counts them once). Stops early, keeping the rest, when Redis or the database cannot be
+    /// asked. Returns the likes re-applied.
+    pub async fn watch_once(&self) -> i64 {
+        let inner = &self.inner;
+        let Some(redis) = &inner.redis else {
+            return 0;
+        };
+        let ids: Vec<String> = self.retained().batches.keys().cloned().collect();
+        let mut rescued = 0;
+        'chunks: for chunk in ids.chunks(WATCH_CHUNK) {
+            // Redis first: the sync deletes a batch from Redis only after its commit, so a
+            // batch gone from Redis is in the database — unless Redis lost it.
+            let Ok(present) = inner.scripts.present(redis, chunk).await else {
+                break;
+            };
+            let gone: Vec<&str> = chunk
+                .iter()
+                .zip(present)
+                .filter(|(_, present)| !present)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            let Ok(recorded) = inner.store.recorded_batches(&gone).await else {
+                break;
+            };
+            let lost: Vec<Batch> = {
+                let mut retained = self.retained();
+                gone.iter()
+                    .filter_map(|id| {
+                        if recorded.contains(*id) {
+                            retained.remove(id);
+                            None
+                        } else {
+                            retained.batches.get(*id).cloned()
+                        }
+                    })
+                    .collect()
+            };
+            for batch in lost {
+                // Out of the pending counts first (if Redis still counts it there), then into
+                // the database: both steps are safe to repeat if the other fails.
+                if inner.scripts.release_lost(redis, &batch).await.is_err() {
+                    break 'chunks;
+                }
+                let Ok(applied) = inner.store.apply_like_batch(&batch, now_ms()).await else {
+                    break 'chunks;
+                };
+                if applied.applied {
+                    let likes =
+                        batch.total() - i64::try_from(applied.duplicates.len()).unwrap_or(0);
+                    rescued += likes;
+                    let lost_total = &inner.metrics.like_redis_lost_total;
+                    lost_total.with_label_values(&["batches"]).inc();
+                    lost_total
+                        .with_label_values(&["likes"])
+                        .inc_by(u64::try_from(likes).unwrap_or(0));
+                    tracing::warn!(batch = %batch.id, likes, "Redis lost a like batch before the sync; applied it to the database from memory");
+                }
+                self.retained().remove(&batch.id);
+            }
+        }
+        let left = self.retained().batches.len();
+        inner.metrics.like_retained_batches.set(gauge(left));
+        rescued
+    }
+
     /// A stored batch as its handlers see it, with the new counts of its characters (those
     /// remembered, if the database cannot be read now).
     async fn report(
@@ -809,8 +993,8 @@ impl Likes {
                 Err(_) => continue,
             };
             let stored = match &inner.redis {
-                Some(redis) => inner.scripts.flush(redis, &batch).await.is_ok(),
-                None => false,
+                Some(redis) if self.has_room() => self.flush_to_redis(redis, &batch).await.is_ok(),
+                _ => false,
             } || inner.store.apply_like_batch(&batch, now_ms()).await.is_ok();
             if !stored {
                 pending += 1;
@@ -955,11 +1139,16 @@ impl Likes {
         ids: &[String],
     ) -> Result<i64, SyncError> {
         let inner = &self.inner;
-        let batches = inner
+        let (batches, missing): (Vec<_>, Vec<_>) = inner
             .scripts
             .read(redis, ids)
             .await
-            .map_err(|_| SyncError::Redis)?;
+            .map_err(|_| SyncError::Redis)?
+            .into_iter()
+            .partition(|(_, batch)| !batch.is_empty());
+        if !missing.is_empty() {
+            self.report_missing(&missing).await?;
+        }
         let now = now_ms();
         // Readers retry while a commit is marked (the batches may be in both places).
         inner
@@ -1005,6 +1194,36 @@ impl Likes {
             .map_err(|_| SyncError::Redis)?;
         let _ = inner.scripts.end_commit(redis, fence.token).await;
         Ok(synced.likes)
+    }
+
+    /// Batches listed in Redis whose contents are gone: cleaned up by a leader that raced
+    /// this one (then the database has them), or lost by Redis (evicted — Redis must not
+    /// evict these keys — or a partial restart). They are not recorded here, so the instance
+    /// that flushed them can still apply them from its memory.
+    async fn report_missing(
+        &self,
+        missing: &[(String, BTreeMap<String, i64>)],
+    ) -> Result<(), SyncError> {
+        let ids: Vec<&str> = missing.iter().map(|(id, _)| id.as_str()).collect();
+        let recorded = self
+            .inner
+            .store
+            .recorded_batches(&ids)
+            .await
+            .map_err(|e| SyncError::Database(e.to_string()))?;
+        let unknown: Vec<&str> = ids
+            .into_iter()
+            .filter(|id| !recorded.contains(*id))
+            .collect();
+        if !unknown.is_empty() {
+            self.inner
+                .metrics
+                .like_synced_total
+                .with_label_values(&["missing_batches"])
+                .inc_by(unknown.len() as u64);
+            tracing::error!(batches = ?unknown, "like batches listed in Redis but their contents are gone (evicted or lost); the instances that flushed them re-apply them from memory");
+        }
+        Ok(())
     }
 
     async fn observe_lag(&self, redis: &RedisTier) {

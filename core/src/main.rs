@@ -3,6 +3,9 @@
 //! `maple-core admin-key NAME SCOPE[,SCOPE…]` instead prints a new admin API key and the line
 //! to add to the keys file (`MAPLE_CORE_ADMIN_KEYS_FILE`), then exits.
 
+// The service future (axum router + likes + shutdown) nests deeper than the default limit.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use maple_common::config::{EXIT_CONFIG, Env};

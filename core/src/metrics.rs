@@ -57,7 +57,8 @@ pub struct CoreMetrics {
     /// Sync passes by result: ok, idle (nothing to sync), busy (another instance leads),
     /// fenced (a newer leader exists), error.
     pub like_syncs_total: IntCounterVec,
-    /// Likes written to the database by the sync, and batches skipped as already applied.
+    /// Likes written to the database by the sync, batches skipped as already applied, and
+    /// batches listed in Redis whose contents were gone.
     pub like_synced_total: IntCounterVec,
     /// Age of the oldest like batch not yet in the database (0 when none).
     pub like_sync_lag_seconds: Gauge,
@@ -67,6 +68,12 @@ pub struct CoreMetrics {
     pub like_backup_files: IntGaugeVec,
     /// Backup file operations by result: written, applied, failed.
     pub like_backups_total: IntCounterVec,
+    /// Batches this instance flushed to Redis and keeps in memory until the database holds
+    /// them (so a Redis that loses its data loses no like).
+    pub like_retained_batches: IntGauge,
+    /// Likes whose batch Redis lost before the sync (an empty restart, a failover to a
+    /// replica without it): re-applied to the database from this instance's memory.
+    pub like_redis_lost_total: IntCounterVec,
     /// Lock acquisitions by lock and outcome (redis, mysql, local, busy, unavailable).
     pub lock_acquisitions_total: IntCounterVec,
     /// Acquisitions that fell back from Redis to the database's named lock.
@@ -191,7 +198,7 @@ impl CoreMetrics {
             like_synced_total: counter_vec(
                 &r,
                 "maple_core_like_synced_total",
-                "Likes written to the database by the sync (kind=likes), and batches skipped as already applied (kind=skipped_batches).",
+                "Likes written to the database by the sync (kind=likes), batches skipped as already applied (kind=skipped_batches), batches listed in Redis whose contents were gone (kind=missing_batches).",
                 &["kind"],
             )?,
             like_sync_lag_seconds: {
@@ -219,6 +226,17 @@ impl CoreMetrics {
                 "maple_core_like_backups_total",
                 "Like backup file operations by result (written, applied, failed).",
                 &["result"],
+            )?,
+            like_retained_batches: gauge(
+                &r,
+                "maple_core_like_retained_batches",
+                "Like batches flushed to Redis and kept in this instance's memory until the database holds them.",
+            )?,
+            like_redis_lost_total: counter_vec(
+                &r,
+                "maple_core_like_redis_lost_total",
+                "Likes whose batch Redis lost before the sync, re-applied to the database from memory (kind=likes, batches).",
+                &["kind"],
             )?,
             lock_acquisitions_total: counter_vec(
                 &r,
@@ -321,7 +339,7 @@ impl CoreMetrics {
         for result in ["ok", "idle", "busy", "fenced", "error"] {
             self.like_syncs_total.with_label_values(&[result]);
         }
-        for kind in ["likes", "skipped_batches"] {
+        for kind in ["likes", "skipped_batches", "missing_batches"] {
             self.like_synced_total.with_label_values(&[kind]);
         }
         for state in ["pending", "unreadable"] {
@@ -329,6 +347,9 @@ impl CoreMetrics {
         }
         for result in ["written", "applied", "failed"] {
             self.like_backups_total.with_label_values(&[result]);
+        }
+        for kind in ["likes", "batches"] {
+            self.like_redis_lost_total.with_label_values(&[kind]);
         }
         for outcome in ["redis", "mysql", "local", "busy", "unavailable"] {
             self.lock_acquisitions_total

@@ -9,6 +9,8 @@
 //! - `likes:pending`: ocid → likes in Redis not yet in the database (for reads).
 //! - `likes:seen:{id}`: this batch was flushed (24 h), so a retried flush adds nothing.
 //! - `likes:idem:{ocid}:{key}`: an idempotency key already counted (24 h).
+//! - `likes:released:{id}`: a batch whose contents Redis lost had its likes taken out of
+//!   `pending` ([`RELEASE_LOST`]; 24 h).
 //! - `likes:epoch`, `likes:syncing`: the sync leader increments the epoch and sets
 //!   `syncing` before its database commit, and clears `syncing` once Redis is cleaned up. A
 //!   reader that sees the same epoch and no `syncing` before and after reading the database
@@ -95,6 +97,28 @@ end
 return #ARGV - 1
 ";
 
+/// `ARGV`: namespace, batch id, remember ms, #counts, (ocid, n)…. For a batch Redis lost while
+/// keeping the rest (its contents evicted, its id still marked seen): takes its likes out of
+/// `pending` once, as [`CLEANUP`] would have. Returns 1 if it did. When the seen-marker is gone
+/// too (Redis restarted empty, a failover to a replica that never had the batch), `pending`
+/// never held these likes and nothing is done.
+const RELEASE_LOST: &str = r"
+local ns, id = ARGV[1], ARGV[2]
+if redis.call('EXISTS', ns .. ':likes:batch:' .. id) == 1 then return 0 end
+if redis.call('EXISTS', ns .. ':likes:seen:' .. id) == 0 then return 0 end
+if not redis.call('SET', ns .. ':likes:released:' .. id, '1', 'NX', 'PX', ARGV[3]) then
+  return 0
+end
+local pending = ns .. ':likes:pending'
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
+  local left = redis.call('HINCRBY', pending, ARGV[i], -tonumber(ARGV[i + 1]))
+  if left <= 0 then redis.call('HDEL', pending, ARGV[i]) end
+  i = i + 2
+end
+return 1
+";
+
 /// `ARGV`: namespace, fence token. Clears the commit mark if this leader set it.
 const END_COMMIT: &str = r"
 local key = ARGV[1] .. ':likes:syncing'
@@ -117,6 +141,7 @@ pub struct Scripts {
     cleanup: redis::Script,
     begin_commit: redis::Script,
     end_commit: redis::Script,
+    release_lost: redis::Script,
 }
 
 /// The sync marks, read atomically with (or after) pending counts.
@@ -134,6 +159,7 @@ impl Default for Scripts {
             cleanup: redis::Script::new(CLEANUP),
             begin_commit: redis::Script::new(BEGIN_COMMIT),
             end_commit: redis::Script::new(END_COMMIT),
+            release_lost: redis::Script::new(RELEASE_LOST),
         }
     }
 }
@@ -336,6 +362,58 @@ impl Scripts {
             })
             .await?;
         Ok(ids.iter().cloned().zip(batches).collect())
+    }
+
+    /// Whether each of batches `ids` is still in Redis (not yet cleaned up after its sync, and
+    /// not lost).
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn present(
+        &self,
+        redis: &RedisTier,
+        ids: &[String],
+    ) -> Result<Vec<bool>, Unavailable> {
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| redis.key(&format!("likes:batch:{id}")))
+            .collect();
+        redis
+            .run("likes_present", |mut c| async move {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("EXISTS").arg(key);
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await
+    }
+
+    /// Takes the likes of `batch`, lost from Redis, out of `pending` if they are still counted
+    /// there (see [`RELEASE_LOST`]); safe to repeat.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn release_lost(&self, redis: &RedisTier, batch: &Batch) -> Result<(), Unavailable> {
+        let mut counts: BTreeMap<&str, i64> =
+            batch.counts.iter().map(|(o, n)| (o.as_str(), *n)).collect();
+        for (ocid, _) in &batch.keyed {
+            *counts.entry(ocid.as_str()).or_default() += 1;
+        }
+        let mut invocation = self.release_lost.prepare_invoke();
+        invocation
+            .arg(redis.namespace())
+            .arg(&batch.id)
+            .arg(u64::try_from(REMEMBER.as_millis()).unwrap_or(u64::MAX))
+            .arg(counts.len());
+        for (ocid, n) in counts {
+            invocation.arg(ocid).arg(n);
+        }
+        redis
+            .run("likes_release_lost", |mut c| async move {
+                invocation.invoke_async::<i64>(&mut c).await.map(drop)
+            })
+            .await
     }
 
     /// Takes committed batches out of Redis.

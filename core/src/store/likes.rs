@@ -1,7 +1,7 @@
 //! The database's part of likes and locks: batches applied exactly once (their ids are
 //! recorded in the transaction that adds their counts), idempotency keys, and fencing tokens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Pool, Store, StoreError};
 use crate::likes::Batch;
@@ -290,6 +290,36 @@ impl Store {
                     .await?
                     .rows_affected();
                 Ok(a + b)
+            })
+        })
+        .await
+    }
+
+    /// Which of `ids` are recorded as applied (in `like_batches`).
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.recorded_batches", skip_all)]
+    pub async fn recorded_batches(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = format!(
+            "SELECT id FROM like_batches WHERE id IN ({})",
+            vec!["?"; ids.len()].join(", ")
+        );
+        self.guarded(async {
+            on_pool!(self, pool => {
+                // Bytes: MySQL stores the ids as VARBINARY (they are ASCII).
+                let mut query = sqlx::query_scalar::<_, Vec<u8>>(&sql);
+                for id in ids {
+                    query = query.bind(*id);
+                }
+                let rows = query.fetch_all(pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|id| String::from_utf8_lossy(&id).into_owned())
+                    .collect())
             })
         })
         .await

@@ -1,5 +1,6 @@
 //! Likes end to end: exact counts across instances, idempotency, rate limits, and no like lost
-//! to a SIGTERM, a `kill -9`, a dead Redis, a dead leader, a paused leader or a dead database;
+//! to a SIGTERM, a `kill -9`, a dead Redis, a Redis that lost its data, a dead leader, a paused
+//! leader or a dead database;
 //! the lock's mutual exclusion and fences; backup files written and applied at boot.
 
 use std::collections::HashSet;
@@ -15,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::harness::{
-    Db, Options, Stack, error_code, free_port, fresh_name, metric_value, redis_url,
+    CoreInstance, Db, Options, Stack, error_code, free_port, fresh_name, metric_value, redis_url,
 };
 use crate::private::{PrivateMariaDb, PrivateRedis};
 use crate::processes::Process;
@@ -1021,4 +1022,171 @@ async fn core_follows_a_sentinel_failover_and_loses_no_like() {
     stack.stop().await;
     drop(sentinels);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The sum of one sample over several instances' metrics.
+async fn metric_sum(http: &reqwest::Client, bases: &[String], sample: &str) -> f64 {
+    let mut sum = 0.0;
+    for base in bases {
+        sum += metric_value(&metrics_of(http, base).await, sample);
+    }
+    sum
+}
+
+#[tokio::test]
+async fn likes_redis_loses_before_the_sync_are_applied_from_the_flushing_instance() {
+    // A Redis without persistence (as the machine's), and neither syncs nor checks on their
+    // own: the test decides when each runs.
+    let mut redis = PrivateRedis::start(free_port().port());
+    let stack = Stack::start_with(distributed(
+        &redis.url(),
+        &[
+            ("MAPLE_CORE_LIKES_SYNC_MS", "3600000"),
+            ("MAPLE_CORE_LIKES_WATCH_MS", "3600000"),
+        ],
+    ))
+    .await;
+    let instances = |stack: &Stack, other: &CoreInstance| {
+        [stack.core_state.likes.clone(), other.state.likes.clone()]
+    };
+    let other = stack.another_core(&[]).await;
+    let bases = [format!("http://{}", stack.core_addr), other.url("")];
+    let likes = instances(&stack, &other);
+    let name = fresh_name("rl");
+    assert_eq!(read_likes(&stack.http, &bases[0], &name).await, 0);
+    // 20 plain likes and 5 keys sent twice each, over both instances: 25 count.
+    for i in 0..30 {
+        let key = (i >= 20).then(|| format!("k{}", i % 5));
+        let (status, body, _) = like(&stack.http, &bases[i % 2], &name, key.as_deref())
+            .await
+            .expect("answered");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let store = stack.store().await;
+    assert_eq!(
+        pending_in_redis(&redis.url(), &stack.namespace, &store, &name).await,
+        Some(25),
+        "all in Redis, none synced yet"
+    );
+    let retained = r"maple_core_like_retained_batches";
+    assert!(metric_sum(&stack.http, &bases, retained).await >= 2.0);
+
+    // One batch's contents vanish (as an eviction would do) while its id stays queued: the
+    // sync must not record that id as applied, and the instance that flushed it re-applies
+    // it from memory.
+    let mut connection = redis_connection(&redis.url()).await;
+    let queued: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("{}:likes:queue", stack.namespace))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut connection)
+        .await
+        .expect("LRANGE");
+    let evicted = queued.first().expect("a batch queued").clone();
+    let evicted_likes: i64 = redis::cmd("HGET")
+        .arg(format!("{}:likes:batch:{evicted}", stack.namespace))
+        .arg(store_ocid(&store, &name).await)
+        .query_async(&mut connection)
+        .await
+        .expect("HGET");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{}:likes:batch:{evicted}", stack.namespace))
+        .query_async(&mut connection)
+        .await
+        .expect("DEL");
+    assert!(matches!(
+        likes[0].sync_once().await,
+        Ok(SyncPass::Synced(_))
+    ));
+    assert_eq!(stored_likes(&store, &name).await, 25 - evicted_likes);
+    assert!(
+        !store
+            .recorded_batches(&[evicted.as_str()])
+            .await
+            .expect("db")
+            .contains(&evicted),
+        "a batch whose contents were gone was not recorded"
+    );
+    let rescued = likes[0].watch_once().await + likes[1].watch_once().await;
+    assert_eq!(
+        rescued, evicted_likes,
+        "the flushing instance re-applied it"
+    );
+    assert_eq!(stored_likes(&store, &name).await, 25);
+    assert_eq!(
+        pending_in_redis(&redis.url(), &stack.namespace, &store, &name).await,
+        None,
+        "its likes left the pending counts, so reads do not count them twice"
+    );
+    assert_eq!(read_likes(&stack.http, &bases[1], &name).await, 25);
+    let missing = r#"maple_core_like_synced_total{kind="missing_batches"}"#;
+    assert_eq!(metric_sum(&stack.http, &bases, missing).await, 1.0);
+
+    // 12 more likes (4 keyed, three of them keys already counted), then Redis restarts empty:
+    // every batch it held is gone, with its queue entry.
+    for i in 0..12 {
+        let key = (i >= 8).then(|| format!("k{}", i % 4 + 2));
+        let (status, body, _) = like(&stack.http, &bases[i % 2], &name, key.as_deref())
+            .await
+            .expect("answered");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    assert_eq!(
+        pending_in_redis(&redis.url(), &stack.namespace, &store, &name).await,
+        Some(8 + 1)
+    );
+    redis.kill();
+    redis.restart();
+    // Core reconnects (its Redis breaker may hold calls back a while), then each instance
+    // finds its batches gone.
+    let (started, mut rescued) = (Instant::now(), 0);
+    while rescued < 9 && started.elapsed() < Duration::from_secs(20) {
+        rescued += likes[0].watch_once().await + likes[1].watch_once().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rescued, 9, "both instances re-applied what Redis lost");
+    assert_eq!(stored_likes(&store, &name).await, 25 + 9);
+    assert_eq!(read_likes(&stack.http, &bases[0], &name).await, 25 + 9);
+    let lost = r#"maple_core_like_redis_lost_total{kind="likes"}"#;
+    assert_eq!(
+        metric_sum(&stack.http, &bases, lost).await,
+        (evicted_likes + 9) as f64
+    );
+    // A sync and further checks add nothing: the re-applied batches are recorded.
+    let _ = likes[0].sync_once().await;
+    assert_eq!(likes[0].watch_once().await + likes[1].watch_once().await, 0);
+    assert_eq!(stored_likes(&store, &name).await, 34);
+    assert_eq!(metric_sum(&stack.http, &bases, retained).await, 0.0);
+
+    // The usual way: synced batches are forgotten without being applied again.
+    for i in 0..6 {
+        let (status, _, _) = like(&stack.http, &bases[i % 2], &name, None)
+            .await
+            .expect("answered");
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    assert!(matches!(
+        likes[0].sync_once().await,
+        Ok(SyncPass::Synced(6))
+    ));
+    assert_eq!(likes[0].watch_once().await + likes[1].watch_once().await, 0);
+    assert_eq!(stored_likes(&store, &name).await, 40);
+    assert_eq!(metric_sum(&stack.http, &bases, retained).await, 0.0);
+    assert_eq!(
+        metric_sum(&stack.http, &bases, lost).await,
+        (evicted_likes + 9) as f64
+    );
+    other.stop().await;
+    stack.stop().await;
+}
+
+async fn store_ocid(store: &Store, name: &str) -> String {
+    let name = CharacterName::parse(name).expect("name");
+    store
+        .find_ocid(&name)
+        .await
+        .expect("db")
+        .expect("known")
+        .as_str()
+        .to_owned()
 }
