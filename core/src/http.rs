@@ -73,6 +73,25 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub std::net::IpAddr);
 
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    /// What [`guard`] decided; without it (a router used without the guard), the peer.
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(client) = parts.extensions.get::<Self>() {
+            return Ok(*client);
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |info| info.0.ip());
+        Ok(Self(peer))
+    }
+}
+
 fn client_ip(
     trusted: &[std::net::IpAddr],
     peer: std::net::IpAddr,
@@ -98,15 +117,6 @@ fn client_ip(
         }
     }
     peer
-}
-
-/// The client of a request whose extensions are not at hand (see [`ClientIp`]).
-pub(crate) fn client_of(
-    headers: &HeaderMap,
-    state: &AppState,
-    peer: std::net::SocketAddr,
-) -> std::net::IpAddr {
-    client_ip(&state.config.trusted_proxies, peer.ip(), headers)
 }
 
 /// Takes a token from `client`'s bucket in `buckets` (made at `rate` per second with `burst`

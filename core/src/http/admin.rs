@@ -5,11 +5,11 @@
 //! refusals included. If the audit cannot be written (the database is down) the entry goes to
 //! the log instead and the action still runs: an SRE must be able to act during an outage.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use super::parse_name;
 use crate::AppState;
 use crate::admin::{AuthError, Principal, Scope};
 use crate::error::ApiError;
+use crate::http::ClientIp;
 use crate::likes::SyncPass;
 use crate::store::{AuditEntry, now_ms};
 
@@ -26,7 +27,7 @@ use crate::store::{AuditEntry, now_ms};
 async fn admin<F, Fut>(
     state: &AppState,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    client: IpAddr,
     scope: Scope,
     action: &'static str,
     target: String,
@@ -61,7 +62,7 @@ where
         action: action.to_owned(),
         target,
         status: i16::try_from(status.as_u16()).unwrap_or(i16::MAX),
-        client: crate::http::client_of(headers, state, peer).to_string(),
+        client: client.to_string(),
     };
     if let Err(error) = state.store.audit(&entry).await {
         tracing::warn!(
@@ -87,14 +88,14 @@ fn ok(body: serde_json::Value) -> Result<Response, ApiError> {
 /// `GET /v1/admin/state` (`admin:read`): breakers, caches, likes, this instance.
 pub async fn state(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let s = state.clone();
     admin(
         &state,
         &headers,
-        peer,
+        client,
         Scope::Read,
         "state.read",
         String::new(),
@@ -124,7 +125,7 @@ pub async fn state(
 /// `POST /v1/admin/characters/{name}/purge` (`cache:purge`).
 pub async fn purge(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -136,7 +137,7 @@ pub async fn purge(
     admin(
         &state,
         &headers,
-        peer,
+        client,
         Scope::CachePurge,
         "cache.purge",
         raw,
@@ -161,14 +162,14 @@ pub async fn purge(
 /// `POST /v1/admin/likes/sync` (`likes:sync`): one sync pass now.
 pub async fn sync(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let s = state.clone();
     admin(
         &state,
         &headers,
-        peer,
+        client,
         Scope::LikesSync,
         "likes.sync",
         String::new(),
@@ -189,14 +190,14 @@ pub async fn sync(
 /// `GET /v1/admin/backups` (`likes:backup`): backup files waiting to be applied.
 pub async fn backups(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let s = state.clone();
     admin(
         &state,
         &headers,
-        peer,
+        client,
         Scope::Backups,
         "backups.list",
         String::new(),
@@ -211,14 +212,14 @@ pub async fn backups(
 /// `POST /v1/admin/backups/apply` (`likes:backup`): apply what can be applied now.
 pub async fn apply_backups(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let s = state.clone();
     admin(
         &state,
         &headers,
-        peer,
+        client,
         Scope::Backups,
         "backups.apply",
         String::new(),
@@ -234,14 +235,14 @@ pub async fn apply_backups(
 /// `GET /v1/admin/config` (`config:read`): the configuration, secrets redacted.
 pub async fn config(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let s = state.clone();
     admin(
         &state,
         &headers,
-        peer,
+        client,
         Scope::Config,
         "config.read",
         String::new(),
@@ -259,7 +260,7 @@ pub struct AuditQuery {
 /// `GET /v1/admin/audit?limit=N` (`admin:read`): the newest entries (1–500, default 50).
 pub async fn audit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -267,7 +268,7 @@ pub async fn audit(
     admin(
         &state,
         &headers,
-        peer,
+        client,
         Scope::Read,
         "audit.read",
         String::new(),

@@ -1,11 +1,11 @@
 //! `POST /v1/characters/{name}/likes` and `GET /v1/characters/{name}/likes`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maple_common::rate::TokenBucket;
@@ -66,14 +66,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// `POST`: counts one like (once per `Idempotency-Key`), answered 202 once it is stored.
 pub async fn add(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    client: Option<axum::Extension<super::ClientIp>>,
+    super::ClientIp(client): super::ClientIp,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = parse_name(path)?;
     let key = idempotency_key(&headers)?;
-    let client = client.map_or(peer.ip(), |axum::Extension(super::ClientIp(ip))| ip);
     admit(&state, client)?;
     let ocid = resolve_ocid(&state, &name).await?;
     let added = state.likes.add(&ocid, key).await.map_err(|e| match e {
