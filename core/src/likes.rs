@@ -158,6 +158,16 @@ impl Batch {
         self.counts.is_empty() && self.keyed.is_empty()
     }
 
+    /// Likes per character, each keyed like counting one (before duplicates are known).
+    pub fn per_ocid(&self) -> BTreeMap<&str, i64> {
+        let mut likes: BTreeMap<&str, i64> =
+            self.counts.iter().map(|(o, n)| (o.as_str(), *n)).collect();
+        for (ocid, _) in &self.keyed {
+            *likes.entry(ocid.as_str()).or_default() += 1;
+        }
+        likes
+    }
+
     /// When the batch was made (from its id).
     pub fn created_at_ms(id: &str) -> Option<i64> {
         id.split_once('-')?.0.parse().ok()
@@ -747,11 +757,8 @@ impl Likes {
                     .inc();
                 tracing::warn!(batch = %batch.id, path = %path.display(), likes = batch.total(), "likes written to a backup file");
                 let mut spilled = inner.spilled.lock().unwrap_or_else(PoisonError::into_inner);
-                for (ocid, n) in &batch.counts {
-                    *spilled.entry(ocid.clone()).or_default() += n;
-                }
-                for (ocid, _) in &batch.keyed {
-                    *spilled.entry(ocid.clone()).or_default() += 1;
+                for (ocid, n) in batch.per_ocid() {
+                    *spilled.entry(ocid.to_owned()).or_default() += n;
                 }
                 let counts = targets
                     .iter()
@@ -1014,8 +1021,7 @@ impl Likes {
                 .inc();
             tracing::info!(path = %path.display(), batch = %batch.id, likes = batch.total(), "backup file applied");
             let mut spilled = inner.spilled.lock().unwrap_or_else(PoisonError::into_inner);
-            let keyed = batch.keyed.iter().map(|(o, _)| (o, 1));
-            for (ocid, n) in batch.counts.iter().map(|(o, n)| (o, *n)).chain(keyed) {
+            for (ocid, n) in batch.per_ocid() {
                 if let Some(held) = spilled.get_mut(ocid) {
                     *held -= n;
                     if *held <= 0 {

@@ -395,11 +395,7 @@ impl Scripts {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn release_lost(&self, redis: &RedisTier, batch: &Batch) -> Result<(), Unavailable> {
-        let mut counts: BTreeMap<&str, i64> =
-            batch.counts.iter().map(|(o, n)| (o.as_str(), *n)).collect();
-        for (ocid, _) in &batch.keyed {
-            *counts.entry(ocid.as_str()).or_default() += 1;
-        }
+        let counts = batch.per_ocid();
         let mut invocation = self.release_lost.prepare_invoke();
         invocation
             .arg(redis.namespace())
