@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::harness::{
     CoreInstance, Db, Options, Stack, error_code, free_port, fresh_name, metric_value, redis_url,
 };
-use crate::private::{PrivateMariaDb, PrivateRedis};
+use crate::private::{PrivateMariaDb, PrivateRedis, sentinel_primary};
 use crate::processes::Process;
 
 fn distributed(redis: &str, extra: &[(&'static str, &str)]) -> Options {
@@ -903,18 +903,6 @@ async fn a_held_lock_is_renewed_past_its_lease_and_freed_by_release() {
     stack.stop().await;
 }
 
-/// Who the sentinels say the primary is.
-async fn primary_port(sentinel: u16) -> Option<u16> {
-    let mut connection = redis_connection(&format!("redis://127.0.0.1:{sentinel}")).await;
-    let answer: Option<(String, String)> = redis::cmd("SENTINEL")
-        .arg("get-master-addr-by-name")
-        .arg("maple")
-        .query_async(&mut connection)
-        .await
-        .ok()?;
-    answer.and_then(|(_, port)| port.parse().ok())
-}
-
 #[tokio::test]
 async fn core_follows_a_sentinel_failover_and_loses_no_like() {
     let dir = std::env::temp_dir().join(format!("maple-sentinel-{}", free_port().port()));
@@ -992,7 +980,7 @@ async fn core_follows_a_sentinel_failover_and_loses_no_like() {
     // The primary dies; the sentinels promote the replica; likes go on meanwhile.
     primary.kill();
     let started = Instant::now();
-    while primary_port(sentinels[0].port()).await != Some(replica_port) {
+    while sentinel_primary(sentinels[0].port()).await != Some(replica_port) {
         assert!(started.elapsed() < Duration::from_secs(30), "no failover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

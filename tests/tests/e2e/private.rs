@@ -68,6 +68,30 @@ impl PrivateRedis {
         )
     }
 
+    /// A Redis node of a replicated set, started from its own configuration file (no data on
+    /// disk, as the machine's Redis): a primary, or a replica of the Redis on `replica_of`.
+    /// Sentinel rewrites the file when it changes the node's role (`CONFIG REWRITE`), so a
+    /// restart comes back in the role the node last had — as a deployed Redis does.
+    pub fn start_node(port: u16, replica_of: Option<u16>) -> Self {
+        let own = Self::folder(port);
+        let conf = own.join("redis.conf");
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\n",
+            own.display()
+        );
+        if let Some(primary) = replica_of {
+            text.push_str(&format!("replicaof 127.0.0.1 {primary}\n"));
+        }
+        std::fs::write(&conf, text).expect("redis conf");
+        let mut node = Self {
+            port,
+            args: vec![conf.display().to_string()],
+            child: None,
+        };
+        node.restart();
+        node
+    }
+
     /// A Sentinel watching the primary on `primary` as `maple` (quorum 2, down after 1 s).
     pub fn start_sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Self {
         std::fs::create_dir_all(dir).expect("sentinel dir");
@@ -112,18 +136,22 @@ impl PrivateRedis {
         redis
     }
 
-    /// Starts it again on the same port with the same settings.
-    pub fn restart(&mut self) {
-        // Its own folder: a replica writes the RDB it receives to `dump.rdb` in its working
-        // folder, and a Redis loads that file when it starts; instances sharing one folder
-        // (or an old run's file) would start with each other's data.
-        let own =
-            std::env::temp_dir().join(format!("maple-redis-{}-{}", std::process::id(), self.port));
+    /// This instance's own working folder. Its own: a replica writes the RDB it receives to
+    /// `dump.rdb` in its working folder, and a Redis loads that file when it starts; instances
+    /// sharing one folder (or an old run's file) would start with each other's data.
+    fn folder(port: u16) -> std::path::PathBuf {
+        let own = std::env::temp_dir().join(format!("maple-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&own).expect("redis folder");
+        own
+    }
+
+    /// Starts it again on the same port with the same settings (a configuration file, if it
+    /// has one, comes first, as redis-server requires).
+    pub fn restart(&mut self) {
         let child = Command::new("redis-server")
-            .current_dir(&own)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .current_dir(Self::folder(self.port))
             .args(&self.args)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -136,6 +164,21 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Whether this Redis has a replica online (`INFO replication`).
+    pub async fn has_replica_online(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+            return false;
+        };
+        let info: Result<String, _> = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut connection)
+            .await;
+        info.is_ok_and(|info| info.contains("state=online"))
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -143,6 +186,19 @@ impl PrivateRedis {
             let _ = child.wait();
         }
     }
+}
+
+/// The primary's port as the Sentinel on `sentinel` names it (`maple`), if it answers.
+pub async fn sentinel_primary(sentinel: u16) -> Option<u16> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{sentinel}")).ok()?;
+    let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+    let answer: Option<(String, String)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg("maple")
+        .query_async(&mut connection)
+        .await
+        .ok()?;
+    answer.and_then(|(_, port)| port.parse().ok())
 }
 
 impl Drop for PrivateRedis {
@@ -211,6 +267,10 @@ impl PrivateMariaDb {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     pub async fn database_url(&self) -> String {
