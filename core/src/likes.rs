@@ -15,7 +15,8 @@
 //!    database holds it (checked every `watch_every`). If Redis loses it first — restarted
 //!    without persistence, failed over to a replica that lacked it — that instance applies it
 //!    to the database itself. Losing a like then takes Redis losing its data *and* that
-//!    instance dying at once; Redis with AOF (the compose stack) closes that too.
+//!    instance dying or restarting before its next check (or its copies being at their
+//!    memory bound); Redis with AOF and no eviction (the compose stack) closes that too.
 //! 4. In distributed mode one instance at a time (the `likes-sync` lock, with a fencing
 //!    token) moves batches from Redis to the database: claim ids (a dead leader's in-flight
 //!    ids first), read them, add their counts in one transaction that records each batch id
@@ -70,10 +71,11 @@ const RECOVER_EVERY: Duration = Duration::from_secs(5);
 /// Batches looked up per Redis / database round trip when checking.
 const WATCH_CHUNK: usize = 500;
 
-/// Entries (characters and keyed likes) kept in memory for batches not yet in the database.
-/// Beyond it new batches go straight to the database (or a backup file), which needs no
-/// memory to be safe.
-const RETAIN_MAX_ENTRIES: usize = 1_000_000;
+/// Memory (estimated) for the copies of batches flushed to Redis and not yet in the database.
+/// Beyond it new batches still go to Redis, without a copy (counted in
+/// `maple_core_like_unkept_batches_total`): a long database outage under heavy load must not
+/// turn the flusher into a writer of backup files.
+const RETAIN_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// Settings.
 #[derive(Debug, Clone)]
@@ -156,6 +158,13 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty() && self.keyed.is_empty()
+    }
+
+    /// Roughly the memory the batch takes (strings plus map and vector overhead).
+    fn approx_bytes(&self) -> usize {
+        let counts: usize = self.counts.keys().map(|o| o.len() + 64).sum();
+        let keyed: usize = self.keyed.iter().map(|(o, k)| o.len() + k.len() + 64).sum();
+        self.id.len() + 96 + counts + keyed
     }
 
     /// Likes per character, each keyed like counting one (before duplicates are known).
@@ -309,21 +318,21 @@ pub struct LikeCount {
 #[derive(Debug, Default)]
 struct Retained {
     batches: BTreeMap<String, Batch>,
-    /// Characters plus keyed likes over all batches (the memory bound).
-    entries: usize,
+    /// Their estimated size (the memory bound).
+    bytes: usize,
 }
 
 impl Retained {
     fn insert(&mut self, batch: Batch) {
-        self.entries += batch.counts.len() + batch.keyed.len();
+        self.bytes += batch.approx_bytes();
         if let Some(old) = self.batches.insert(batch.id.clone(), batch) {
-            self.entries -= old.counts.len() + old.keyed.len();
+            self.bytes -= old.approx_bytes();
         }
     }
 
     fn remove(&mut self, id: &str) -> Option<Batch> {
         let batch = self.batches.remove(id)?;
-        self.entries -= batch.counts.len() + batch.keyed.len();
+        self.bytes -= batch.approx_bytes();
         Some(batch)
     }
 }
@@ -372,7 +381,7 @@ struct Inner {
     /// loses them (restarted without persistence, failed over to a replica that lacked them),
     /// they are applied to the database from here.
     retained: Mutex<Retained>,
-    /// Whether "retention full" was logged since it last had room.
+    /// Whether the copies are at their bound (logged once per episode).
     retention_full: AtomicBool,
     metrics: CoreMetrics,
     stop: CancellationToken,
@@ -700,9 +709,7 @@ impl Likes {
         let inner = &self.inner;
         let targets = batch.targets();
         let attempt = async {
-            if let Some(redis) = &inner.redis
-                && self.has_room()
-            {
+            if let Some(redis) = &inner.redis {
                 let started = Instant::now();
                 let flushed = self.flush_to_redis(redis, batch).await;
                 self.observe_flush(Target::Redis, started, flushed.is_ok());
@@ -789,35 +796,48 @@ impl Likes {
         }
     }
 
-    /// Flushes `batch` to Redis and, if it was new there, keeps what Redis counted of it in
-    /// memory until the database holds it.
+    /// Flushes `batch` to Redis and keeps a copy of what Redis counted of it in memory until
+    /// the database holds it (memory permitting). A batch Redis had seen before (a backup file
+    /// whose first flush was in doubt) is kept whole: whether it is still there is what the
+    /// checks find out.
     async fn flush_to_redis(
         &self,
         redis: &RedisTier,
         batch: &Batch,
     ) -> Result<queue::Flushed, crate::redis_tier::Unavailable> {
         let flushed = self.inner.scripts.flush(redis, batch).await?;
-        if flushed.applied {
-            let repeats: HashSet<&(String, String)> = flushed.duplicates.iter().collect();
-            let kept = Batch {
-                id: batch.id.clone(),
-                counts: batch.counts.clone(),
-                keyed: batch
-                    .keyed
-                    .iter()
-                    .filter(|pair| !repeats.contains(pair))
-                    .cloned()
-                    .collect(),
-            };
-            if !kept.is_empty() {
-                let mut retained = self.retained();
-                retained.insert(kept);
-                self.inner
-                    .metrics
-                    .like_retained_batches
-                    .set(gauge(retained.batches.len()));
-            }
+        let repeats: HashSet<&(String, String)> = flushed.duplicates.iter().collect();
+        let kept = Batch {
+            id: batch.id.clone(),
+            counts: batch.counts.clone(),
+            keyed: batch
+                .keyed
+                .iter()
+                .filter(|pair| !repeats.contains(pair))
+                .cloned()
+                .collect(),
+        };
+        if kept.is_empty() {
+            return Ok(flushed);
         }
+        let mut retained = self.retained();
+        if retained.bytes + kept.approx_bytes() > RETAIN_MAX_BYTES {
+            drop(retained);
+            self.inner.metrics.like_unkept_batches_total.inc();
+            if !self.inner.retention_full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    bytes = RETAIN_MAX_BYTES,
+                    "likes: the copies of batches not yet in the database are at their bound; new batches go to Redis without a copy until the sync catches up"
+                );
+            }
+            return Ok(flushed);
+        }
+        retained.insert(kept);
+        self.inner
+            .metrics
+            .like_retained_batches
+            .set(gauge(retained.batches.len()));
+        self.inner.retention_full.store(false, Ordering::Relaxed);
         Ok(flushed)
     }
 
@@ -826,20 +846,6 @@ impl Likes {
             .retained
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether another batch may go to Redis (its copy must fit in memory); when not, batches
-    /// go to the database until the sync catches up.
-    fn has_room(&self) -> bool {
-        let room = self.retained().entries < RETAIN_MAX_ENTRIES;
-        let was_full = self.inner.retention_full.swap(!room, Ordering::Relaxed);
-        if !room && !was_full {
-            tracing::warn!(
-                entries = RETAIN_MAX_ENTRIES,
-                "likes: too much flushed to Redis and not yet in the database; writing to the database directly until the sync catches up"
-            );
-        }
-        room
     }
 
     async fn watch_loop(self) {
@@ -856,11 +862,14 @@ impl Likes {
         }
     }
 
-    /// Checks the batches this instance flushed to Redis: those gone from Redis and recorded
-    /// in the database are forgotten; those gone from Redis but not in the database were lost
-    /// by Redis and are applied to the database now (same id, so a sync that raced this
-    /// counts them once). Stops early, keeping the rest, when Redis or the database cannot be
-    /// asked. Returns the likes re-applied.
+    /// Checks the batches this instance flushed to Redis. Those still in Redis wait for the
+    /// sync. Those gone from Redis were synced and cleaned up — or lost by Redis: the ones the
+    /// database does not hold are applied to it now (same id, so a sync that raced this counts
+    /// them once). Then every gone batch's likes leave `pending` if Redis still counts them
+    /// there (its hash lost, its counted-marker kept), and it is forgotten. Database first,
+    /// then `pending`: a read in between counts such a batch twice for that instant, never
+    /// misses it. Stops early, keeping the rest for the next check, when Redis or the database
+    /// cannot be asked. Returns the likes applied to the database.
     pub async fn watch_once(&self) -> i64 {
         let inner = &self.inner;
         let Some(redis) = &inner.redis else {
@@ -874,35 +883,24 @@ impl Likes {
             let Ok(present) = inner.scripts.present(redis, chunk).await else {
                 break;
             };
-            let gone: Vec<&str> = chunk
-                .iter()
-                .zip(present)
-                .filter(|(_, present)| !present)
-                .map(|(id, _)| id.as_str())
-                .collect();
-            let Ok(recorded) = inner.store.recorded_batches(&gone).await else {
-                break;
-            };
-            let lost: Vec<Batch> = {
-                let mut retained = self.retained();
-                gone.iter()
-                    .filter_map(|id| {
-                        if recorded.contains(*id) {
-                            retained.remove(id);
-                            None
-                        } else {
-                            retained.batches.get(*id).cloned()
-                        }
-                    })
+            let gone: Vec<Batch> = {
+                let retained = self.retained();
+                chunk
+                    .iter()
+                    .zip(present)
+                    .filter(|(_, present)| !present)
+                    .filter_map(|(id, _)| retained.batches.get(id).cloned())
                     .collect()
             };
-            for batch in lost {
-                // Out of the pending counts first (if Redis still counts it there), then into
-                // the database: both steps are safe to repeat if the other fails.
-                if inner.scripts.release_lost(redis, &batch).await.is_err() {
-                    break 'chunks;
-                }
-                let Ok(applied) = inner.store.apply_like_batch(&batch, now_ms()).await else {
+            if gone.is_empty() {
+                continue;
+            }
+            let ids: Vec<&str> = gone.iter().map(|b| b.id.as_str()).collect();
+            let Ok(recorded) = inner.store.recorded_batches(&ids).await else {
+                break;
+            };
+            for batch in gone.iter().filter(|b| !recorded.contains(&b.id)) {
+                let Ok(applied) = inner.store.apply_like_batch(batch, now_ms()).await else {
                     break 'chunks;
                 };
                 if applied.applied {
@@ -916,7 +914,14 @@ impl Likes {
                         .inc_by(u64::try_from(likes).unwrap_or(0));
                     tracing::warn!(batch = %batch.id, likes, "Redis lost a like batch before the sync; applied it to the database from memory");
                 }
-                self.retained().remove(&batch.id);
+            }
+            let batches: Vec<&Batch> = gone.iter().collect();
+            if inner.scripts.release_lost(redis, &batches).await.is_err() {
+                break;
+            }
+            let mut retained = self.retained();
+            for batch in &gone {
+                retained.remove(&batch.id);
             }
         }
         let left = self.retained().batches.len();
@@ -1000,8 +1005,8 @@ impl Likes {
                 Err(_) => continue,
             };
             let stored = match &inner.redis {
-                Some(redis) if self.has_room() => self.flush_to_redis(redis, &batch).await.is_ok(),
-                _ => false,
+                Some(redis) => self.flush_to_redis(redis, &batch).await.is_ok(),
+                None => false,
             } || inner.store.apply_like_batch(&batch, now_ms()).await.is_ok();
             if !stored {
                 pending += 1;
@@ -1145,12 +1150,14 @@ impl Likes {
         ids: &[String],
     ) -> Result<i64, SyncError> {
         let inner = &self.inner;
-        let (batches, missing): (Vec<_>, Vec<_>) = inner
+        let read = inner
             .scripts
             .read(redis, ids)
             .await
-            .map_err(|_| SyncError::Redis)?
-            .into_iter()
+            .map_err(|_| SyncError::Redis)?;
+        let (batches, missing): (Vec<_>, Vec<_>) = read
+            .iter()
+            .cloned()
             .partition(|(_, batch)| !batch.is_empty());
         if !missing.is_empty() {
             self.report_missing(&missing).await?;
@@ -1195,7 +1202,7 @@ impl Likes {
         // database skips them as applied, and the cleanup is repeated.
         inner
             .scripts
-            .cleanup(redis, ids)
+            .cleanup(redis, &read)
             .await
             .map_err(|_| SyncError::Redis)?;
         let _ = inner.scripts.end_commit(redis, fence.token).await;
@@ -1227,7 +1234,7 @@ impl Likes {
                 .like_synced_total
                 .with_label_values(&["missing_batches"])
                 .inc_by(unknown.len() as u64);
-            tracing::error!(batches = ?unknown, "like batches listed in Redis but their contents are gone (evicted or lost); the instances that flushed them re-apply them from memory");
+            tracing::error!(batches = ?unknown, "like batches listed in Redis but their contents are gone (evicted or lost); the instances that flushed them re-apply them from memory if they still run and kept a copy");
         }
         Ok(())
     }

@@ -3,8 +3,12 @@
 //! Rule: HTTP metrics are labelled by route template (`/v1/characters/{name}`), never the raw
 //! path, so a flood of names cannot blow up the series count.
 
-use maple_common::metrics::{counter_vec, gauge, gauge_vec, histogram, histogram_vec, render};
-use prometheus::{Gauge, Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use maple_common::metrics::{
+    counter, counter_vec, gauge, gauge_vec, histogram, histogram_vec, render,
+};
+use prometheus::{
+    Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 
 /// Latency buckets in seconds: 1 ms to 10 s.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -74,6 +78,9 @@ pub struct CoreMetrics {
     /// Likes whose batch Redis lost before the sync (an empty restart, a failover to a
     /// replica without it): re-applied to the database from this instance's memory.
     pub like_redis_lost_total: IntCounterVec,
+    /// Batches flushed to Redis without a memory copy because the copies reached their bound
+    /// (the database has been slow to take them).
+    pub like_unkept_batches_total: IntCounter,
     /// Lock acquisitions by lock and outcome (redis, mysql, local, busy, unavailable).
     pub lock_acquisitions_total: IntCounterVec,
     /// Acquisitions that fell back from Redis to the database's named lock.
@@ -237,6 +244,11 @@ impl CoreMetrics {
                 "maple_core_like_redis_lost_total",
                 "Likes whose batch Redis lost before the sync, re-applied to the database from memory (kind=likes, batches).",
                 &["kind"],
+            )?,
+            like_unkept_batches_total: counter(
+                &r,
+                "maple_core_like_unkept_batches_total",
+                "Like batches flushed to Redis without a memory copy because the copies reached their bound.",
             )?,
             lock_acquisitions_total: counter_vec(
                 &r,

@@ -7,10 +7,12 @@
 //! - `likes:inflight`: batch ids the sync leader has taken. A leader that dies leaves them
 //!   there; the next leader takes them over before anything new ([`CLAIM`]).
 //! - `likes:pending`: ocid → likes in Redis not yet in the database (for reads).
+//! - `likes:counted:{id}`: this batch's likes are in `pending`. Whoever takes them out —
+//!   [`CLEANUP`] after the sync, or [`RELEASE_LOST`] for a batch whose contents Redis lost —
+//!   deletes the marker in the same script and subtracts only if it was there, so a batch
+//!   leaves `pending` exactly once even when its hash is gone.
 //! - `likes:seen:{id}`: this batch was flushed (24 h), so a retried flush adds nothing.
 //! - `likes:idem:{ocid}:{key}`: an idempotency key already counted (24 h).
-//! - `likes:released:{id}`: a batch whose contents Redis lost had its likes taken out of
-//!   `pending` ([`RELEASE_LOST`]; 24 h).
 //! - `likes:epoch`, `likes:syncing`: the sync leader increments the epoch and sets
 //!   `syncing` before its database commit, and clears `syncing` once Redis is cleaned up. A
 //!   reader that sees the same epoch and no `syncing` before and after reading the database
@@ -33,10 +35,11 @@ pub const REMEMBER: Duration = Duration::from_secs(24 * 3600);
 /// the batch had been flushed before. Adds the batch to the queue and its likes to `pending`.
 const FLUSH: &str = r"
 local ns, id, remember = ARGV[1], ARGV[2], ARGV[3]
+local batch = ns .. ':likes:batch:' .. id
+if redis.call('EXISTS', batch) == 1 then return {0} end
 if not redis.call('SET', ns .. ':likes:seen:' .. id, '1', 'NX', 'PX', remember) then
   return {0}
 end
-local batch = ns .. ':likes:batch:' .. id
 local i = 5
 for _ = 1, tonumber(ARGV[4]) do
   redis.call('HINCRBY', batch, ARGV[i], ARGV[i + 1])
@@ -59,6 +62,7 @@ if #fields > 0 then
   for j = 1, #fields, 2 do
     redis.call('HINCRBY', ns .. ':likes:pending', fields[j], fields[j + 1])
   end
+  redis.call('SET', ns .. ':likes:counted:' .. id, '1')
   redis.call('RPUSH', ns .. ':likes:queue', id)
 end
 return result
@@ -79,44 +83,65 @@ end
 return ids
 ";
 
-/// `ARGV`: namespace, ids…. After the database committed these batches: takes their likes out
-/// of `pending` and deletes them. A batch already gone (another leader cleaned it) is skipped.
+/// Takes `n` (ocid, likes) pairs from `ARGV` at `i` out of `pending`.
+const SUBTRACT: &str = r"
+local function subtract(pending, i, n)
+  for j = 0, n - 1 do
+    local ocid = ARGV[i + 2 * j]
+    local left = redis.call('HINCRBY', pending, ocid, -tonumber(ARGV[i + 2 * j + 1]))
+    if left <= 0 then redis.call('HDEL', pending, ocid) end
+  end
+end
+";
+
+/// `ARGV`: namespace, then per batch: id, #pairs, (ocid, likes)… as the leader read it (no
+/// pairs: its contents were gone). After the database committed these batches: takes their
+/// likes out of `pending` once (see `likes:counted`), deletes them and unlists them. A batch
+/// flushed before the counted-marker existed is subtracted by its hash's own counts.
 const CLEANUP: &str = r"
 local ns = ARGV[1]
 local pending = ns .. ':likes:pending'
-for i = 2, #ARGV do
-  local batch = ns .. ':likes:batch:' .. ARGV[i]
-  local fields = redis.call('HGETALL', batch)
-  for j = 1, #fields, 2 do
-    local left = redis.call('HINCRBY', pending, fields[j], -tonumber(fields[j + 1]))
-    if left <= 0 then redis.call('HDEL', pending, fields[j]) end
+local i, done = 2, 0
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local batch = ns .. ':likes:batch:' .. id
+  if n > 0 then
+    if redis.call('DEL', ns .. ':likes:counted:' .. id) == 1 then
+      subtract(pending, i + 2, n)
+    elseif redis.call('EXISTS', batch) == 1 then
+      local fields = redis.call('HGETALL', batch)
+      for j = 1, #fields, 2 do
+        local left = redis.call('HINCRBY', pending, fields[j], -tonumber(fields[j + 1]))
+        if left <= 0 then redis.call('HDEL', pending, fields[j]) end
+      end
+    end
   end
   redis.call('DEL', batch)
-  redis.call('LREM', ns .. ':likes:inflight', 0, ARGV[i])
+  redis.call('LREM', ns .. ':likes:inflight', 0, id)
+  i = i + 2 + 2 * n
+  done = done + 1
 end
-return #ARGV - 1
+return done
 ";
 
-/// `ARGV`: namespace, batch id, remember ms, #counts, (ocid, n)…. For a batch Redis lost while
-/// keeping the rest (its contents evicted, its id still marked seen): takes its likes out of
-/// `pending` once, as [`CLEANUP`] would have. Returns 1 if it did. When the seen-marker is gone
-/// too (Redis restarted empty, a failover to a replica that never had the batch), `pending`
-/// never held these likes and nothing is done.
+/// `ARGV`: namespace, then per batch: id, #pairs, (ocid, likes)…. For batches whose hash is
+/// gone from Redis (synced and cleaned up, or lost) as the instance that flushed them kept
+/// them: takes their likes out of `pending` if they are still counted there (the hash lost
+/// but `likes:counted` kept) — once, whoever comes first. Returns how many it took out.
 const RELEASE_LOST: &str = r"
-local ns, id = ARGV[1], ARGV[2]
-if redis.call('EXISTS', ns .. ':likes:batch:' .. id) == 1 then return 0 end
-if redis.call('EXISTS', ns .. ':likes:seen:' .. id) == 0 then return 0 end
-if not redis.call('SET', ns .. ':likes:released:' .. id, '1', 'NX', 'PX', ARGV[3]) then
-  return 0
-end
+local ns = ARGV[1]
 local pending = ns .. ':likes:pending'
-local i = 5
-for _ = 1, tonumber(ARGV[4]) do
-  local left = redis.call('HINCRBY', pending, ARGV[i], -tonumber(ARGV[i + 1]))
-  if left <= 0 then redis.call('HDEL', pending, ARGV[i]) end
-  i = i + 2
+local i, released = 2, 0
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  if redis.call('EXISTS', ns .. ':likes:batch:' .. id) == 0
+    and redis.call('DEL', ns .. ':likes:counted:' .. id) == 1 then
+    subtract(pending, i + 2, n)
+    released = released + 1
+  end
+  i = i + 2 + 2 * n
 end
-return 1
+return released
 ";
 
 /// `ARGV`: namespace, fence token. Clears the commit mark if this leader set it.
@@ -156,10 +181,10 @@ impl Default for Scripts {
         Self {
             flush: redis::Script::new(FLUSH),
             claim: redis::Script::new(CLAIM),
-            cleanup: redis::Script::new(CLEANUP),
+            cleanup: redis::Script::new(&format!("{SUBTRACT}{CLEANUP}")),
             begin_commit: redis::Script::new(BEGIN_COMMIT),
             end_commit: redis::Script::new(END_COMMIT),
-            release_lost: redis::Script::new(RELEASE_LOST),
+            release_lost: redis::Script::new(&format!("{SUBTRACT}{RELEASE_LOST}")),
         }
     }
 }
@@ -389,42 +414,55 @@ impl Scripts {
             .await
     }
 
-    /// Takes the likes of `batch`, lost from Redis, out of `pending` if they are still counted
-    /// there (see [`RELEASE_LOST`]); safe to repeat.
+    /// For `batches` this instance flushed and no longer finds in Redis: takes their likes out
+    /// of `pending` if Redis still counts them there (see [`RELEASE_LOST`]); safe to repeat.
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn release_lost(&self, redis: &RedisTier, batch: &Batch) -> Result<(), Unavailable> {
-        let counts = batch.per_ocid();
+    pub async fn release_lost(
+        &self,
+        redis: &RedisTier,
+        batches: &[&Batch],
+    ) -> Result<usize, Unavailable> {
+        if batches.is_empty() {
+            return Ok(0);
+        }
         let mut invocation = self.release_lost.prepare_invoke();
-        invocation
-            .arg(redis.namespace())
-            .arg(&batch.id)
-            .arg(u64::try_from(REMEMBER.as_millis()).unwrap_or(u64::MAX))
-            .arg(counts.len());
-        for (ocid, n) in counts {
-            invocation.arg(ocid).arg(n);
+        invocation.arg(redis.namespace());
+        for batch in batches {
+            let counts = batch.per_ocid();
+            invocation.arg(&batch.id).arg(counts.len());
+            for (ocid, n) in counts {
+                invocation.arg(ocid).arg(n);
+            }
         }
         redis
             .run("likes_release_lost", |mut c| async move {
-                invocation.invoke_async::<i64>(&mut c).await.map(drop)
+                invocation.invoke_async::<usize>(&mut c).await
             })
             .await
     }
 
-    /// Takes committed batches out of Redis.
+    /// Takes committed batches — as the leader read them; an empty one's contents were gone —
+    /// out of Redis.
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked (the next leader repeats it harmlessly).
-    pub async fn cleanup(&self, redis: &RedisTier, ids: &[String]) -> Result<(), Unavailable> {
-        let script = &self.cleanup;
+    pub async fn cleanup(
+        &self,
+        redis: &RedisTier,
+        batches: &[(String, BTreeMap<String, i64>)],
+    ) -> Result<(), Unavailable> {
+        let mut invocation = self.cleanup.prepare_invoke();
+        invocation.arg(redis.namespace());
+        for (id, counts) in batches {
+            invocation.arg(id).arg(counts.len());
+            for (ocid, n) in counts {
+                invocation.arg(ocid).arg(*n);
+            }
+        }
         redis
             .run("likes_cleanup", |mut c| async move {
-                let mut invocation = script.prepare_invoke();
-                invocation.arg(redis.namespace());
-                for id in ids {
-                    invocation.arg(id);
-                }
                 invocation.invoke_async::<i64>(&mut c).await.map(drop)
             })
             .await

@@ -1164,6 +1164,50 @@ async fn likes_redis_loses_before_the_sync_are_applied_from_the_flushing_instanc
         metric_sum(&stack.http, &bases, lost).await,
         (evicted_likes + 9) as f64
     );
+
+    // A leader that read its batches before one's contents vanished still takes that batch's
+    // likes out of the pending counts (with what it read); a batch flushed before the
+    // counted-marker existed is taken out by its own hash.
+    for _ in 0..3 {
+        let (status, _, _) = like(&stack.http, &bases[0], &name, None)
+            .await
+            .expect("answered");
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let (redis_tier, scripts) = likes[0].redis_parts().expect("redis");
+    let guard = stack
+        .core_state
+        .locks
+        .acquire(SYNC_LOCK, Duration::ZERO)
+        .await
+        .expect("lock");
+    let ids = scripts.claim(redis_tier, 500).await.expect("claim");
+    assert_eq!(ids.len(), 3, "one batch per like");
+    let read = scripts.read(redis_tier, &ids).await.expect("read");
+    let ns = &stack.namespace;
+    // A new connection: the old one died with the restart.
+    let mut connection = redis_connection(&redis.url()).await;
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{ns}:likes:batch:{}", ids[0]))
+        .arg(format!("{ns}:likes:counted:{}", ids[1]))
+        .query_async(&mut connection)
+        .await
+        .expect("DEL");
+    store
+        .apply_synced_batches(guard.fence(), &read, maple_core::store::now_ms())
+        .await
+        .expect("commit");
+    scripts.cleanup(redis_tier, &read).await.expect("cleanup");
+    guard.release().await;
+    assert_eq!(stored_likes(&store, &name).await, 43);
+    assert_eq!(
+        pending_in_redis(&redis.url(), &stack.namespace, &store, &name).await,
+        None,
+        "each batch left the pending counts once"
+    );
+    assert_eq!(likes[0].watch_once().await, 0, "all three are recorded");
+    assert_eq!(read_likes(&stack.http, &bases[1], &name).await, 43);
+    assert_eq!(metric_sum(&stack.http, &bases, retained).await, 0.0);
     other.stop().await;
     stack.stop().await;
 }
