@@ -15,8 +15,8 @@
 //!    database holds it (checked every `watch_every`). If Redis loses it first — restarted
 //!    without persistence, failed over to a replica that lacked it — that instance applies it
 //!    to the database itself. Losing a like then takes Redis losing its data *and* that
-//!    instance dying or restarting before its next check (or its copies being at their
-//!    memory bound); Redis with AOF and no eviction (the compose stack) closes that too.
+//!    instance dying before its next check (a graceful stop runs a last sync and check
+//!    first), or its copies being at their memory bound; Redis with AOF and no eviction (the compose stack) closes that too.
 //! 4. In distributed mode one instance at a time (the `likes-sync` lock, with a fencing
 //!    token) moves batches from Redis to the database: claim ids (a dead leader's in-flight
 //!    ids first), read them, add their counts in one transaction that records each batch id
@@ -1259,6 +1259,7 @@ impl Likes {
     /// the background loops (a sync pass in progress finishes and releases its lock).
     pub async fn shutdown(&self, deadline: Duration) {
         let inner = &self.inner;
+        let started = Instant::now();
         inner.accepting.store(false, Ordering::Release);
         inner.stop.cancel();
         let tasks =
@@ -1291,6 +1292,33 @@ impl Likes {
             }
         }
         inner.metrics.like_buffer.set(0);
+        self.last_sync(deadline.saturating_sub(started.elapsed()))
+            .await;
+    }
+
+    /// The copies of batches this instance flushed to Redis end with the process: a last sync
+    /// pass (if no other instance is leading one) and check, within `budget`, leave as few
+    /// as possible to Redis alone.
+    async fn last_sync(&self, budget: Duration) {
+        if self.inner.redis.is_none() || self.retained().batches.is_empty() {
+            return;
+        }
+        let last = async {
+            if let Err(error) = self.sync_once().await {
+                tracing::info!(%error, "last like sync before exit did not finish");
+            }
+            self.watch_once().await;
+        };
+        if tokio::time::timeout(budget, last).await.is_err() {
+            tracing::info!("last like sync before exit ran out of time");
+        }
+        let left = self.retained().batches.len();
+        if left > 0 {
+            tracing::info!(
+                batches = left,
+                "like batches not yet in the database are left to Redis alone"
+            );
+        }
     }
 }
 

@@ -1222,3 +1222,25 @@ async fn store_ocid(store: &Store, name: &str) -> String {
         .as_str()
         .to_owned()
 }
+
+#[tokio::test]
+async fn a_graceful_stop_syncs_what_the_instance_flushed_to_redis() {
+    // No sync of its own while running: what the instance flushed to Redis stays there until
+    // its shutdown's last sync.
+    let mut stack = manual_sync_stack().await;
+    let name = fresh_name("gs");
+    like_n(&stack, &name, 7).await;
+    let store = stack.store().await;
+    assert_eq!(stored_likes(&store, &name).await, 0, "all in Redis");
+    stack
+        .begin_core_shutdown()
+        .await
+        .expect("core task")
+        .expect("core stopped cleanly");
+    assert_eq!(stored_likes(&store, &name).await, 7, "synced before exit");
+    assert_eq!(
+        pending_in_redis(&redis_url(), &stack.namespace, &store, &name).await,
+        None
+    );
+    stack.stop().await;
+}
