@@ -110,6 +110,9 @@ impl Entry {
 /// copy is distrusted rather than treated as brand new.
 const CLOCK_TOLERANCE_MS: i64 = 60_000;
 
+/// How often an instance reads the purge log (other instances' purges).
+const PURGE_POLL: Duration = Duration::from_secs(1);
+
 /// Whether a copy fetched at `fetched_at_ms` is fresh at `now_ms`.
 fn is_fresh_at(fetched_at_ms: i64, now_ms: i64, fresh_for: Duration) -> bool {
     let age_ms = now_ms.saturating_sub(fetched_at_ms);
@@ -194,7 +197,8 @@ struct Inner {
 impl EquipmentTiers {
     /// Forgets `ocid`'s equipment in this instance's L1 and in L2, and marks the database
     /// copy as no longer fresh (it stays as the stale fallback): the next request fetches it
-    /// from Nexon. Other instances' L1 copies expire within `fresh_for`.
+    /// from Nexon. Other instances drop their L1 copies when they read the purge in Redis's
+    /// purge log ([`Self::follow_purges`], about a second).
     pub async fn purge(&self, ocid: &Ocid) -> Purged {
         let inner = &self.inner;
         inner.l1.invalidate(ocid);
@@ -209,6 +213,35 @@ impl EquipmentTiers {
             .await
             .is_ok();
         Purged { redis, database }
+    }
+
+    /// Follows the purges other instances log in Redis and drops their L1 copies here (within
+    /// about a second), until `stop`. Without Redis there is nothing to follow.
+    pub async fn follow_purges(self, stop: tokio_util::sync::CancellationToken) {
+        let Some(redis) = self.inner.l2.clone() else {
+            return;
+        };
+        let mut after: Option<String> = None;
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return,
+            }
+            wait = PURGE_POLL;
+            // The first read (at start-up, before L1 holds anything) only finds where the log
+            // ends: older purges cannot concern this instance.
+            let Ok((ocids, last)) = redis.purged_since(after.as_deref()).await else {
+                continue;
+            };
+            for ocid in ocids {
+                if let Ok(ocid) = Ocid::try_from(ocid) {
+                    self.inner.l1.invalidate(&ocid);
+                    self.inner.metrics.purges_followed_total.inc();
+                }
+            }
+            after = Some(last);
+        }
     }
 
     /// Redis's breaker, when Redis is configured.

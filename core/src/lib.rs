@@ -168,6 +168,8 @@ impl App {
             nexon.clone(),
             metrics.clone(),
         );
+        let shutdown = CancellationToken::new();
+        tokio::spawn(equipment.clone().follow_purges(shutdown.clone()));
         let state = AppState {
             nexon,
             store,
@@ -187,7 +189,7 @@ impl App {
             valuations: moka::future::Cache::builder()
                 .max_capacity(VALUATION_CACHE_ENTRIES)
                 .build(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             likes,
             locks,
             like_limits: moka::sync::Cache::builder()

@@ -81,6 +81,8 @@ pub struct CoreMetrics {
     /// Batches flushed to Redis without a memory copy because the copies reached their bound
     /// (the database has been slow to take them).
     pub like_unkept_batches_total: IntCounter,
+    /// L1 entries dropped because an instance purged them (read from Redis's purge log).
+    pub purges_followed_total: IntCounter,
     /// Lock acquisitions by lock and outcome (redis, mysql, local, busy, unavailable).
     pub lock_acquisitions_total: IntCounterVec,
     /// Acquisitions that fell back from Redis to the database's named lock.
@@ -244,6 +246,11 @@ impl CoreMetrics {
                 "maple_core_like_redis_lost_total",
                 "Likes whose batch Redis lost before the sync, re-applied to the database from memory (kind=likes, batches).",
                 &["kind"],
+            )?,
+            purges_followed_total: counter(
+                &r,
+                "maple_core_purges_followed_total",
+                "L1 entries dropped because an instance purged them (read from Redis's purge log).",
             )?,
             like_unkept_batches_total: counter(
                 &r,

@@ -7,6 +7,7 @@
 //! entry (compared in a Lua script on the server). The connection manager connects lazily and
 //! reconnects by itself, so core starts without Redis and picks it up when it appears.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,14 @@ impl std::fmt::Debug for RedisConfig {
             .finish()
     }
 }
+
+/// The stream of purged ocids (under the namespace), which every instance follows to drop
+/// its L1 copies.
+const PURGE_LOG: &str = "equipment:purged";
+
+/// Entries the purge log keeps (approximately): an instance that could not read it for longer
+/// than it takes to purge this many misses some (its L1 copies then expire by age).
+const PURGE_LOG_MAX: usize = 10_000;
 
 /// How core reaches Redis: one URL (the connection manager reconnects by itself), or through
 /// Sentinel (the primary is looked up, and looked up again after any failure).
@@ -226,14 +235,78 @@ impl RedisTier {
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn purge(&self, ocid: &Ocid) -> Result<(), Unavailable> {
         let key = self.entry_key(ocid);
+        let log = self.key(PURGE_LOG);
         self.run("purge", |mut c| async move {
-            redis::cmd("DEL")
+            // The entry goes, and the purge is logged for the other instances' L1.
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
                 .arg(&key)
-                .query_async::<i64>(&mut c)
+                .ignore()
+                .cmd("XADD")
+                .arg(&log)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(PURGE_LOG_MAX)
+                .arg("*")
+                .arg("ocid")
+                .arg(ocid.as_str())
+                .ignore()
+                .query_async::<()>(&mut c)
                 .await
-                .map(drop)
         })
         .await
+    }
+
+    /// Purges logged after `after` (a purge log id; `None`: only where the log ends now), and
+    /// the id to ask after next time.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn purged_since(
+        &self,
+        after: Option<&str>,
+    ) -> Result<(Vec<String>, String), Unavailable> {
+        let log = self.key(PURGE_LOG);
+        let entries: Vec<(String, HashMap<String, String>)> = self
+            .run("purge_log", |mut c| async move {
+                match after {
+                    Some(after) => {
+                        redis::cmd("XRANGE")
+                            .arg(&log)
+                            .arg(format!("({after}"))
+                            .arg("+")
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut c)
+                            .await
+                    }
+                    None => {
+                        redis::cmd("XREVRANGE")
+                            .arg(&log)
+                            .arg("+")
+                            .arg("-")
+                            .arg("COUNT")
+                            .arg(1)
+                            .query_async(&mut c)
+                            .await
+                    }
+                }
+            })
+            .await?;
+        let last = entries
+            .last()
+            .map(|(id, _)| id.clone())
+            .or_else(|| after.map(str::to_owned))
+            .unwrap_or_else(|| "0-0".to_owned());
+        let ocids = match after {
+            Some(_) => entries
+                .into_iter()
+                .filter_map(|(_, mut fields)| fields.remove("ocid"))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((ocids, last))
     }
 
     /// Replicas a like batch must reach before it counts as stored.

@@ -171,6 +171,19 @@ async fn purge_makes_the_next_request_fetch_from_nexon() {
     };
     assert_eq!(source(&stack.get(&path).await), "upstream");
     assert_eq!(source(&stack.get(&path).await), "l1");
+    // A second instance holds the character in its own L1 too.
+    let other = stack.another_core(&[]).await;
+    let other_get = || async {
+        let response = stack
+            .http
+            .get(other.url(&path))
+            .send()
+            .await
+            .expect("answers");
+        source(&response)
+    };
+    assert_eq!(other_get().await, "l2");
+    assert_eq!(other_get().await, "l1");
     let fetched = stack.sim.stats().total;
     let (status, body, _) = call(
         &stack,
@@ -187,6 +200,16 @@ async fn purge_makes_the_next_request_fetch_from_nexon() {
         stack.sim.stats().total > fetched,
         "fetched from Nexon again"
     );
+    // The other instance reads the purge from Redis's purge log and drops its L1 copy: its
+    // next answer comes from L2, which the refetch above filled.
+    let started = std::time::Instant::now();
+    let mut seen = other_get().await;
+    while seen == "l1" && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = other_get().await;
+    }
+    assert_eq!(seen, "l2", "the other instance dropped its L1 copy");
+    other.stop().await;
     // Unknown characters and bad names.
     let (status, _, _) = call(
         &stack,
