@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::metrics::CoreMetrics;
 use crate::nexon::{NexonClient, NexonError};
-use crate::redis_tier::RedisTier;
+use crate::redis_tier::{self, RedisTier};
 use crate::store::{EquipmentSnapshot, Store, StoreError, now_ms};
 
 /// Pipeline settings.
@@ -186,6 +186,9 @@ pub struct EquipmentTiers {
 #[derive(Debug)]
 struct Inner {
     l1: moka::sync::Cache<Ocid, Arc<Entry>>,
+    /// When each recently purged ocid was purged: a copy fetched before that is not served as
+    /// fresh nor kept in L1 (a load that began before the purge may bring one back).
+    purged: moka::sync::Cache<Ocid, i64>,
     l2: Option<RedisTier>,
     store: Store,
     nexon: NexonClient,
@@ -201,27 +204,58 @@ impl EquipmentTiers {
     /// purge log ([`Self::follow_purges`], about a second).
     pub async fn purge(&self, ocid: &Ocid) -> Purged {
         let inner = &self.inner;
-        inner.l1.invalidate(ocid);
-        let redis = match &inner.l2 {
-            Some(redis) => Some(redis.purge(ocid).await.is_ok()),
-            None => None,
-        };
+        self.mark_purged(ocid, now_ms());
+        // The database copy first: once the purge is in Redis's log, no instance may find a
+        // fresh copy anywhere.
         let fresh_ms = i64::try_from(inner.config.fresh_for.as_millis()).unwrap_or(i64::MAX);
         let database = inner
             .store
             .age_equipment(ocid, now_ms().saturating_sub(fresh_ms).saturating_sub(1))
             .await
             .is_ok();
+        let redis = match &inner.l2 {
+            Some(redis) => Some(redis.purge(ocid).await.is_ok()),
+            None => None,
+        };
         Purged { redis, database }
     }
 
-    /// Follows the purges other instances log in Redis and drops their L1 copies here (within
-    /// about a second), until `stop`. Without Redis there is nothing to follow.
+    /// Forgets `ocid` in L1 and refuses copies fetched at or before `at_ms` from now on.
+    /// Whether L1 held it.
+    fn mark_purged(&self, ocid: &Ocid, at_ms: i64) -> bool {
+        let inner = &self.inner;
+        let at_ms = inner
+            .purged
+            .get(ocid)
+            .map_or(at_ms, |known| known.max(at_ms));
+        inner.purged.insert(ocid.clone(), at_ms);
+        inner.l1.remove(ocid).is_some()
+    }
+
+    /// Whether `entry` was fetched before `ocid` was last purged.
+    fn superseded(&self, ocid: &Ocid, entry: &Entry) -> bool {
+        self.inner
+            .purged
+            .get(ocid)
+            .is_some_and(|at| entry.fetched_at_ms <= at)
+    }
+
+    /// Fresh, and not older than a purge.
+    fn usable(&self, ocid: &Ocid, entry: &Entry) -> bool {
+        entry.is_fresh(now_ms(), self.inner.config.fresh_for) && !self.superseded(ocid, entry)
+    }
+
+    /// Follows the purges instances log in Redis and drops the L1 copies here (within about a
+    /// second), until `stop`. Without Redis there is nothing to follow.
     pub async fn follow_purges(self, stop: tokio_util::sync::CancellationToken) {
         let Some(redis) = self.inner.l2.clone() else {
             return;
         };
+        // `None` until the first answer, which only finds where the log ends: at start-up L1
+        // holds nothing older purges could concern. If that first answer comes late (Redis
+        // down at start-up), L1 may hold copies purged meanwhile: it is emptied then.
         let mut after: Option<String> = None;
+        let mut missed = false;
         let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
@@ -229,18 +263,47 @@ impl EquipmentTiers {
                 () = stop.cancelled() => return,
             }
             wait = PURGE_POLL;
-            // The first read (at start-up, before L1 holds anything) only finds where the log
-            // ends: older purges cannot concern this instance.
-            let Ok((ocids, last)) = redis.purged_since(after.as_deref()).await else {
+            let Ok(log) = redis.purged_since(after.as_deref()).await else {
+                missed = true;
                 continue;
             };
-            for ocid in ocids {
-                if let Ok(ocid) = Ocid::try_from(ocid) {
-                    self.inner.l1.invalidate(&ocid);
+            let behind = match (&after, &log.newest) {
+                (None, _) => missed,
+                // The log was lost (Redis restarted empty) or its ids went back (a failover to
+                // a node with a slower clock): purges since cannot be told apart.
+                (Some(after), None) => after != "0-0",
+                (Some(after), Some(newest)) => {
+                    redis_tier::purge_id_order(newest) < redis_tier::purge_id_order(after)
+                }
+            };
+            if behind {
+                tracing::warn!(
+                    "the purge log cannot be followed from where this instance was; emptying L1"
+                );
+                self.inner.l1.invalidate_all();
+                after = Some(log.newest.unwrap_or_else(|| "0-0".to_owned()));
+                missed = false;
+                continue;
+            }
+            let full = log.purged.len() >= redis_tier::PURGE_PAGE;
+            for purge in &log.purged {
+                if let Ok(ocid) = Ocid::try_from(purge.ocid.clone())
+                    && self.mark_purged(&ocid, purge.at_ms)
+                {
                     self.inner.metrics.purges_followed_total.inc();
                 }
             }
-            after = Some(last);
+            after = log
+                .purged
+                .last()
+                .map(|p| p.id.clone())
+                .or(after)
+                .or(log.newest)
+                .or_else(|| Some("0-0".to_owned()));
+            if full {
+                // More are waiting: read on at once.
+                wait = Duration::ZERO;
+            }
         }
     }
 
@@ -273,9 +336,14 @@ impl EquipmentTiers {
                 u32::try_from(entry.gzip.len() + 128).unwrap_or(u32::MAX)
             })
             .build();
+        let purged = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(config.fresh_for + Duration::from_secs(60))
+            .build();
         Self {
             inner: Arc::new(Inner {
                 l1,
+                purged,
                 l2,
                 store,
                 nexon,
@@ -308,7 +376,7 @@ impl EquipmentTiers {
 
     async fn lookup(&self, ocid: &Ocid) -> Result<Served, NexonError> {
         if let Some(entry) = self.inner.l1.get(ocid)
-            && entry.is_fresh(now_ms(), self.inner.config.fresh_for)
+            && self.usable(ocid, &entry)
         {
             return Ok(Served {
                 entry,
@@ -340,6 +408,9 @@ impl EquipmentTiers {
 
     /// Puts `entry` in L1 unless L1 holds a newer one.
     fn remember(&self, ocid: &Ocid, entry: &Arc<Entry>) {
+        if self.superseded(ocid, entry) {
+            return;
+        }
         self.inner
             .l1
             .entry(ocid.clone())
@@ -353,7 +424,6 @@ impl EquipmentTiers {
 
     /// The load behind one flight: L2, L3, then the fetch (latched across instances).
     async fn load(&self, ocid: &Ocid) -> Result<Served, NexonError> {
-        let fresh_for = self.inner.config.fresh_for;
         // The newest copy seen on the way down, to stand in if the fetch fails.
         let mut newest: Option<Arc<Entry>> = self.inner.l1.get(ocid);
         let keep = |newest: &mut Option<Arc<Entry>>, entry: &Arc<Entry>| {
@@ -369,7 +439,7 @@ impl EquipmentTiers {
             && let Ok(Some(entry)) = l2.get(ocid).await
         {
             let entry = Arc::new(entry);
-            if entry.is_fresh(now_ms(), fresh_for) {
+            if self.usable(ocid, &entry) {
                 self.remember(ocid, &entry);
                 return Ok(Served {
                     entry,
@@ -382,7 +452,7 @@ impl EquipmentTiers {
         match self.inner.store.load_equipment(ocid).await {
             Ok(Some(snapshot)) => {
                 let entry = Arc::new(Entry::from(snapshot));
-                if entry.is_fresh(now_ms(), fresh_for) {
+                if self.usable(ocid, &entry) {
                     self.remember(ocid, &entry);
                     if let Some(l2) = &self.inner.l2 {
                         let _ = l2.put(ocid, &entry).await;
@@ -447,7 +517,10 @@ impl EquipmentTiers {
                         // Redis went away while we waited: stop waiting.
                         Err(_) => break,
                     };
-                    if landed && let Ok(Some(entry)) = l2.get(ocid).await {
+                    if landed
+                        && let Ok(Some(entry)) = l2.get(ocid).await
+                        && !self.superseded(ocid, &entry)
+                    {
                         latch("followed");
                         let entry = Arc::new(entry);
                         self.remember(ocid, &entry);

@@ -77,6 +77,36 @@ const PURGE_LOG: &str = "equipment:purged";
 /// than it takes to purge this many misses some (its L1 copies then expire by age).
 const PURGE_LOG_MAX: usize = 10_000;
 
+/// Purges read from the log at a time.
+pub const PURGE_PAGE: usize = 1_000;
+
+/// One logged purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purge {
+    pub id: String,
+    pub ocid: String,
+    /// When it was logged (Redis's clock).
+    pub at_ms: i64,
+}
+
+/// A read of the purge log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeLog {
+    pub purged: Vec<Purge>,
+    /// The newest id in the log; `None` when there is no log.
+    pub newest: Option<String>,
+}
+
+/// A stream id's (milliseconds, sequence), for ordering.
+pub fn purge_id_order(id: &str) -> Option<(i64, i64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+fn purge_id_ms(id: &str) -> Option<i64> {
+    purge_id_order(id).map(|(ms, _)| ms)
+}
+
 /// How core reaches Redis: one URL (the connection manager reconnects by itself), or through
 /// Sentinel (the primary is looked up, and looked up again after any failure).
 enum Link {
@@ -258,55 +288,54 @@ impl RedisTier {
         .await
     }
 
-    /// Purges logged after `after` (a purge log id; `None`: only where the log ends now), and
-    /// the id to ask after next time.
+    /// Purges logged after `after` (a purge log id; `None`: none, only where the log ends), at
+    /// most [`PURGE_PAGE`], each with its time (the id's milliseconds, Redis's clock), and the
+    /// newest id in the log (`None`: no log).
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn purged_since(
-        &self,
-        after: Option<&str>,
-    ) -> Result<(Vec<String>, String), Unavailable> {
+    pub async fn purged_since(&self, after: Option<&str>) -> Result<PurgeLog, Unavailable> {
+        type Entries = Vec<(String, HashMap<String, String>)>;
         let log = self.key(PURGE_LOG);
-        let entries: Vec<(String, HashMap<String, String>)> = self
+        let (entries, newest): (Entries, Entries) = self
             .run("purge_log", |mut c| async move {
+                let mut pipe = redis::pipe();
                 match after {
-                    Some(after) => {
-                        redis::cmd("XRANGE")
-                            .arg(&log)
-                            .arg(format!("({after}"))
-                            .arg("+")
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut c)
-                            .await
-                    }
-                    None => {
-                        redis::cmd("XREVRANGE")
-                            .arg(&log)
-                            .arg("+")
-                            .arg("-")
-                            .arg("COUNT")
-                            .arg(1)
-                            .query_async(&mut c)
-                            .await
-                    }
-                }
+                    Some(after) => pipe
+                        .cmd("XRANGE")
+                        .arg(&log)
+                        .arg(format!("({after}"))
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(PURGE_PAGE),
+                    // The same shape of answer, empty.
+                    None => pipe.cmd("XRANGE").arg(&log).arg("+").arg("-"),
+                };
+                pipe.cmd("XREVRANGE")
+                    .arg(&log)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
-        let last = entries
-            .last()
-            .map(|(id, _)| id.clone())
-            .or_else(|| after.map(str::to_owned))
-            .unwrap_or_else(|| "0-0".to_owned());
-        let ocids = match after {
-            Some(_) => entries
-                .into_iter()
-                .filter_map(|(_, mut fields)| fields.remove("ocid"))
-                .collect(),
-            None => Vec::new(),
-        };
-        Ok((ocids, last))
+        let purged = entries
+            .into_iter()
+            .filter_map(|(id, mut fields)| {
+                let at_ms = purge_id_ms(&id)?;
+                Some(Purge {
+                    ocid: fields.remove("ocid")?,
+                    at_ms,
+                    id,
+                })
+            })
+            .collect();
+        Ok(PurgeLog {
+            purged,
+            newest: newest.into_iter().next().map(|(id, _)| id),
+        })
     }
 
     /// Replicas a like batch must reach before it counts as stored.
