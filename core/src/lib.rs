@@ -116,6 +116,9 @@ pub enum StartError {
 pub struct App {
     config: CoreConfig,
     state: AppState,
+    /// Stops the purge-log follower when dropped: once nothing is served any more (after the
+    /// drain), or with an app that never served.
+    followers: tokio_util::sync::DropGuard,
 }
 
 impl App {
@@ -168,8 +171,8 @@ impl App {
             nexon.clone(),
             metrics.clone(),
         );
-        let shutdown = CancellationToken::new();
-        tokio::spawn(equipment.clone().follow_purges(shutdown.clone()));
+        let followers = CancellationToken::new();
+        tokio::spawn(equipment.clone().follow_purges(followers.clone()));
         let state = AppState {
             nexon,
             store,
@@ -189,7 +192,7 @@ impl App {
             valuations: moka::future::Cache::builder()
                 .max_capacity(VALUATION_CACHE_ENTRIES)
                 .build(),
-            shutdown,
+            shutdown: CancellationToken::new(),
             likes,
             locks,
             like_limits: moka::sync::Cache::builder()
@@ -204,7 +207,11 @@ impl App {
                 .build(),
             config: Arc::new(config.clone()),
         };
-        Ok(Self { config, state })
+        Ok(Self {
+            config,
+            state,
+            followers: followers.drop_guard(),
+        })
     }
 
     pub fn state(&self) -> &AppState {
@@ -221,7 +228,13 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Self { config, state } = self;
+        let Self {
+            config,
+            state,
+            followers,
+        } = self;
+        // Dropped (the follower stopped) when serving ends, however it ends.
+        let _followers = followers;
         let draining = state.shutdown.clone();
         let router = http::router(state.clone(), config.request_timeout);
         // When the drain began, for the rest of the shutdown's budget.
