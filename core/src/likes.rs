@@ -16,7 +16,8 @@
 //!    without persistence, failed over to a replica that lacked it — that instance applies it
 //!    to the database itself. Losing a like then takes Redis losing its data *and* that
 //!    instance dying before its next check (a graceful stop runs a last sync and check
-//!    first), or its copies being at their memory bound; Redis with AOF and no eviction (the compose stack) closes that too.
+//!    first), or its copies being at their memory bound; Redis with AOF and no eviction (the
+//!    compose stack) closes that too.
 //! 4. In distributed mode one instance at a time (the `likes-sync` lock, with a fencing
 //!    token) moves batches from Redis to the database: claim ids (a dead leader's in-flight
 //!    ids first), read them, add their counts in one transaction that records each batch id
@@ -854,11 +855,8 @@ impl Likes {
             .config
             .watch_every
             .max(Duration::from_millis(100));
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => drop(self.watch_once().await),
-                () = self.inner.stop.cancelled() => return,
-            }
+        while self.tick(every).await {
+            self.watch_once().await;
         }
     }
 
@@ -967,12 +965,17 @@ impl Likes {
             .observe(started.elapsed().as_secs_f64());
     }
 
+    /// Waits `every`; false once the service is stopping (the background loops' pace).
+    async fn tick(&self, every: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(every) => true,
+            () = self.inner.stop.cancelled() => false,
+        }
+    }
+
     async fn recover_loop(self) {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(RECOVER_EVERY) => drop(self.recover().await),
-                () = self.inner.stop.cancelled() => return,
-            }
+        while self.tick(RECOVER_EVERY).await {
+            self.recover().await;
         }
     }
 
@@ -1043,11 +1046,7 @@ impl Likes {
 
     async fn sync_loop(self) {
         let mut pruned_at: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(self.inner.config.sync_every) => {}
-                () = self.inner.stop.cancelled() => return,
-            }
+        while self.tick(self.inner.config.sync_every).await {
             let result = self.sync_once().await;
             if matches!(result, Ok(SyncPass::Synced(_) | SyncPass::Idle))
                 && pruned_at.is_none_or(|at| at.elapsed() > Duration::from_secs(600))
@@ -1155,10 +1154,11 @@ impl Likes {
             .read(redis, ids)
             .await
             .map_err(|_| SyncError::Redis)?;
-        let (batches, missing): (Vec<_>, Vec<_>) = read
+        let missing: Vec<&str> = read
             .iter()
-            .cloned()
-            .partition(|(_, batch)| !batch.is_empty());
+            .filter(|(_, batch)| batch.is_empty())
+            .map(|(id, _)| id.as_str())
+            .collect();
         if !missing.is_empty() {
             self.report_missing(&missing).await?;
         }
@@ -1169,7 +1169,7 @@ impl Likes {
             .begin_commit(redis, fence.token, inner.config.lock_lease)
             .await
             .map_err(|_| SyncError::Redis)?;
-        let synced = match inner.store.apply_synced_batches(fence, &batches, now).await {
+        let synced = match inner.store.apply_synced_batches(fence, &read, now).await {
             Ok(synced) => synced,
             Err(error) => {
                 let _ = inner.scripts.end_commit(redis, fence.token).await;
@@ -1191,7 +1191,7 @@ impl Likes {
             .like_synced_total
             .with_label_values(&["skipped_batches"])
             .inc_by(synced.skipped as u64);
-        for (id, _) in &batches {
+        for (id, _) in read.iter().filter(|(_, batch)| !batch.is_empty()) {
             if let Some(created) = Batch::created_at_ms(id) {
                 metrics
                     .like_sync_delay_seconds
@@ -1211,21 +1211,19 @@ impl Likes {
 
     /// Batches listed in Redis whose contents are gone: cleaned up by a leader that raced
     /// this one (then the database has them), or lost by Redis (evicted — Redis must not
-    /// evict these keys — or a partial restart). They are not recorded here, so the instance
-    /// that flushed them can still apply them from its memory.
-    async fn report_missing(
-        &self,
-        missing: &[(String, BTreeMap<String, i64>)],
-    ) -> Result<(), SyncError> {
-        let ids: Vec<&str> = missing.iter().map(|(id, _)| id.as_str()).collect();
+    /// evict these keys — or a partial restart). The sync does not record them
+    /// ([`Store::apply_synced_batches`] skips empty batches), so the instance that flushed
+    /// them can still apply them from its memory.
+    async fn report_missing(&self, missing: &[&str]) -> Result<(), SyncError> {
         let recorded = self
             .inner
             .store
-            .recorded_batches(&ids)
+            .recorded_batches(missing)
             .await
             .map_err(|e| SyncError::Database(e.to_string()))?;
-        let unknown: Vec<&str> = ids
-            .into_iter()
+        let unknown: Vec<&str> = missing
+            .iter()
+            .copied()
             .filter(|id| !recorded.contains(*id))
             .collect();
         if !unknown.is_empty() {

@@ -83,12 +83,13 @@ end
 return ids
 ";
 
-/// Takes `n` (ocid, likes) pairs from `ARGV` at `i` out of `pending`.
+/// Takes `n` (ocid, likes) pairs from the list `pairs` at `i` (`ARGV`, or a hash's
+/// `HGETALL`) out of `pending`.
 const SUBTRACT: &str = r"
-local function subtract(pending, i, n)
+local function subtract(pending, pairs, i, n)
   for j = 0, n - 1 do
-    local ocid = ARGV[i + 2 * j]
-    local left = redis.call('HINCRBY', pending, ocid, -tonumber(ARGV[i + 2 * j + 1]))
+    local ocid = pairs[i + 2 * j]
+    local left = redis.call('HINCRBY', pending, ocid, -tonumber(pairs[i + 2 * j + 1]))
     if left <= 0 then redis.call('HDEL', pending, ocid) end
   end
 end
@@ -107,13 +108,10 @@ while i <= #ARGV do
   local batch = ns .. ':likes:batch:' .. id
   if n > 0 then
     if redis.call('DEL', ns .. ':likes:counted:' .. id) == 1 then
-      subtract(pending, i + 2, n)
-    elseif redis.call('EXISTS', batch) == 1 then
+      subtract(pending, ARGV, i + 2, n)
+    else
       local fields = redis.call('HGETALL', batch)
-      for j = 1, #fields, 2 do
-        local left = redis.call('HINCRBY', pending, fields[j], -tonumber(fields[j + 1]))
-        if left <= 0 then redis.call('HDEL', pending, fields[j]) end
-      end
+      subtract(pending, fields, 1, #fields / 2)
     end
   end
   redis.call('DEL', batch)
@@ -136,7 +134,7 @@ while i <= #ARGV do
   local id, n = ARGV[i], tonumber(ARGV[i + 1])
   if redis.call('EXISTS', ns .. ':likes:batch:' .. id) == 0
     and redis.call('DEL', ns .. ':likes:counted:' .. id) == 1 then
-    subtract(pending, i + 2, n)
+    subtract(pending, ARGV, i + 2, n)
     released = released + 1
   end
   i = i + 2 + 2 * n
@@ -373,10 +371,7 @@ impl Scripts {
         redis: &RedisTier,
         ids: &[String],
     ) -> Result<Vec<(String, BTreeMap<String, i64>)>, Unavailable> {
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| redis.key(&format!("likes:batch:{id}")))
-            .collect();
+        let keys = batch_keys(redis, ids);
         let batches: Vec<BTreeMap<String, i64>> = redis
             .run("likes_read", |mut c| async move {
                 let mut pipe = redis::pipe();
@@ -399,10 +394,7 @@ impl Scripts {
         redis: &RedisTier,
         ids: &[String],
     ) -> Result<Vec<bool>, Unavailable> {
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| redis.key(&format!("likes:batch:{id}")))
-            .collect();
+        let keys = batch_keys(redis, ids);
         redis
             .run("likes_present", |mut c| async move {
                 let mut pipe = redis::pipe();
@@ -430,11 +422,7 @@ impl Scripts {
         let mut invocation = self.release_lost.prepare_invoke();
         invocation.arg(redis.namespace());
         for batch in batches {
-            let counts = batch.per_ocid();
-            invocation.arg(&batch.id).arg(counts.len());
-            for (ocid, n) in counts {
-                invocation.arg(ocid).arg(n);
-            }
+            arg_counts(&mut invocation, &batch.id, batch.per_ocid());
         }
         redis
             .run("likes_release_lost", |mut c| async move {
@@ -456,10 +444,11 @@ impl Scripts {
         let mut invocation = self.cleanup.prepare_invoke();
         invocation.arg(redis.namespace());
         for (id, counts) in batches {
-            invocation.arg(id).arg(counts.len());
-            for (ocid, n) in counts {
-                invocation.arg(ocid).arg(*n);
-            }
+            arg_counts(
+                &mut invocation,
+                id,
+                counts.iter().map(|(o, n)| (o.as_str(), *n)),
+            );
         }
         redis
             .run("likes_cleanup", |mut c| async move {
@@ -488,5 +477,25 @@ impl Scripts {
             })
             .await?;
         Ok(a.or(b))
+    }
+}
+
+/// The hash keys of batches `ids`.
+fn batch_keys(redis: &RedisTier, ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .map(|id| redis.key(&format!("likes:batch:{id}")))
+        .collect()
+}
+
+/// One batch's part of [`CLEANUP`]'s and [`RELEASE_LOST`]'s `ARGV`: id, #pairs, (ocid, likes)….
+fn arg_counts<'a>(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    id: &str,
+    counts: impl IntoIterator<Item = (&'a str, i64)>,
+) {
+    let counts: Vec<(&str, i64)> = counts.into_iter().collect();
+    invocation.arg(id).arg(counts.len());
+    for (ocid, n) in counts {
+        invocation.arg(ocid).arg(n);
     }
 }

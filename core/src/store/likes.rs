@@ -133,7 +133,8 @@ impl Store {
 
     /// Adds the counts of batches taken from Redis, in one transaction that first checks the
     /// fence: only the newest holder of the lock may write. Batches recorded before are
-    /// skipped, so a sync repeated by a new leader counts nothing twice.
+    /// skipped, so a sync repeated by a new leader counts nothing twice. Empty batches (their
+    /// contents were gone from Redis) are not recorded.
     ///
     /// # Errors
     /// [`StoreError::Fenced`] when a newer fence was issued (nothing was written), or a
@@ -162,6 +163,11 @@ impl Store {
                     let mut synced = Synced::default();
                     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
                     for (id, batch) in batches {
+                        // Its contents were gone from Redis: recording the id would keep the
+                        // instance that flushed it from applying it (see `Likes::watch_once`).
+                        if batch.is_empty() {
+                            continue;
+                        }
                         let likes: i64 = batch.values().sum();
                         let recorded = sqlx::query(sql.insert_batch)
                             .bind(id.as_str())
