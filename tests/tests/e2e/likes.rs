@@ -62,12 +62,7 @@ async fn read_likes(http: &reqwest::Client, base: &str, name: &str) -> i64 {
 
 /// The count the database holds for `name` (synced likes only).
 async fn stored_likes(store: &Store, name: &str) -> i64 {
-    let name = CharacterName::parse(name).expect("name");
-    let ocid = store
-        .find_ocid(&name)
-        .await
-        .expect("database")
-        .expect("character known");
+    let ocid = store_ocid(store, name).await;
     let counts = store.like_counts(&[ocid.as_str()]).await.expect("database");
     counts.get(ocid.as_str()).copied().unwrap_or(0)
 }
@@ -104,12 +99,11 @@ async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
 
 /// Likes of `name` still in Redis (not yet in the database).
 async fn pending_in_redis(url: &str, namespace: &str, store: &Store, name: &str) -> Option<i64> {
-    let name = CharacterName::parse(name).expect("name");
-    let ocid = store.find_ocid(&name).await.expect("db").expect("known");
+    let ocid = store_ocid(store, name).await;
     let mut redis = redis_connection(url).await;
     redis::cmd("HGET")
         .arg(format!("{namespace}:likes:pending"))
-        .arg(ocid.as_str())
+        .arg(ocid)
         .query_async(&mut redis)
         .await
         .expect("HGET")
@@ -914,19 +908,10 @@ async fn core_follows_a_sentinel_failover_and_loses_no_like() {
         .collect();
     // The replica is in sync before anything counts on it.
     let started = Instant::now();
-    loop {
-        let mut connection = redis_connection(&primary.url()).await;
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut connection)
-            .await
-            .expect("INFO");
-        if info.contains("state=online") {
-            break;
-        }
+    while !primary.has_replica_online().await {
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "replica never synced: {info}"
+            "replica never synced"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -1212,13 +1197,14 @@ async fn likes_redis_loses_before_the_sync_are_applied_from_the_flushing_instanc
     stack.stop().await;
 }
 
+/// The ocid the database knows for `name`.
 async fn store_ocid(store: &Store, name: &str) -> String {
     let name = CharacterName::parse(name).expect("name");
     store
         .find_ocid(&name)
         .await
-        .expect("db")
-        .expect("known")
+        .expect("database")
+        .expect("character known")
         .as_str()
         .to_owned()
 }
