@@ -5,6 +5,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake pkg-confi
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# .git is not in the build context: --build-arg MAPLE_GIT_COMMIT=$(git rev-parse --short=12 HEAD)
+# names the commit in --version.
+ARG MAPLE_GIT_COMMIT=unknown
+ENV MAPLE_GIT_COMMIT=$MAPLE_GIT_COMMIT
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p maple-proxy --bin maple-proxy \

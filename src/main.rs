@@ -12,9 +12,27 @@ use maple_common::config::{ConfigError, EXIT_CONFIG, Env};
 use maple_common::telemetry::{self, LogFormat};
 use maple_core::{App, CoreConfig};
 use maple_proxy::ProxyConfig;
-use maple_tests::sim::{self, SimConfig, Simulator};
+use maple_sim::{SimConfig, Simulator};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// MapleExpectation on one machine: the Nexon simulator (unless a Nexon key is set), the proxy
+/// and core, in the embedded mode (SQLite under var/, no Redis).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "maple",
+    version = maple_common::cli::VERSION,
+    after_help = "Settings (environment variables; the most used):
+  MAPLE_CORE_LISTEN   core, the API (default 127.0.0.1:8080)
+  MAPLE_PROXY_LISTEN  the Nexon proxy (default 127.0.0.1:8081)
+  MAPLE_SIM_LISTEN    the simulator (default 127.0.0.1:8090)
+  NEXON_API_KEY       a real Nexon key: the real API instead of the simulator
+  DATABASE_URL        sqlite://var/maple.db (default) or mysql://…
+  MAPLE_LOG_FORMAT    text (default here) or json; RUST_LOG filters the log lines
+The full configuration table: README.md, section Configuration.
+The distributed stack (MySQL, Redis Sentinel, two cores): compose.yaml."
+)]
+struct Cli {}
 
 /// How long the proxy gets to open its port before start-up is declared failed.
 const PROXY_START_DEADLINE: Duration = Duration::from_secs(10);
@@ -22,7 +40,8 @@ const PROXY_START_DEADLINE: Duration = Duration::from_secs(10);
 struct Settings {
     core: CoreConfig,
     proxy: ProxyConfig,
-    simulator: Option<(SocketAddr, PathBuf)>,
+    /// Where the simulator listens and its templates (`None`: built in).
+    simulator: Option<(SocketAddr, Option<PathBuf>)>,
     log_format: LogFormat,
 }
 
@@ -33,10 +52,7 @@ fn settings(env: &Env) -> Result<Settings, ConfigError> {
     // No Nexon key (from the environment or a key file): the simulator is the upstream.
     let simulator = if proxy.api_key.expose() == maple_proxy::config::SIMULATOR_API_KEY {
         let listen = env.parse_or("MAPLE_SIM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8090)))?;
-        let data_dir = env
-            .get("MAPLE_DATA_DIR")
-            .map_or_else(sim::characters::default_data_dir, PathBuf::from);
-        Some((listen, data_dir))
+        Some((listen, env.get("MAPLE_DATA_DIR").map(PathBuf::from)))
     } else {
         None
     };
@@ -50,6 +66,7 @@ fn settings(env: &Env) -> Result<Settings, ConfigError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let Cli {} = maple_common::cli::parse();
     let settings = match settings(&Env::process()) {
         Ok(s) => s,
         Err(e) => {
@@ -76,7 +93,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("maple: {e:#}");
+            eprintln!("maple: {}", maple_common::cli::report(e.as_ref()));
             ExitCode::FAILURE
         }
     }

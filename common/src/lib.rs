@@ -1,6 +1,7 @@
 //! What both MapleExpectation binaries share, and nothing else.
 //!
 //! # Layout
+//! - [`cli`]: command-line conventions (help, version with the git commit, exit 64).
 //! - [`breaker`]: the circuit breaker (resilience4j count-based semantics), clock injected.
 //! - [`error`]: the JSON error body every HTTP error of ours uses.
 //! - [`flight`]: request coalescing: concurrent misses for one key share one fetch.
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod flight;

@@ -7,6 +7,11 @@
 //!   ([`inject`]), so one trace runs client → core → proxy → Nexon. Spans are exported by OTLP
 //!   over HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://otel-collector:4318`);
 //!   otherwise trace ids are still made and propagated, and nothing is sent.
+//! - Access log: one line per request, events with target [`ACCESS_TARGET`], in the log
+//!   format, on unless `MAPLE_ACCESS_LOG=off`. They are written by a thread of their own (a
+//!   non-blocking writer): a request never waits for the terminal or the pipe, and when the
+//!   writer falls 64k lines behind, lines are dropped rather than requests slowed.
+//! - Third-party crates log only warnings at the default level (no exporter chatter at start).
 
 use std::time::Duration;
 
@@ -15,6 +20,7 @@ use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::{FilterExt as _, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
@@ -30,6 +36,19 @@ pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Which spans become OpenTelemetry spans (an `EnvFilter`), apart from `RUST_LOG` (which
 /// filters log lines only): quiet logs must not mean missing traces.
 pub const TRACE_FILTER_VAR: &str = "MAPLE_TRACE_FILTER";
+
+/// One line per request, on by default: `on` or `off`.
+pub const ACCESS_LOG_VAR: &str = "MAPLE_ACCESS_LOG";
+
+/// The target of access-log events: `tracing::info!(target: ACCESS_TARGET, …)`.
+pub const ACCESS_TARGET: &str = "access";
+
+/// Access lines the writer may fall behind before it drops lines.
+const ACCESS_BUFFER_LINES: usize = 64 * 1024;
+
+/// Added to every default filter: the exporter's and pingora's informational lines ("Global
+/// tracer provider is set…", "Starting service…") are noise at start-up and shutdown.
+const QUIET_CRATES: &str = "opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn,pingora_core=warn,pingora_proxy=warn";
 
 /// Our spans are at `info`; the HTTP and exporter crates' own spans are left out.
 const DEFAULT_TRACE_FILTER: &str = "info,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,reqwest=off,hyper=off,hyper_util=off,h2=off,tower=off,sqlx=off";
@@ -78,15 +97,36 @@ pub fn otlp_endpoint(env: &Env) -> Result<Option<String>, ConfigError> {
     }
 }
 
-/// Keeps the tracer provider; [`Telemetry::shutdown`] flushes spans not yet exported.
+/// Reads [`ACCESS_LOG_VAR`]: on unless `off` (or `false`, `0`).
+///
+/// # Errors
+/// [`ConfigError`] for any other value.
+pub fn access_log(env: &Env) -> Result<bool, ConfigError> {
+    match env.get(ACCESS_LOG_VAR).as_deref().map(str::trim) {
+        None | Some("on" | "true" | "1") => Ok(true),
+        Some("off" | "false" | "0") => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            ACCESS_LOG_VAR,
+            other,
+            "expected `on` or `off`",
+        )),
+    }
+}
+
+/// Keeps the tracer provider and the access log's writer; [`Telemetry::shutdown`] flushes
+/// both.
 #[derive(Debug)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    /// Dropping it writes the access lines still queued, then stops the writer thread.
+    access: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Telemetry {
-    /// Exports what is still buffered (bounded by the exporter's timeout) and stops.
+    /// Writes the queued access lines, exports the buffered spans (bounded by the exporter's
+    /// timeout) and stops.
     pub fn shutdown(self) {
+        drop(self.access);
         if let Some(provider) = self.provider {
             if let Err(error) = provider.force_flush() {
                 tracing::warn!(%error, "flushing spans failed");
@@ -96,9 +136,10 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber (logs, and spans as OpenTelemetry spans) and the W3C
-/// propagator. `default_filter` applies when `RUST_LOG` is unset; `service` names this binary in
-/// exported spans. Calling it twice keeps the first subscriber (tests start several stacks).
+/// Installs the global subscriber (logs, the access log when `access_log`, and spans as
+/// OpenTelemetry spans) and the W3C propagator. `default_filter` applies when `RUST_LOG` is
+/// unset; `service` names this binary in exported spans. Calling it twice keeps the first
+/// subscriber (tests start several stacks).
 ///
 /// # Errors
 /// When the OTLP exporter cannot be built.
@@ -107,6 +148,7 @@ pub fn init(
     default_filter: &str,
     service: &'static str,
     otlp: Option<&str>,
+    access_log: bool,
 ) -> Result<Telemetry, String> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let resource = opentelemetry_sdk::Resource::builder()
@@ -125,8 +167,10 @@ pub fn init(
     }
     let provider = builder.build();
     let tracer = provider.tracer(service);
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_filter},{QUIET_CRATES}")))
+        // Access lines go through their own layer only.
+        .and(filter_fn(|meta| meta.target() != ACCESS_TARGET));
     let trace_filter = EnvFilter::try_from_env(TRACE_FILTER_VAR)
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_TRACE_FILTER));
     let logs = match format {
@@ -138,8 +182,30 @@ pub fn init(
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
     };
+    let (access, access_guard) = if access_log {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(ACCESS_BUFFER_LINES)
+            .thread_name("access-log")
+            .finish(std::io::stdout());
+        let layer = match format {
+            LogFormat::Json => tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(writer)
+                .boxed(),
+            LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        };
+        let only_access = Targets::new().with_target(ACCESS_TARGET, tracing::Level::INFO);
+        (Some(layer.with_filter(only_access)), Some(guard))
+    } else {
+        (None, None)
+    };
     let result = tracing_subscriber::registry()
         .with(logs.with_filter(filter))
+        .with(access)
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
@@ -148,11 +214,15 @@ pub fn init(
         .try_init();
     // Err means a subscriber is already installed (a test's second stack); keep it.
     if result.is_err() {
-        return Ok(Telemetry { provider: None });
+        return Ok(Telemetry {
+            provider: None,
+            access: None,
+        });
     }
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(Telemetry {
         provider: Some(provider),
+        access: access_guard,
     })
 }
 
@@ -167,7 +237,8 @@ pub fn start(
     service: &'static str,
 ) -> Result<Telemetry, String> {
     let otlp = otlp_endpoint(env).map_err(|e| e.to_string())?;
-    init(format, default_filter, service, otlp.as_deref())
+    let access = access_log(env).map_err(|e| e.to_string())?;
+    init(format, default_filter, service, otlp.as_deref(), access)
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 fn data(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
+        .join("../data")
         .join(file)
 }
 

@@ -60,9 +60,6 @@ pub const MAX_BODY_BYTES: &str = "MAPLE_CORE_MAX_BODY_BYTES";
 /// Addresses of load balancers whose `X-Forwarded-For` is believed (comma-separated).
 pub const TRUSTED_PROXIES: &str = "MAPLE_CORE_TRUSTED_PROXIES";
 
-/// Where the potential rate tables are read from by default (beside the repository).
-pub const DEFAULT_POTENTIAL_TABLES: &str = "../shared/data/potential_rates.csv";
-
 /// The embedded default: a SQLite file under `var/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://var/maple.db";
 
@@ -83,8 +80,8 @@ pub struct CoreConfig {
     /// How long shutdown waits for in-flight requests.
     pub shutdown_deadline: Duration,
     pub db_max_connections: u32,
-    /// The potential rate CSV.
-    pub potential_tables: PathBuf,
+    /// The potential rate CSV; `None`: the table built into the binary (`data/potential_rates.csv`).
+    pub potential_tables: Option<PathBuf>,
     pub prices: Prices,
     /// Reset method used to price characters unless a request names one.
     pub valuation_method: Method,
@@ -141,9 +138,7 @@ impl CoreConfig {
             request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10))?,
             shutdown_deadline: env.millis_or(SHUTDOWN_DEADLINE_MS, Duration::from_secs(15))?,
             db_max_connections,
-            potential_tables: PathBuf::from(
-                env.string_or(POTENTIAL_TABLES, DEFAULT_POTENTIAL_TABLES),
-            ),
+            potential_tables: env.get(POTENTIAL_TABLES).map(PathBuf::from),
             prices: Prices {
                 red_cube: env.parse_or(PRICE_RED_CUBE, defaults.red_cube)?,
                 black_cube: env.parse_or(PRICE_BLACK_CUBE, defaults.black_cube)?,
@@ -195,7 +190,10 @@ impl CoreConfig {
             "upstream_timeout_ms": millis(self.upstream_timeout),
             "request_timeout_ms": millis(self.request_timeout),
             "shutdown_deadline_ms": millis(self.shutdown_deadline),
-            "potential_tables": self.potential_tables.display().to_string(),
+            "potential_tables": self.potential_tables.as_ref().map_or_else(
+                || "built-in (data/potential_rates.csv)".to_owned(),
+                |path| path.display().to_string(),
+            ),
             "valuation_method": format!("{:?}", self.valuation_method),
             "prices": { "red_cube": self.prices.red_cube, "black_cube": self.prices.black_cube },
             "tiers": {

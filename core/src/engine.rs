@@ -39,13 +39,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads and validates the rate tables.
+    /// Loads and validates the rate tables: the file at `tables`, else the built-in ones.
     ///
     /// # Errors
     /// [`TableError`] naming the file, row or group that is wrong.
-    pub fn load(tables: &Path, prices: Prices, defaults: Options) -> Result<Self, TableError> {
+    pub fn load(
+        tables: Option<&Path>,
+        prices: Prices,
+        defaults: Options,
+    ) -> Result<Self, TableError> {
         Ok(Self {
-            tables: RateTables::load(tables)?,
+            tables: match tables {
+                Some(path) => RateTables::load(path)?,
+                None => RateTables::built_in()?,
+            },
             prices,
             defaults,
         })

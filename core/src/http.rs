@@ -12,7 +12,7 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{BoxError, Json, Router};
 use bytes::Bytes;
 use maple_common::nexon::Ocid;
@@ -142,7 +142,7 @@ pub(crate) fn take_token(
 }
 
 /// Checks sizes, sheds load and applies the per-client rate before anything else runs.
-async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limits = state.config.limits;
     let refuse = |reason: &'static str, error: ApiError| {
         state
@@ -191,11 +191,8 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
             Err(_) => return refuse("overloaded", ApiError::Overloaded),
         }
     };
-    let client = crate::server::peer(&request)
-        .map(|peer| client_ip(&state.config.trusted_proxies, peer.ip(), request.headers()));
-    if let Some(client) = client {
-        request.extensions_mut().insert(ClientIp(client));
-    }
+    // Decided by `observe`, which runs first (the access log names the client too).
+    let client = request.extensions().get::<ClientIp>().map(|c| c.0);
     if api
         && limits.client_rate > 0.0
         && let Some(client) = client
@@ -233,31 +230,52 @@ fn request_span(request: &Request) -> tracing::Span {
     span
 }
 
-/// The application's routes behind its middleware stack.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
-        .route("/v1/characters/{name}", get(character))
-        .route("/v1/characters/{name}/equipment", get(equipment))
-        .route(
+/// The API's description (OpenAPI 3.1), kept by hand beside the code and served at
+/// `/openapi.json`. It lists exactly the routes of [`routes`]: the e2e test `openapi` checks
+/// both ways (paths and methods), and the schemathesis run checks the bodies.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Every route: its path template and its handlers.
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/characters/{name}", get(character)),
+        ("/v1/characters/{name}/equipment", get(equipment)),
+        (
             "/v1/characters/{name}/likes",
             get(likes::count).post(likes::add),
-        )
-        .route(
+        ),
+        (
             "/v1/characters/{name}/expectation",
             get(expectation::character),
-        )
-        .route("/v1/potential/probability", post(expectation::probability))
-        .route("/v1/starforce/expectation", post(expectation::starforce))
-        .route("/v1/admin/state", get(admin::state))
-        .route("/v1/admin/characters/{name}/purge", post(admin::purge))
-        .route("/v1/admin/likes/sync", post(admin::sync))
-        .route("/v1/admin/backups", get(admin::backups))
-        .route("/v1/admin/backups/apply", post(admin::apply_backups))
-        .route("/v1/admin/config", get(admin::config))
-        .route("/v1/admin/audit", get(admin::audit))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+        ),
+        ("/v1/potential/probability", post(expectation::probability)),
+        ("/v1/starforce/expectation", post(expectation::starforce)),
+        ("/v1/admin/state", get(admin::state)),
+        ("/v1/admin/characters/{name}/purge", post(admin::purge)),
+        ("/v1/admin/likes/sync", post(admin::sync)),
+        ("/v1/admin/backups", get(admin::backups)),
+        ("/v1/admin/backups/apply", post(admin::apply_backups)),
+        ("/v1/admin/config", get(admin::config)),
+        ("/v1/admin/audit", get(admin::audit)),
+        ("/health/live", get(live)),
+        ("/health/ready", get(ready)),
+        ("/metrics", get(metrics)),
+        ("/openapi.json", get(openapi)),
+    ]
+}
+
+/// The path templates the router serves (for the test that holds them against [`OPENAPI`]).
+pub fn route_templates() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The application's routes behind its middleware stack.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handlers)| {
+            router.route(path, handlers)
+        })
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Outermost first:
@@ -286,15 +304,23 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
 }
 
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Counts and times each request per route template, logs its error once, and writes its
+/// access-log line (`MAPLE_ACCESS_LOG`). Decides the client address first ([`ClientIp`]).
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().clone();
+    let client = crate::server::peer(&request)
+        .map(|peer| client_ip(&state.config.trusted_proxies, peer.ip(), request.headers()));
+    if let Some(client) = client {
+        request.extensions_mut().insert(ClientIp(client));
+    }
     let response = next.run(request).await;
     let status = response.status();
+    access_line(&method, &route, &response, started, client);
     if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
         if status.is_server_error() {
             tracing::warn!(%route, %status, error = %error, "request failed");
@@ -318,6 +344,47 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .with_label_values(&[route.as_str(), method])
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// One access-log line (target `access`): a structured event the telemetry layer writes off
+/// the request path. Cheap when the access log is off (the event is disabled).
+fn access_line(
+    method: &axum::http::Method,
+    route: &str,
+    response: &Response,
+    started: Instant,
+    client: Option<std::net::IpAddr>,
+) {
+    use maple_common::telemetry::ACCESS_TARGET;
+    if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+        return;
+    }
+    let bytes = axum::body::HttpBody::size_hint(response.body())
+        .exact()
+        .or_else(|| {
+            response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        });
+    let source = response
+        .headers()
+        .get(SOURCE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let trace_id = maple_common::telemetry::trace_id(&tracing::Span::current());
+    tracing::info!(
+        target: ACCESS_TARGET,
+        method = %method,
+        route,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        bytes,
+        source,
+        client = client.map(tracing::field::display),
+        trace_id,
+        "request"
+    );
 }
 
 fn parse_name(path: Result<Path<String>, PathRejection>) -> Result<CharacterName, ApiError> {
@@ -486,6 +553,17 @@ async fn equipment_entry(
     let ocid = resolve_ocid(state, name).await?;
     let served = state.equipment.get(&ocid).await?;
     Ok((ocid, served.entry))
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn live() -> Json<Value> {

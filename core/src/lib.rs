@@ -128,7 +128,7 @@ impl App {
     /// [`StartError`] when the database is unreachable or a migration fails.
     pub async fn build(config: CoreConfig) -> Result<Self, StartError> {
         let engine = Engine::load(
-            &config.potential_tables,
+            config.potential_tables.as_deref(),
             config.prices.clone(),
             Options {
                 method: config.valuation_method,

@@ -12,19 +12,45 @@ use maple_common::config::{EXIT_CONFIG, Env};
 use maple_common::telemetry::{self, LogFormat};
 use maple_core::{App, CoreConfig};
 
+/// MapleExpectation core: the HTTP API that prices a character's equipment (potential resets
+/// and star force), with its cache tiers, likes and admin API.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "maple-core",
+    version = maple_common::cli::VERSION,
+    after_help = "Settings (environment variables; the most used):
+  MAPLE_CORE_LISTEN       where to listen (default 127.0.0.1:8080)
+  MAPLE_PROXY_URL         the Nexon proxy (default http://127.0.0.1:8081)
+  DATABASE_URL            sqlite://var/maple.db (default) or mysql://…
+  REDIS_URL               Redis for the shared tier, likes and locks (unset: embedded)
+  MAPLE_LOG_FORMAT        json (default) or text; RUST_LOG filters the log lines
+  MAPLE_ACCESS_LOG        one line per request: on (default) or off
+The full configuration table: README.md, section Configuration."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints a new admin API key (shown once) and the line to add to the keys file
+    /// (MAPLE_CORE_ADMIN_KEYS_FILE), then exits.
+    AdminKey {
+        /// Who holds the key (shown in the audit log).
+        name: String,
+        /// Comma-separated scopes: admin:read, cache:purge, likes:sync, likes:backup,
+        /// config:read.
+        scopes: String,
+    },
+}
+
 /// Prints a new key (shown once) and its stored form.
 #[allow(
     clippy::print_stdout,
     reason = "the key on stdout is this command's output"
 )]
-fn admin_key(args: &[String]) -> ExitCode {
-    let (Some(name), Some(scopes)) = (args.first(), args.get(1)) else {
-        eprintln!(
-            "usage: maple-core admin-key NAME SCOPE[,SCOPE…]  (scopes: {})",
-            maple_core::admin::Scope::ALL.map(|s| s.as_str()).join(", ")
-        );
-        return ExitCode::from(EXIT_CONFIG as u8);
-    };
+fn admin_key(name: &str, scopes: &str) -> ExitCode {
     let scopes: Result<std::collections::BTreeSet<_>, _> = scopes
         .split(',')
         .map(|s| maple_core::admin::Scope::parse(s.trim()))
@@ -47,9 +73,9 @@ fn admin_key(args: &[String]) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("admin-key") {
-        return admin_key(&args[1..]);
+    let cli: Cli = maple_common::cli::parse();
+    if let Some(Command::AdminKey { name, scopes }) = &cli.command {
+        return admin_key(name, scopes);
     }
     let env = Env::process();
     let (config, format) = match (
@@ -73,7 +99,10 @@ async fn main() -> ExitCode {
     let app = match App::build(config).await {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("maple-core: cannot start: {e}");
+            eprintln!(
+                "maple-core: cannot start: {}",
+                maple_common::cli::report(&e)
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -1,4 +1,4 @@
-//! Bounded, deterministic fuzzing of core's decoders, seeded from `../shared/data`: the Nexon
+//! Bounded, deterministic fuzzing of core's decoders, seeded from the repository's `data/`: the Nexon
 //! equipment JSON (decode + price), the potential option parser, and the like backup-file
 //! reader. Each case is a mutation of a real input (byte flips, truncation, splices, and
 //! structural changes of JSON values). The property: no panic, and what is accepted is sane.
@@ -33,7 +33,7 @@ fn seed() -> u64 {
 
 fn data_dir() -> PathBuf {
     std::env::var("MAPLE_DATA_DIR").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data"),
         PathBuf::from,
     )
 }
@@ -127,7 +127,7 @@ fn mutate_value(rng: &mut StdRng, value: &mut Value, depth: u32) {
 
 fn engine() -> Engine {
     Engine::load(
-        &data_dir().join("potential_rates.csv"),
+        Some(&data_dir().join("potential_rates.csv")),
         Prices::default(),
         Options::default(),
     )

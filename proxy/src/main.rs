@@ -7,7 +7,28 @@ use maple_common::telemetry::{self, LogFormat};
 use maple_proxy::ProxyConfig;
 use tokio_util::sync::CancellationToken;
 
+/// MapleExpectation's Nexon Open API sidecar (pingora): holds the API key and gives any
+/// service timeouts, retries, a circuit breaker, a cache with stale fallback, request
+/// coalescing and the key's rate limit.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "maple-proxy",
+    version = maple_common::cli::VERSION,
+    after_help = "Settings (environment variables; the most used):
+  MAPLE_PROXY_LISTEN        where clients connect (default 127.0.0.1:8081)
+  MAPLE_PROXY_ADMIN_LISTEN  metrics and admin (default 127.0.0.1:9081)
+  NEXON_API_KEY             the key (or MAPLE_PROXY_API_KEY_FILE); without one the
+                            upstream is the simulator at http://127.0.0.1:8090
+  MAPLE_PROXY_UPSTREAM      the upstream (default https://open.api.nexon.com with a key)
+  MAPLE_PROXY_CONFIG        a YAML file with the same settings
+  MAPLE_LOG_FORMAT          json (default) or text; RUST_LOG filters the log lines
+  MAPLE_ACCESS_LOG          one line per request: on (default) or off
+The full configuration table: README.md, section Configuration."
+)]
+struct Cli {}
+
 fn main() -> ExitCode {
+    let Cli {} = maple_common::cli::parse();
     let env = Env::process();
     let config = ProxyConfig::load(&env);
     let format = LogFormat::from_env(&env, LogFormat::Json);
@@ -52,7 +73,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("maple-proxy: {e}");
+            eprintln!("maple-proxy: {}", maple_common::cli::report(&e));
             ExitCode::FAILURE
         }
     }

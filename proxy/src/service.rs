@@ -11,6 +11,7 @@
 //! and an alert goes out. Metrics are recorded once, in `logging()`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -84,6 +85,10 @@ pub struct RequestCtx {
     status: u16,
     cache: Option<CacheResult>,
     stale_cause: Option<&'static str>,
+    /// Requests sent upstream for this one (a flight's leader only; followers made none).
+    attempts: Option<Arc<AtomicU32>>,
+    /// The trace this request belongs to (the caller's when it sent `traceparent`).
+    trace_id: Option<String>,
 }
 
 /// Why the proxy refused a request before any upstream work.
@@ -274,18 +279,28 @@ impl NexonProxy {
 
     /// Joins (or starts) the upstream fetch for `key`; the fetch stores a 200 in the cache
     /// before anyone waiting on it is told.
-    fn start_fetch(&self, route: Route, key: &str, deadline: Instant) -> Joined<Fetched> {
+    /// Joins the flight for `key`, starting it if none is in the air; with the counter of
+    /// the requests the flight sends upstream (stays 0 for a follower).
+    fn start_fetch(
+        &self,
+        route: Route,
+        key: &str,
+        deadline: Instant,
+    ) -> (Joined<Fetched>, Arc<AtomicU32>) {
         let fetcher = Arc::clone(&self.fetcher);
         let cache = self.cache.clone();
         let since = cache.generation();
         let target = key.to_owned();
-        self.flights.join(key, move || async move {
-            let fetched = fetcher.fetch(route, &target, deadline).await;
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&attempts);
+        let joined = self.flights.join(key, move || async move {
+            let fetched = fetcher.fetch(route, &target, deadline, &counted).await;
             if let Fetched::Ok(stored) = &fetched {
                 cache.put(&target, Arc::clone(stored), since);
             }
             fetched
-        })
+        });
+        (joined, attempts)
     }
 
     async fn serve(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<u16> {
@@ -304,7 +319,7 @@ impl NexonProxy {
                 }
                 Freshness::Revalidate => {
                     // One refresh at a time: a key already in flight is left to that flight.
-                    drop(self.start_fetch(ctx.route, &key, deadline));
+                    drop(self.start_fetch(ctx.route, &key, deadline).0);
                     ctx.cache = Some(CacheResult::Stale);
                     ctx.stale_cause = Some("revalidating");
                     let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause);
@@ -314,7 +329,8 @@ impl NexonProxy {
             }
         }
 
-        let joined = self.start_fetch(ctx.route, &key, deadline);
+        let (joined, attempts) = self.start_fetch(ctx.route, &key, deadline);
+        ctx.attempts = Some(attempts);
         let result = if matches!(joined, Joined::Follower(_)) {
             CacheResult::Coalesced
         } else {
@@ -379,6 +395,8 @@ impl ProxyHttp for NexonProxy {
             status: 0,
             cache: None,
             stale_cause: None,
+            attempts: None,
+            trace_id: None,
         }
     }
 
@@ -401,6 +419,7 @@ impl ProxyHttp for NexonProxy {
                     trace_id = tracing::field::Empty,
                 );
                 maple_common::telemetry::continue_trace(&span, &session.req_header().headers);
+                ctx.trace_id = maple_common::telemetry::trace_id(&span);
                 tracing::Instrument::instrument(self.serve(session, ctx), span).await?
             }
         };
@@ -419,8 +438,9 @@ impl ProxyHttp for NexonProxy {
         ))
     }
 
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let route = ctx.route.label();
+        access_line(session, ctx);
         self.metrics
             .requests_total
             .with_label_values(&[route, &ctx.status.to_string()])
@@ -442,6 +462,27 @@ impl ProxyHttp for NexonProxy {
                 .inc();
         }
     }
+}
+
+/// One access-log line (target `access`), written off the request path by the telemetry
+/// layer; nothing is built when the access log is off.
+fn access_line(session: &Session, ctx: &RequestCtx) {
+    use maple_common::telemetry::ACCESS_TARGET;
+    if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+        return;
+    }
+    tracing::info!(
+        target: ACCESS_TARGET,
+        method = session.req_header().method.as_str(),
+        route = ctx.route.label(),
+        status = ctx.status,
+        cache = ctx.cache.map(CacheResult::label),
+        stale_cause = ctx.stale_cause,
+        upstream_attempts = ctx.attempts.as_ref().map_or(0, |a| a.load(Ordering::Relaxed)),
+        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        trace_id = ctx.trace_id.as_deref(),
+        "request"
+    );
 }
 
 #[cfg(test)]

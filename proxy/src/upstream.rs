@@ -9,6 +9,7 @@
 //! pass on (its 4xx), or the [`Failure`] that ended it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -280,12 +281,19 @@ impl Fetcher {
         }
     }
 
-    /// Fetches `target` (path and canonical query) for `route`, retrying within `deadline`.
-    pub async fn fetch(&self, route: Route, target: &str, deadline: Instant) -> Fetched {
+    /// Fetches `target` (path and canonical query) for `route`, retrying within `deadline`;
+    /// `attempts` counts the requests actually sent upstream (for the access log).
+    pub async fn fetch(
+        &self,
+        route: Route,
+        target: &str,
+        deadline: Instant,
+        attempts: &AtomicU32,
+    ) -> Fetched {
         self.budget.deposit(Instant::now());
         let mut attempt = 1;
         loop {
-            let failure = match self.attempt(route, target, deadline).await {
+            let failure = match self.attempt(route, target, deadline, attempts).await {
                 Step::Done(fetched) => return fetched,
                 Step::Failed {
                     failure,
@@ -333,7 +341,13 @@ impl Fetcher {
         }
     }
 
-    async fn attempt(&self, route: Route, target: &str, deadline: Instant) -> Step {
+    async fn attempt(
+        &self,
+        route: Route,
+        target: &str,
+        deadline: Instant,
+        attempts: &AtomicU32,
+    ) -> Step {
         let not_retryable = |failure| Step::Failed {
             failure,
             retryable: false,
@@ -382,6 +396,7 @@ impl Fetcher {
             }
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
+        attempts.fetch_add(1, Ordering::Relaxed);
         let in_flight = InFlight::new(&self.metrics.bulkhead_in_flight);
         let exchange = tokio::time::timeout(remaining, self.exchange(target)).await;
         drop(in_flight);

@@ -294,7 +294,7 @@ pub const QUANTILES: [(&str, f64); 5] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tables::tests::shared;
+    use crate::engine::tables::tests::built_in;
 
     fn stat(min: u32) -> Target {
         Target::new(vec![Term::StatPct {
@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn domain_worked_check() {
         let p = probability(
-            shared(),
+            built_in(),
             ItemType::Hat,
             150,
             Grade::Legendary,
@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn probabilities_are_probabilities_and_monotone() {
-        let tables = shared();
+        let tables = built_in();
         for item_type in ItemType::ALL {
             for cube in Cube::ALL {
                 let mut last = 1.0_f64;
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn a_partition_sums_to_one() {
         // Boss lines: exactly 0, 1, 2 or 3 — P(≥1) + P(0) = 1 and the tail differences add up.
-        let tables = shared();
+        let tables = built_in();
         let at_least = |min| {
             probability(
                 tables,
@@ -366,7 +366,7 @@ mod tests {
         // Decent skills are capped at 1 per item, so no item has two; hats may have two
         // "ignore damage" lines (cap 2) but not three. Checked through the drop rule: the
         // probability of two cooldown-2 lines exists, three does not exceed two.
-        let tables = shared();
+        let tables = built_in();
         let cd = |min| {
             probability(
                 tables,
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn level_bump_raises_the_odds() {
-        let tables = shared();
+        let tables = built_in();
         let at = |level| {
             probability(
                 tables,

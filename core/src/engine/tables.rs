@@ -9,6 +9,10 @@ use crate::engine::model::{Category, Cube, Grade, ItemType};
 
 /// Allowed distance of a group's sum from 100%.
 const SUM_TOLERANCE: f64 = 0.01;
+
+/// The repository's rate table (`data/potential_rates.csv`), built in as the default so a
+/// binary copied alone to another machine still starts (`MAPLE_POTENTIAL_TABLES` overrides).
+const BUILT_IN: &str = include_str!("../../../data/potential_rates.csv");
 /// The header the file must start with.
 const HEADER: [&str; 7] = [
     "item_type",
@@ -71,6 +75,14 @@ impl RateTables {
             source,
         })?;
         Self::parse(&text)
+    }
+
+    /// The tables built into the binary: the repository's `data/potential_rates.csv`.
+    ///
+    /// # Errors
+    /// [`TableError`] if the built-in file is malformed (a broken build; the tests load it).
+    pub fn built_in() -> Result<Self, TableError> {
+        Self::parse(BUILT_IN)
     }
 
     /// Parses and validates CSV text.
@@ -196,19 +208,15 @@ fn parse_value(category: Category, raw: &str) -> Result<u32, String> {
 pub(crate) mod tests {
     use super::*;
 
-    /// The shared tables, parsed once per test binary.
-    pub(crate) fn shared() -> &'static RateTables {
+    /// The built-in tables, parsed once per test binary.
+    pub(crate) fn built_in() -> &'static RateTables {
         static TABLES: std::sync::OnceLock<RateTables> = std::sync::OnceLock::new();
-        TABLES.get_or_init(|| {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/data/potential_rates.csv");
-            RateTables::load(&path).expect("shared tables are valid")
-        })
+        TABLES.get_or_init(|| RateTables::built_in().expect("the built-in tables are valid"))
     }
 
     #[test]
-    fn the_shared_tables_load() {
-        let tables = shared();
+    fn the_built_in_tables_load() {
+        let tables = built_in();
         assert_eq!(tables.len(), 140, "14 item types × 5 cubes × 2..4 grades");
         let hat = tables
             .lines(GroupKey {

@@ -410,11 +410,11 @@ fn price_potential(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tables::tests::shared;
+    use crate::engine::tables::tests::built_in;
 
     fn fixture(name: &str) -> Equipment {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data")
+            .join("../data")
             .join(name);
         serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("equipment JSON")
     }
@@ -470,8 +470,12 @@ mod tests {
     fn the_real_characters_are_priced_with_reasons_for_the_rest() {
         for file in ["evan_equip.json", "mechanic_equip.json"] {
             let equipment = fixture(file);
-            let valuation =
-                value_character(shared(), &Prices::default(), &equipment, Options::default());
+            let valuation = value_character(
+                built_in(),
+                &Prices::default(),
+                &equipment,
+                Options::default(),
+            );
             assert_eq!(valuation.items.len(), 24, "{file}");
             assert!(valuation.total_mesos > 0.0);
             assert!(valuation.total_starforce_mesos > 0.0);
@@ -507,8 +511,12 @@ mod tests {
     #[test]
     fn scroll_stars_are_not_priced_as_enhancement() {
         let equipment = fixture("mechanic_equip.json");
-        let valuation =
-            value_character(shared(), &Prices::default(), &equipment, Options::default());
+        let valuation = value_character(
+            built_in(),
+            &Prices::default(),
+            &equipment,
+            Options::default(),
+        );
         let scrolled: Vec<_> = valuation
             .items
             .iter()

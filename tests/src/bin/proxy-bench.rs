@@ -23,9 +23,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use maple_common::nexon::PATH_ITEM_EQUIPMENT;
+use maple_sim::characters::ocid_for;
+use maple_sim::stats::StatsSnapshot;
 use maple_tests::load::percentile;
-use maple_tests::sim::characters::ocid_for;
-use maple_tests::sim::stats::StatsSnapshot;
 
 struct Args {
     scenario: String,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use maple_common::nexon::PATH_ID;
-use maple_tests::sim::faults::FaultSpec;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 use serde_json::Value;
 

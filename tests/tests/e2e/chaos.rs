@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use maple_sim::faults::FaultSpec;
 use maple_tests::load::percentile;
-use maple_tests::sim::faults::FaultSpec;
 use maple_tests::tcp_fault::TcpFault;
 use reqwest::StatusCode;
 use sqlx::Connection as _;

@@ -1,8 +1,8 @@
 //! Bad input and upstream failures: each gets a clear JSON error, quickly, and nothing hangs.
 
 use maple_common::nexon::API_KEY_HEADER;
-use maple_tests::sim::characters;
-use maple_tests::sim::faults::FaultSpec;
+use maple_sim::characters;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
 use crate::harness::{Options, Stack, error_code};
@@ -79,7 +79,7 @@ async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
             stack.sim_addr
         ))
         .query(&[("ocid", characters::ocid_for("hangtime").as_str())])
-        .header(API_KEY_HEADER, maple_tests::sim::DEFAULT_API_KEY)
+        .header(API_KEY_HEADER, maple_sim::DEFAULT_API_KEY)
         .send()
         .await
         .expect("simulator answers");

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use maple_tests::sim::faults::FaultSpec;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
 use crate::harness::{Options, Stack, error_code, fresh_name, metric_value};

@@ -11,7 +11,7 @@ use maple_common::config::Env;
 use maple_core::store::Store;
 use maple_core::{App, CoreConfig};
 use maple_proxy::{ProxyConfig, ProxyHandle};
-use maple_tests::sim::{SimConfig, Simulator};
+use maple_sim::{SimConfig, Simulator};
 use sqlx::Connection as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,14 +20,6 @@ use tokio_util::sync::CancellationToken;
 /// The machine's MariaDB (see the README); override with `MAPLE_TEST_MYSQL_URL`.
 pub fn mysql_server_url() -> String {
     std::env::var("MAPLE_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-
-/// The shared rate tables, wherever the tests run from.
-pub fn potential_tables() -> String {
-    maple_tests::sim::characters::default_data_dir()
-        .join("potential_rates.csv")
-        .display()
-        .to_string()
 }
 
 /// A port nobody listens on right now.
@@ -208,7 +200,7 @@ impl Stack {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        let sim = Simulator::new(SimConfig::default()).expect("shared/data templates");
+        let sim = Simulator::new(SimConfig::default()).expect("built-in templates");
         let sim_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
         let sim_addr = sim_listener.local_addr().expect("sim addr");
         let sim_stop = CancellationToken::new();
@@ -279,7 +271,6 @@ impl Stack {
             ("MAPLE_CORE_UPSTREAM_TIMEOUT_MS", "5000".to_owned()),
             ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "9000".to_owned()),
             ("MAPLE_CORE_SHUTDOWN_DEADLINE_MS", "5000".to_owned()),
-            ("MAPLE_POTENTIAL_TABLES", potential_tables()),
             ("MAPLE_CORE_REDIS_NAMESPACE", namespace.clone()),
             ("MAPLE_CORE_BACKUP_DIR", backup_dir.display().to_string()),
             // Tests send many likes from one address; the limit has its own test.
@@ -468,7 +459,7 @@ impl Webhook {
                 let sink = std::sync::Arc::clone(&sink);
                 async move {
                     sink.lock().expect("webhook lock").push(body);
-                    http::StatusCode::NO_CONTENT
+                    axum::http::StatusCode::NO_CONTENT
                 }
             }),
         );

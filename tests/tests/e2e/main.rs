@@ -10,6 +10,7 @@ mod chaos;
 mod compose;
 mod expectation;
 mod failures;
+mod fresh;
 mod fuzz;
 mod hardening;
 mod likes;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use maple_tests::sim::faults::FaultSpec;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
 use crate::harness::{Options, Stack, fresh_name, redis_url};

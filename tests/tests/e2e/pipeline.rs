@@ -1,7 +1,7 @@
 //! The happy path through every part, and what each part records on the way.
 
 use maple_common::nexon::{PATH_BASIC, PATH_ID, PATH_ITEM_EQUIPMENT};
-use maple_tests::sim::characters;
+use maple_sim::characters;
 use reqwest::StatusCode;
 
 use crate::harness::Stack;

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::harness::{free_port, potential_tables, wait_until_healthy};
+use crate::harness::{free_port, wait_until_healthy};
 
 /// A binary of this workspace, built beside the test binary by `cargo test/nextest --workspace`.
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let sim = PathBuf::from(env!("CARGO_BIN_EXE_nexon-sim"));
-    let path = sim.with_file_name(name);
+    // This crate's own binary tells where cargo puts them all.
+    let own = PathBuf::from(env!("CARGO_BIN_EXE_load-gen"));
+    let path = own.with_file_name(name);
     assert!(
         path.is_file(),
         "{} is missing: run the tests with --workspace so every binary is built",
@@ -60,10 +61,13 @@ impl Process {
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
+        // An empty level: the binary's own default (RUST_LOG unset).
+        if !level.is_empty() {
+            command.env("RUST_LOG", level);
+        }
         for (key, value) in envs {
             command.env(key, value);
         }
@@ -105,12 +109,6 @@ impl Drop for Process {
     }
 }
 
-pub fn data_dir() -> String {
-    maple_tests::sim::characters::default_data_dir()
-        .display()
-        .to_string()
-}
-
 pub fn temp_sqlite() -> (PathBuf, String) {
     let dir = std::env::temp_dir().join(format!(
         "maple-proc-{}-{}",
@@ -138,13 +136,7 @@ async fn fetch_equipment(http: &reqwest::Client, core: SocketAddr) {
 async fn the_three_binaries_serve_together_and_stop_cleanly_on_sigterm() {
     let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
     let (dir, database_url) = temp_sqlite();
-    let sim_process = Process::spawn(
-        "nexon-sim",
-        &[
-            ("MAPLE_SIM_LISTEN", sim.to_string()),
-            ("MAPLE_DATA_DIR", data_dir()),
-        ],
-    );
+    let sim_process = Process::spawn("nexon-sim", &[("MAPLE_SIM_LISTEN", sim.to_string())]);
     let proxy_process = Process::spawn(
         "maple-proxy",
         &[
@@ -160,7 +152,6 @@ async fn the_three_binaries_serve_together_and_stop_cleanly_on_sigterm() {
             ("MAPLE_CORE_LISTEN", core.to_string()),
             ("MAPLE_PROXY_URL", format!("http://{proxy}")),
             ("DATABASE_URL", database_url),
-            ("MAPLE_POTENTIAL_TABLES", potential_tables()),
         ],
     );
     let http = reqwest::Client::new();
@@ -203,14 +194,12 @@ async fn the_launcher_runs_everything_and_stops_on_ctrl_c() {
         "maple",
         &[
             ("MAPLE_SIM_LISTEN", sim.to_string()),
-            ("MAPLE_DATA_DIR", data_dir()),
             ("MAPLE_PROXY_LISTEN", proxy.to_string()),
             ("MAPLE_PROXY_ADMIN_LISTEN", admin.to_string()),
             ("MAPLE_PROXY_UPSTREAM", format!("http://{sim}")),
             ("MAPLE_CORE_LISTEN", core.to_string()),
             ("MAPLE_PROXY_URL", format!("http://{proxy}")),
             ("DATABASE_URL", database_url),
-            ("MAPLE_POTENTIAL_TABLES", potential_tables()),
         ],
     );
     let http = reqwest::Client::new();
@@ -234,13 +223,7 @@ async fn the_proxy_reads_its_yaml_file_and_drains_in_flight_requests_on_sigterm(
         ),
     )
     .expect("write config");
-    let sim_process = Process::spawn(
-        "nexon-sim",
-        &[
-            ("MAPLE_SIM_LISTEN", sim.to_string()),
-            ("MAPLE_DATA_DIR", data_dir()),
-        ],
-    );
+    let sim_process = Process::spawn("nexon-sim", &[("MAPLE_SIM_LISTEN", sim.to_string())]);
     let proxy_process = Process::spawn(
         "maple-proxy",
         &[("MAPLE_PROXY_CONFIG", config.display().to_string())],

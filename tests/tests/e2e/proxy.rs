@@ -1,7 +1,7 @@
 //! The proxy used directly, as any other service would: key handling and what it refuses.
 
 use maple_common::nexon::{API_KEY_HEADER, PATH_ID};
-use maple_tests::sim::characters;
+use maple_sim::characters;
 use reqwest::StatusCode;
 
 use crate::harness::{Stack, error_code};

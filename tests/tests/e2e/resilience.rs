@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use maple_common::nexon::PATH_ID;
-use maple_tests::sim::faults::FaultSpec;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
 use crate::harness::{Options, Stack, Webhook, error_code};

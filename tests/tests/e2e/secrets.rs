@@ -8,8 +8,8 @@ use std::time::Duration;
 use maple_core::admin::{Scope, new_key};
 use reqwest::StatusCode;
 
-use crate::harness::{free_port, potential_tables, wait_until_healthy};
-use crate::processes::{Process, data_dir, temp_sqlite};
+use crate::harness::{free_port, wait_until_healthy};
+use crate::processes::{Process, temp_sqlite};
 
 const NEXON_KEY: &str = "test_nexon_key_5ecret_a1b2c3d4e5f6";
 const CLIENT_TOKEN: &str = "client-token-5ecret-0123456789abcdef";
@@ -43,7 +43,6 @@ async fn no_secret_appears_in_logs_metrics_errors_or_the_config_dump() {
             "nexon-sim",
             &[
                 ("MAPLE_SIM_LISTEN", sim.to_string()),
-                ("MAPLE_DATA_DIR", data_dir()),
                 ("MAPLE_SIM_API_KEY", NEXON_KEY.to_owned()),
             ],
             &log,
@@ -70,7 +69,6 @@ async fn no_secret_appears_in_logs_metrics_errors_or_the_config_dump() {
                 ("MAPLE_PROXY_URL", format!("http://{proxy}")),
                 ("MAPLE_PROXY_TOKEN", CLIENT_TOKEN.to_owned()),
                 ("DATABASE_URL", database_url),
-                ("MAPLE_POTENTIAL_TABLES", potential_tables()),
                 ("MAPLE_CORE_ADMIN_KEYS_FILE", keys.display().to_string()),
             ],
             &log,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use maple_tests::sim::faults::FaultSpec;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
 use crate::harness::Stack;

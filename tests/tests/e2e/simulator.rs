@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use maple_common::nexon::{API_KEY_HEADER, PATH_ID, PATH_ITEM_EQUIPMENT};
-use maple_tests::sim::{DEFAULT_API_KEY, characters};
+use maple_sim::{DEFAULT_API_KEY, characters};
 use reqwest::StatusCode;
 
 use crate::harness::Stack;
@@ -154,7 +154,7 @@ async fn reset_fault_aborts_the_connection() {
     stack
         .sim
         .faults()
-        .set(maple_tests::sim::faults::FaultSpec::connection_reset())
+        .set(maple_sim::faults::FaultSpec::connection_reset())
         .await
         .expect("valid");
     let result = stack

@@ -2,7 +2,7 @@
 
 use futures::future::join_all;
 use maple_core::character::CharacterName;
-use maple_tests::sim::characters;
+use maple_sim::characters;
 use reqwest::StatusCode;
 
 use crate::harness::{Db, Options, Stack};

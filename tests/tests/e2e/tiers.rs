@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 use maple_common::nexon::PATH_ITEM_EQUIPMENT;
-use maple_tests::sim::faults::FaultSpec;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
 use crate::harness::{

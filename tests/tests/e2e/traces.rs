@@ -15,8 +15,8 @@ use maple_common::telemetry::{self, LogFormat};
 use rand::Rng as _;
 use reqwest::StatusCode;
 
-use crate::harness::{Options, Stack, free_port, fresh_name, potential_tables};
-use crate::processes::{Process, data_dir, temp_sqlite};
+use crate::harness::{Options, Stack, free_port, fresh_name};
+use crate::processes::{Process, temp_sqlite};
 
 fn random_hex(bytes: usize) -> String {
     (0..bytes)
@@ -40,6 +40,7 @@ async fn a_trace_runs_from_the_client_through_core_and_the_proxy_to_nexon() {
         "warn,maple_core=info,maple_proxy=info",
         "e2e",
         None,
+        false,
     )
     .expect("telemetry");
     let stack = Stack::start_with(Options::uncached()).await;
@@ -121,14 +122,12 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
         "maple",
         &[
             ("MAPLE_SIM_LISTEN", sim.to_string()),
-            ("MAPLE_DATA_DIR", data_dir()),
             ("MAPLE_PROXY_LISTEN", proxy.to_string()),
             ("MAPLE_PROXY_ADMIN_LISTEN", admin.to_string()),
             ("MAPLE_PROXY_UPSTREAM", format!("http://{sim}")),
             ("MAPLE_CORE_LISTEN", core.to_string()),
             ("MAPLE_PROXY_URL", format!("http://{proxy}")),
             ("DATABASE_URL", database_url),
-            ("MAPLE_POTENTIAL_TABLES", potential_tables()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")),
         ],
     );

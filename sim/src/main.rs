@@ -1,7 +1,7 @@
 //! `nexon-sim`: the Nexon Open API simulator as a process.
 //!
 //! Environment: `MAPLE_SIM_LISTEN` (default 127.0.0.1:8090), `MAPLE_SIM_API_KEY` (default
-//! `maple-sim-dev-key`), `MAPLE_DATA_DIR` (default `../shared/data`).
+//! `maple-sim-dev-key`), `MAPLE_DATA_DIR` (default: the templates built into the binary).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,10 +9,26 @@ use std::process::ExitCode;
 
 use maple_common::config::{EXIT_CONFIG, Env};
 use maple_common::telemetry::{self, LogFormat};
-use maple_tests::sim::{self, SimConfig, Simulator};
+use maple_sim::{self as sim, SimConfig, Simulator};
+
+/// The Nexon Open API simulator: Nexon's paths, key header, JSON shapes and error bodies, with
+/// deterministic characters, call counters and fault injection (`/-/faults`, `/-/stats`).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "nexon-sim",
+    version = maple_common::cli::VERSION,
+    after_help = "Settings (environment variables):
+  MAPLE_SIM_LISTEN    where to listen (default 127.0.0.1:8090)
+  MAPLE_SIM_API_KEY   the x-nxopen-api-key it accepts (default maple-sim-dev-key)
+  MAPLE_DATA_DIR      a folder with other templates (default: data/ built into the binary)
+  MAPLE_LOG_FORMAT    json (default) or text; RUST_LOG filters the log lines
+The full configuration table: README.md, section Configuration."
+)]
+struct Cli {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let Cli {} = maple_common::cli::parse();
     let env = Env::process();
     let format = LogFormat::from_env(&env, LogFormat::Json);
     let listen = env.parse_or::<SocketAddr>("MAPLE_SIM_LISTEN", sim_default_listen());
@@ -32,15 +48,12 @@ async fn main() -> ExitCode {
     };
     let config = SimConfig {
         api_key: env.string_or("MAPLE_SIM_API_KEY", sim::DEFAULT_API_KEY),
-        data_dir: env
-            .get("MAPLE_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(sim::characters::default_data_dir),
+        data_dir: env.get("MAPLE_DATA_DIR").map(PathBuf::from),
     };
     let simulator = match Simulator::new(config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("nexon-sim: {e} (set MAPLE_DATA_DIR to the shared/data folder)");
+            eprintln!("nexon-sim: {e}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };

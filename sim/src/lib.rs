@@ -58,14 +58,16 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub api_key: String,
-    pub data_dir: PathBuf,
+    /// A folder with other templates (`MAPLE_DATA_DIR`); `None`: the copies built into the
+    /// binary from the repository's `data/`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
             api_key: DEFAULT_API_KEY.to_owned(),
-            data_dir: characters::default_data_dir(),
+            data_dir: None,
         }
     }
 }
@@ -93,12 +95,15 @@ enum Endpoint {
 }
 
 impl Simulator {
-    /// Loads the templates.
+    /// Loads the templates (from `config.data_dir`, else the built-in ones).
     ///
     /// # Errors
     /// [`TemplateError`] when the data folder lacks a template or holds malformed JSON.
     pub fn new(config: SimConfig) -> Result<Self, TemplateError> {
-        let templates = Templates::load(&config.data_dir)?;
+        let templates = match &config.data_dir {
+            Some(dir) => Templates::load(dir)?,
+            None => Templates::embedded()?,
+        };
         let bodies = moka::sync::Cache::builder()
             .max_capacity(BODY_CACHE_BYTES)
             .weigher(|_, body: &Bytes| u32::try_from(body.len()).unwrap_or(u32::MAX))

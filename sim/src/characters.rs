@@ -1,5 +1,5 @@
 //! Deterministic characters: the same name always gives the same ocid, and the same ocid the
-//! same basic info and equipment, generated from the real responses in `shared/data`.
+//! same basic info and equipment, generated from the real responses in the repository's `data/`.
 //!
 //! Rule: no state decides what a character looks like — only the name or ocid (and the date).
 //! The equipment keeps the template's size (~350 KB) and shape; class, potential grades and
@@ -41,34 +41,70 @@ pub enum TemplateError {
     Shape { path: PathBuf, field: &'static str },
 }
 
+const EVAN: &str = "evan_equip.json";
+const MECHANIC: &str = "mechanic_equip.json";
+const BASIC: &str = "basic_character_info.json";
+
 impl Templates {
-    /// Loads `evan_equip.json`, `mechanic_equip.json` and `basic_character_info.json`.
+    /// Loads `evan_equip.json`, `mechanic_equip.json` and `basic_character_info.json` from
+    /// `data_dir` (`MAPLE_DATA_DIR`).
     ///
     /// # Errors
     /// [`TemplateError`] naming the file that is missing or malformed.
     pub fn load(data_dir: &Path) -> Result<Self, TemplateError> {
-        let read = |file: &str, field: &'static str| -> Result<Value, TemplateError> {
+        let read = |file: &str, field| {
             let path = data_dir.join(file);
-            let text = fs::read(&path).map_err(|source| TemplateError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let value: Value =
-                serde_json::from_slice(&text).map_err(|source| TemplateError::Parse {
-                    path: path.clone(),
-                    source,
-                })?;
-            if value.get(field).is_none() {
-                return Err(TemplateError::Shape { path, field });
+            match fs::read(&path) {
+                Ok(text) => template(path, &text, field),
+                Err(source) => Err(TemplateError::Read { path, source }),
             }
-            Ok(value)
         };
         Ok(Self {
-            evan: read("evan_equip.json", "item_equipment")?,
-            mechanic: read("mechanic_equip.json", "item_equipment")?,
-            basic: read("basic_character_info.json", "character_name")?,
+            evan: read(EVAN, "item_equipment")?,
+            mechanic: read(MECHANIC, "item_equipment")?,
+            basic: read(BASIC, "character_name")?,
         })
     }
+
+    /// The templates built into the binary from the repository's `data/`, so the simulator
+    /// (and `maple`) start from any directory.
+    ///
+    /// # Errors
+    /// [`TemplateError`] if a built-in file is malformed (a broken build; the tests load them).
+    pub fn embedded() -> Result<Self, TemplateError> {
+        let built_in = |file: &str, text: &str, field| {
+            template(Path::new("data").join(file), text.as_bytes(), field)
+        };
+        Ok(Self {
+            evan: built_in(
+                EVAN,
+                include_str!("../../data/evan_equip.json"),
+                "item_equipment",
+            )?,
+            mechanic: built_in(
+                MECHANIC,
+                include_str!("../../data/mechanic_equip.json"),
+                "item_equipment",
+            )?,
+            basic: built_in(
+                BASIC,
+                include_str!("../../data/basic_character_info.json"),
+                "character_name",
+            )?,
+        })
+    }
+}
+
+/// One template: JSON with `field` at the top.
+fn template(path: PathBuf, text: &[u8], field: &'static str) -> Result<Value, TemplateError> {
+    let value: Value = serde_json::from_slice(text).map_err(|source| TemplateError::Parse {
+        path: path.clone(),
+        source,
+    })?;
+    if value.get(field).is_none() {
+        return Err(TemplateError::Shape { path, field });
+    }
+    Ok(value)
 }
 
 /// Whether a character of this name exists in the simulated world.
@@ -357,22 +393,12 @@ fn junk_line(grade: usize, level: u64, rng: &mut Rng) -> String {
     }
 }
 
-/// The data folder to use when none is configured: `../shared/data` from the working
-/// directory if it exists, else the one beside this workspace.
-pub fn default_data_dir() -> PathBuf {
-    let from_cwd = PathBuf::from("../shared/data");
-    if from_cwd.join("evan_equip.json").is_file() {
-        return from_cwd;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn templates() -> Templates {
-        Templates::load(&default_data_dir()).expect("shared/data is beside the workspace")
+        Templates::embedded().expect("the built-in templates are valid")
     }
 
     #[test]
