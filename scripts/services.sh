@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Makes this machine ready to build and test: installs the build's system packages when
-# missing, and starts the machine's shared Redis and MariaDB when they are down (never stops
+# Makes this machine ready to build and test: installs the build's system packages and the
+# test tools (Prometheus with promtool, schemathesis) when missing, and starts the machine's shared Redis and MariaDB when they are down (never stops
 # them). Idempotent; called by scripts/test.sh and .ci/run.
 set -euo pipefail
 
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# A real Prometheus for the alert-rule test, and promtool for the config and rule checks.
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing build dependencies: ${need_apt[*]}"
-  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+# The packaged Prometheus starts a system service on install; the tests start their own.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+
+# schemathesis: the API contract run against core's OpenAPI description (from PyPI).
+if ! command -v st >/dev/null 2>&1 && ! python3 -c 'import schemathesis' >/dev/null 2>&1; then
+  echo "installing schemathesis"
+  python3 -m pip install -q --disable-pip-version-check 'schemathesis>=4,<5'
 fi
 
 # Redis: the machine's shared instance on the standard port (started only if it is down).

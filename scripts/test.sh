@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
+# The shipped Prometheus configuration and alert rules are valid (a real Prometheus runs them
+# in tests/tests/e2e/prometheus.rs).
+promtool check config observability/prometheus.yml
+promtool check rules observability/alerts.yml
+
 # The process-level tests start the shipped binaries (maple, maple-core, maple-proxy), which
 # nextest does not build for another package's tests: build them first.
 cargo build --workspace --bins

@@ -82,6 +82,37 @@ impl From<NexonError> for ApiError {
 }
 
 impl ApiError {
+    /// Every `code` an error body of core can carry (the API description's `ErrorCode` lists
+    /// exactly these; a test holds each variant's [`Self::code`] to this list).
+    pub const CODES: [&'static str; 26] = [
+        "invalid_character_name",
+        "invalid_path",
+        "invalid_query",
+        "invalid_request",
+        "character_not_found",
+        "not_found",
+        "method_not_allowed",
+        "upstream_unavailable",
+        "upstream_rate_limited",
+        "upstream_circuit_open",
+        "upstream_rejected",
+        "storage_unavailable",
+        "request_timeout",
+        "invalid_header",
+        "rate_limited",
+        "likes_unavailable",
+        "shutting_down",
+        "forbidden",
+        "key_expired",
+        "unauthorized",
+        "conflict",
+        "uri_too_long",
+        "headers_too_large",
+        "payload_too_large",
+        "overloaded",
+        "internal_error",
+    ];
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidName(_)
@@ -207,6 +238,53 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_variant_has_a_listed_code_and_every_listed_code_a_variant() {
+        use crate::admin::AuthError;
+        let text = || "x".to_owned();
+        let every = [
+            ApiError::InvalidName(InvalidName::Empty),
+            ApiError::InvalidPath(text()),
+            ApiError::InvalidQuery {
+                field: "f",
+                reason: text(),
+            },
+            ApiError::InvalidRequest(text()),
+            ApiError::CharacterNotFound,
+            ApiError::RouteNotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::UpstreamUnavailable { cause: text() },
+            ApiError::UpstreamRateLimited { retry_after: None },
+            ApiError::UpstreamCircuitOpen { retry_after: None },
+            ApiError::UpstreamRejected { code: text() },
+            ApiError::Storage(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            ApiError::Timeout,
+            ApiError::InvalidHeader {
+                field: "f",
+                reason: text(),
+            },
+            ApiError::RateLimited {
+                retry_after: Duration::ZERO,
+            },
+            ApiError::LikesUnavailable(text()),
+            ApiError::ShuttingDown,
+            ApiError::Auth(AuthError::Forbidden {
+                name: text(),
+                scope: "s",
+            }),
+            ApiError::Auth(AuthError::Expired { name: text() }),
+            ApiError::Auth(AuthError::Missing),
+            ApiError::Conflict(text()),
+            ApiError::UriTooLong(1),
+            ApiError::HeadersTooLarge(1, 1),
+            ApiError::PayloadTooLarge(1),
+            ApiError::Overloaded,
+            ApiError::Internal(text()),
+        ];
+        let codes: Vec<&str> = every.iter().map(ApiError::code).collect();
+        assert_eq!(codes, ApiError::CODES);
+    }
 
     #[test]
     fn outages_are_503_and_mistakes_4xx() {

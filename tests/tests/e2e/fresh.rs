@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::harness::{free_port, wait_until_healthy};
-use crate::processes::{Process, workspace_binary};
+use crate::processes::{Process, wait_bounded, workspace_binary};
 
 const BINARIES: [&str; 4] = ["maple", "maple-core", "maple-proxy", "nexon-sim"];
 
@@ -42,14 +42,8 @@ fn run(binary: &Path, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Outpu
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawns");
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("{} {args:?} did not exit within 20 s", binary.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("{} {args:?}", binary.display());
+    wait_bounded(&mut child, Duration::from_secs(20), &what);
     child.wait_with_output().expect("output")
 }
 
@@ -113,17 +107,7 @@ async fn maple_copied_alone_into_an_empty_directory_prices_a_character() {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "maple did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_bounded(&mut child, Duration::from_secs(30), "maple after SIGINT");
     assert!(status.success(), "maple exited with {status}");
     let output = std::fs::read_to_string(&log).expect("log");
     assert!(output.contains(&format!("http://{core}")), "{output}");

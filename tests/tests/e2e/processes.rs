@@ -86,17 +86,8 @@ impl Process {
     /// Sends `signal` and waits (bounded) for the exit status.
     pub fn stop(mut self, signal: &str) -> ExitStatus {
         self.signal(signal);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = self.child.kill();
-                panic!("{} did not exit within 30 s of SIG{signal}", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("{} after SIG{signal}", self.name);
+        wait_bounded(&mut self.child, Duration::from_secs(30), &what)
     }
 }
 
@@ -106,6 +97,22 @@ impl Drop for Process {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Waits for `child` to exit; past `limit` it is killed and the test fails, naming `what`.
+/// (Blocking: not for a test whose own runtime serves the child.)
+pub fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
