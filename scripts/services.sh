@@ -10,7 +10,7 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # A real Prometheus for the alert-rule test, and promtool for the config and rule checks.
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing build dependencies: ${need_apt[*]}"
+  echo "installing system packages: ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 # The packaged Prometheus starts a system service on install; the tests start their own.

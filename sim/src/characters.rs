@@ -345,7 +345,8 @@ fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
 /// One realistic potential line (Korean, as Nexon writes it) for a slot and grade
 /// (0 rare … 3 legendary).
 fn option_line(slot: Slot, grade: usize, level: u64, class: Class, rng: &mut Rng) -> String {
-    let bump = u64::from(level >= 160);
+    // KMS: +1 on stat, attack and HP percentages from item level 250 only (not 160).
+    let bump = u64::from(level >= 250);
     let stat_pct = [3, 6, 9, 12][grade] + bump;
     let all_pct = [2, 3, 6, 9][grade] + bump;
     let stat = class.stat.label();

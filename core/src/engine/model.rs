@@ -162,7 +162,9 @@ impl Category {
         CAPPED.iter().position(|(c, _)| *c == self)
     }
 
-    /// Whether items of level ≥ 160 get +1 on this category's value.
+    /// Whether items of level 250 get +1 on this category's value ([`level_bump`]).
+    ///
+    /// [`level_bump`]: crate::engine::potential::level_bump
     pub fn has_level_bump(self) -> bool {
         matches!(
             self,

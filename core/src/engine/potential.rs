@@ -201,14 +201,20 @@ fn allowed(class: &Class, used: &[u8; CAPPED.len()]) -> bool {
     class.cap.is_none_or(|i| used[i] < CAPPED[i].1)
 }
 
-/// The +1 that items of level ≥ 160 get on stat, attack and HP percentages.
+/// The +1 that items of level 250 get on stat, attack and HP percentages (KMS).
+///
+/// KMS's tables hold as they are for item levels 120–249: a level-160 or level-200 item rolls
+/// the same 12/9/6 main-stat and 9/6 all-stat values as a level-150 one. Evidence: every
+/// legendary stat line of the level-160 and level-200 items in the two real Nexon responses
+/// (`data/*_equip.json`) is 12 or 9, and only the level-250 items show 13/10 (a test reads
+/// them all). A +1 from level 160 is a GMS-calculator convention, not KMS.
 ///
 /// # Errors
 /// [`PotentialError::LevelOutOfTables`] below 120 or above 250.
 pub fn level_bump(level: u32) -> Result<u32, PotentialError> {
     match level {
-        120..=159 => Ok(0),
-        160..=250 => Ok(1),
+        120..=249 => Ok(0),
+        250 => Ok(1),
         other => Err(PotentialError::LevelOutOfTables(other)),
     }
 }
@@ -319,6 +325,34 @@ mod tests {
         assert!((1.0 / p - 43.73).abs() < 0.01);
     }
 
+    /// The regression case of the KMS level rule: a level-200 ring, meso reset (the black
+    /// cube's tables), INT % ≥ 33 (12/12/9). With the old +1 from level 160 it read 0.00227
+    /// (441 resets, 6.7× too cheap); the KMS tables give 0.000337496 (2,963 resets).
+    #[test]
+    fn a_level_200_ring_needs_kms_values_for_int_33() {
+        let int = |min| {
+            Target::new(vec![Term::StatPct {
+                stat: MainStat::Int,
+                min,
+            }])
+            .expect("valid")
+        };
+        let p = probability(
+            built_in(),
+            ItemType::Ring,
+            200,
+            Grade::Legendary,
+            Cube::Black,
+            &int(33),
+        )
+        .expect("table exists");
+        // 0.000337496 as the issue states it (6 significant digits); to 1e-9 relative, the
+        // exact sum over the table's line combinations.
+        assert!((p - 0.000_337_496).abs() < 5e-10, "p = {p:.18}");
+        assert!((p - 0.000_337_496_040_965).abs() / p < 1e-9, "p = {p:.18}");
+        assert_eq!((1.0 / p).round(), 2_963.0);
+    }
+
     #[test]
     fn probabilities_are_probabilities_and_monotone() {
         let tables = built_in();
@@ -396,10 +430,13 @@ mod tests {
             )
             .expect("table")
         };
-        // 33 at level 150 needs two prime lines (12+12+9); at 200, 13+10+10 will do.
+        // 33 below 250 needs two prime lines (12+12+9); at 250, 13+10+10 will do.
         assert!(at(150) > 0.0);
-        assert!(at(200) > 5.0 * at(150), "{} vs {}", at(200), at(150));
+        assert_eq!(at(160), at(150), "no bump from 160 (KMS)");
+        assert_eq!(at(249), at(150), "no bump below 250");
+        assert!(at(250) > 5.0 * at(249), "{} vs {}", at(250), at(249));
         assert_eq!(level_bump(119), Err(PotentialError::LevelOutOfTables(119)));
+        assert_eq!(level_bump(251), Err(PotentialError::LevelOutOfTables(251)));
     }
 
     #[test]
