@@ -5,7 +5,8 @@
 #   1. 500 users, 0.1–0.5 s think time, 60 s (the original test's shape, GET equipment only:
 #      the likes half arrives with the likes issue),
 #   2. closed loop, no think time, 64 users, 30 s, with and without Accept-Encoding: gzip.
-# Usage: scripts/bench-core.sh        (SECONDS_THINK=60 SECONDS_MAX=30 to change)
+# Usage: scripts/bench-core.sh        (SECONDS_THINK=60 SECONDS_MAX=30 to change; the
+#        environment reaches maple, e.g. MAPLE_ACCESS_LOG=off MAPLE_LOG_FORMAT=json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +32,8 @@ for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/
 
 echo "# bench-core $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, maple $(git rev-parse --short HEAD), embedded (SQLite), 200 characters warmed"
 echo
-echo "| run | users | think | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | failed | MB/s |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| run | users | think | requests | req/s | likes/s | p50 ms | p90 ms | p99 ms | max ms | failed | MB/s | count |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 target/release/load-gen --label "think, gzip" --target "http://$CORE" --users 500 \
   --think-min-ms 100 --think-max-ms 500 --seconds "$SECONDS_THINK"
 target/release/load-gen --label "closed loop, gzip" --target "http://$CORE" --users 64 \
