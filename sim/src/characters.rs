@@ -295,6 +295,19 @@ fn slot_of(slot: &str) -> Slot {
     }
 }
 
+/// The most stars an item of this level can hold: the bands core's engine uses
+/// (`starforce::max_stars`); the simulator stands in for Nexon and does not link core.
+fn max_stars(level: u64) -> u64 {
+    match level {
+        0..=94 => 5,
+        95..=107 => 8,
+        108..=117 => 10,
+        118..=127 => 15,
+        128..=137 => 20,
+        _ => 30,
+    }
+}
+
 /// Grades low to high, as Nexon names them.
 const GRADES: [&str; 4] = ["레어", "에픽", "유니크", "레전드리"];
 
@@ -336,8 +349,17 @@ fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
         .and_then(Value::as_str)
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0);
-    if stars > 0 {
-        let new_stars = *rng.pick(&[12_u64, 15, 17, 17, 18, 20, 21, 22, 22]);
+    let name = item.get("item_name").and_then(Value::as_str).unwrap_or("");
+    // Genesis weapons keep the 22★ they are granted; superior items (their own table) stop at
+    // 15★; other items stay within their level's maximum.
+    let genesis = name.starts_with("제네시스");
+    if stars > 0 && !genesis {
+        let most = if name.starts_with("슈페리얼") {
+            15
+        } else {
+            max_stars(level)
+        };
+        let new_stars = (*rng.pick(&[12_u64, 15, 17, 17, 18, 20, 21, 22, 22])).min(most);
         item["starforce"] = Value::from(new_stars.to_string());
     }
 }

@@ -108,6 +108,35 @@ pub struct ItemValuation {
     pub starforce_destroys: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starforce_unpriced: Option<String>,
+    /// How a priced figure was reached when the item's own rule applies (a Genesis weapon's
+    /// granted stars).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starforce_note: Option<String>,
+}
+
+/// Genesis weapons are granted this many stars when liberated: no meso is spent on them.
+pub const GENESIS_GRANTED_STARS: u32 = 22;
+
+/// Which star-force rule an item follows, by its name (Nexon's response has no flag for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StarforceRule {
+    Normal,
+    /// `제네시스 …` weapons: 22★ granted at liberation.
+    Genesis,
+    /// `슈페리얼 …` items (Tyrant gear, the superior hearts): their own table, at most 15★.
+    Superior,
+}
+
+impl StarforceRule {
+    fn of(slot: &str, name: &str) -> Self {
+        if name.starts_with("슈페리얼") {
+            Self::Superior
+        } else if slot == "무기" && name.starts_with("제네시스") {
+            Self::Genesis
+        } else {
+            Self::Normal
+        }
+    }
 }
 
 /// The whole character.
@@ -307,15 +336,31 @@ fn value_item(
         Err(reason) => (None, Some(reason)),
     };
     let from_scroll = item.starforce_scroll_flag.as_deref() == Some("사용");
+    let name = item.item_name.clone().unwrap_or_default();
+    let rule = StarforceRule::of(&slot, &name);
+    // A Genesis weapon's first 22 stars were granted; only stars beyond them were bought.
+    let (from, starforce_note) = if rule == StarforceRule::Genesis {
+        let note = format!(
+            "Genesis weapon: {GENESIS_GRANTED_STARS}★ are granted when it is liberated, no meso is spent on them"
+        );
+        (stars.min(GENESIS_GRANTED_STARS), Some(note))
+    } else {
+        (0, None)
+    };
     let (starforce_mesos, starforce_destroys, starforce_unpriced) = if stars == 0 {
         (Some(0.0), Some(0.0), None)
     } else if from_scroll {
         let reason = "stars from a star-force scroll, not meso enhancement".to_owned();
         (None, None, Some(reason))
+    } else if rule == StarforceRule::Superior {
+        let reason = "superior item: it follows its own star-force table (at most 15★), which is not shipped; the normal table would misprice it".to_owned();
+        (None, None, Some(reason))
+    } else if from == stars {
+        (Some(0.0), Some(0.0), None)
     } else if let Some(level) = level {
         let request = starforce::Request {
             level,
-            from: 0,
+            from,
             to: stars,
             star_catch: options.star_catch,
             safeguard: options.safeguard,
@@ -329,9 +374,10 @@ fn value_item(
     } else {
         (None, None, Some("the item level is missing".to_owned()))
     };
+    let starforce_note = starforce_note.filter(|_| starforce_mesos.is_some());
     ItemValuation {
         slot,
-        name: item.item_name.clone().unwrap_or_default(),
+        name,
         level,
         grade,
         lines,
@@ -341,6 +387,7 @@ fn value_item(
         starforce_mesos,
         starforce_destroys,
         starforce_unpriced,
+        starforce_note,
     }
 }
 
@@ -638,6 +685,83 @@ mod tests {
             "the mechanic wears a scroll-starred ring"
         );
         assert!(scrolled.iter().all(|i| i.stars > 0));
+    }
+
+    #[test]
+    fn genesis_stars_are_granted_and_superior_items_never_use_the_normal_table() {
+        let valuation = value_character(
+            built_in(),
+            &Prices::default(),
+            &fixture("evan_equip.json"),
+            Options::default(),
+        );
+        let named = |prefix: &str| {
+            valuation
+                .items
+                .iter()
+                .find(|i| i.name.starts_with(prefix))
+                .unwrap_or_else(|| panic!("the evan wears a {prefix} item"))
+        };
+        // 제네시스 스태프, 22★: granted at liberation, not 39 billion mesos of enhancement.
+        let genesis = named("제네시스");
+        assert_eq!(genesis.stars, 22);
+        assert_eq!(genesis.starforce_mesos, Some(0.0));
+        assert_eq!(genesis.starforce_destroys, Some(0.0));
+        assert!(
+            genesis
+                .starforce_note
+                .as_deref()
+                .is_some_and(|n| n.contains("granted"))
+        );
+        // 슈페리얼 리튬 하트, 5★: its own table is not shipped, so it is not priced.
+        let superior = named("슈페리얼");
+        assert_eq!(superior.stars, 5);
+        assert_eq!(superior.starforce_mesos, None);
+        assert!(
+            superior
+                .starforce_unpriced
+                .as_deref()
+                .is_some_and(|r| r.contains("superior"))
+        );
+        // Stars a Genesis weapon gained beyond the granted 22 are priced from 22.
+        let mut beyond: Item = serde_json::from_value(serde_json::json!({
+            "item_equipment_slot": "무기",
+            "item_name": "제네시스 스태프",
+            "item_base_option": { "base_equipment_level": 200 },
+            "starforce": "23",
+            "starforce_scroll_flag": "미사용"
+        }))
+        .expect("an item");
+        let profile = class_profile("에반");
+        let at_23 = value_item(
+            built_in(),
+            &Prices::default(),
+            &beyond,
+            profile,
+            Options::default(),
+        );
+        let one_star = starforce::expect(&starforce::Request {
+            level: 200,
+            from: 22,
+            to: 23,
+            star_catch: false,
+            safeguard: false,
+            discount_30: false,
+            destroy_reduction: false,
+        })
+        .expect("valid");
+        assert_eq!(at_23.starforce_mesos, Some(one_star.expected_mesos));
+        // The same stars on a weapon that is not Genesis are priced from 0.
+        beyond.item_name = Some("아케인셰이드 스태프".to_owned());
+        let normal = value_item(
+            built_in(),
+            &Prices::default(),
+            &beyond,
+            profile,
+            Options::default(),
+        );
+        assert!(normal.starforce_mesos > at_23.starforce_mesos);
+        assert_eq!(normal.starforce_note, None);
     }
 
     #[test]
