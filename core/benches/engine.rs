@@ -13,8 +13,7 @@ use maple_core::engine::potential::{self, Target, Term};
 use maple_core::engine::prices::Prices;
 use maple_core::engine::starforce;
 use maple_core::engine::tables::RateTables;
-use maple_core::engine::valuation::{self, Equipment, Item, Options};
-use serde::Deserialize;
+use maple_core::engine::valuation::{self, Equipment, Options};
 
 fn data(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,39 +21,21 @@ fn data(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// The equipped items plus the three presets, for the "whole character" figure.
-#[derive(Deserialize)]
-struct WithPresets {
-    character_class: Option<String>,
-    item_equipment: Vec<Item>,
-    #[serde(default)]
-    item_equipment_preset_1: Vec<Item>,
-    #[serde(default)]
-    item_equipment_preset_2: Vec<Item>,
-    #[serde(default)]
-    item_equipment_preset_3: Vec<Item>,
-}
-
 fn engine(c: &mut Criterion) {
     let tables = RateTables::load(&data("potential_rates.csv")).expect("tables");
     let prices = Prices::default();
     let raw = std::fs::read(data("evan_equip.json")).expect("fixture");
     let equipment: Equipment = serde_json::from_slice(&raw).expect("equipment");
-    let presets: WithPresets = serde_json::from_slice(&raw).expect("presets");
-    let everything = Equipment {
-        character_class: presets.character_class.clone(),
-        item_equipment: presets
-            .item_equipment
-            .iter()
-            .chain(&presets.item_equipment_preset_1)
-            .chain(&presets.item_equipment_preset_2)
-            .chain(&presets.item_equipment_preset_3)
-            .cloned()
-            .collect(),
+    // The equipped set alone; `equipment` itself also prices the three presets.
+    let equipped = Equipment {
+        item_equipment_preset_1: None,
+        item_equipment_preset_2: None,
+        item_equipment_preset_3: None,
+        ..equipment.clone()
     };
     let hat = Equipment {
-        character_class: equipment.character_class.clone(),
         item_equipment: equipment.item_equipment[..1].to_vec(),
+        ..equipped.clone()
     };
     let options = Options::default();
 
@@ -65,17 +46,11 @@ fn engine(c: &mut Criterion) {
         b.iter(|| valuation::value_character(&tables, &prices, black_box(&hat), options))
     });
     c.bench_function("price_character_24_items", |b| {
+        b.iter(|| valuation::value_character(&tables, &prices, black_box(&equipped), options))
+    });
+    c.bench_function("price_character_with_presets_94_items", |b| {
         b.iter(|| valuation::value_character(&tables, &prices, black_box(&equipment), options))
     });
-    c.bench_function(
-        &format!(
-            "price_character_with_presets_{}_items",
-            everything.item_equipment.len()
-        ),
-        |b| {
-            b.iter(|| valuation::value_character(&tables, &prices, black_box(&everything), options))
-        },
-    );
     let target = Target::new(vec![Term::StatPct {
         stat: MainStat::Str,
         min: 21,

@@ -107,6 +107,18 @@ fn template(path: PathBuf, text: &[u8], field: &'static str) -> Result<Value, Te
     Ok(value)
 }
 
+/// Characters served verbatim from the real responses in `data/` (demos, tests, benchmarks):
+/// their equipment is the template as Nexon sent it, their basic info the template with the
+/// name and class.
+pub const FIXED_CHARACTERS: [(&str, &str); 2] = [("에반샘플", "에반"), ("메카닉샘플", "메카닉")];
+
+/// Which fixed character `ocid` is (an index into [`FIXED_CHARACTERS`]).
+fn fixed(ocid: &Ocid) -> Option<usize> {
+    static OCIDS: std::sync::LazyLock<[Ocid; 2]> =
+        std::sync::LazyLock::new(|| FIXED_CHARACTERS.map(|(name, _)| ocid_for(name)));
+    OCIDS.iter().position(|fixed| fixed == ocid)
+}
+
 /// Whether a character of this name exists in the simulated world.
 pub fn exists(name: &str) -> bool {
     !name.to_lowercase().starts_with(UNKNOWN_NAME_PREFIX)
@@ -230,6 +242,16 @@ fn class_of(ocid: &Ocid) -> Class {
 /// The `character/basic` body for `ocid` (the name is the one it was looked up with, when the
 /// simulator saw that lookup).
 pub fn basic(templates: &Templates, ocid: &Ocid, name: Option<&str>, date: Option<&str>) -> Value {
+    if let Some(index) = fixed(ocid) {
+        let (name, class) = FIXED_CHARACTERS[index];
+        let mut body = templates.basic.clone();
+        body["character_name"] = Value::from(name);
+        body["character_class"] = Value::from(class);
+        if let Some(date) = date {
+            body["date"] = Value::from(format!("{date}T00:00+09:00"));
+        }
+        return body;
+    }
     let mut rng = Rng::for_ocid(ocid, "basic");
     let class = class_of(ocid);
     let mut body = templates.basic.clone();
@@ -244,6 +266,16 @@ pub fn basic(templates: &Templates, ocid: &Ocid, name: Option<&str>, date: Optio
 
 /// The `character/item-equipment` body for `ocid`.
 pub fn equipment(templates: &Templates, ocid: &Ocid, date: Option<&str>) -> Value {
+    if let Some(index) = fixed(ocid) {
+        let mut body = match index {
+            0 => templates.evan.clone(),
+            _ => templates.mechanic.clone(),
+        };
+        if let Some(date) = date {
+            body["date"] = Value::from(format!("{date}T00:00+09:00"));
+        }
+        return body;
+    }
     let class = class_of(ocid);
     let mut rng = Rng::for_ocid(ocid, date.unwrap_or("latest"));
     let mut body = match class.name {
@@ -458,6 +490,21 @@ mod tests {
         }
         let dated = equipment(&t, &ocid_for("alpha"), Some("2024-06-01"));
         assert_eq!(dated["date"], "2024-06-01T00:00+09:00");
+    }
+
+    #[test]
+    fn the_fixed_characters_are_the_real_responses_verbatim() {
+        let t = templates();
+        let evan = ocid_for("에반샘플");
+        assert_eq!(equipment(&t, &evan, None), t.evan);
+        assert_eq!(equipment(&t, &ocid_for("메카닉샘플"), None), t.mechanic);
+        let dated = equipment(&t, &evan, Some("2024-06-01"));
+        assert_eq!(dated["date"], "2024-06-01T00:00+09:00");
+        assert_eq!(dated["item_equipment"], t.evan["item_equipment"]);
+        let info = basic(&t, &evan, None, None);
+        assert_eq!(info["character_name"], "에반샘플");
+        assert_eq!(info["character_class"], "에반");
+        assert_ne!(equipment(&t, &ocid_for("에반샘플2"), None), t.evan);
     }
 
     #[test]

@@ -22,6 +22,15 @@ pub struct Equipment {
     pub character_class: Option<String>,
     #[serde(default)]
     pub item_equipment: Vec<Item>,
+    /// The preset in use (1–3).
+    #[serde(default)]
+    pub preset_no: Option<u32>,
+    #[serde(default)]
+    pub item_equipment_preset_1: Option<Vec<Item>>,
+    #[serde(default)]
+    pub item_equipment_preset_2: Option<Vec<Item>>,
+    #[serde(default)]
+    pub item_equipment_preset_3: Option<Vec<Item>>,
 }
 
 /// One equipped item.
@@ -150,6 +159,35 @@ pub struct CharacterValuation {
     pub total_starforce_mesos: f64,
     pub total_mesos: f64,
     pub unpriced_items: usize,
+    /// Each preset of the response priced the same way (players compare them; the totals
+    /// above are the equipped set's). Empty when the response has no presets.
+    pub presets: Vec<PresetValuation>,
+}
+
+/// One preset's totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PresetValuation {
+    pub preset_no: u32,
+    /// Whether this is the preset the character wears (`preset_no` of the response).
+    pub in_use: bool,
+    pub total_mesos: f64,
+    pub total_potential_mesos: f64,
+    pub total_starforce_mesos: f64,
+    pub unpriced_items: usize,
+}
+
+/// Potential mesos, star-force mesos and the count of items not fully priced.
+fn totals(items: &[ItemValuation]) -> (f64, f64, usize) {
+    let potential = items
+        .iter()
+        .filter_map(|i| i.potential.as_ref().and_then(|p| p.expected_mesos))
+        .sum();
+    let starforce = items.iter().filter_map(|i| i.starforce_mesos).sum();
+    let unpriced = items
+        .iter()
+        .filter(|i| i.potential_unpriced.is_some() || i.starforce_unpriced.is_some())
+        .count();
+    (potential, starforce, unpriced)
 }
 
 /// Main stat and whether the class is a magician (MATT instead of ATT), by Korean class name.
@@ -272,20 +310,32 @@ pub fn value_character(
     options: Options,
 ) -> CharacterValuation {
     let profile = equipment.character_class.as_deref().and_then(class_profile);
-    let items: Vec<ItemValuation> = equipment
-        .item_equipment
-        .iter()
-        .map(|item| value_item(tables, prices, item, profile, options))
-        .collect();
-    let total_potential_mesos: f64 = items
-        .iter()
-        .filter_map(|i| i.potential.as_ref().and_then(|p| p.expected_mesos))
-        .sum();
-    let total_starforce_mesos: f64 = items.iter().filter_map(|i| i.starforce_mesos).sum();
-    let unpriced_items = items
-        .iter()
-        .filter(|i| i.potential_unpriced.is_some() || i.starforce_unpriced.is_some())
-        .count();
+    let value_all = |list: &[Item]| -> Vec<ItemValuation> {
+        list.iter()
+            .map(|item| value_item(tables, prices, item, profile, options))
+            .collect()
+    };
+    let items = value_all(&equipment.item_equipment);
+    let (total_potential_mesos, total_starforce_mesos, unpriced_items) = totals(&items);
+    let presets = [
+        &equipment.item_equipment_preset_1,
+        &equipment.item_equipment_preset_2,
+        &equipment.item_equipment_preset_3,
+    ]
+    .into_iter()
+    .zip(1..)
+    .filter_map(|(list, preset_no)| {
+        let (potential, starforce, unpriced) = totals(&value_all(list.as_deref()?));
+        Some(PresetValuation {
+            preset_no,
+            in_use: equipment.preset_no == Some(preset_no),
+            total_mesos: potential + starforce,
+            total_potential_mesos: potential,
+            total_starforce_mesos: starforce,
+            unpriced_items: unpriced,
+        })
+    })
+    .collect();
     CharacterValuation {
         character_class: equipment.character_class.clone(),
         main_stat: profile.map(|(stat, _)| stat),
@@ -295,6 +345,7 @@ pub fn value_character(
         total_starforce_mesos,
         total_mesos: total_potential_mesos + total_starforce_mesos,
         unpriced_items,
+        presets,
     }
 }
 
@@ -762,6 +813,44 @@ mod tests {
         );
         assert!(normal.starforce_mesos > at_23.starforce_mesos);
         assert_eq!(normal.starforce_note, None);
+    }
+
+    #[test]
+    fn each_preset_is_priced_beside_the_equipped_set() {
+        let equipment = fixture("evan_equip.json");
+        let valuation = value_character(
+            built_in(),
+            &Prices::default(),
+            &equipment,
+            Options::default(),
+        );
+        assert_eq!(valuation.presets.len(), 3);
+        let numbers: Vec<u32> = valuation.presets.iter().map(|p| p.preset_no).collect();
+        assert_eq!(numbers, [1, 2, 3]);
+        let in_use: Vec<u32> = valuation
+            .presets
+            .iter()
+            .filter(|p| p.in_use)
+            .map(|p| p.preset_no)
+            .collect();
+        assert_eq!(in_use, [2], "the response says preset_no 2");
+        for preset in &valuation.presets {
+            assert!(preset.total_mesos > 0.0);
+            let sum = preset.total_potential_mesos + preset.total_starforce_mesos;
+            assert!((preset.total_mesos - sum).abs() < 1e-6);
+        }
+        // A preset priced alone, as if it were the equipped set, gives the same totals.
+        let second = Equipment {
+            item_equipment: equipment.item_equipment_preset_2.clone().expect("preset 2"),
+            item_equipment_preset_1: None,
+            item_equipment_preset_2: None,
+            item_equipment_preset_3: None,
+            ..equipment.clone()
+        };
+        let alone = value_character(built_in(), &Prices::default(), &second, Options::default());
+        assert!(alone.presets.is_empty());
+        assert_eq!(alone.total_mesos, valuation.presets[1].total_mesos);
+        assert_eq!(alone.unpriced_items, valuation.presets[1].unpriced_items);
     }
 
     #[test]

@@ -215,3 +215,55 @@ async fn broken_rate_tables_stop_start_up_with_the_reason() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_fixed_characters_are_priced_from_the_real_responses_with_presets() {
+    let stack = Stack::start().await;
+    for (name, class, weapon) in [
+        ("에반샘플", "에반", "제네시스 스태프"),
+        ("메카닉샘플", "메카닉", "제네시스 피스톨"),
+    ] {
+        let response = stack.get(&format!("/v1/characters/{name}/equipment")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let served: Value = response.json().await.expect("JSON");
+        assert_eq!(served["character_class"], class, "the real response");
+
+        let response = stack
+            .get(&format!("/v1/characters/{name}/expectation"))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("JSON");
+        let valuation = &body["valuation"];
+        let items = valuation["items"].as_array().expect("items");
+        assert_eq!(items.len(), 24, "{name}");
+        // Every item has its figures or says why not.
+        for item in items {
+            assert!(
+                item["potential"].is_object() || item["potential_unpriced"].is_string(),
+                "{item}"
+            );
+            assert!(
+                item["starforce_mesos"].is_number() || item["starforce_unpriced"].is_string(),
+                "{item}"
+            );
+        }
+        let genesis = items
+            .iter()
+            .find(|i| i["name"] == weapon)
+            .expect("the Genesis weapon");
+        assert_eq!(genesis["stars"], 22);
+        assert_eq!(genesis["starforce_mesos"], 0.0);
+        assert!(genesis["starforce_note"].is_string(), "{genesis}");
+        let presets = valuation["presets"].as_array().expect("presets");
+        assert_eq!(presets.len(), 3, "{name}");
+        let in_use: Vec<&Value> = presets.iter().filter(|p| p["in_use"] == true).collect();
+        assert_eq!(in_use.len(), 1);
+        assert_eq!(in_use[0]["preset_no"], served["preset_no"]);
+        assert!(
+            presets
+                .iter()
+                .all(|p| p["total_mesos"].as_f64() > Some(0.0))
+        );
+    }
+    stack.stop().await;
+}
