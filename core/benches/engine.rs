@@ -69,13 +69,8 @@ fn engine(c: &mut Criterion) {
         })
     });
     let request = starforce::Request {
-        level: 200,
-        from: 0,
-        to: 22,
         star_catch: true,
-        safeguard: false,
-        discount_30: false,
-        destroy_reduction: false,
+        ..starforce::Request::plain(200, 0, 22)
     };
     c.bench_function("starforce_0_to_22", |b| {
         b.iter(|| starforce::expect(black_box(&request)))

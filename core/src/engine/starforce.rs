@@ -20,8 +20,36 @@ const DESTROY: [f64; 30] = [
 /// Where a destroyed item restarts.
 const RESTART_STAR: usize = 12;
 
+/// MVP grades' discount on attempts below 17★ (silver 3%, gold 5%, diamond and red 10%).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mvp {
+    Silver,
+    Gold,
+    Diamond,
+}
+
+impl Mvp {
+    fn discount(self) -> f64 {
+        match self {
+            Self::Silver => 0.03,
+            Self::Gold => 0.05,
+            Self::Diamond => 0.10,
+        }
+    }
+}
+
+/// The PC-room discount on attempts below 17★.
+const PC_ROOM_DISCOUNT: f64 = 0.05;
+/// The discount event's share off every attempt's base cost.
+const EVENT_DISCOUNT: f64 = 0.30;
+/// Attempts at these stars always succeed during the 5/10/15 event.
+const SURE_STARS_IN_EVENT: [usize; 3] = [5, 10, 15];
+/// The MVP and PC-room discounts apply to attempts below this star.
+const MEMBER_DISCOUNT_BELOW: usize = 17;
+
 /// What the user asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     pub level: u32,
@@ -35,14 +63,48 @@ pub struct Request {
     pub discount_30: bool,
     #[serde(default)]
     pub destroy_reduction: bool,
+    /// The 5/10/15 event: attempts at 5★, 10★ and 15★ always succeed.
+    #[serde(default)]
+    pub event_5_10_15: bool,
+    /// The player's MVP grade (discount below 17★, added to the 30% event).
+    #[serde(default)]
+    pub mvp: Option<Mvp>,
+    /// Enhancing from a PC room (5% below 17★, added to the others).
+    #[serde(default)]
+    pub pc_room: bool,
+    /// What a replacement item costs; each expected destruction adds it to the cost.
+    #[serde(default)]
+    pub replacement_mesos: Option<u64>,
+}
+
+impl Request {
+    /// From `from` to `to` on an item of `level`, with no option.
+    pub fn plain(level: u32, from: u32, to: u32) -> Self {
+        Self {
+            level,
+            from,
+            to,
+            star_catch: false,
+            safeguard: false,
+            discount_30: false,
+            destroy_reduction: false,
+            event_5_10_15: false,
+            mvp: None,
+            pc_room: false,
+            replacement_mesos: None,
+        }
+    }
 }
 
 /// The answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Expectation {
+    /// Enhancement mesos plus, when `replacement_mesos` was given, replacements.
     pub expected_mesos: f64,
     pub expected_destroys: f64,
     pub expected_attempts: f64,
+    /// The replacements' part of `expected_mesos` (0 without `replacement_mesos`).
+    pub expected_replacement_mesos: f64,
 }
 
 /// A request that makes no sense; the message names the field.
@@ -95,6 +157,10 @@ pub fn base_cost(level: u32, star: u32) -> f64 {
 fn attempt(request: &Request, star: usize) -> (f64, f64, f64) {
     let mut success = SUCCESS[star] / 100.0;
     let mut destroy = DESTROY[star] / 100.0;
+    if request.event_5_10_15 && SURE_STARS_IN_EVENT.contains(&star) {
+        success = 1.0;
+        destroy = 0.0;
+    }
     if request.star_catch {
         // Success ×1.05; destroy and keep shrink in proportion to fill the rest.
         let caught = (success * 1.05).min(1.0);
@@ -109,11 +175,19 @@ fn attempt(request: &Request, star: usize) -> (f64, f64, f64) {
     }
     let star_u32 = u32::try_from(star).unwrap_or(u32::MAX);
     let base = base_cost(request.level, star_u32);
-    let mut cost = if request.discount_30 {
-        base * 0.7
+    // The discounts add up (30% event + MVP + PC room), the member ones below 17★ only.
+    let mut discount = if request.discount_30 {
+        EVENT_DISCOUNT
     } else {
-        base
+        0.0
     };
+    if star < MEMBER_DISCOUNT_BELOW {
+        discount += request.mvp.map_or(0.0, Mvp::discount);
+        if request.pc_room {
+            discount += PC_ROOM_DISCOUNT;
+        }
+    }
+    let mut cost = base * (1.0 - discount);
     if request.safeguard && (15..=17).contains(&star) {
         destroy = 0.0;
         cost += 2.0 * base;
@@ -162,10 +236,15 @@ pub fn expect(request: &Request) -> Result<Expectation, StarforceError> {
         attempts[star] = (1.0 + d * climb(&attempts)) / p;
     }
     let from = request.from as usize;
+    let expected_destroys: f64 = destroys[from..to].iter().sum();
+    #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
+    let expected_replacement_mesos =
+        request.replacement_mesos.map_or(0.0, |price| price as f64) * expected_destroys;
     Ok(Expectation {
-        expected_mesos: cost[from..to].iter().sum(),
-        expected_destroys: destroys[from..to].iter().sum(),
+        expected_mesos: cost[from..to].iter().sum::<f64>() + expected_replacement_mesos,
+        expected_destroys,
         expected_attempts: attempts[from..to].iter().sum(),
+        expected_replacement_mesos,
     })
 }
 
@@ -174,15 +253,63 @@ mod tests {
     use super::*;
 
     fn plain(level: u32, from: u32, to: u32) -> Request {
-        Request {
-            level,
-            from,
-            to,
-            star_catch: false,
-            safeguard: false,
-            discount_30: false,
-            destroy_reduction: false,
-        }
+        Request::plain(level, from, to)
+    }
+
+    #[test]
+    fn events_discounts_and_replacements() {
+        let base = expect(&plain(200, 0, 22)).expect("valid");
+        // 5/10/15: those attempts always succeed, so fewer attempts, mesos and destructions.
+        let event = expect(&Request {
+            event_5_10_15: true,
+            ..plain(200, 0, 22)
+        })
+        .expect("valid");
+        assert!(event.expected_attempts < base.expected_attempts);
+        assert!(event.expected_mesos < base.expected_mesos);
+        assert!(event.expected_destroys < base.expected_destroys);
+        // At 15★ itself the event leaves nothing to chance.
+        let at_15 = expect(&Request {
+            event_5_10_15: true,
+            ..plain(200, 15, 16)
+        })
+        .expect("valid");
+        assert_eq!(at_15.expected_attempts, 1.0);
+        assert_eq!(at_15.expected_destroys, 0.0);
+        assert_eq!(at_15.expected_mesos, base_cost(200, 15));
+        // MVP diamond + PC room + the 30% event: 45% off below 17★, only the 30% above.
+        let members = |from, to| Request {
+            discount_30: true,
+            mvp: Some(Mvp::Diamond),
+            pc_room: true,
+            ..plain(200, from, to)
+        };
+        let low = expect(&members(11, 12)).expect("valid");
+        let plain_low = expect(&plain(200, 11, 12)).expect("valid");
+        assert!((low.expected_mesos - 0.55 * plain_low.expected_mesos).abs() < 1e-6);
+        // From 17★ the attempts themselves get the 30% only; the climb back from 12★ after a
+        // destruction still gets the member discounts.
+        let high = expect(&members(17, 18)).expect("valid");
+        let event_only = expect(&Request {
+            discount_30: true,
+            ..plain(200, 17, 18)
+        })
+        .expect("valid");
+        let plain_high = expect(&plain(200, 17, 18)).expect("valid");
+        assert!((event_only.expected_mesos - 0.70 * plain_high.expected_mesos).abs() < 1e-3);
+        assert!(high.expected_mesos < event_only.expected_mesos);
+        assert!(high.expected_mesos > 0.55 * plain_high.expected_mesos);
+        // A replacement price adds destructions × price.
+        let replaced = expect(&Request {
+            replacement_mesos: Some(1_000_000_000),
+            ..plain(200, 15, 22)
+        })
+        .expect("valid");
+        let unreplaced = expect(&plain(200, 15, 22)).expect("valid");
+        let extra = unreplaced.expected_destroys * 1e9;
+        assert!((replaced.expected_replacement_mesos - extra).abs() < 1e-3);
+        assert!((replaced.expected_mesos - unreplaced.expected_mesos - extra).abs() < 1e-3);
+        assert_eq!(unreplaced.expected_replacement_mesos, 0.0);
     }
 
     #[test]

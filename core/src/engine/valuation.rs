@@ -72,6 +72,14 @@ pub struct Options {
     pub safeguard: bool,
     pub discount_30: bool,
     pub destroy_reduction: bool,
+    /// The 5/10/15 event (attempts at 5★, 10★, 15★ always succeed).
+    pub event_5_10_15: bool,
+    /// The player's MVP grade (discount below 17★).
+    pub mvp: Option<starforce::Mvp>,
+    /// Enhancing from a PC room (5% below 17★).
+    pub pc_room: bool,
+    /// Price of a replacement item, added per expected destruction.
+    pub replacement_mesos: Option<u64>,
 }
 
 impl Default for Options {
@@ -83,6 +91,10 @@ impl Default for Options {
             safeguard: false,
             discount_30: false,
             destroy_reduction: false,
+            event_5_10_15: false,
+            mvp: None,
+            pc_room: false,
+            replacement_mesos: None,
         }
     }
 }
@@ -417,6 +429,10 @@ fn value_item(
             safeguard: options.safeguard,
             discount_30: options.discount_30,
             destroy_reduction: options.destroy_reduction,
+            event_5_10_15: options.event_5_10_15,
+            mvp: options.mvp,
+            pc_room: options.pc_room,
+            replacement_mesos: options.replacement_mesos,
         };
         match starforce::expect(&request) {
             Ok(e) => (Some(e.expected_mesos), Some(e.expected_destroys), None),
@@ -791,16 +807,7 @@ mod tests {
             profile,
             Options::default(),
         );
-        let one_star = starforce::expect(&starforce::Request {
-            level: 200,
-            from: 22,
-            to: 23,
-            star_catch: false,
-            safeguard: false,
-            discount_30: false,
-            destroy_reduction: false,
-        })
-        .expect("valid");
+        let one_star = starforce::expect(&starforce::Request::plain(200, 22, 23)).expect("valid");
         assert_eq!(at_23.starforce_mesos, Some(one_star.expected_mesos));
         // The same stars on a weapon that is not Genesis are priced from 0.
         beyond.item_name = Some("아케인셰이드 스태프".to_owned());

@@ -162,6 +162,10 @@ pub(super) struct ValuationQuery {
     safeguard: Option<bool>,
     discount_30: Option<bool>,
     destroy_reduction: Option<bool>,
+    event_5_10_15: Option<bool>,
+    mvp: Option<starforce::Mvp>,
+    pc_room: Option<bool>,
+    replacement_mesos: Option<u64>,
 }
 
 /// `GET /v1/characters/{name}/expectation`.
@@ -185,6 +189,10 @@ pub(super) async fn character(
         destroy_reduction: query
             .destroy_reduction
             .unwrap_or(defaults.destroy_reduction),
+        event_5_10_15: query.event_5_10_15.unwrap_or(defaults.event_5_10_15),
+        mvp: query.mvp.or(defaults.mvp),
+        pc_room: query.pc_room.unwrap_or(defaults.pc_room),
+        replacement_mesos: query.replacement_mesos.or(defaults.replacement_mesos),
     };
     let (ocid, entry) = super::equipment_entry(&state, &name).await?;
     let key = (entry.sha256, options);

@@ -267,3 +267,57 @@ async fn the_fixed_characters_are_priced_from_the_real_responses_with_presets() 
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn star_force_events_discounts_and_replacements_over_http() {
+    let stack = Stack::start().await;
+    let plain = json!({"level":200,"from":15,"to":22});
+    let with = json!({"level":200,"from":15,"to":22,"event_5_10_15":true,"mvp":"diamond",
+                      "pc_room":true,"replacement_mesos":1_000_000_000_u64});
+    let base: Value = post(&stack, "/v1/starforce/expectation", plain)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let response = post(&stack, "/v1/starforce/expectation", with).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let options: Value = response.json().await.expect("JSON");
+    let replacement = options["expected_replacement_mesos"]
+        .as_f64()
+        .expect("number");
+    let destroys = options["expected_destroys"].as_f64().expect("number");
+    assert!((replacement - destroys * 1e9).abs() < 1.0, "{options}");
+    assert!(destroys < base["expected_destroys"].as_f64().expect("number"));
+    let bad = post(
+        &stack,
+        "/v1/starforce/expectation",
+        json!({"level":200,"from":15,"to":22,"mvp":"platinum"}),
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    let total = |query: &'static str| {
+        let stack = &stack;
+        async move {
+            let response = stack
+                .get(&format!("/v1/characters/에반샘플/expectation{query}"))
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            let body: Value = response.json().await.expect("JSON");
+            body["valuation"]["total_starforce_mesos"]
+                .as_f64()
+                .expect("number")
+        }
+    };
+    let default = total("").await;
+    let discounted = total("?mvp=gold&pc_room=true&event_5_10_15=true").await;
+    assert!(discounted < default, "{discounted} vs {default}");
+    let replaced = total("?replacement_mesos=1000000000").await;
+    assert!(replaced > default);
+    let response = stack
+        .get("/v1/characters/에반샘플/expectation?mvp=platinum")
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "invalid_query");
+    stack.stop().await;
+}
