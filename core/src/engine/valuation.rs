@@ -57,6 +57,22 @@ pub struct Item {
     pub starforce_scroll_flag: Option<String>,
 }
 
+impl Item {
+    /// The item's level (`item_base_option.base_equipment_level`).
+    pub fn level(&self) -> Option<u32> {
+        self.item_base_option
+            .as_ref()
+            .and_then(|b| b.base_equipment_level)
+    }
+
+    /// The potential grade, from Nexon's Korean name.
+    pub fn grade(&self) -> Option<Grade> {
+        self.potential_option_grade
+            .as_deref()
+            .and_then(Grade::from_korean)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct BaseOption {
     #[serde(default)]
@@ -369,14 +385,7 @@ fn value_item(
     options: Options,
 ) -> ItemValuation {
     let slot = item.item_equipment_slot.clone().unwrap_or_default();
-    let level = item
-        .item_base_option
-        .as_ref()
-        .and_then(|b| b.base_equipment_level);
-    let grade = item
-        .potential_option_grade
-        .as_deref()
-        .and_then(Grade::from_korean);
+    let (level, grade) = (item.level(), item.grade());
     let lines: Vec<ParsedOption> = [
         &item.potential_option_1,
         &item.potential_option_2,
@@ -564,16 +573,8 @@ mod tests {
                 .map(|item| serde_json::from_value::<Item>(item.clone()).expect("an item"));
             for item in items {
                 let slot = item.item_equipment_slot.clone().unwrap_or_default();
-                let level = item
-                    .item_base_option
-                    .as_ref()
-                    .and_then(|b| b.base_equipment_level);
-                let grade = item
-                    .potential_option_grade
-                    .as_deref()
-                    .and_then(Grade::from_korean);
                 let (Some(item_type), Some(level), Some(grade)) =
-                    (item_type_of_slot(&slot), level, grade)
+                    (item_type_of_slot(&slot), item.level(), item.grade())
                 else {
                     continue;
                 };
