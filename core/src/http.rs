@@ -69,7 +69,8 @@ impl Default for Limits {
 
 /// The client a request is from: the peer, or — when the peer is a trusted proxy (a load
 /// balancer, `MAPLE_CORE_TRUSTED_PROXIES`) — the nearest untrusted address in
-/// `X-Forwarded-For`. Set by [`guard`] for the handlers (rate limits, the audit log).
+/// `X-Forwarded-For`. Set by [`observe`] for the access log, [`guard`] and the handlers (rate
+/// limits, the audit log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub std::net::IpAddr);
 
@@ -319,8 +320,9 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         request.extensions_mut().insert(ClientIp(client));
     }
     let response = next.run(request).await;
+    let elapsed = started.elapsed();
     let status = response.status();
-    access_line(&method, &route, &response, started, client);
+    access_line(&method, &route, &response, elapsed, client);
     if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
         if status.is_server_error() {
             tracing::warn!(%route, %status, error = %error, "request failed");
@@ -342,7 +344,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .metrics
         .http_request_duration_seconds
         .with_label_values(&[route.as_str(), method])
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
     response
 }
 
@@ -352,7 +354,7 @@ fn access_line(
     method: &axum::http::Method,
     route: &str,
     response: &Response,
-    started: Instant,
+    elapsed: Duration,
     client: Option<std::net::IpAddr>,
 ) {
     use maple_common::telemetry::ACCESS_TARGET;
@@ -378,7 +380,7 @@ fn access_line(
         method = %method,
         route,
         status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
         bytes,
         source,
         client = client.map(tracing::field::display),

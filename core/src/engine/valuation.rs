@@ -535,6 +535,16 @@ mod tests {
     use super::*;
     use crate::engine::tables::tests::built_in;
 
+    /// `equipment` priced with the built-in tables, default prices and options.
+    fn priced(equipment: &Equipment) -> CharacterValuation {
+        value_character(
+            built_in(),
+            &Prices::default(),
+            equipment,
+            Options::default(),
+        )
+    }
+
     fn fixture(name: &str) -> Equipment {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../data")
@@ -692,12 +702,7 @@ mod tests {
     fn the_real_characters_are_priced_with_reasons_for_the_rest() {
         for file in ["evan_equip.json", "mechanic_equip.json"] {
             let equipment = fixture(file);
-            let valuation = value_character(
-                built_in(),
-                &Prices::default(),
-                &equipment,
-                Options::default(),
-            );
+            let valuation = priced(&equipment);
             assert_eq!(valuation.items.len(), 24, "{file}");
             assert!(valuation.total_mesos > 0.0);
             assert!(valuation.total_starforce_mesos > 0.0);
@@ -733,12 +738,7 @@ mod tests {
     #[test]
     fn scroll_stars_are_not_priced_as_enhancement() {
         let equipment = fixture("mechanic_equip.json");
-        let valuation = value_character(
-            built_in(),
-            &Prices::default(),
-            &equipment,
-            Options::default(),
-        );
+        let valuation = priced(&equipment);
         let scrolled: Vec<_> = valuation
             .items
             .iter()
@@ -757,12 +757,7 @@ mod tests {
 
     #[test]
     fn genesis_stars_are_granted_and_superior_items_never_use_the_normal_table() {
-        let valuation = value_character(
-            built_in(),
-            &Prices::default(),
-            &fixture("evan_equip.json"),
-            Options::default(),
-        );
+        let valuation = priced(&fixture("evan_equip.json"));
         let named = |prefix: &str| {
             valuation
                 .items
@@ -826,12 +821,7 @@ mod tests {
     #[test]
     fn each_preset_is_priced_beside_the_equipped_set() {
         let equipment = fixture("evan_equip.json");
-        let valuation = value_character(
-            built_in(),
-            &Prices::default(),
-            &equipment,
-            Options::default(),
-        );
+        let valuation = priced(&equipment);
         assert_eq!(valuation.presets.len(), 3);
         let numbers: Vec<u32> = valuation.presets.iter().map(|p| p.preset_no).collect();
         assert_eq!(numbers, [1, 2, 3]);
@@ -855,7 +845,7 @@ mod tests {
             item_equipment_preset_3: None,
             ..equipment.clone()
         };
-        let alone = value_character(built_in(), &Prices::default(), &second, Options::default());
+        let alone = priced(&second);
         assert!(alone.presets.is_empty());
         assert_eq!(alone.total_mesos, valuation.presets[1].total_mesos);
         assert_eq!(alone.unpriced_items, valuation.presets[1].unpriced_items);

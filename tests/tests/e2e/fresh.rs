@@ -1,5 +1,5 @@
-//! What a newcomer meets first: `maple` copied alone into an empty directory runs and prices a
-//! character (no `data/`, no `../shared` beside it); every binary answers `--help` and
+//! What a newcomer meets first: `maple` copied alone into a directory of its own runs from an
+//! empty working directory and prices a character (the data it needs is built in); every binary answers `--help` and
 //! `--version` at once and refuses an unknown flag with 64; start-up says where it listens in
 //! one line, without third-party noise; a start-up error names its cause once; and one access
 //! line per request carries the caller's trace id, in core's log and in the proxy's.
@@ -56,7 +56,9 @@ async fn maple_copied_alone_into_an_empty_directory_prices_a_character() {
     std::fs::create_dir_all(&cwd).expect("run dir");
     let maple = bin.join("maple");
     std::fs::copy(workspace_binary("maple"), &maple).expect("copy maple");
-    assert!(!cwd.join("../shared").exists() && !cwd.join("data").exists());
+    // Nothing to read where it runs, and nothing but itself where it lives.
+    assert_eq!(std::fs::read_dir(&cwd).expect("run dir").count(), 0);
+    assert_eq!(std::fs::read_dir(&bin).expect("bin dir").count(), 1);
 
     let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
     let log = root.join("maple.log");
