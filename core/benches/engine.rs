@@ -1,6 +1,8 @@
 //! Engine benchmarks: parsing a 350 KB equipment response, pricing one item, pricing a whole
-//! character (24 equipped items, and with the three presets), one exact probability and one
-//! star-force expectation. Results and the command are in `docs/benchmarks.md`.
+//! character (24 equipped items, and with the three presets; star-force quantiles included,
+//! their cache warm after the first iteration), one exact probability, one star-force
+//! expectation and one uncached star-force spread (the simulation itself). Results and the
+//! command are in `docs/benchmarks.md`.
 //!
 //! Run: `cargo bench -p maple-core --bench engine`
 
@@ -8,11 +10,11 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use maple_core::engine::Engine;
 use maple_core::engine::model::{Cube, Grade, ItemType, MainStat};
 use maple_core::engine::potential::{self, Target, Term};
 use maple_core::engine::prices::Prices;
-use maple_core::engine::starforce;
-use maple_core::engine::tables::RateTables;
+use maple_core::engine::starforce::{self, CostTable};
 use maple_core::engine::valuation::{self, Equipment, Options};
 
 fn data(file: &str) -> PathBuf {
@@ -22,8 +24,14 @@ fn data(file: &str) -> PathBuf {
 }
 
 fn engine(c: &mut Criterion) {
-    let tables = RateTables::load(&data("potential_rates.csv")).expect("tables");
-    let prices = Prices::default();
+    let engine = Engine::load(
+        Some(&data("potential_rates.csv")),
+        Prices::default(),
+        Options::default(),
+        CostTable::default(),
+    )
+    .expect("tables");
+    let tables = &engine.tables;
     let raw = std::fs::read(data("evan_equip.json")).expect("fixture");
     let equipment: Equipment = serde_json::from_slice(&raw).expect("equipment");
     // The equipped set alone; `equipment` itself also prices the three presets.
@@ -43,13 +51,13 @@ fn engine(c: &mut Criterion) {
         b.iter(|| serde_json::from_slice::<Equipment>(black_box(&raw)).expect("parses"))
     });
     c.bench_function("price_one_item_hat", |b| {
-        b.iter(|| valuation::value_character(&tables, &prices, black_box(&hat), options))
+        b.iter(|| valuation::value_character(&engine, black_box(&hat), options))
     });
     c.bench_function("price_character_24_items", |b| {
-        b.iter(|| valuation::value_character(&tables, &prices, black_box(&equipped), options))
+        b.iter(|| valuation::value_character(&engine, black_box(&equipped), options))
     });
     c.bench_function("price_character_with_presets_94_items", |b| {
-        b.iter(|| valuation::value_character(&tables, &prices, black_box(&equipment), options))
+        b.iter(|| valuation::value_character(&engine, black_box(&equipment), options))
     });
     let target = Target::new(vec![Term::StatPct {
         stat: MainStat::Str,
@@ -59,7 +67,7 @@ fn engine(c: &mut Criterion) {
     c.bench_function("probability_hat_stat21_red", |b| {
         b.iter(|| {
             potential::probability(
-                &tables,
+                tables,
                 ItemType::Hat,
                 black_box(150),
                 Grade::Legendary,
@@ -73,7 +81,11 @@ fn engine(c: &mut Criterion) {
         ..starforce::Request::plain(200, 0, 22)
     };
     c.bench_function("starforce_0_to_22", |b| {
-        b.iter(|| starforce::expect(black_box(&request)))
+        b.iter(|| starforce::expect(CostTable::Kms, black_box(&request)))
+    });
+    // The simulation a spread cache miss pays for (10,000 climbs from 0★ to 22★).
+    c.bench_function("starforce_spread_0_to_22_uncached", |b| {
+        b.iter(|| starforce::spread(CostTable::Kms, black_box(&request)))
     });
 }
 

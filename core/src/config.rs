@@ -10,6 +10,7 @@ use maple_common::config::{ConfigError, Env, Secret};
 
 use crate::engine::model::Method;
 use crate::engine::prices::Prices;
+use crate::engine::starforce::CostTable;
 use crate::equipment::TierConfig;
 use crate::likes::LikeConfig;
 use crate::redis_tier::RedisConfig;
@@ -27,6 +28,8 @@ pub const POTENTIAL_TABLES: &str = "MAPLE_POTENTIAL_TABLES";
 pub const PRICE_RED_CUBE: &str = "MAPLE_PRICE_RED_CUBE";
 pub const PRICE_BLACK_CUBE: &str = "MAPLE_PRICE_BLACK_CUBE";
 pub const VALUATION_METHOD: &str = "MAPLE_VALUATION_METHOD";
+/// The 0–14★ star-force cost table: `kms` (default) or `calculator`.
+pub const STARFORCE_COSTS: &str = "MAPLE_STARFORCE_COSTS";
 /// Redis for the shared tier (L2) and the cross-instance latch; unset in embedded mode.
 pub const REDIS_URL: &str = "REDIS_URL";
 pub const REDIS_TIMEOUT_MS: &str = "MAPLE_CORE_REDIS_TIMEOUT_MS";
@@ -85,6 +88,8 @@ pub struct CoreConfig {
     pub prices: Prices,
     /// Reset method used to price characters unless a request names one.
     pub valuation_method: Method,
+    /// Which 0–14★ cost table prices star force (the sources disagree; DOMAIN.md §6).
+    pub starforce_costs: CostTable,
     /// The equipment tiers' freshness and bounds.
     pub tiers: TierConfig,
     /// Redis (L2 and the latch), when configured.
@@ -145,6 +150,7 @@ impl CoreConfig {
                 ..defaults
             },
             valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso)?,
+            starforce_costs: env.parse_or(STARFORCE_COSTS, CostTable::default())?,
             tiers: tiers_from_env(env)?,
             redis: redis_from_env(env)?,
             likes: likes_from_env(env)?,
@@ -195,6 +201,7 @@ impl CoreConfig {
                 |path| path.display().to_string(),
             ),
             "valuation_method": format!("{:?}", self.valuation_method),
+            "starforce_costs": self.starforce_costs.as_str(),
             "prices": { "red_cube": self.prices.red_cube, "black_cube": self.prices.black_cube },
             "tiers": {
                 "fresh_s": self.tiers.fresh_for.as_secs(),

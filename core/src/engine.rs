@@ -1,8 +1,10 @@
 //! The expectation engine: what a potential or a star-force level costs, exactly.
 //!
-//! Rules: pure and free of I/O (the tables are parsed from text handed in); every result is
-//! exact arithmetic over the published tables — no simulation; work and memory are bounded
-//! for any input (at most a fixed number of option classes per line and of target terms).
+//! Rules: pure and free of I/O (the tables are parsed from text handed in); every mean and
+//! probability is exact arithmetic over the published tables; the one simulation, star
+//! force's meso quantiles, is seeded (the same figures on every run) and its error measured;
+//! work and memory are bounded for any input (at most a fixed number of option classes per
+//! line and of target terms, a fixed simulation budget).
 //!
 //! # Layout
 //! - [`model`]: item types, cubes, grades, categories — the engine's vocabulary.
@@ -11,7 +13,7 @@
 //! - [`potential`]: targets and the exact probability of reaching one in a reset.
 //! - [`tierup`]: grade tier-up expectations with pity.
 //! - [`prices`]: meso cost of a reset.
-//! - [`starforce`]: exact star-force expectations.
+//! - [`starforce`]: exact star-force expectations and their spread.
 //! - [`valuation`]: pricing a whole character's equipment.
 
 pub mod model;
@@ -26,6 +28,7 @@ pub mod valuation;
 use std::path::Path;
 
 use crate::engine::prices::Prices;
+use crate::engine::starforce::{CostTable, Starforce};
 use crate::engine::tables::{RateTables, TableError};
 use crate::engine::valuation::Options;
 
@@ -36,6 +39,8 @@ pub struct Engine {
     pub prices: Prices,
     /// How characters are priced unless the request says otherwise.
     pub defaults: Options,
+    /// The star-force cost table and the cache of spreads.
+    pub starforce: Starforce,
 }
 
 impl Engine {
@@ -47,6 +52,7 @@ impl Engine {
         tables: Option<&Path>,
         prices: Prices,
         defaults: Options,
+        costs: CostTable,
     ) -> Result<Self, TableError> {
         Ok(Self {
             tables: match tables {
@@ -55,6 +61,20 @@ impl Engine {
             },
             prices,
             defaults,
+            starforce: Starforce::new(costs),
         })
+    }
+
+    /// The built-in tables with default prices, options and cost table (tests, benches).
+    ///
+    /// # Errors
+    /// [`TableError`] if the built-in table were invalid (a test guards it).
+    pub fn built_in() -> Result<Self, TableError> {
+        Self::load(
+            None,
+            Prices::default(),
+            Options::default(),
+            CostTable::default(),
+        )
     }
 }

@@ -134,6 +134,7 @@ impl App {
                 method: config.valuation_method,
                 ..Options::default()
             },
+            config.starforce_costs,
         )?;
         let admin_keys = admin::AdminKeys::load(config.admin_keys_file.clone())
             .map_err(StartError::AdminKeys)?;

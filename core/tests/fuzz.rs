@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use maple_core::engine::Engine;
 use maple_core::engine::prices::Prices;
+use maple_core::engine::starforce::CostTable;
 use maple_core::engine::valuation::{Equipment, Options, value_character};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -130,6 +131,7 @@ fn engine() -> Engine {
         Some(&data_dir().join("potential_rates.csv")),
         Prices::default(),
         Options::default(),
+        CostTable::default(),
     )
     .unwrap()
 }
@@ -153,17 +155,13 @@ fn the_equipment_decoder_and_pricer_take_any_mutation() {
             mutate_value(&mut rng, &mut value, 0);
             serde_json::to_vec(&value).unwrap()
         };
-        let outcome = std::panic::catch_unwind(|| {
+        // The engine's spread cache only ever holds finished, deterministic values.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             serde_json::from_slice::<Equipment>(&bytes).map(|equipment| {
-                let valuation = value_character(
-                    &engine.tables,
-                    &engine.prices,
-                    &equipment,
-                    Options::default(),
-                );
+                let valuation = value_character(&engine, &equipment, Options::default());
                 serde_json::to_value(&valuation).unwrap()
             })
-        });
+        }));
         match outcome {
             Ok(Ok(valuation)) => {
                 decoded += 1;

@@ -1,9 +1,20 @@
-//! Star force: exact expected mesos, destructions and attempts from star a to b.
+//! Star force: exact expected mesos, destructions and attempts from star a to b, and their
+//! spread.
 //!
 //! KMS rates since 2025-03 (DOMAIN.md §6): failure keeps the star; destruction returns the
 //! item to 12★. With C[s] the expected cost of going from s to s+1,
 //! C[s] = (cost_s + d_s · Σ_{t=12}^{s−1} C[t]) / p_s — the same recursion gives destructions
-//! and attempts. No simulation.
+//! and attempts. No simulation for the means.
+//!
+//! The spread ([`Spread`]): destructions are exact (their count is a zero-modified geometric
+//! law, see [`destroy_quantile`]); mesos come from a seeded simulation of
+//! [`SPREAD_TRIALS`] climbs, deterministic for a request (same seed, same figures on every
+//! machine) and cached per (level band, stars, options) in [`Starforce`]. Its error against
+//! a million-climb reference is measured by `examples/starforce_spread_error.rs` and stated in
+//! `docs/benchmarks.md`.
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +129,50 @@ pub enum StarforceError {
     AboveMaximum { to: u32, max: u32, level: u32 },
 }
 
+/// Which 0–14★ cost table prices an attempt (from 15★ both agree).
+///
+/// Sources disagree (DOMAIN.md §6): a maintained calculator divides by 2500 (0–9★) and by
+/// 40000, 22000, 15000, 11000, 7500 (10–14★) — the table GMS uses; two KMS sites (2025–2026)
+/// give `1000 + L³·(s+1)/36` and `/571, /314, /214, /157, /107`, which is exactly the first
+/// table at 70% (25/0.7 ≈ 36, 400/0.7 ≈ 571, …): KMS's permanent 30% cut below 15★. We price
+/// KMS (meso resets, Korean names), so [`CostTable::Kms`] is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostTable {
+    /// The KMS sites' table (default).
+    #[default]
+    Kms,
+    /// The calculator's (GMS) divisors below 15★.
+    Calculator,
+}
+
+impl CostTable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kms => "kms",
+            Self::Calculator => "calculator",
+        }
+    }
+}
+
+impl fmt::Display for CostTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CostTable {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "kms" => Ok(Self::Kms),
+            "calculator" => Ok(Self::Calculator),
+            _ => Err("must be kms or calculator".to_owned()),
+        }
+    }
+}
+
 /// Most stars an item of `level` can have (KMS, 30★ cap since 2025).
 pub fn max_stars(level: u32) -> u32 {
     match level {
@@ -130,18 +185,26 @@ pub fn max_stars(level: u32) -> u32 {
     }
 }
 
-/// Mesos per attempt at `star` on an item of `level`, before options.
-pub fn base_cost(level: u32, star: u32) -> f64 {
+/// Mesos per attempt at `star` on an item of `level`, before options: 100 · round(m · L³ ·
+/// (s+1)^e / D + 10), L floored to a multiple of 10, D by star and [`CostTable`] (the KMS
+/// table's `1000 + L³·(s+1)^e / D'` is the same form with D = 100 · D', also rounded to 100).
+pub fn base_cost(table: CostTable, level: u32, star: u32) -> f64 {
     let l = f64::from(level / 10 * 10);
     let s = f64::from(star);
-    let (exponent, divisor) = match star {
-        0..=9 => (1.0, 2500.0),
-        10 => (2.7, 40_000.0),
-        11 => (2.7, 22_000.0),
-        12 => (2.7, 15_000.0),
-        13 => (2.7, 11_000.0),
-        14 => (2.7, 7_500.0),
-        _ => (2.7, 20_000.0),
+    let (exponent, divisor) = match (table, star) {
+        (CostTable::Calculator, 0..=9) => (1.0, 2500.0),
+        (CostTable::Calculator, 10) => (2.7, 40_000.0),
+        (CostTable::Calculator, 11) => (2.7, 22_000.0),
+        (CostTable::Calculator, 12) => (2.7, 15_000.0),
+        (CostTable::Calculator, 13) => (2.7, 11_000.0),
+        (CostTable::Calculator, 14) => (2.7, 7_500.0),
+        (CostTable::Kms, 0..=9) => (1.0, 3_600.0),
+        (CostTable::Kms, 10) => (2.7, 57_100.0),
+        (CostTable::Kms, 11) => (2.7, 31_400.0),
+        (CostTable::Kms, 12) => (2.7, 21_400.0),
+        (CostTable::Kms, 13) => (2.7, 15_700.0),
+        (CostTable::Kms, 14) => (2.7, 10_700.0),
+        (_, _) => (2.7, 20_000.0),
     };
     let multiplier = match star {
         17 => 4.0 / 3.0,
@@ -154,7 +217,7 @@ pub fn base_cost(level: u32, star: u32) -> f64 {
 }
 
 /// Success, keep and destroy probabilities (fractions) and the cost of one attempt.
-fn attempt(request: &Request, star: usize) -> (f64, f64, f64) {
+fn attempt(table: CostTable, request: &Request, star: usize) -> (f64, f64, f64) {
     let mut success = SUCCESS[star] / 100.0;
     let mut destroy = DESTROY[star] / 100.0;
     if request.event_5_10_15 && SURE_STARS_IN_EVENT.contains(&star) {
@@ -174,7 +237,7 @@ fn attempt(request: &Request, star: usize) -> (f64, f64, f64) {
         destroy *= 0.7;
     }
     let star_u32 = u32::try_from(star).unwrap_or(u32::MAX);
-    let base = base_cost(request.level, star_u32);
+    let base = base_cost(table, request.level, star_u32);
     // The discounts add up (30% event + MVP + PC room), the member ones below 17★ only.
     let mut discount = if request.discount_30 {
         EVENT_DISCOUNT
@@ -195,11 +258,8 @@ fn attempt(request: &Request, star: usize) -> (f64, f64, f64) {
     (success, destroy, cost)
 }
 
-/// Exact expectations for `request`.
-///
-/// # Errors
-/// [`StarforceError`] naming the field that is out of range.
-pub fn expect(request: &Request) -> Result<Expectation, StarforceError> {
+/// Refuses a request that makes no sense.
+fn validate(request: &Request) -> Result<(), StarforceError> {
     if request.level > 300 {
         return Err(StarforceError::Level(request.level));
     }
@@ -217,12 +277,21 @@ pub fn expect(request: &Request) -> Result<Expectation, StarforceError> {
             level: request.level,
         });
     }
+    Ok(())
+}
+
+/// Exact expectations for `request`, attempts priced with `table`.
+///
+/// # Errors
+/// [`StarforceError`] naming the field that is out of range.
+pub fn expect(table: CostTable, request: &Request) -> Result<Expectation, StarforceError> {
+    validate(request)?;
     let to = request.to as usize;
     let mut cost = [0.0_f64; 30];
     let mut destroys = [0.0_f64; 30];
     let mut attempts = [0.0_f64; 30];
     for star in 0..to {
-        let (p, d, c) = attempt(request, star);
+        let (p, d, c) = attempt(table, request, star);
         // A destroyed item climbs back from 12★ to `star` first.
         let climb = |v: &[f64; 30]| -> f64 {
             if star > RESTART_STAR {
@@ -248,6 +317,306 @@ pub fn expect(request: &Request) -> Result<Expectation, StarforceError> {
     })
 }
 
+/// Climbs simulated for the mesos quantiles of one request.
+pub const SPREAD_TRIALS: usize = 10_000;
+/// Most attempt outcomes (leaving a star, up or destroyed) one spread may simulate; a chain
+/// that needs more gets fewer climbs, down to [`MIN_SPREAD_TRIALS`], or no mesos quantiles.
+pub const SPREAD_WORK: f64 = 4.0e6;
+/// Fewest climbs whose quantiles are still reported.
+pub const MIN_SPREAD_TRIALS: usize = 1_000;
+/// The simulation's seed: the same figures for the same request, everywhere, always.
+const SPREAD_SEED: u64 = 0x4d61_706c_6553_7461;
+
+/// The five quantiles players read.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantiles<T> {
+    pub p50: T,
+    pub p75: T,
+    pub p90: T,
+    pub p95: T,
+    pub p99: T,
+}
+
+impl<T> Quantiles<T> {
+    /// The levels, in field order.
+    pub const LEVELS: [f64; 5] = [0.50, 0.75, 0.90, 0.95, 0.99];
+
+    fn from_fn(mut f: impl FnMut(f64) -> T) -> Self {
+        let [a, b, c, d, e] = Self::LEVELS;
+        Self {
+            p50: f(a),
+            p75: f(b),
+            p90: f(c),
+            p95: f(d),
+            p99: f(e),
+        }
+    }
+}
+
+/// How far the outcome of a climb may stray from its mean.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Mesos spent (replacements included when `replacement_mesos` is given), from a seeded
+    /// simulation; `None` when the chain is too long to simulate (see `trials`).
+    pub mesos: Option<Quantiles<f64>>,
+    /// Destructions, exact.
+    pub destroys: Quantiles<u64>,
+    /// Climbs simulated for `mesos` (0 when it is `None`).
+    pub trials: usize,
+}
+
+impl Spread {
+    /// Nothing to climb: every quantile is 0.
+    pub fn zero() -> Self {
+        Self {
+            mesos: Some(Quantiles::from_fn(|_| 0.0)),
+            destroys: Quantiles::from_fn(|_| 0),
+            trials: 0,
+        }
+    }
+}
+
+/// One star's odds and cost, as the simulation uses them.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    cost: f64,
+    /// ln(1 − P(leave)) for the geometric count of attempts; `None` when every attempt leaves.
+    ln_stay: Option<f64>,
+    /// P(success | the attempt leaves the star).
+    up: f64,
+}
+
+/// SplitMix64: small, fast, and fixed here so the figures never change with a dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1), never 0 (it is fed to `ln`).
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "53 random bits, exactly representable"
+    )]
+    fn open01(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) * (1.0 / (1_u64 << 53) as f64)
+    }
+}
+
+/// P(leaving `star` upwards before a destruction) for each star below `to`.
+fn up_odds(table: CostTable, request: &Request) -> Vec<f64> {
+    (0..request.to as usize)
+        .map(|star| {
+            let (p, d, _) = attempt(table, request, star);
+            p / (p + d)
+        })
+        .collect()
+}
+
+/// The smallest k with P(destructions ≤ k) ≥ q.
+///
+/// From `from` the item reaches `to` without a destruction with probability a = Π r_s over
+/// `from..to` (r_s: leaving s upwards rather than destroyed); after a destruction each climb
+/// from 12★ succeeds with b = Π r_s over `12..to`. So P(D = 0) = a and
+/// P(D = k) = (1 − a)(1 − b)^(k−1) b for k ≥ 1.
+pub fn destroy_quantile(a: f64, b: f64, q: f64) -> u64 {
+    if q <= a || b >= 1.0 {
+        return u64::from(q > a);
+    }
+    // (1 − b)^k ≤ (1 − q) / (1 − a)
+    let k = ((1.0 - q) / (1.0 - a)).ln() / (1.0 - b).ln();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "k is positive and far below 2^64 for any b the tables give"
+    )]
+    let k = k.ceil().max(1.0) as u64;
+    k
+}
+
+/// The spread of `request`: exact destruction quantiles, simulated mesos quantiles.
+///
+/// # Errors
+/// [`StarforceError`] naming the field that is out of range.
+pub fn spread(table: CostTable, request: &Request) -> Result<Spread, StarforceError> {
+    validate(request)?;
+    let (from, to) = (request.from as usize, request.to as usize);
+    let up = up_odds(table, request);
+    let a: f64 = up[from..to].iter().product();
+    let b: f64 = up[RESTART_STAR.min(to)..to].iter().product();
+    let destroys = Quantiles::from_fn(|q| destroy_quantile(a, b, q));
+    if from == to {
+        return Ok(Spread::zero());
+    }
+    // Work per climb: each leave is one loop turn; E[leaves] by the same recursion as the
+    // means (L[s] = (1 + (1 − r_s) Σ_{12..s} L) / r_s).
+    let mut leaves = vec![0.0_f64; to];
+    for star in 0..to {
+        let climb: f64 = if star > RESTART_STAR {
+            leaves[RESTART_STAR..star].iter().sum()
+        } else {
+            0.0
+        };
+        leaves[star] = (1.0 + (1.0 - up[star]) * climb) / up[star];
+    }
+    let per_climb: f64 = leaves[from..to].iter().sum();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a positive count, clamped below"
+    )]
+    let affordable = (SPREAD_WORK / per_climb).min(SPREAD_TRIALS as f64) as usize;
+    if affordable < MIN_SPREAD_TRIALS {
+        return Ok(Spread {
+            mesos: None,
+            destroys,
+            trials: 0,
+        });
+    }
+    let mesos = mesos_quantiles(table, request, affordable, SPREAD_SEED)?;
+    Ok(Spread {
+        mesos: Some(mesos),
+        destroys,
+        trials: affordable,
+    })
+}
+
+/// One simulated climb's outcome.
+#[derive(Debug, Clone, Copy)]
+struct Climb {
+    mesos: f64,
+    destroys: u64,
+}
+
+/// `trials` climbs of a validated `request` from `seed`.
+fn climbs(table: CostTable, request: &Request, trials: usize, seed: u64) -> Vec<Climb> {
+    let (from, to) = (request.from as usize, request.to as usize);
+    let steps: Vec<Step> = (0..to)
+        .map(|star| {
+            let (p, d, cost) = attempt(table, request, star);
+            let leave = p + d;
+            Step {
+                cost,
+                ln_stay: (leave < 1.0).then(|| (1.0 - leave).ln()),
+                up: p / leave,
+            }
+        })
+        .collect();
+    #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
+    let replacement = request.replacement_mesos.map_or(0.0, |price| price as f64);
+    let mut rng = SplitMix(seed);
+    (0..trials)
+        .map(|_| {
+            let mut climb = Climb {
+                mesos: 0.0,
+                destroys: 0,
+            };
+            let mut star = from;
+            while star < to {
+                let step = steps[star];
+                // Attempts until one leaves the star: geometric, drawn at once.
+                let attempts = step
+                    .ln_stay
+                    .map_or(1.0, |ln_stay| 1.0 + (rng.open01().ln() / ln_stay).floor());
+                climb.mesos += attempts * step.cost;
+                if rng.open01() < step.up {
+                    star += 1;
+                } else {
+                    star = RESTART_STAR;
+                    climb.destroys += 1;
+                    climb.mesos += replacement;
+                }
+            }
+            climb
+        })
+        .collect()
+}
+
+/// Mesos quantiles of `trials` simulated climbs from `seed` (nearest rank). [`spread`] uses
+/// [`SPREAD_TRIALS`] and a fixed seed; the error example compares it with a million climbs.
+///
+/// # Errors
+/// [`StarforceError`] naming the field that is out of range.
+pub fn mesos_quantiles(
+    table: CostTable,
+    request: &Request,
+    trials: usize,
+    seed: u64,
+) -> Result<Quantiles<f64>, StarforceError> {
+    validate(request)?;
+    let mut samples: Vec<f64> = climbs(table, request, trials.max(1), seed)
+        .into_iter()
+        .map(|climb| climb.mesos)
+        .collect();
+    samples.sort_unstable_by(f64::total_cmp);
+    Ok(Quantiles::from_fn(|q| {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "an index below the sample count"
+        )]
+        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+        samples[rank - 1]
+    }))
+}
+
+/// Star force as the service prices it: the configured cost table and a cache of spreads.
+///
+/// A spread costs milliseconds to simulate and never changes for the same input, so each is
+/// kept per (level band, from, to, options); a character's items share a handful of them.
+#[derive(Debug, Clone)]
+pub struct Starforce {
+    table: CostTable,
+    spreads: moka::sync::Cache<Request, Spread>,
+}
+
+/// Spreads kept (each a few dozen bytes).
+const SPREAD_CACHE_ENTRIES: u64 = 16_384;
+
+impl Starforce {
+    pub fn new(table: CostTable) -> Self {
+        Self {
+            table,
+            spreads: moka::sync::Cache::new(SPREAD_CACHE_ENTRIES),
+        }
+    }
+
+    pub fn table(&self) -> CostTable {
+        self.table
+    }
+
+    /// # Errors
+    /// [`StarforceError`] naming the field that is out of range.
+    pub fn expect(&self, request: &Request) -> Result<Expectation, StarforceError> {
+        expect(self.table, request)
+    }
+
+    /// [`spread`], cached: requests that only differ by the level within its band of ten
+    /// (the cost formula floors it) share one entry once validated.
+    ///
+    /// # Errors
+    /// [`StarforceError`] naming the field that is out of range.
+    pub fn spread(&self, request: &Request) -> Result<Spread, StarforceError> {
+        validate(request)?;
+        let key = Request {
+            level: request.level / 10 * 10,
+            ..*request
+        };
+        if let Some(hit) = self.spreads.get(&key) {
+            return Ok(hit);
+        }
+        let computed = spread(self.table, &key)?;
+        self.spreads.insert(key, computed);
+        Ok(computed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,11 +625,16 @@ mod tests {
         Request::plain(level, from, to)
     }
 
+    /// Expectations with the default (KMS) cost table.
+    fn ex(request: &Request) -> Result<Expectation, StarforceError> {
+        expect(CostTable::Kms, request)
+    }
+
     #[test]
     fn events_discounts_and_replacements() {
-        let base = expect(&plain(200, 0, 22)).expect("valid");
+        let base = ex(&plain(200, 0, 22)).expect("valid");
         // 5/10/15: those attempts always succeed, so fewer attempts, mesos and destructions.
-        let event = expect(&Request {
+        let event = ex(&Request {
             event_5_10_15: true,
             ..plain(200, 0, 22)
         })
@@ -269,14 +643,14 @@ mod tests {
         assert!(event.expected_mesos < base.expected_mesos);
         assert!(event.expected_destroys < base.expected_destroys);
         // At 15★ itself the event leaves nothing to chance.
-        let at_15 = expect(&Request {
+        let at_15 = ex(&Request {
             event_5_10_15: true,
             ..plain(200, 15, 16)
         })
         .expect("valid");
         assert_eq!(at_15.expected_attempts, 1.0);
         assert_eq!(at_15.expected_destroys, 0.0);
-        assert_eq!(at_15.expected_mesos, base_cost(200, 15));
+        assert_eq!(at_15.expected_mesos, base_cost(CostTable::Kms, 200, 15));
         // MVP diamond + PC room + the 30% event: 45% off below 17★, only the 30% above.
         let members = |from, to| Request {
             discount_30: true,
@@ -284,28 +658,28 @@ mod tests {
             pc_room: true,
             ..plain(200, from, to)
         };
-        let low = expect(&members(11, 12)).expect("valid");
-        let plain_low = expect(&plain(200, 11, 12)).expect("valid");
+        let low = ex(&members(11, 12)).expect("valid");
+        let plain_low = ex(&plain(200, 11, 12)).expect("valid");
         assert!((low.expected_mesos - 0.55 * plain_low.expected_mesos).abs() < 1e-6);
         // From 17★ the attempts themselves get the 30% only; the climb back from 12★ after a
         // destruction still gets the member discounts.
-        let high = expect(&members(17, 18)).expect("valid");
-        let event_only = expect(&Request {
+        let high = ex(&members(17, 18)).expect("valid");
+        let event_only = ex(&Request {
             discount_30: true,
             ..plain(200, 17, 18)
         })
         .expect("valid");
-        let plain_high = expect(&plain(200, 17, 18)).expect("valid");
+        let plain_high = ex(&plain(200, 17, 18)).expect("valid");
         assert!((event_only.expected_mesos - 0.70 * plain_high.expected_mesos).abs() < 1e-3);
         assert!(high.expected_mesos < event_only.expected_mesos);
         assert!(high.expected_mesos > 0.55 * plain_high.expected_mesos);
         // A replacement price adds destructions × price.
-        let replaced = expect(&Request {
+        let replaced = ex(&Request {
             replacement_mesos: Some(1_000_000_000),
             ..plain(200, 15, 22)
         })
         .expect("valid");
-        let unreplaced = expect(&plain(200, 15, 22)).expect("valid");
+        let unreplaced = ex(&plain(200, 15, 22)).expect("valid");
         let extra = unreplaced.expected_destroys * 1e9;
         assert!((replaced.expected_replacement_mesos - extra).abs() < 1e-3);
         assert!((replaced.expected_mesos - unreplaced.expected_mesos - extra).abs() < 1e-3);
@@ -313,8 +687,122 @@ mod tests {
     }
 
     #[test]
+    fn the_two_cost_tables_differ_below_15_stars_only() {
+        for level in [140, 160, 200, 250] {
+            for star in 0..15 {
+                let kms = base_cost(CostTable::Kms, level, star);
+                let calculator = base_cost(CostTable::Calculator, level, star);
+                // KMS's table is the calculator's at 70% (the 1000-meso constant aside).
+                let ratio = (kms - 1000.0) / (calculator - 1000.0);
+                assert!((ratio - 0.7).abs() < 0.01, "{level}/{star}: {ratio}");
+            }
+            for star in 15..30 {
+                assert_eq!(
+                    base_cost(CostTable::Kms, level, star),
+                    base_cost(CostTable::Calculator, level, star)
+                );
+            }
+        }
+        assert_eq!("kms".parse::<CostTable>(), Ok(CostTable::Kms));
+        assert_eq!("calculator".parse::<CostTable>(), Ok(CostTable::Calculator));
+        assert!("gms".parse::<CostTable>().is_err());
+    }
+
+    /// Exact destruction quantiles against the law they come from, and the simulation
+    /// against the exact figures: its destructions fall where the exact law puts them and
+    /// its mean mesos within four standard errors of the exact mean.
+    #[test]
+    fn the_spread_agrees_with_the_exact_chain() {
+        for request in [
+            plain(200, 0, 22),
+            plain(160, 12, 17),
+            plain(250, 15, 22),
+            Request {
+                star_catch: true,
+                safeguard: true,
+                replacement_mesos: Some(2_000_000_000),
+                ..plain(200, 15, 21)
+            },
+        ] {
+            let spread = spread(CostTable::Kms, &request).expect("valid");
+            let exact = ex(&request).expect("valid");
+            assert_eq!(spread.trials, SPREAD_TRIALS, "{request:?}");
+            let mesos = spread.mesos.expect("simulated");
+            let ordered = [mesos.p50, mesos.p75, mesos.p90, mesos.p95, mesos.p99];
+            assert!(ordered.windows(2).all(|w| w[0] <= w[1]), "{ordered:?}");
+            let d = spread.destroys;
+            assert!(d.p50 <= d.p75 && d.p75 <= d.p90 && d.p90 <= d.p95 && d.p95 <= d.p99);
+            // Re-simulate to compare the simulation's own destructions and mean.
+            let (mean, sd, destroys) = simulate_for_test(&request, SPREAD_TRIALS);
+            let standard_error = sd / (SPREAD_TRIALS as f64).sqrt();
+            assert!(
+                (mean - exact.expected_mesos).abs() < 4.0 * standard_error,
+                "{request:?}: simulated mean {mean} vs exact {}",
+                exact.expected_mesos
+            );
+            let up = up_odds(CostTable::Kms, &request);
+            let (from, to) = (request.from as usize, request.to as usize);
+            let a: f64 = up[from..to].iter().product();
+            let b: f64 = up[12..to].iter().product();
+            for q in Quantiles::<u64>::LEVELS {
+                let rank = ((q * destroys.len() as f64).ceil() as usize).max(1);
+                let simulated = destroys[rank - 1];
+                let low = destroy_quantile(a, b, (q - 0.02).max(0.0));
+                let high = destroy_quantile(a, b, (q + 0.02).min(0.999));
+                assert!(
+                    (low..=high).contains(&simulated),
+                    "{request:?} q{q}: simulated {simulated}, exact {low}..={high}"
+                );
+            }
+            // The exact law's mean is the recursion's expected destructions.
+            let law_mean = (1.0 - a) / b;
+            assert!((law_mean - exact.expected_destroys).abs() < 1e-9 * law_mean.max(1.0));
+        }
+    }
+
+    /// The same climbs as [`spread`]: their mean, standard deviation and destructions.
+    fn simulate_for_test(request: &Request, trials: usize) -> (f64, f64, Vec<u64>) {
+        let climbs = climbs(CostTable::Kms, request, trials, SPREAD_SEED);
+        let n = trials as f64;
+        let mean = climbs.iter().map(|c| c.mesos).sum::<f64>() / n;
+        let square = climbs.iter().map(|c| c.mesos * c.mesos).sum::<f64>() / n;
+        let mut destroys: Vec<u64> = climbs.iter().map(|c| c.destroys).collect();
+        destroys.sort_unstable();
+        (mean, (square - mean * mean).max(0.0).sqrt(), destroys)
+    }
+
+    #[test]
+    fn spreads_are_deterministic_cached_and_bounded() {
+        let starforce = Starforce::new(CostTable::Kms);
+        let first = starforce.spread(&plain(200, 0, 22)).expect("valid");
+        // Same band of ten levels: the same entry, and the same figures as uncached.
+        assert_eq!(starforce.spread(&plain(209, 0, 22)).expect("valid"), first);
+        assert_eq!(
+            spread(CostTable::Kms, &plain(200, 0, 22)).expect("valid"),
+            first
+        );
+        // Nothing to climb: all zero.
+        let none = starforce.spread(&plain(200, 17, 17)).expect("valid");
+        assert_eq!(none.mesos.map(|m| m.p99), Some(0.0));
+        assert_eq!(none.destroys.p99, 0);
+        // No destruction below 15★: exactly zero at every quantile.
+        let low = starforce.spread(&plain(200, 0, 15)).expect("valid");
+        assert_eq!(low.destroys.p99, 0);
+        // 30★ is far beyond what can be simulated within the work bound: the destructions
+        // are still exact, the mesos quantiles say they are not there.
+        let top = starforce.spread(&plain(250, 0, 30)).expect("valid");
+        assert!(top.mesos.is_none() && top.trials == 0);
+        assert!(top.destroys.p50 > 100, "{:?}", top.destroys);
+        // Invalid requests are refused as `expect` refuses them.
+        assert!(matches!(
+            starforce.spread(&plain(100, 0, 10)),
+            Err(StarforceError::AboveMaximum { .. })
+        ));
+    }
+
+    #[test]
     fn domain_check_15_to_22_destroys() {
-        let e = expect(&plain(200, 15, 22)).expect("valid");
+        let e = ex(&plain(200, 15, 22)).expect("valid");
         assert!(
             (e.expected_destroys - 8.46).abs() < 0.005,
             "{}",
@@ -325,27 +813,29 @@ mod tests {
     #[test]
     fn hand_checked_small_cases() {
         // 0→1 at level 150: one attempt succeeds with 95%: 1/0.95 attempts, no destruction.
-        let e = expect(&plain(150, 0, 1)).expect("valid");
+        let e = ex(&plain(150, 0, 1)).expect("valid");
         assert!((e.expected_attempts - 1.0 / 0.95).abs() < 1e-12);
         assert_eq!(e.expected_destroys, 0.0);
-        // cost at 0★, level 150: 100·round(150³·1/2500 + 10) = 100·1360 = 136,000.
-        assert_eq!(base_cost(150, 0), 136_000.0);
-        assert!((e.expected_mesos - 136_000.0 / 0.95).abs() < 1e-6);
+        // KMS, 0★, level 150: 1000 + 150³/36 = 94,750, rounded to 100: 94,800.
+        assert_eq!(base_cost(CostTable::Kms, 150, 0), 94_800.0);
+        assert!((e.expected_mesos - 94_800.0 / 0.95).abs() < 1e-6);
+        // The calculator's table: 100·round(150³·1/2500 + 10) = 100·1360 = 136,000.
+        assert_eq!(base_cost(CostTable::Calculator, 150, 0), 136_000.0);
         // Level is floored to a multiple of 10.
-        assert_eq!(base_cost(159, 5), base_cost(150, 5));
         assert_eq!(
-            expect(&plain(200, 17, 17)).expect("valid").expected_mesos,
-            0.0
+            base_cost(CostTable::Kms, 159, 5),
+            base_cost(CostTable::Kms, 150, 5)
         );
+        assert_eq!(ex(&plain(200, 17, 17)).expect("valid").expected_mesos, 0.0);
     }
 
     #[test]
     fn options_move_the_numbers_the_right_way() {
-        let base = expect(&plain(200, 12, 22)).expect("valid");
+        let base = ex(&plain(200, 12, 22)).expect("valid");
         let with = |f: fn(&mut Request)| {
             let mut r = plain(200, 12, 22);
             f(&mut r);
-            expect(&r).expect("valid")
+            ex(&r).expect("valid")
         };
         let catch = with(|r| r.star_catch = true);
         assert!(catch.expected_mesos < base.expected_mesos);
@@ -361,23 +851,23 @@ mod tests {
 
     #[test]
     fn expectations_add_up_over_a_split() {
-        let whole = expect(&plain(160, 10, 20)).expect("valid");
-        let a = expect(&plain(160, 10, 16)).expect("valid");
-        let b = expect(&plain(160, 16, 20)).expect("valid");
+        let whole = ex(&plain(160, 10, 20)).expect("valid");
+        let a = ex(&plain(160, 10, 16)).expect("valid");
+        let b = ex(&plain(160, 16, 20)).expect("valid");
         assert!((whole.expected_mesos - a.expected_mesos - b.expected_mesos).abs() < 1e-3);
     }
 
     #[test]
     fn invalid_requests_name_the_field() {
-        assert_eq!(expect(&plain(301, 0, 1)), Err(StarforceError::Level(301)));
+        assert_eq!(ex(&plain(301, 0, 1)), Err(StarforceError::Level(301)));
         assert!(matches!(
-            expect(&plain(200, 5, 3)),
+            ex(&plain(200, 5, 3)),
             Err(StarforceError::Order { .. })
         ));
         assert!(matches!(
-            expect(&plain(100, 0, 10)),
+            ex(&plain(100, 0, 10)),
             Err(StarforceError::AboveMaximum { max: 8, .. })
         ));
-        assert!(expect(&plain(200, 0, 30)).is_ok());
+        assert!(ex(&plain(200, 0, 30)).is_ok());
     }
 }

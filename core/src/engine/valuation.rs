@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Engine;
 use crate::engine::model::{Grade, ItemType, MainStat, Method};
 use crate::engine::option::{self, ParsedOption};
 use crate::engine::potential::{self, Target, Term};
@@ -143,6 +144,8 @@ pub struct ItemValuation {
     pub potential_unpriced: Option<String>,
     pub starforce_mesos: Option<f64>,
     pub starforce_destroys: Option<f64>,
+    /// Quantiles of the mesos and destructions the stars took (with `starforce_mesos`).
+    pub starforce_quantiles: Option<starforce::Spread>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starforce_unpriced: Option<String>,
     /// How a priced figure was reached when the item's own rule applies (a Genesis weapon's
@@ -330,17 +333,16 @@ pub fn derive_target(
     terms
 }
 
-/// Prices a character's equipped items.
+/// Prices a character's equipped items and each preset.
 pub fn value_character(
-    tables: &RateTables,
-    prices: &Prices,
+    engine: &Engine,
     equipment: &Equipment,
     options: Options,
 ) -> CharacterValuation {
     let profile = equipment.character_class.as_deref().and_then(class_profile);
     let value_all = |list: &[Item]| -> Vec<ItemValuation> {
         list.iter()
-            .map(|item| value_item(tables, prices, item, profile, options))
+            .map(|item| value_item(engine, item, profile, options))
             .collect()
     };
     let items = value_all(&equipment.item_equipment);
@@ -378,8 +380,7 @@ pub fn value_character(
 }
 
 fn value_item(
-    tables: &RateTables,
-    prices: &Prices,
+    engine: &Engine,
     item: &Item,
     profile: Option<(MainStat, bool)>,
     options: Options,
@@ -402,7 +403,14 @@ fn value_item(
         .unwrap_or(0);
 
     let (potential, potential_unpriced) = match price_potential(
-        tables, prices, &slot, level, grade, &lines, profile, options,
+        &engine.tables,
+        &engine.prices,
+        &slot,
+        level,
+        grade,
+        &lines,
+        profile,
+        options,
     ) {
         Ok(price) => (Some(price), None),
         Err(reason) => (None, Some(reason)),
@@ -419,36 +427,46 @@ fn value_item(
     } else {
         (0, None)
     };
-    let (starforce_mesos, starforce_destroys, starforce_unpriced) = if stars == 0 {
-        (Some(0.0), Some(0.0), None)
+    let request = level.map(|level| starforce::Request {
+        level,
+        from,
+        to: stars,
+        star_catch: options.star_catch,
+        safeguard: options.safeguard,
+        discount_30: options.discount_30,
+        destroy_reduction: options.destroy_reduction,
+        event_5_10_15: options.event_5_10_15,
+        mvp: options.mvp,
+        pc_room: options.pc_room,
+        replacement_mesos: options.replacement_mesos,
+    });
+    let (starforce_mesos, starforce_destroys, starforce_quantiles, starforce_unpriced) = if stars
+        == 0
+    {
+        (Some(0.0), Some(0.0), Some(starforce::Spread::zero()), None)
     } else if from_scroll {
         let reason = "stars from a star-force scroll, not meso enhancement".to_owned();
-        (None, None, Some(reason))
+        (None, None, None, Some(reason))
     } else if rule == StarforceRule::Superior {
-        let reason = "superior item: it follows its own star-force table (at most 15★), which is not shipped; the normal table would misprice it".to_owned();
-        (None, None, Some(reason))
-    } else if from == stars {
-        (Some(0.0), Some(0.0), None)
-    } else if let Some(level) = level {
-        let request = starforce::Request {
-            level,
-            from,
-            to: stars,
-            star_catch: options.star_catch,
-            safeguard: options.safeguard,
-            discount_30: options.discount_30,
-            destroy_reduction: options.destroy_reduction,
-            event_5_10_15: options.event_5_10_15,
-            mvp: options.mvp,
-            pc_room: options.pc_room,
-            replacement_mesos: options.replacement_mesos,
-        };
-        match starforce::expect(&request) {
-            Ok(e) => (Some(e.expected_mesos), Some(e.expected_destroys), None),
-            Err(e) => (None, None, Some(e.to_string())),
+        let reason = "superior item: it follows its own star-force table (at most 15★; no current KMS source for its rates and costs is shipped), and the normal table would misprice it".to_owned();
+        (None, None, None, Some(reason))
+    } else if let Some(request) = request {
+        let priced = engine
+            .starforce
+            .expect(&request)
+            .and_then(|expectation| Ok((expectation, engine.starforce.spread(&request)?)));
+        match priced {
+            Ok((e, spread)) => (
+                Some(e.expected_mesos),
+                Some(e.expected_destroys),
+                Some(spread),
+                None,
+            ),
+            Err(e) => (None, None, None, Some(e.to_string())),
         }
     } else {
-        (None, None, Some("the item level is missing".to_owned()))
+        let reason = "the item level is missing".to_owned();
+        (None, None, None, Some(reason))
     };
     let starforce_note = starforce_note.filter(|_| starforce_mesos.is_some());
     ItemValuation {
@@ -462,6 +480,7 @@ fn value_item(
         potential_unpriced,
         starforce_mesos,
         starforce_destroys,
+        starforce_quantiles,
         starforce_unpriced,
         starforce_note,
     }
@@ -535,14 +554,15 @@ mod tests {
     use super::*;
     use crate::engine::tables::tests::built_in;
 
+    /// The built-in tables with default prices and cost table, loaded once.
+    fn engine() -> &'static Engine {
+        static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+        ENGINE.get_or_init(|| Engine::built_in().expect("the built-in tables are valid"))
+    }
+
     /// `equipment` priced with the built-in tables, default prices and options.
     fn priced(equipment: &Equipment) -> CharacterValuation {
-        value_character(
-            built_in(),
-            &Prices::default(),
-            equipment,
-            Options::default(),
-        )
+        value_character(engine(), equipment, Options::default())
     }
 
     fn fixture(name: &str) -> Equipment {
@@ -796,24 +816,15 @@ mod tests {
         }))
         .expect("an item");
         let profile = class_profile("에반");
-        let at_23 = value_item(
-            built_in(),
-            &Prices::default(),
-            &beyond,
-            profile,
-            Options::default(),
-        );
-        let one_star = starforce::expect(&starforce::Request::plain(200, 22, 23)).expect("valid");
+        let at_23 = value_item(engine(), &beyond, profile, Options::default());
+        let one_star = engine()
+            .starforce
+            .expect(&starforce::Request::plain(200, 22, 23))
+            .expect("valid");
         assert_eq!(at_23.starforce_mesos, Some(one_star.expected_mesos));
         // The same stars on a weapon that is not Genesis are priced from 0.
         beyond.item_name = Some("아케인셰이드 스태프".to_owned());
-        let normal = value_item(
-            built_in(),
-            &Prices::default(),
-            &beyond,
-            profile,
-            Options::default(),
-        );
+        let normal = value_item(engine(), &beyond, profile, Options::default());
         assert!(normal.starforce_mesos > at_23.starforce_mesos);
         assert_eq!(normal.starforce_note, None);
     }

@@ -139,12 +139,35 @@ pub(super) async fn probability(
     })))
 }
 
+/// The star-force answer: the exact means, their spread and the cost table used.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct StarforceAnswer {
+    #[serde(flatten)]
+    expectation: starforce::Expectation,
+    quantiles: starforce::Spread,
+    cost_table: starforce::CostTable,
+}
+
 /// `POST /v1/starforce/expectation`.
 pub(super) async fn starforce(
+    State(state): State<AppState>,
     request: Result<Json<starforce::Request>, JsonRejection>,
-) -> Result<Json<starforce::Expectation>, ApiError> {
+) -> Result<Json<StarforceAnswer>, ApiError> {
     let request = body(request)?;
-    starforce::expect(&request)
+    let engine = state.engine.clone();
+    // A spread not cached yet is milliseconds of simulation: off the async workers.
+    let answer = tokio::task::spawn_blocking(move || {
+        let expectation = engine.starforce.expect(&request)?;
+        let quantiles = engine.starforce.spread(&request)?;
+        Ok::<_, starforce::StarforceError>(StarforceAnswer {
+            expectation,
+            quantiles,
+            cost_table: engine.starforce.table(),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    answer
         .map(Json)
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
@@ -205,12 +228,7 @@ pub(super) async fn character(
             // Decoding 350 KB and pricing 24 items is CPU work: off the async workers.
             let computed = tokio::task::spawn_blocking(move || {
                 serde_json::from_slice::<Equipment>(&body).map(|equipment| {
-                    let valued = valuation::value_character(
-                        &engine.tables,
-                        &engine.prices,
-                        &equipment,
-                        options,
-                    );
+                    let valued = valuation::value_character(&engine, &equipment, options);
                     serde_json::to_value(valued).unwrap_or(Value::Null)
                 })
             })

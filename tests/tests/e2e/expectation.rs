@@ -55,7 +55,39 @@ async fn starforce_matches_the_published_destroy_count() {
     let body: Value = response.json().await.expect("JSON");
     let destroys = body["expected_destroys"].as_f64().expect("number");
     assert!((destroys - 8.46).abs() < 0.005, "{destroys}");
-    assert!(body["expected_mesos"].as_f64().expect("number") > 1e10);
+    let mean = body["expected_mesos"].as_f64().expect("number");
+    assert!(mean > 1e10);
+    // The spread: ordered quantiles around the mean, exact destructions, the table used.
+    assert_eq!(body["cost_table"], "kms");
+    let spread = &body["quantiles"];
+    assert_eq!(spread["trials"], 10_000);
+    let levels = ["p50", "p75", "p90", "p95", "p99"];
+    let mesos: Vec<f64> = levels
+        .iter()
+        .map(|q| spread["mesos"][q].as_f64().expect("number"))
+        .collect();
+    assert!(mesos.windows(2).all(|w| w[0] <= w[1]), "{mesos:?}");
+    assert!(
+        mesos[0] < mean && mean < mesos[4],
+        "{mesos:?} around {mean}"
+    );
+    let destroyed: Vec<u64> = levels
+        .iter()
+        .map(|q| spread["destroys"][q].as_u64().expect("a count"))
+        .collect();
+    assert!(destroyed.windows(2).all(|w| w[0] <= w[1]), "{destroyed:?}");
+    assert!(destroyed[4] > 20, "{destroyed:?}: the tail is long");
+    // Deterministic: the same request, the same figures.
+    let again: Value = post(
+        &stack,
+        "/v1/starforce/expectation",
+        json!({"level":200,"from":15,"to":22}),
+    )
+    .await
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(again["quantiles"], body["quantiles"]);
     stack.stop().await;
 }
 
@@ -246,6 +278,20 @@ async fn the_fixed_characters_are_priced_from_the_real_responses_with_presets() 
                 item["starforce_mesos"].is_number() || item["starforce_unpriced"].is_string(),
                 "{item}"
             );
+            // Priced stars come with their spread: p99 at or above p50, in mesos and in
+            // destructions.
+            if item["starforce_mesos"].is_number() {
+                let spread = &item["starforce_quantiles"];
+                let mesos = &spread["mesos"];
+                assert!(mesos["p99"].as_f64() >= mesos["p50"].as_f64(), "{item}");
+                let destroys = &spread["destroys"];
+                assert!(
+                    destroys["p99"].as_u64() >= destroys["p50"].as_u64(),
+                    "{item}"
+                );
+            } else {
+                assert!(item["starforce_quantiles"].is_null(), "{item}");
+            }
         }
         let genesis = items
             .iter()

@@ -1,0 +1,62 @@
+//! How far the service's star-force meso quantiles (10,000 seeded climbs) stray from a
+//! million-climb reference with another seed, for the requests players make most.
+//!
+//! Run: `cargo run --release -p maple-core --example starforce_spread_error`
+//! (figures in `docs/benchmarks.md`).
+
+#![expect(
+    clippy::print_stdout,
+    reason = "the example is a report printed to the terminal"
+)]
+
+use maple_core::engine::starforce::{self, CostTable, Quantiles, Request};
+
+const REFERENCE_TRIALS: usize = 1_000_000;
+const REFERENCE_SEED: u64 = 1;
+
+fn main() {
+    let table = CostTable::default();
+    let requests = [
+        ("200, 0→22", Request::plain(200, 0, 22)),
+        ("200, 15→22", Request::plain(200, 15, 22)),
+        ("250, 12→22", Request::plain(250, 12, 22)),
+        ("160, 0→17", Request::plain(160, 0, 17)),
+        (
+            "200, 0→22, star catch + safeguard",
+            Request {
+                star_catch: true,
+                safeguard: true,
+                ..Request::plain(200, 0, 22)
+            },
+        ),
+        ("200, 15→25", Request::plain(200, 15, 25)),
+    ];
+    println!(
+        "{:<36} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "request", "trials", "p50", "p75", "p90", "p95", "p99"
+    );
+    let mut worst: f64 = 0.0;
+    for (name, request) in requests {
+        let service = starforce::spread(table, &request).expect("valid request");
+        let Some(mesos) = service.mesos else {
+            println!("{name:<36} beyond the simulation budget");
+            continue;
+        };
+        let reference =
+            starforce::mesos_quantiles(table, &request, REFERENCE_TRIALS, REFERENCE_SEED)
+                .expect("valid request");
+        let pairs = |q: &Quantiles<f64>| [q.p50, q.p75, q.p90, q.p95, q.p99];
+        let errors: Vec<f64> = pairs(&mesos)
+            .iter()
+            .zip(pairs(&reference))
+            .map(|(ours, theirs)| (ours - theirs) / theirs * 100.0)
+            .collect();
+        worst = errors.iter().fold(worst, |w, e| w.max(e.abs()));
+        print!("{name:<36} {:>6}", service.trials);
+        for error in &errors {
+            print!(" {error:>+6.2}%");
+        }
+        println!();
+    }
+    println!("largest error: {worst:.2}% (service quantile vs {REFERENCE_TRIALS} climbs)");
+}
