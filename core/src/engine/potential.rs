@@ -18,7 +18,9 @@ pub const MAX_TERMS: usize = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Term {
-    /// Main-stat % plus all-stat % summed over the lines ≥ `min`.
+    /// Main-stat % plus all-stat % summed over the lines ≥ `min`. For Xenon (`ALL`) `min` is
+    /// in all-stat %: each STR, DEX or LUK % line counts a third of its value (the community
+    /// convention: Xenon's stat is all three), an all-stat line its whole value.
     StatPct { stat: MainStat, min: u32 },
     /// ATT % summed ≥ `min`.
     AttPct { min: u32 },
@@ -26,8 +28,14 @@ pub enum Term {
     MattPct { min: u32 },
     /// At least `min` boss-damage lines.
     BossLines { min: u32 },
+    /// Boss damage % summed over the lines ≥ `min`.
+    BossPct { min: u32 },
     /// At least `min` ignore-defense lines.
     IedLines { min: u32 },
+    /// Ignore-defense % summed over the lines ≥ `min` (the game multiplies the lines; the
+    /// sum orders two potentials the same way for the 1–3 lines one item has, within a
+    /// point).
+    IedPct { min: u32 },
     /// At least `min` critical-damage lines.
     CritDamageLines { min: u32 },
     /// At least `min` item-drop lines.
@@ -47,7 +55,9 @@ impl Term {
             | Self::AttPct { min }
             | Self::MattPct { min }
             | Self::BossLines { min }
+            | Self::BossPct { min }
             | Self::IedLines { min }
+            | Self::IedPct { min }
             | Self::CritDamageLines { min }
             | Self::DropLines { min }
             | Self::MesoOrDropLines { min }
@@ -60,16 +70,52 @@ impl Term {
         std::mem::discriminant(&self)
     }
 
-    /// What one line with this option adds to the term (value already level-bumped).
+    /// The sum of [`Self::contribution`]s that meets the term: `min`, in thirds for Xenon's
+    /// stat.
+    pub fn threshold(self) -> u32 {
+        match self {
+            Self::StatPct {
+                stat: MainStat::All,
+                min,
+            } => min.saturating_mul(3),
+            other => other.min(),
+        }
+    }
+
+    /// The `min` that a score of [`Self::contribution`]s meets: the score itself, or for
+    /// Xenon's stat the whole all-stat % below it (a score in thirds, rounded down).
+    pub fn min_for_score(self, score: u32) -> u32 {
+        match self {
+            Self::StatPct {
+                stat: MainStat::All,
+                ..
+            } => score / 3,
+            _ => score,
+        }
+    }
+
+    /// What one line with this option adds to the term (value already level-bumped); for
+    /// Xenon's stat, in thirds of all-stat %.
     pub fn contribution(self, category: Category, value: u32) -> u32 {
         use Category as C;
         let line = u32::from;
+        let valued = |wanted: bool| if wanted { value } else { 0 };
         match self {
+            Self::StatPct {
+                stat: MainStat::All,
+                ..
+            } => match category {
+                C::AllStatsPct => 3 * value,
+                C::StrPct | C::DexPct | C::LukPct => value,
+                _ => 0,
+            },
             Self::StatPct { stat, .. } => {
                 let own = Category::stat_pct(stat) == Some(category);
                 let all = category == C::AllStatsPct && stat != MainStat::Hp;
-                if own || all { value } else { 0 }
+                valued(own || all)
             }
+            Self::BossPct { .. } => valued(category == C::BossDamage),
+            Self::IedPct { .. } => valued(category == C::IgnoreDefense),
             Self::AttPct { .. } => {
                 if category == C::AttPct {
                     value
@@ -245,7 +291,7 @@ pub fn probability(
         })?;
     let [one, two, three] = [0, 1, 2].map(|i| classes(&lines[i], target, bump));
     let terms = target.terms.len();
-    let mins: Vec<u32> = target.terms.iter().map(|t| t.min()).collect();
+    let mins: Vec<u32> = target.terms.iter().map(|t| t.threshold()).collect();
     let mut total = 0.0;
     let take = |used: &mut [u8; CAPPED.len()], class: &Class| {
         if let Some(i) = class.cap {
@@ -437,6 +483,73 @@ mod tests {
         assert!(at(250) > 5.0 * at(249), "{} vs {}", at(250), at(249));
         assert_eq!(level_bump(119), Err(PotentialError::LevelOutOfTables(119)));
         assert_eq!(level_bump(251), Err(PotentialError::LevelOutOfTables(251)));
+    }
+
+    /// Boss and ignore-defense targets by value: a sum the lines must reach, so "two lines"
+    /// is looser than "two 40% lines", and the value targets are monotone.
+    #[test]
+    fn boss_and_ied_by_value() {
+        let tables = built_in();
+        let p = |terms| {
+            probability(
+                tables,
+                ItemType::Weapon,
+                200,
+                Grade::Legendary,
+                Cube::Black,
+                &Target::new(terms).expect("valid"),
+            )
+            .expect("table")
+        };
+        let two_lines = p(vec![Term::BossLines { min: 2 }]);
+        let boss_70 = p(vec![Term::BossPct { min: 70 }]);
+        let boss_30 = p(vec![Term::BossPct { min: 30 }]);
+        assert!(
+            boss_70 > 0.0 && boss_70 < two_lines,
+            "{boss_70} vs {two_lines}"
+        );
+        assert!(boss_30 > boss_70);
+        // At least one boss line of any value is the same event as boss % ≥ the smallest.
+        let one_line = p(vec![Term::BossLines { min: 1 }]);
+        assert!((p(vec![Term::BossPct { min: 1 }]) - one_line).abs() < 1e-12);
+        let mut last = 1.0;
+        for min in [1, 20, 30, 35, 40, 60, 70, 80, 100] {
+            let now = p(vec![Term::IedPct { min }]);
+            assert!(now <= last + 1e-12, "IED ≥ {min}: monotone");
+            last = now;
+        }
+        assert!(p(vec![Term::IedPct { min: 70 }]) < p(vec![Term::IedLines { min: 2 }]));
+    }
+
+    /// Xenon: STR, DEX and LUK % lines count a third each toward all-stat %, so the odds of
+    /// reaching 9 all-stat equivalents exceed those of all-stat lines alone, and 12+12+12 is
+    /// exactly 12.
+    #[test]
+    fn xenon_counts_single_stats_as_a_third() {
+        let xenon = |min| Term::StatPct {
+            stat: MainStat::All,
+            min,
+        };
+        assert_eq!(xenon(12).threshold(), 36);
+        assert_eq!(xenon(0).contribution(Category::AllStatsPct, 9), 27);
+        assert_eq!(xenon(0).contribution(Category::LukPct, 12), 12);
+        assert_eq!(xenon(0).contribution(Category::IntPct, 12), 0);
+        assert_eq!(xenon(0).min_for_score(12 + 12 + 12), 12);
+        let tables = built_in();
+        let p = |term| {
+            probability(
+                tables,
+                ItemType::Top,
+                200,
+                Grade::Legendary,
+                Cube::Black,
+                &Target::new(vec![term]).expect("valid"),
+            )
+            .expect("table")
+        };
+        assert!(p(xenon(9)) > 0.0);
+        assert!(p(xenon(12)) < p(xenon(9)));
+        assert!(p(xenon(4)) > p(xenon(9)));
     }
 
     #[test]

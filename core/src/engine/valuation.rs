@@ -294,8 +294,9 @@ pub fn derive_target(
     // Keep a term only when the item scores on it now.
     let at_least = |make: fn(u32) -> Term, scored: u32| (scored > 0).then(|| make(scored));
     let stat_pct = {
-        let scored = score(Term::StatPct { stat, min: 0 });
-        (scored > 0).then_some(Term::StatPct { stat, min: scored })
+        let term = Term::StatPct { stat, min: 0 };
+        let min = term.min_for_score(score(term));
+        (min > 0).then_some(Term::StatPct { stat, min })
     };
     let mut terms = Vec::new();
     match item_type {
@@ -306,10 +307,13 @@ pub fn derive_target(
                 |min| Term::AttPct { min }
             };
             terms.extend(at_least(attack, score(attack(0))));
+            // Boss damage by value (emblems cannot roll it); ignore defense on all three.
             if item_type != ItemType::Emblem {
-                let boss = |min| Term::BossLines { min };
+                let boss = |min| Term::BossPct { min };
                 terms.extend(at_least(boss, score(boss(0))));
             }
+            let ied = |min| Term::IedPct { min };
+            terms.extend(at_least(ied, score(ied(0))));
         }
         ItemType::Hat => {
             let cooldown = |min| Term::CooldownSeconds { min };
@@ -696,7 +700,47 @@ mod tests {
                 MainStat::Int,
                 true
             ),
-            vec![Term::MattPct { min: 21 }, Term::BossLines { min: 1 }]
+            vec![Term::MattPct { min: 21 }, Term::BossPct { min: 35 }]
+        );
+        // Ignore defense by value on weapons, secondaries and emblems.
+        assert_eq!(
+            derive_target(
+                ItemType::Emblem,
+                &parse(&[
+                    "공격력 +9%",
+                    "몬스터 방어율 무시 +30%",
+                    "몬스터 방어율 무시 +30%"
+                ]),
+                MainStat::Luk,
+                false
+            ),
+            vec![Term::AttPct { min: 9 }, Term::IedPct { min: 60 }]
+        );
+        assert_eq!(
+            derive_target(
+                ItemType::Secondary,
+                &parse(&[
+                    "보스 몬스터 데미지 +30%",
+                    "보스 몬스터 데미지 +30%",
+                    "몬스터 방어율 무시 +40%"
+                ]),
+                MainStat::Str,
+                false
+            ),
+            vec![Term::BossPct { min: 60 }, Term::IedPct { min: 40 }]
+        );
+        // Xenon: all-stat 9 plus STR 12 and LUK 12 (a third each) is 17 all-stat %.
+        assert_eq!(
+            derive_target(
+                ItemType::Top,
+                &parse(&["올스탯 +9%", "STR +12%", "LUK +12%"]),
+                MainStat::All,
+                false
+            ),
+            vec![Term::StatPct {
+                stat: MainStat::All,
+                min: 17
+            }]
         );
         assert_eq!(
             derive_target(

@@ -51,7 +51,9 @@ struct TargetSpec {
     att_pct: Option<Min>,
     matt_pct: Option<Min>,
     boss_lines: Option<Min>,
+    boss_pct: Option<Min>,
     ied_lines: Option<Min>,
+    ied_pct: Option<Min>,
     crit_damage_lines: Option<Min>,
     drop_lines: Option<Min>,
     meso_or_drop_lines: Option<Min>,
@@ -70,7 +72,9 @@ impl TargetSpec {
             min(self.att_pct, |min| Term::AttPct { min }),
             min(self.matt_pct, |min| Term::MattPct { min }),
             min(self.boss_lines, |min| Term::BossLines { min }),
+            min(self.boss_pct, |min| Term::BossPct { min }),
             min(self.ied_lines, |min| Term::IedLines { min }),
+            min(self.ied_pct, |min| Term::IedPct { min }),
             min(self.crit_damage_lines, |min| Term::CritDamageLines { min }),
             min(self.drop_lines, |min| Term::DropLines { min }),
             min(self.meso_or_drop_lines, |min| Term::MesoOrDropLines { min }),
@@ -91,6 +95,9 @@ pub(super) struct ProbabilityRequest {
     grade: Grade,
     cube: Method,
     target: TargetSpec,
+    /// The item's grade now: tier-up is counted from here to `grade` (default rare).
+    #[serde(default)]
+    from_grade: Option<Grade>,
 }
 
 /// `POST /v1/potential/probability`.
@@ -103,6 +110,13 @@ pub(super) async fn probability(
         return Err(ApiError::InvalidRequest(format!(
             "level: must be within 0..=300 (got {})",
             request.level
+        )));
+    }
+    let from_grade = request.from_grade.unwrap_or(Grade::Rare);
+    if from_grade > request.grade {
+        return Err(ApiError::InvalidRequest(format!(
+            "from_grade: {from_grade} is above grade {} (tier-up only goes up)",
+            request.grade
         )));
     }
     let target =
@@ -128,6 +142,19 @@ pub(super) async fn probability(
     let expected_cost = expected_resets
         .zip(cost_per_reset)
         .map(|(resets, price)| resets * price as f64);
+    // Tier-up from the item's grade now: each step's expected resets at that step's price.
+    let tier_up = tierup::path(from_grade, request.grade, request.cube, false);
+    let tier_up_cost: Option<f64> = tier_up.as_ref().and_then(|steps| {
+        steps
+            .iter()
+            .map(|(grade, resets)| {
+                engine
+                    .prices
+                    .per_reset(request.cube, request.level, *grade)
+                    .map(|price| price as f64 * resets)
+            })
+            .sum()
+    });
     Ok(Json(json!({
         "probability": p,
         "expected_resets": expected_resets,
@@ -136,6 +163,9 @@ pub(super) async fn probability(
         "expected_cost": expected_cost,
         "tier_up_resets_from_rare": tierup::path(Grade::Rare, request.grade, request.cube, false)
             .map(|steps| steps.iter().map(|(_, r)| r).sum::<f64>()),
+        "from_grade": from_grade,
+        "tier_up_resets": tier_up.as_ref().map(|steps| steps.iter().map(|(_, r)| r).sum::<f64>()),
+        "tier_up_cost": tier_up_cost,
     })))
 }
 

@@ -42,6 +42,55 @@ async fn probability_matches_the_worked_check() {
 }
 
 #[tokio::test]
+async fn probability_takes_from_grade_and_value_targets() {
+    let stack = Stack::start().await;
+    let ask = |patch: Value| {
+        let mut body = json!({"item_type":"weapon","level":200,"grade":"legendary","cube":"red",
+                              "target":{"boss_pct":{"min":70}}});
+        for (k, v) in patch.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let stack = &stack;
+        async move {
+            let response = post(stack, "/v1/potential/probability", body).await;
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    // Tier-up from unique: red unique → legendary, 0.3% with pity 500: ≈ 259.1 resets, each
+    // at the red cube's price (12,000,000 + reveal 20·200²).
+    let (status, unique) = ask(json!({"from_grade":"unique"})).await;
+    assert_eq!(status, StatusCode::OK, "{unique}");
+    assert_eq!(unique["from_grade"], "unique");
+    let resets = unique["tier_up_resets"].as_f64().expect("number");
+    assert!((resets - 259.1).abs() < 0.1, "{resets}");
+    let cost = unique["tier_up_cost"].as_f64().expect("number");
+    assert!((cost - resets * 12_800_000.0).abs() < 1.0, "{cost}");
+    let (_, rare) = ask(json!({})).await;
+    assert_eq!(rare["from_grade"], "rare");
+    assert_eq!(rare["tier_up_resets"], rare["tier_up_resets_from_rare"]);
+    assert!(rare["tier_up_resets"].as_f64() > unique["tier_up_resets"].as_f64());
+    let (_, legendary) = ask(json!({"from_grade":"legendary"})).await;
+    assert_eq!(legendary["tier_up_resets"], 0.0);
+    let (status, above) = ask(json!({"grade":"unique","from_grade":"legendary"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        above["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("from_grade")),
+        "{above}"
+    );
+    // By value: 70% boss is rarer than two boss lines of any value; IED by value works.
+    let boss_70 = unique["probability"].as_f64().expect("number");
+    let (_, two_lines) = ask(json!({"target":{"boss_lines":{"min":2}}})).await;
+    assert!(boss_70 > 0.0 && boss_70 < two_lines["probability"].as_f64().expect("number"));
+    let (status, ied) = ask(json!({"target":{"ied_pct":{"min":70},"att_pct":{"min":9}}})).await;
+    assert_eq!(status, StatusCode::OK, "{ied}");
+    assert!(ied["probability"].as_f64() > Some(0.0));
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn starforce_matches_the_published_destroy_count() {
     let stack = Stack::start().await;
     let response = post(
