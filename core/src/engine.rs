@@ -12,10 +12,12 @@
 //! - [`option`]: Nexon's Korean option text → (category, value).
 //! - [`potential`]: targets and the exact probability of reaching one in a reset.
 //! - [`tierup`]: grade tier-up expectations with pity.
+//! - [`additional`]: the additional potential's tables, prices and tier-up.
 //! - [`prices`]: meso cost of a reset.
 //! - [`starforce`]: exact star-force expectations and their spread.
 //! - [`valuation`]: pricing a whole character's equipment.
 
+pub mod additional;
 pub mod model;
 pub mod option;
 pub mod potential;
@@ -27,6 +29,7 @@ pub mod valuation;
 
 use std::path::Path;
 
+use crate::engine::additional::AdditionalTables;
 use crate::engine::prices::Prices;
 use crate::engine::starforce::{CostTable, Starforce};
 use crate::engine::tables::{RateTables, TableError};
@@ -36,6 +39,8 @@ use crate::engine::valuation::Options;
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub tables: RateTables,
+    /// The additional potential's tables (built in: `data/additional_rates.csv`).
+    pub additional: AdditionalTables,
     pub prices: Prices,
     /// How characters are priced unless the request says otherwise.
     pub defaults: Options,
@@ -59,6 +64,7 @@ impl Engine {
                 Some(path) => RateTables::load(path)?,
                 None => RateTables::built_in()?,
             },
+            additional: AdditionalTables::built_in()?,
             prices,
             defaults,
             starforce: Starforce::new(costs),

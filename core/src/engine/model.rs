@@ -73,6 +73,17 @@ named_enum!(
 );
 
 named_enum!(
+    /// Equipment parts of the additional-potential tables (Nexon's page has one table per
+    /// part; the main tables lump face, eye, earrings, ring and pendant together).
+    Part {
+        Weapon = "weapon", Emblem = "emblem", Secondary = "secondary", Hat = "hat", Top = "top",
+        Overall = "overall", Bottom = "bottom", Shoes = "shoes", Gloves = "gloves",
+        Cape = "cape", Belt = "belt", Shoulder = "shoulder", Face = "face", Eye = "eye",
+        Earrings = "earrings", Ring = "ring", Pendant = "pendant", Heart = "heart",
+    }
+);
+
+named_enum!(
     /// The cubes the rate tables cover.
     Cube { Red = "red", Black = "black", Master = "master", Meister = "meister", Occult = "occult" }
 );

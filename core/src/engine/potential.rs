@@ -289,6 +289,12 @@ pub fn probability(
             cube,
             grade,
         })?;
+    Ok(probability_over(lines, bump, target))
+}
+
+/// P(three lines drawn from `lines` meet `target`), `bump` added to the values of the
+/// categories that take the level bump. The main and the additional potential share it.
+pub fn probability_over(lines: &[Vec<LineOption>; 3], bump: u32, target: &Target) -> f64 {
     let [one, two, three] = [0, 1, 2].map(|i| classes(&lines[i], target, bump));
     let terms = target.terms.len();
     let mins: Vec<u32> = target.terms.iter().map(|t| t.threshold()).collect();
@@ -318,7 +324,7 @@ pub fn probability(
             }
         }
     }
-    Ok(total.clamp(0.0, 1.0))
+    total.clamp(0.0, 1.0)
 }
 
 /// Resets needed for a geometric success of probability `p` with confidence `q`:

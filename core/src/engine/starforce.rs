@@ -309,11 +309,12 @@ pub fn expect(table: CostTable, request: &Request) -> Result<Expectation, Starfo
     #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
     let expected_replacement_mesos =
         request.replacement_mesos.map_or(0.0, |price| price as f64) * expected_destroys;
+    // `+ 0.0`: an empty sum is −0.0, which JSON would show as `-0.0`.
     Ok(Expectation {
-        expected_mesos: cost[from..to].iter().sum::<f64>() + expected_replacement_mesos,
-        expected_destroys,
-        expected_attempts: attempts[from..to].iter().sum(),
-        expected_replacement_mesos,
+        expected_mesos: cost[from..to].iter().sum::<f64>() + expected_replacement_mesos + 0.0,
+        expected_destroys: expected_destroys + 0.0,
+        expected_attempts: attempts[from..to].iter().sum::<f64>() + 0.0,
+        expected_replacement_mesos: expected_replacement_mesos + 0.0,
     })
 }
 

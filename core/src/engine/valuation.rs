@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
+use crate::engine::additional;
 use crate::engine::model::{Grade, ItemType, MainStat, Method};
 use crate::engine::option::{self, ParsedOption};
 use crate::engine::potential::{self, Target, Term};
@@ -52,6 +53,14 @@ pub struct Item {
     #[serde(default)]
     pub potential_option_3: Option<String>,
     #[serde(default)]
+    pub additional_potential_option_grade: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_1: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_2: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_3: Option<String>,
+    #[serde(default)]
     pub starforce: Option<String>,
     /// `사용` when the stars came from a star-force scroll, not from enhancing with mesos.
     #[serde(default)]
@@ -72,6 +81,39 @@ impl Item {
             .as_deref()
             .and_then(Grade::from_korean)
     }
+
+    /// The additional potential's grade.
+    pub fn additional_grade(&self) -> Option<Grade> {
+        self.additional_potential_option_grade
+            .as_deref()
+            .and_then(Grade::from_korean)
+    }
+
+    /// The potential's lines, parsed.
+    pub fn lines(&self) -> Vec<ParsedOption> {
+        parse_lines([
+            &self.potential_option_1,
+            &self.potential_option_2,
+            &self.potential_option_3,
+        ])
+    }
+
+    /// The additional potential's lines, parsed.
+    pub fn additional_lines(&self) -> Vec<ParsedOption> {
+        parse_lines([
+            &self.additional_potential_option_1,
+            &self.additional_potential_option_2,
+            &self.additional_potential_option_3,
+        ])
+    }
+}
+
+fn parse_lines(texts: [&Option<String>; 3]) -> Vec<ParsedOption> {
+    texts
+        .into_iter()
+        .flatten()
+        .map(|text| option::parse(text))
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +184,14 @@ pub struct ItemValuation {
     /// Why the potential is not priced (no potential, level outside the tables, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub potential_unpriced: Option<String>,
+    /// The additional potential's grade and lines, as Nexon shows them.
+    pub additional_grade: Option<Grade>,
+    pub additional_lines: Vec<ParsedOption>,
+    /// The additional potential priced with its own tables, meso-reset prices and tier-up.
+    pub additional_potential: Option<PotentialPrice>,
+    /// Why the additional potential is not priced (only when the item has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_unpriced: Option<String>,
     pub starforce_mesos: Option<f64>,
     pub starforce_destroys: Option<f64>,
     /// Quantiles of the mesos and destructions the stars took (with `starforce_mesos`).
@@ -187,6 +237,8 @@ pub struct CharacterValuation {
     pub options: Options,
     pub items: Vec<ItemValuation>,
     pub total_potential_mesos: f64,
+    /// The additional potentials' part of `total_mesos`.
+    pub total_additional_mesos: f64,
     pub total_starforce_mesos: f64,
     pub total_mesos: f64,
     pub unpriced_items: usize,
@@ -203,22 +255,45 @@ pub struct PresetValuation {
     pub in_use: bool,
     pub total_mesos: f64,
     pub total_potential_mesos: f64,
+    pub total_additional_mesos: f64,
     pub total_starforce_mesos: f64,
     pub unpriced_items: usize,
 }
 
-/// Potential mesos, star-force mesos and the count of items not fully priced.
-fn totals(items: &[ItemValuation]) -> (f64, f64, usize) {
-    let potential = items
-        .iter()
-        .filter_map(|i| i.potential.as_ref().and_then(|p| p.expected_mesos))
-        .sum();
-    let starforce = items.iter().filter_map(|i| i.starforce_mesos).sum();
-    let unpriced = items
-        .iter()
-        .filter(|i| i.potential_unpriced.is_some() || i.starforce_unpriced.is_some())
-        .count();
-    (potential, starforce, unpriced)
+/// Sums over a list of items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Totals {
+    potential: f64,
+    additional: f64,
+    starforce: f64,
+    /// Items with some figure missing (potential, additional potential or star force).
+    unpriced: usize,
+}
+
+impl Totals {
+    fn of(items: &[ItemValuation]) -> Self {
+        let mesos = |price: &Option<PotentialPrice>| price.as_ref().and_then(|p| p.expected_mesos);
+        Self {
+            potential: items.iter().filter_map(|i| mesos(&i.potential)).sum(),
+            additional: items
+                .iter()
+                .filter_map(|i| mesos(&i.additional_potential))
+                .sum(),
+            starforce: items.iter().filter_map(|i| i.starforce_mesos).sum(),
+            unpriced: items
+                .iter()
+                .filter(|i| {
+                    i.potential_unpriced.is_some()
+                        || i.additional_unpriced.is_some()
+                        || i.starforce_unpriced.is_some()
+                })
+                .count(),
+        }
+    }
+
+    fn mesos(self) -> f64 {
+        self.potential + self.additional + self.starforce
+    }
 }
 
 /// Main stat and whether the class is a magician (MATT instead of ATT), by Korean class name.
@@ -350,7 +425,7 @@ pub fn value_character(
             .collect()
     };
     let items = value_all(&equipment.item_equipment);
-    let (total_potential_mesos, total_starforce_mesos, unpriced_items) = totals(&items);
+    let totals = Totals::of(&items);
     let presets = [
         &equipment.item_equipment_preset_1,
         &equipment.item_equipment_preset_2,
@@ -359,14 +434,15 @@ pub fn value_character(
     .into_iter()
     .zip(1..)
     .filter_map(|(list, preset_no)| {
-        let (potential, starforce, unpriced) = totals(&value_all(list.as_deref()?));
+        let totals = Totals::of(&value_all(list.as_deref()?));
         Some(PresetValuation {
             preset_no,
             in_use: equipment.preset_no == Some(preset_no),
-            total_mesos: potential + starforce,
-            total_potential_mesos: potential,
-            total_starforce_mesos: starforce,
-            unpriced_items: unpriced,
+            total_mesos: totals.mesos(),
+            total_potential_mesos: totals.potential,
+            total_additional_mesos: totals.additional,
+            total_starforce_mesos: totals.starforce,
+            unpriced_items: totals.unpriced,
         })
     })
     .collect();
@@ -375,10 +451,11 @@ pub fn value_character(
         main_stat: profile.map(|(stat, _)| stat),
         options,
         items,
-        total_potential_mesos,
-        total_starforce_mesos,
-        total_mesos: total_potential_mesos + total_starforce_mesos,
-        unpriced_items,
+        total_potential_mesos: totals.potential,
+        total_additional_mesos: totals.additional,
+        total_starforce_mesos: totals.starforce,
+        total_mesos: totals.mesos(),
+        unpriced_items: totals.unpriced,
         presets,
     }
 }
@@ -391,15 +468,9 @@ fn value_item(
 ) -> ItemValuation {
     let slot = item.item_equipment_slot.clone().unwrap_or_default();
     let (level, grade) = (item.level(), item.grade());
-    let lines: Vec<ParsedOption> = [
-        &item.potential_option_1,
-        &item.potential_option_2,
-        &item.potential_option_3,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|text| option::parse(text))
-    .collect();
+    let lines = item.lines();
+    let additional_grade = item.additional_grade();
+    let additional_lines = item.additional_lines();
     let stars = item
         .starforce
         .as_deref()
@@ -418,6 +489,21 @@ fn value_item(
     ) {
         Ok(price) => (Some(price), None),
         Err(reason) => (None, Some(reason)),
+    };
+    let (additional_potential, additional_unpriced) = if additional_grade.is_none() {
+        (None, None)
+    } else {
+        match price_additional(
+            engine,
+            &slot,
+            level,
+            additional_grade,
+            &additional_lines,
+            profile,
+        ) {
+            Ok(price) => (Some(price), None),
+            Err(reason) => (None, Some(reason)),
+        }
     };
     let from_scroll = item.starforce_scroll_flag.as_deref() == Some("사용");
     let name = item.item_name.clone().unwrap_or_default();
@@ -482,6 +568,10 @@ fn value_item(
         stars,
         potential,
         potential_unpriced,
+        additional_grade,
+        additional_lines,
+        additional_potential,
+        additional_unpriced,
         starforce_mesos,
         starforce_destroys,
         starforce_quantiles,
@@ -513,26 +603,80 @@ fn price_potential(
     let terms = derive_target(item_type, lines, stat, magician);
     let tier_steps = tierup::path(Grade::Rare, grade, method, options.miracle_time)
         .ok_or_else(|| format!("no tier-up rates for {method}"))?;
+    price_target(
+        terms,
+        &tier_steps,
+        |g| prices.per_reset(method, level, g),
+        grade,
+        |target| {
+            potential::probability(tables, item_type, level, grade, method.tables(), target)
+                .map_err(|e| e.to_string())
+        },
+        method.as_str(),
+    )
+}
+
+/// The additional potential of one item: its own tables, the additional meso reset's prices
+/// and tier-up (whatever method the request names: KMS sells no additional cubes either).
+fn price_additional(
+    engine: &Engine,
+    slot: &str,
+    level: Option<u32>,
+    grade: Option<Grade>,
+    lines: &[ParsedOption],
+    profile: Option<(MainStat, bool)>,
+) -> Result<PotentialPrice, String> {
+    let item_type = item_type_of_slot(slot).ok_or("this slot has no additional potential")?;
+    let part = additional::part_of_slot(slot)
+        .ok_or("no additional-potential table for this slot (shields and force shields share the secondary slot)")?;
+    let grade = grade.ok_or("no additional potential on this item")?;
+    let level = level.ok_or("the item level is missing")?;
+    let (stat, magician) = profile.ok_or("unknown class: main stat not known")?;
+    let table = engine.additional.lines(part, level, grade)?;
+    let terms = derive_target(item_type, lines, stat, magician);
+    let tier_steps: Vec<(Grade, f64)> = Grade::ALL
+        .iter()
+        .copied()
+        .filter(|g| *g < grade)
+        .map(|g| {
+            let (rate, pity) = additional::TIER_UP[g.index()];
+            (g, tierup::expected_step_resets(rate, pity, false))
+        })
+        .collect();
+    price_target(
+        terms,
+        &tier_steps,
+        |g| Some(additional::reset_price(level, g)),
+        grade,
+        |target| Ok(potential::probability_over(table, 0, target)),
+        "the additional meso reset",
+    )
+}
+
+/// What reaching `terms` at `grade` costs: the tier-up steps at their own grade's price,
+/// then 1/p rolls at `grade`'s price.
+fn price_target(
+    terms: Vec<Term>,
+    tier_steps: &[(Grade, f64)],
+    price: impl Fn(Grade) -> Option<u64>,
+    grade: Grade,
+    probability: impl FnOnce(&Target) -> Result<f64, String>,
+    method: &str,
+) -> Result<PotentialPrice, String> {
     let tier_up_resets: f64 = tier_steps.iter().map(|(_, resets)| resets).sum();
     let tier_up_mesos: Option<f64> = tier_steps
         .iter()
-        .map(|(g, resets)| {
-            prices
-                .per_reset(method, level, *g)
-                .map(|p| p as f64 * resets)
-        })
+        .map(|(g, resets)| price(*g).map(|p| p as f64 * resets))
         .sum();
     // No valued line: reaching the grade is all it took.
     let (probability, rolls) = if terms.is_empty() {
         (1.0, Some(0.0))
     } else {
         let target = Target::new(terms.clone()).map_err(|e| e.to_string())?;
-        let p = potential::probability(tables, item_type, level, grade, method.tables(), &target)
-            .map_err(|e| e.to_string())?;
+        let p = probability(&target)?;
         (p, (p > 0.0).then(|| 1.0 / p))
     };
-    let roll_price = prices.per_reset(method, level, grade);
-    let expected_mesos = match (rolls, roll_price, tier_up_mesos) {
+    let expected_mesos = match (rolls, price(grade), tier_up_mesos) {
         (Some(rolls), Some(price), Some(tier)) => Some(tier + rolls * price as f64),
         _ => None,
     };
@@ -789,6 +933,56 @@ mod tests {
                     assert!((0.0..=1.0).contains(&p.probability));
                 }
             }
+            // The additional potential: each item that has one shows its grade and lines and
+            // is priced or says why; the legendary ones from level 100 are priced.
+            let mut additional_priced = 0;
+            for item in &valuation.items {
+                let Some(grade) = item.additional_grade else {
+                    assert!(
+                        item.additional_potential.is_none() && item.additional_unpriced.is_none()
+                    );
+                    continue;
+                };
+                assert!(!item.additional_lines.is_empty(), "{file} {}", item.slot);
+                let priced = item
+                    .additional_potential
+                    .as_ref()
+                    .is_some_and(|p| p.expected_mesos.is_some());
+                if priced {
+                    additional_priced += 1;
+                } else {
+                    let reason = item.additional_unpriced.as_deref().or_else(|| {
+                        item.additional_potential
+                            .as_ref()
+                            .and_then(|p| p.unpriced_reason.as_deref())
+                    });
+                    assert!(
+                        reason.is_some(),
+                        "{file} {}: priced or explained",
+                        item.slot
+                    );
+                    let legendary_in_tables = grade == Grade::Legendary
+                        && item.level.is_some_and(|l| l >= 100)
+                        && additional::part_of_slot(&item.slot).is_some();
+                    assert!(
+                        !legendary_in_tables
+                            || reason.is_some_and(|r| r.contains("no additional-potential table")),
+                        "{file} {}: {reason:?}",
+                        item.slot
+                    );
+                }
+            }
+            assert!(additional_priced >= 12, "{file}: {additional_priced}");
+            let additional: f64 = valuation
+                .items
+                .iter()
+                .filter_map(|i| i.additional_potential.as_ref()?.expected_mesos)
+                .sum();
+            assert_eq!(additional, valuation.total_additional_mesos);
+            let sum = valuation.total_potential_mesos
+                + valuation.total_additional_mesos
+                + valuation.total_starforce_mesos;
+            assert!((valuation.total_mesos - sum).abs() < 1e-3);
             // Medal, pocket item and the level-<120 items are unpriced, with a reason.
             let medal = valuation
                 .items
@@ -889,8 +1083,11 @@ mod tests {
         assert_eq!(in_use, [2], "the response says preset_no 2");
         for preset in &valuation.presets {
             assert!(preset.total_mesos > 0.0);
-            let sum = preset.total_potential_mesos + preset.total_starforce_mesos;
+            let sum = preset.total_potential_mesos
+                + preset.total_additional_mesos
+                + preset.total_starforce_mesos;
             assert!((preset.total_mesos - sum).abs() < 1e-6);
+            assert!(preset.total_additional_mesos > 0.0);
         }
         // A preset priced alone, as if it were the equipped set, gives the same totals.
         let second = Equipment {

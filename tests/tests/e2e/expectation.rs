@@ -341,7 +341,22 @@ async fn the_fixed_characters_are_priced_from_the_real_responses_with_presets() 
             } else {
                 assert!(item["starforce_quantiles"].is_null(), "{item}");
             }
+            // The additional potential: shown, and priced or explained.
+            if !item["additional_grade"].is_null() {
+                assert!(
+                    !item["additional_lines"]
+                        .as_array()
+                        .expect("lines")
+                        .is_empty()
+                );
+                let priced = item["additional_potential"]["expected_mesos"].is_number();
+                assert!(priced || item["additional_unpriced"].is_string(), "{item}");
+            }
         }
+        let additional = valuation["total_additional_mesos"]
+            .as_f64()
+            .expect("number");
+        assert!(additional > 0.0, "{name}");
         let genesis = items
             .iter()
             .find(|i| i["name"] == weapon)
