@@ -304,27 +304,62 @@ pub fn equipment(templates: &Templates, ocid: &Ocid, date: Option<&str>) -> Valu
             }
         }
     }
+    // The preset in use is what the character wears: its items are the equipped ones (by
+    // slot, in the preset's own order), as in Nexon's responses.
+    let in_use = body["preset_no"]
+        .as_u64()
+        .map(|n| format!("item_equipment_preset_{n}"));
+    let equipped = body["item_equipment"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(preset) = in_use
+        .and_then(|list| body.get_mut(list))
+        .and_then(Value::as_array_mut)
+    {
+        for item in preset {
+            let slot = &item["item_equipment_slot"];
+            if let Some(worn) = equipped.iter().find(|e| &e["item_equipment_slot"] == slot) {
+                *item = worn.clone();
+            }
+        }
+    }
     body
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Weapon,
-    Hat,
-    Gloves,
-    Accessory,
-    Armor,
+/// The main tables' item type of a Nexon slot (the engine's mapping; the simulator does not
+/// link core).
+fn item_type_of_slot(slot: &str) -> Option<&'static str> {
+    Some(match slot {
+        "모자" => "hat",
+        "상의" => "top",
+        "하의" => "bottom",
+        "한벌옷" => "overall",
+        "신발" => "shoes",
+        "장갑" => "gloves",
+        "망토" => "cape",
+        "벨트" => "belt",
+        "어깨장식" => "shoulder",
+        "무기" => "weapon",
+        "보조무기" => "secondary",
+        "엠블렘" => "emblem",
+        "기계 심장" => "heart",
+        "얼굴장식" | "눈장식" | "귀고리" | "반지1" | "반지2" | "반지3" | "반지4" | "펜던트"
+        | "펜던트2" => "ring",
+        _ => return None,
+    })
 }
 
-fn slot_of(slot: &str) -> Slot {
-    match slot {
-        "무기" | "보조무기" | "엠블렘" => Slot::Weapon,
-        "모자" => Slot::Hat,
-        "장갑" => Slot::Gloves,
-        "얼굴장식" | "눈장식" | "귀고리" | "반지1" | "반지2" | "반지3" | "반지4" | "펜던트"
-        | "펜던트2" => Slot::Accessory,
-        _ => Slot::Armor,
-    }
+/// The additional tables' part of a Nexon slot.
+fn part_of_slot(slot: &str) -> Option<&'static str> {
+    Some(match slot {
+        "얼굴장식" => "face",
+        "눈장식" => "eye",
+        "귀고리" => "earrings",
+        "반지1" | "반지2" | "반지3" | "반지4" => "ring",
+        "펜던트" | "펜던트2" => "pendant",
+        other => item_type_of_slot(other).filter(|t| *t != "ring")?,
+    })
 }
 
 /// The most stars an item of this level can hold: the bands core's engine uses
@@ -343,6 +378,57 @@ fn max_stars(level: u64) -> u64 {
 /// Grades low to high, as Nexon names them.
 const GRADES: [&str; 4] = ["레어", "에픽", "유니크", "레전드리"];
 
+/// How many resets a player made before keeping an item's lines (the best for the class of
+/// that many draws): most items a few, some many.
+const RESETS_KEPT: [usize; 8] = [1, 1, 2, 3, 5, 10, 25, 50];
+
+impl crate::lines::Uniform for Rng {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "53 random bits, exactly representable"
+    )]
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 * (1.0 / (1_u64 << 53) as f64)
+    }
+}
+
+/// The best of `resets` draws for the class, by [`lines::worth`](crate::lines::worth).
+fn best_of(
+    resets: usize,
+    class: Class,
+    weapon: bool,
+    mut draw: impl FnMut() -> Option<[String; 3]>,
+) -> Option<[String; 3]> {
+    let attack = if class.magician {
+        "마력"
+    } else {
+        "공격력"
+    };
+    let worth = |lines: &[String; 3]| -> f64 {
+        lines
+            .iter()
+            .map(|l| {
+                crate::lines::worth(
+                    l,
+                    class.stat.label(),
+                    class.stat == MainStat::All,
+                    attack,
+                    weapon,
+                )
+            })
+            .sum()
+    };
+    let mut best: Option<([String; 3], f64)> = None;
+    for _ in 0..resets {
+        let lines = draw()?;
+        let score = worth(&lines);
+        if best.as_ref().is_none_or(|(_, b)| score > *b) {
+            best = Some((lines, score));
+        }
+    }
+    best.map(|(lines, _)| lines)
+}
+
 fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
     if item
         .get("potential_option_grade")
@@ -354,27 +440,53 @@ fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
         .pointer("/item_base_option/base_equipment_level")
         .and_then(Value::as_u64)
         .unwrap_or(150);
-    let slot = slot_of(
-        item.get("item_equipment_slot")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-    );
+    let slot = item
+        .get("item_equipment_slot")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let weapon = matches!(slot.as_str(), "무기" | "보조무기" | "엠블렘");
     let grade = match rng.below(100) {
         0..=4 => 0,
         5..=14 => 1,
         15..=44 => 2,
         _ => 3,
     };
-    item["potential_option_grade"] = Value::from(GRADES[grade]);
-    for line in 1..=3 {
-        // Line 1 is always of the item's grade; lines 2 and 3 sometimes of the grade below.
-        let line_grade = if line == 1 || grade == 0 || rng.chance(25) {
-            grade
-        } else {
-            grade - 1
-        };
-        let text = option_line(slot, line_grade, level, class, rng);
-        item[format!("potential_option_{line}")] = Value::from(text);
+    // Lines from the tables (levels 120+); below, the template's potential stays as it is.
+    if let Some(item_type) = item_type_of_slot(&slot) {
+        let resets = *rng.pick(&RESETS_KEPT);
+        let drawn = best_of(resets, class, weapon, || {
+            let mut junk = 0;
+            crate::lines::draw_main(item_type, grade, level, rng).map(|options| {
+                options.map(|option| {
+                    junk += 1;
+                    crate::lines::render(&option, junk)
+                })
+            })
+        });
+        if let Some(lines) = drawn {
+            item["potential_option_grade"] = Value::from(GRADES[grade]);
+            for (i, text) in lines.into_iter().enumerate() {
+                item[format!("potential_option_{}", i + 1)] = Value::from(text);
+            }
+        }
+    }
+    // The additional potential: legendary ones re-drawn from Nexon's table; other grades
+    // keep the template's real lines (their tables are not shipped).
+    let legendary_additional = item
+        .get("additional_potential_option_grade")
+        .and_then(Value::as_str)
+        == Some("레전드리");
+    if let (true, Some(part)) = (legendary_additional, part_of_slot(&slot)) {
+        let resets = *rng.pick(&RESETS_KEPT);
+        let drawn = best_of(resets, class, weapon, || {
+            crate::lines::draw_additional(part, level, rng)
+        });
+        if let Some(lines) = drawn {
+            for (i, text) in lines.into_iter().enumerate() {
+                item[format!("additional_potential_option_{}", i + 1)] = Value::from(text);
+            }
+        }
     }
     let stars = item
         .get("starforce")
@@ -393,58 +505,6 @@ fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
         };
         let new_stars = (*rng.pick(&[12_u64, 15, 17, 17, 18, 20, 21, 22, 22])).min(most);
         item["starforce"] = Value::from(new_stars.to_string());
-    }
-}
-
-/// One realistic potential line (Korean, as Nexon writes it) for a slot and grade
-/// (0 rare … 3 legendary).
-fn option_line(slot: Slot, grade: usize, level: u64, class: Class, rng: &mut Rng) -> String {
-    // KMS: +1 on stat, attack and HP percentages from item level 250 only (not 160).
-    let bump = u64::from(level >= 250);
-    let stat_pct = [3, 6, 9, 12][grade] + bump;
-    let all_pct = [2, 3, 6, 9][grade] + bump;
-    let stat = class.stat.label();
-    let attack = if class.magician {
-        "마력"
-    } else {
-        "공격력"
-    };
-    let useful = rng.chance(60);
-    let legendary = grade == 3;
-    match slot {
-        Slot::Weapon if useful => match rng.below(3) {
-            0 => format!("{attack} +{stat_pct}%"),
-            1 if grade >= 2 => format!("보스 몬스터 데미지 +{}%", rng.pick(&[30, 35, 40])),
-            _ if grade >= 2 => format!("몬스터 방어율 무시 +{}%", rng.pick(&[30, 35, 40])),
-            _ => format!("데미지 +{}%", stat_pct),
-        },
-        Slot::Hat if useful && legendary && rng.chance(40) => {
-            format!("스킬 재사용 대기시간 -{}초", rng.pick(&[1, 2]))
-        }
-        Slot::Gloves if useful && legendary && rng.chance(40) => "크리티컬 데미지 +8%".to_owned(),
-        Slot::Accessory if useful && legendary && rng.chance(35) => rng
-            .pick(&["아이템 드롭률 +20%", "메소 획득량 +20%"])
-            .to_string(),
-        _ if useful && class.stat == MainStat::All => format!("올스탯 +{all_pct}%"),
-        _ if useful && rng.chance(25) => format!("올스탯 +{all_pct}%"),
-        _ if useful => format!("{stat} +{stat_pct}%"),
-        _ => junk_line(grade, level, rng),
-    }
-}
-
-fn junk_line(grade: usize, level: u64, rng: &mut Rng) -> String {
-    let pct = [3, 6, 9, 12][grade];
-    match rng.below(6) {
-        0 => format!("최대 HP +{pct}%"),
-        1 => format!("최대 MP +{pct}%"),
-        2 => format!("방어력 +{pct}%"),
-        3 => format!(
-            "{} +{}",
-            rng.pick(&["STR", "DEX", "INT", "LUK"]),
-            6 + 2 * grade as u64 + level / 40
-        ),
-        4 if grade == 3 => "피격 시 5% 확률로 데미지의 40% 무시".to_owned(),
-        _ => format!("공격 시 {}% 확률로 오토스틸", rng.pick(&[2, 7])),
     }
 }
 
@@ -505,6 +565,70 @@ mod tests {
         assert_eq!(info["character_name"], "에반샘플");
         assert_eq!(info["character_class"], "에반");
         assert_ne!(equipment(&t, &ocid_for("에반샘플2"), None), t.evan);
+    }
+
+    /// Simulated lines are real lines: every main-potential line of a simulated item from
+    /// level 120 is one the tables hold (rendered), the preset in use is the equipped set,
+    /// stars stay within each item's maximum.
+    #[test]
+    fn simulated_items_look_like_the_game() {
+        let t = templates();
+        let mut grades = [0_usize; 4];
+        for n in 0..40 {
+            let body = equipment(&t, &ocid_for(&format!("sample{n}")), None);
+            let in_use = format!("item_equipment_preset_{}", body["preset_no"]);
+            let mut equipped = body["item_equipment"].as_array().expect("items").clone();
+            let mut preset = body[&in_use].as_array().expect("preset").clone();
+            let by_slot = |a: &Value, b: &Value| {
+                a["item_equipment_slot"]
+                    .as_str()
+                    .cmp(&b["item_equipment_slot"].as_str())
+            };
+            equipped.sort_by(by_slot);
+            preset.sort_by(by_slot);
+            assert_eq!(equipped, preset, "the preset in use is the equipped set");
+            for item in &equipped {
+                let level = item["item_base_option"]["base_equipment_level"]
+                    .as_u64()
+                    .unwrap_or(0);
+                let name = item["item_name"].as_str().unwrap_or("");
+                let stars: u64 = item["starforce"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0);
+                let most = if name.starts_with("제네시스") {
+                    22
+                } else if name.starts_with("슈페리얼") {
+                    15
+                } else {
+                    max_stars(level)
+                };
+                assert!(stars <= most, "{name}: {stars}★ above {most}");
+                if let Some(grade) = GRADES
+                    .iter()
+                    .position(|g| item["potential_option_grade"] == *g)
+                {
+                    grades[grade] += 1;
+                }
+                if level >= 120
+                    && item_type_of_slot(item["item_equipment_slot"].as_str().unwrap_or(""))
+                        .is_some()
+                {
+                    for line in 1..=3 {
+                        let text = item[format!("potential_option_{line}")]
+                            .as_str()
+                            .expect("a line");
+                        assert!(!text.is_empty());
+                    }
+                }
+            }
+        }
+        assert!(
+            grades.iter().all(|g| *g > 0),
+            "every grade appears: {grades:?}"
+        );
+        assert!(grades[3] > grades[0], "{grades:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod characters;
 pub mod faults;
+pub mod lines;
 pub mod stats;
 
 use std::collections::HashMap;

@@ -431,3 +431,90 @@ async fn star_force_events_discounts_and_replacements_over_http() {
     assert_eq!(error_code(response).await, "invalid_query");
     stack.stop().await;
 }
+
+/// The simulator draws its lines from the repository's tables and the engine reads them back:
+/// every main-potential line of 30 simulated characters (equipped set, items from level 120)
+/// parses to an option the engine's table lists for that item type, grade and line — or to a
+/// line the tables lump as junk — and every item is priced or says why.
+#[test]
+fn simulated_lines_are_lines_the_engine_admits() {
+    use maple_core::engine::Engine;
+    use maple_core::engine::model::{Category, Cube, Grade};
+    use maple_core::engine::option::ParsedOption;
+    use maple_core::engine::tables::GroupKey;
+    use maple_core::engine::valuation::{self, Equipment, Options};
+    use maple_sim::characters::{Templates, equipment, ocid_for};
+
+    let engine = Engine::built_in().expect("built-in tables");
+    let templates = Templates::embedded().expect("templates");
+    let (mut checked, mut junk) = (0, 0);
+    for n in 0..30 {
+        let body = equipment(&templates, &ocid_for(&format!("admit{n}")), None);
+        let parsed: Equipment = serde_json::from_value(body.clone()).expect("equipment");
+        for item in &parsed.item_equipment {
+            let slot = item.item_equipment_slot.as_deref().unwrap_or_default();
+            let (Some(item_type), Some(level), Some(grade)) = (
+                valuation::item_type_of_slot(slot),
+                item.level(),
+                item.grade(),
+            ) else {
+                continue;
+            };
+            if level < 120 {
+                continue;
+            }
+            let cube = match grade {
+                Grade::Rare => Cube::Occult,
+                Grade::Epic => Cube::Master,
+                _ => Cube::Black,
+            };
+            let lines = engine
+                .tables
+                .lines(GroupKey {
+                    item_type,
+                    cube,
+                    grade,
+                })
+                .expect("the table the simulator drew from");
+            for (i, line) in item.lines().into_iter().enumerate() {
+                match line {
+                    ParsedOption::Known { category, value } => {
+                        checked += 1;
+                        let bump = u32::from(level >= 250 && category.has_level_bump());
+                        assert!(
+                            lines[i]
+                                .iter()
+                                .any(|o| o.category == category && o.value + bump == value),
+                            "{slot} level {level} {grade} line {}: {category} {value}",
+                            i + 1
+                        );
+                    }
+                    other => {
+                        junk += 1;
+                        assert!(
+                            lines[i].iter().any(|o| o.category == Category::Junk),
+                            "{slot} line {}: {other:?} where the table has no junk",
+                            i + 1
+                        );
+                    }
+                }
+            }
+        }
+        let valued = valuation::value_character(&engine, &parsed, Options::default());
+        for item in &valued.items {
+            let potential = item
+                .potential
+                .as_ref()
+                .is_some_and(|p| p.expected_mesos.is_some())
+                || item.potential_unpriced.is_some()
+                || item
+                    .potential
+                    .as_ref()
+                    .is_some_and(|p| p.unpriced_reason.is_some());
+            assert!(potential, "{}: priced or explained", item.slot);
+        }
+        assert!(valued.total_mesos > 0.0);
+        assert_eq!(valued.presets.len(), 3);
+    }
+    assert!(checked > 1000 && junk > 0, "checked {checked}, junk {junk}");
+}
