@@ -1,6 +1,8 @@
 //! Pricing a whole character: for each equipped item, the target its current potential
-//! implies, the expected cost of reaching it (tier-up from rare, then rolls), and the star
-//! force spent on it; items the tables cannot price are listed with the reason.
+//! implies, the expected cost of reaching it (tier-up from rare, then rolls), the same for
+//! its additional potential (its own tables, prices and tier-up), and the star force spent
+//! on it with its spread; items the tables cannot price are listed with the reason. The
+//! equipped set and each preset are priced alike.
 //!
 //! Rule: the equipment JSON is only read here through [`Equipment`] (the fields we use); any
 //! other shape is ignored, a missing field makes that item unpriced, never the request fail.
