@@ -324,7 +324,7 @@ pub const SPREAD_TRIALS: usize = 10_000;
 /// that needs more gets fewer climbs, down to [`MIN_SPREAD_TRIALS`], or no mesos quantiles.
 pub const SPREAD_WORK: f64 = 4.0e6;
 /// Fewest climbs whose quantiles are still reported.
-pub const MIN_SPREAD_TRIALS: usize = 1_000;
+pub const MIN_SPREAD_TRIALS: usize = 3_000;
 /// The simulation's seed: the same figures for the same request, everywhere, always.
 const SPREAD_SEED: u64 = 0x4d61_706c_6553_7461;
 
@@ -446,13 +446,19 @@ pub fn destroy_quantile(a: f64, b: f64, q: f64) -> u64 {
 /// [`StarforceError`] naming the field that is out of range.
 pub fn spread(table: CostTable, request: &Request) -> Result<Spread, StarforceError> {
     validate(request)?;
+    Ok(spread_unchecked(table, request))
+}
+
+/// [`spread`] of a request already validated (the cache's key has its level floored, which
+/// may sit in a lower band of [`max_stars`] than the request itself).
+fn spread_unchecked(table: CostTable, request: &Request) -> Spread {
     let (from, to) = (request.from as usize, request.to as usize);
     let up = up_odds(table, request);
     let a: f64 = up[from..to].iter().product();
     let b: f64 = up[RESTART_STAR.min(to)..to].iter().product();
     let destroys = Quantiles::from_fn(|q| destroy_quantile(a, b, q));
     if from == to {
-        return Ok(Spread::zero());
+        return Spread::zero();
     }
     // Work per climb: each leave is one loop turn; E[leaves] by the same recursion as the
     // means (L[s] = (1 + (1 − r_s) Σ_{12..s} L) / r_s).
@@ -473,18 +479,17 @@ pub fn spread(table: CostTable, request: &Request) -> Result<Spread, StarforceEr
     )]
     let affordable = (SPREAD_WORK / per_climb).min(SPREAD_TRIALS as f64) as usize;
     if affordable < MIN_SPREAD_TRIALS {
-        return Ok(Spread {
+        return Spread {
             mesos: None,
             destroys,
             trials: 0,
-        });
+        };
     }
-    let mesos = mesos_quantiles(table, request, affordable, SPREAD_SEED)?;
-    Ok(Spread {
-        mesos: Some(mesos),
+    Spread {
+        mesos: Some(sampled_quantiles(table, request, affordable, SPREAD_SEED)),
         destroys,
         trials: affordable,
-    })
+    }
 }
 
 /// One simulated climb's outcome.
@@ -550,12 +555,21 @@ pub fn mesos_quantiles(
     seed: u64,
 ) -> Result<Quantiles<f64>, StarforceError> {
     validate(request)?;
+    Ok(sampled_quantiles(table, request, trials, seed))
+}
+
+fn sampled_quantiles(
+    table: CostTable,
+    request: &Request,
+    trials: usize,
+    seed: u64,
+) -> Quantiles<f64> {
     let mut samples: Vec<f64> = climbs(table, request, trials.max(1), seed)
         .into_iter()
         .map(|climb| climb.mesos)
         .collect();
     samples.sort_unstable_by(f64::total_cmp);
-    Ok(Quantiles::from_fn(|q| {
+    Quantiles::from_fn(|q| {
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -564,7 +578,7 @@ pub fn mesos_quantiles(
         )]
         let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
         samples[rank - 1]
-    }))
+    })
 }
 
 /// Star force as the service prices it: the configured cost table and a cache of spreads.
@@ -575,6 +589,9 @@ pub fn mesos_quantiles(
 pub struct Starforce {
     table: CostTable,
     spreads: moka::sync::Cache<Request, Spread>,
+    /// One simulation at a time per process: a burst of uncached requests (each distinct
+    /// `replacement_mesos` is one) takes one core, not all of them.
+    simulating: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// Spreads kept (each a few dozen bytes).
@@ -585,6 +602,7 @@ impl Starforce {
         Self {
             table,
             spreads: moka::sync::Cache::new(SPREAD_CACHE_ENTRIES),
+            simulating: std::sync::Arc::default(),
         }
     }
 
@@ -599,7 +617,8 @@ impl Starforce {
     }
 
     /// [`spread`], cached: requests that only differ by the level within its band of ten
-    /// (the cost formula floors it) share one entry once validated.
+    /// (the cost formula floors it) share one entry once validated. Concurrent misses on one
+    /// key simulate once; misses on different keys simulate one after the other.
     ///
     /// # Errors
     /// [`StarforceError`] naming the field that is out of range.
@@ -609,12 +628,14 @@ impl Starforce {
             level: request.level / 10 * 10,
             ..*request
         };
-        if let Some(hit) = self.spreads.get(&key) {
-            return Ok(hit);
-        }
-        let computed = spread(self.table, &key)?;
-        self.spreads.insert(key, computed);
-        Ok(computed)
+        Ok(self.spreads.get_with(key, || {
+            // A poisoned lock only means another simulation panicked; the guard holds no data.
+            let _one_at_a_time = self
+                .simulating
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            spread_unchecked(self.table, &key)
+        }))
     }
 }
 
@@ -778,6 +799,17 @@ mod tests {
         let first = starforce.spread(&plain(200, 0, 22)).expect("valid");
         // Same band of ten levels: the same entry, and the same figures as uncached.
         assert_eq!(starforce.spread(&plain(209, 0, 22)).expect("valid"), first);
+        // A level whose band floor holds fewer stars (138 → 130: 30★ vs 20★) is still a
+        // valid request: the key's level only prices, it is not validated again.
+        let at_138 = starforce.spread(&plain(138, 0, 22)).expect("valid at 138");
+        assert_eq!(
+            at_138,
+            spread(CostTable::Kms, &plain(138, 0, 22)).expect("valid")
+        );
+        assert!(
+            starforce.spread(&plain(137, 0, 22)).is_err(),
+            "137 holds 20★"
+        );
         assert_eq!(
             spread(CostTable::Kms, &plain(200, 0, 22)).expect("valid"),
             first

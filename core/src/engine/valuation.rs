@@ -542,6 +542,9 @@ fn value_item(
     } else if rule == StarforceRule::Superior {
         let reason = "superior item: it follows its own star-force table (at most 15★; no current KMS source for its rates and costs is shipped), and the normal table would misprice it".to_owned();
         (None, None, None, Some(reason))
+    } else if from == stars {
+        // Nothing bought (a Genesis weapon at its granted 22★), whatever else is missing.
+        (Some(0.0), Some(0.0), Some(starforce::Spread::zero()), None)
     } else if let Some(request) = request {
         let priced = engine
             .starforce
@@ -629,8 +632,9 @@ fn price_additional(
     profile: Option<(MainStat, bool)>,
 ) -> Result<PotentialPrice, String> {
     let item_type = item_type_of_slot(slot).ok_or("this slot has no additional potential")?;
-    let part = additional::part_of_slot(slot)
-        .ok_or("no additional-potential table for this slot (shields and force shields share the secondary slot)")?;
+    let part = additional::part_of_slot(slot).ok_or_else(|| {
+        format!("Nexon publishes no additional-potential table for the {slot} slot")
+    })?;
     let grade = grade.ok_or("no additional potential on this item")?;
     let level = level.ok_or("the item level is missing")?;
     let (stat, magician) = profile.ok_or("unknown class: main stat not known")?;
@@ -1046,6 +1050,21 @@ mod tests {
                 .as_deref()
                 .is_some_and(|r| r.contains("superior"))
         );
+        // At its granted 22★ a Genesis weapon cost nothing, even with its level missing.
+        let no_level: Item = serde_json::from_value(serde_json::json!({
+            "item_equipment_slot": "무기",
+            "item_name": "제네시스 스태프",
+            "starforce": "22"
+        }))
+        .expect("an item");
+        let granted = value_item(
+            engine(),
+            &no_level,
+            class_profile("에반"),
+            Options::default(),
+        );
+        assert_eq!(granted.starforce_mesos, Some(0.0));
+        assert_eq!(granted.starforce_unpriced, None);
         // Stars a Genesis weapon gained beyond the granted 22 are priced from 22.
         let mut beyond: Item = serde_json::from_value(serde_json::json!({
             "item_equipment_slot": "무기",
