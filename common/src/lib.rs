@@ -22,4 +22,5 @@ pub mod metrics;
 pub mod nexon;
 pub mod rate;
 pub mod shutdown;
+pub mod splitmix;
 pub mod telemetry;

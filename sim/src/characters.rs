@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use maple_common::nexon::Ocid;
+use maple_common::splitmix::SplitMix64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -144,24 +145,21 @@ fn checksum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0x5a_u8, |acc, b| acc.rotate_left(3) ^ b)
 }
 
-/// SplitMix64: tiny, fast, and stable forever (unlike library RNGs across versions).
+/// The characters' generator: [`SplitMix64`], seeded from the ocid, so the same character
+/// looks the same forever (library RNGs change across versions).
 #[derive(Debug, Clone)]
-struct Rng(u64);
+struct Rng(SplitMix64);
 
 impl Rng {
     fn for_ocid(ocid: &Ocid, salt: &str) -> Self {
         let digest = Sha256::digest(format!("{ocid}:{salt}").as_bytes());
         let mut seed = [0_u8; 8];
         seed.copy_from_slice(&digest[..8]);
-        Self(u64::from_le_bytes(seed))
+        Self(SplitMix64::new(u64::from_le_bytes(seed)))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (n > 0).

@@ -16,13 +16,11 @@ use std::collections::HashMap;
 
 use crate::engine::model::{Category, Grade, Part};
 use crate::engine::option::{self, ParsedOption};
-use crate::engine::tables::{LineOption, MAX_OPTIONS_PER_LINE, TableError};
+use crate::engine::tables::{LineOption, TableError, check_sums, push_option};
 
 /// The repository's additional-potential table, built in.
 const BUILT_IN: &str = include_str!("../../../data/additional_rates.csv");
 const HEADER: [&str; 6] = ["part", "min_level", "grade", "line", "option", "rate_pct"];
-/// Allowed distance of a line's sum from 100% (the page rounds each rate to 4 decimals).
-const SUM_TOLERANCE: f64 = 0.01;
 /// The level bands' lowest levels, low to high.
 pub const BANDS: [u32; 3] = [100, 120, 250];
 
@@ -136,29 +134,19 @@ impl AdditionalTables {
                 ParsedOption::Known { category, value } => (category, value),
                 _ => (Category::Junk, 0),
             };
-            let lines = groups.entry((part, band, grade)).or_default();
-            let options = &mut lines[line - 1];
-            if options.len() >= MAX_OPTIONS_PER_LINE {
-                return Err(bad(format!(
-                    "more than {MAX_OPTIONS_PER_LINE} options on one line"
-                )));
-            }
-            options.push(LineOption {
-                category,
-                value,
-                rate_pct,
-            });
+            push_option(
+                groups.entry((part, band, grade)).or_default(),
+                line,
+                LineOption {
+                    category,
+                    value,
+                    rate_pct,
+                },
+            )
+            .map_err(bad)?;
         }
         for ((part, band, grade), lines) in &groups {
-            for (i, options) in lines.iter().enumerate() {
-                let sum: f64 = options.iter().map(|o| o.rate_pct).sum();
-                if (sum - 100.0).abs() > SUM_TOLERANCE {
-                    return Err(TableError::Group {
-                        group: format!("additional {part}/{band}/{grade}"),
-                        reason: format!("line {} sums to {sum:.4}%, not 100%", i + 1),
-                    });
-                }
-            }
+            check_sums(&format!("additional {part}/{band}/{grade}"), lines)?;
         }
         Ok(Self { groups })
     }
@@ -245,51 +233,38 @@ mod tests {
             listed.insert((r[0].into(), r[1].into(), r[3].into(), r[4].into()));
         }
         let (mut checked, mut legacy, mut wrong) = (0, 0, Vec::new());
-        for file in ["evan_equip.json", "mechanic_equip.json"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../data")
-                .join(file);
-            let json: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("JSON");
-            let lists = [
-                "item_equipment",
-                "item_equipment_preset_1",
-                "item_equipment_preset_2",
-                "item_equipment_preset_3",
-            ];
-            for item in lists.iter().filter_map(|l| json[l].as_array()).flatten() {
-                let slot = item["item_equipment_slot"].as_str().unwrap_or_default();
-                let level = item["item_base_option"]["base_equipment_level"]
-                    .as_u64()
-                    .and_then(|l| u32::try_from(l).ok())
-                    .unwrap_or(0);
-                let (Some(part), Some(band)) = (part_of_slot(slot), band_of(level)) else {
+        for (file, item) in crate::engine::tables::tests::real_items() {
+            let slot = item["item_equipment_slot"].as_str().unwrap_or_default();
+            let level = item["item_base_option"]["base_equipment_level"]
+                .as_u64()
+                .and_then(|l| u32::try_from(l).ok())
+                .unwrap_or(0);
+            let (Some(part), Some(band)) = (part_of_slot(slot), band_of(level)) else {
+                continue;
+            };
+            if item["additional_potential_option_grade"] != "레전드리"
+                || built_in().lines(part, level, Grade::Legendary).is_err()
+            {
+                continue;
+            }
+            for line in 1..=3 {
+                let Some(text) = item[format!("additional_potential_option_{line}")].as_str()
+                else {
                     continue;
                 };
-                if item["additional_potential_option_grade"] != "레전드리"
-                    || built_in().lines(part, level, Grade::Legendary).is_err()
-                {
-                    continue;
-                }
-                for line in 1..=3 {
-                    let Some(text) = item[format!("additional_potential_option_{line}")].as_str()
-                    else {
-                        continue;
-                    };
-                    checked += 1;
-                    let key = (
-                        part.to_string(),
-                        band.to_string(),
-                        line.to_string(),
-                        text.to_owned(),
-                    );
-                    if text.starts_with("방어력 +") && text.ends_with('%') {
-                        legacy += 1;
-                    } else if !listed.contains(&key) {
-                        wrong.push(format!(
-                            "{file} {slot} (level {level}) line {line}: {text:?}"
-                        ));
-                    }
+                checked += 1;
+                let key = (
+                    part.to_string(),
+                    band.to_string(),
+                    line.to_string(),
+                    text.to_owned(),
+                );
+                if text.starts_with("방어력 +") && text.ends_with('%') {
+                    legacy += 1;
+                } else if !listed.contains(&key) {
+                    wrong.push(format!(
+                        "{file} {slot} (level {level}) line {line}: {text:?}"
+                    ));
                 }
             }
         }

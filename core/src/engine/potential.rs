@@ -491,22 +491,25 @@ mod tests {
         assert_eq!(level_bump(251), Err(PotentialError::LevelOutOfTables(251)));
     }
 
+    /// P(a level-200 legendary item of `item_type` meets `terms` in one meso reset).
+    fn legendary_black(item_type: ItemType, terms: Vec<Term>) -> f64 {
+        let target = Target::new(terms).expect("valid");
+        probability(
+            built_in(),
+            item_type,
+            200,
+            Grade::Legendary,
+            Cube::Black,
+            &target,
+        )
+        .expect("table")
+    }
+
     /// Boss and ignore-defense targets by value: a sum the lines must reach, so "two lines"
     /// is looser than "two 40% lines", and the value targets are monotone.
     #[test]
     fn boss_and_ied_by_value() {
-        let tables = built_in();
-        let p = |terms| {
-            probability(
-                tables,
-                ItemType::Weapon,
-                200,
-                Grade::Legendary,
-                Cube::Black,
-                &Target::new(terms).expect("valid"),
-            )
-            .expect("table")
-        };
+        let p = |terms| legendary_black(ItemType::Weapon, terms);
         let two_lines = p(vec![Term::BossLines { min: 2 }]);
         let boss_70 = p(vec![Term::BossPct { min: 70 }]);
         let boss_30 = p(vec![Term::BossPct { min: 30 }]);
@@ -541,18 +544,7 @@ mod tests {
         assert_eq!(xenon(0).contribution(Category::LukPct, 12), 12);
         assert_eq!(xenon(0).contribution(Category::IntPct, 12), 0);
         assert_eq!(xenon(0).min_for_score(12 + 12 + 12), 12);
-        let tables = built_in();
-        let p = |term| {
-            probability(
-                tables,
-                ItemType::Top,
-                200,
-                Grade::Legendary,
-                Cube::Black,
-                &Target::new(vec![term]).expect("valid"),
-            )
-            .expect("table")
-        };
+        let p = |term| legendary_black(ItemType::Top, vec![term]);
         assert!(p(xenon(9)) > 0.0);
         assert!(p(xenon(12)) < p(xenon(9)));
         assert!(p(xenon(4)) > p(xenon(9)));

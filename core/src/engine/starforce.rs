@@ -16,6 +16,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use maple_common::splitmix::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 /// Success rates (percent) from 0★ to 29★.
@@ -387,28 +388,6 @@ struct Step {
     up: f64,
 }
 
-/// SplitMix64: small, fast, and fixed here so the figures never change with a dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1), never 0 (it is fed to `ln`).
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "53 random bits, exactly representable"
-    )]
-    fn open01(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) * (1.0 / (1_u64 << 53) as f64)
-    }
-}
-
 /// P(leaving `star` upwards before a destruction) for each star below `to`.
 fn up_odds(table: CostTable, request: &Request) -> Vec<f64> {
     (0..request.to as usize)
@@ -515,7 +494,7 @@ fn climbs(table: CostTable, request: &Request, trials: usize, seed: u64) -> Vec<
         .collect();
     #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
     let replacement = request.replacement_mesos.map_or(0.0, |price| price as f64);
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..trials)
         .map(|_| {
             let mut climb = Climb {

@@ -128,18 +128,16 @@ impl RateTables {
                 .ok()
                 .filter(|r: &f64| r.is_finite() && *r > 0.0 && *r <= 100.0)
                 .ok_or_else(|| bad(format!("rate {:?} is not within (0, 100]", field(6))))?;
-            let lines = groups.entry(key).or_default();
-            let options = &mut lines[line - 1];
-            if options.len() == MAX_OPTIONS_PER_LINE {
-                return Err(bad(format!(
-                    "more than {MAX_OPTIONS_PER_LINE} options on one line"
-                )));
-            }
-            options.push(LineOption {
-                category,
-                value,
-                rate_pct,
-            });
+            push_option(
+                groups.entry(key).or_default(),
+                line,
+                LineOption {
+                    category,
+                    value,
+                    rate_pct,
+                },
+            )
+            .map_err(bad)?;
         }
         if groups.is_empty() {
             return Err(TableError::Group {
@@ -148,21 +146,8 @@ impl RateTables {
             });
         }
         for (key, lines) in &groups {
-            for (i, options) in lines.iter().enumerate() {
-                let sum: f64 = options.iter().map(|o| o.rate_pct).sum();
-                if (sum - 100.0).abs() > SUM_TOLERANCE {
-                    return Err(TableError::Group {
-                        group: format!(
-                            "{}/{}/{} line {}",
-                            key.item_type,
-                            key.cube,
-                            key.grade,
-                            i + 1
-                        ),
-                        reason: format!("rates sum to {sum:.4}%, not 100% ± {SUM_TOLERANCE}"),
-                    });
-                }
-            }
+            let group = format!("{}/{}/{}", key.item_type, key.cube, key.grade);
+            check_sums(&group, lines)?;
         }
         Ok(Self { groups })
     }
@@ -204,9 +189,64 @@ fn parse_value(category: Category, raw: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("value {raw:?} of {category} is not a whole number"))
 }
 
+/// Adds `option` to line `line` (1–3) of a group, refusing a line that grows past
+/// [`MAX_OPTIONS_PER_LINE`]. Shared with the additional-potential tables.
+pub(crate) fn push_option(
+    lines: &mut [Vec<LineOption>; 3],
+    line: usize,
+    option: LineOption,
+) -> Result<(), String> {
+    let options = &mut lines[line - 1];
+    if options.len() >= MAX_OPTIONS_PER_LINE {
+        return Err(format!(
+            "more than {MAX_OPTIONS_PER_LINE} options on one line"
+        ));
+    }
+    options.push(option);
+    Ok(())
+}
+
+/// Refuses a group whose lines do not each sum to 100% (± [`SUM_TOLERANCE`]).
+pub(crate) fn check_sums(group: &str, lines: &[Vec<LineOption>; 3]) -> Result<(), TableError> {
+    for (i, options) in lines.iter().enumerate() {
+        let sum: f64 = options.iter().map(|o| o.rate_pct).sum();
+        if (sum - 100.0).abs() > SUM_TOLERANCE {
+            return Err(TableError::Group {
+                group: format!("{group} line {}", i + 1),
+                reason: format!("rates sum to {sum:.4}%, not 100% ± {SUM_TOLERANCE}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Every item of both real responses in `data/` (equipped set and the three presets),
+    /// with the file it came from.
+    pub(crate) fn real_items() -> Vec<(&'static str, serde_json::Value)> {
+        let mut items = Vec::new();
+        for file in ["evan_equip.json", "mechanic_equip.json"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../data")
+                .join(file);
+            let json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("JSON");
+            for list in [
+                "item_equipment",
+                "item_equipment_preset_1",
+                "item_equipment_preset_2",
+                "item_equipment_preset_3",
+            ] {
+                for item in json[list].as_array().into_iter().flatten() {
+                    items.push((file, item.clone()));
+                }
+            }
+        }
+        items
+    }
 
     /// The built-in tables, parsed once per test binary.
     pub(crate) fn built_in() -> &'static RateTables {

@@ -738,78 +738,61 @@ mod tests {
         let tables = built_in();
         let (mut checked, mut lumped, mut untabled) = (0, 0, 0);
         let mut wrong = Vec::new();
-        for file in ["evan_equip.json", "mechanic_equip.json"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../data")
-                .join(file);
-            let json: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("JSON");
-            let lists = [
-                "item_equipment",
-                "item_equipment_preset_1",
-                "item_equipment_preset_2",
-                "item_equipment_preset_3",
+        for (file, item) in crate::engine::tables::tests::real_items() {
+            let item: Item = serde_json::from_value(item).expect("an item");
+            let slot = item.item_equipment_slot.clone().unwrap_or_default();
+            let (Some(item_type), Some(level), Some(grade)) =
+                (item_type_of_slot(&slot), item.level(), item.grade())
+            else {
+                continue;
+            };
+            let Ok(bump) = potential::level_bump(level) else {
+                untabled += 1;
+                continue;
+            };
+            let texts = [
+                &item.potential_option_1,
+                &item.potential_option_2,
+                &item.potential_option_3,
             ];
-            let items = lists
-                .iter()
-                .filter_map(|list| json[list].as_array())
-                .flatten()
-                .map(|item| serde_json::from_value::<Item>(item.clone()).expect("an item"));
-            for item in items {
-                let slot = item.item_equipment_slot.clone().unwrap_or_default();
-                let (Some(item_type), Some(level), Some(grade)) =
-                    (item_type_of_slot(&slot), item.level(), item.grade())
-                else {
-                    continue;
-                };
-                let Ok(bump) = potential::level_bump(level) else {
+            for (line, text) in texts.into_iter().enumerate() {
+                let Some(text) = text else { continue };
+                let ParsedOption::Known { category, value } = option::parse(text) else {
                     untabled += 1;
                     continue;
                 };
-                let texts = [
-                    &item.potential_option_1,
-                    &item.potential_option_2,
-                    &item.potential_option_3,
-                ];
-                for (line, text) in texts.into_iter().enumerate() {
-                    let Some(text) = text else { continue };
-                    let ParsedOption::Known { category, value } = option::parse(text) else {
-                        untabled += 1;
-                        continue;
-                    };
-                    let groups: Vec<_> = Cube::ALL
-                        .iter()
-                        .filter_map(|&cube| {
-                            tables.lines(GroupKey {
-                                item_type,
-                                cube,
-                                grade,
-                            })
+                let groups: Vec<_> = Cube::ALL
+                    .iter()
+                    .filter_map(|&cube| {
+                        tables.lines(GroupKey {
+                            item_type,
+                            cube,
+                            grade,
                         })
-                        .collect();
-                    if groups.is_empty() {
-                        untabled += 1;
-                        continue;
-                    }
-                    let listed = groups
-                        .iter()
-                        .flat_map(|g| g.iter().flatten())
-                        .any(|o| o.category == category);
-                    if !listed {
-                        lumped += 1;
-                        continue;
-                    }
-                    let admitted = groups.iter().flat_map(|g| &g[line]).any(|o| {
-                        o.category == category
-                            && o.value + if category.has_level_bump() { bump } else { 0 } == value
-                    });
-                    checked += 1;
-                    if !admitted {
-                        wrong.push(format!(
-                            "{file}: {slot} (level {level}, {grade}) line {}: {text:?}",
-                            line + 1
-                        ));
-                    }
+                    })
+                    .collect();
+                if groups.is_empty() {
+                    untabled += 1;
+                    continue;
+                }
+                let listed = groups
+                    .iter()
+                    .flat_map(|g| g.iter().flatten())
+                    .any(|o| o.category == category);
+                if !listed {
+                    lumped += 1;
+                    continue;
+                }
+                let admitted = groups.iter().flat_map(|g| &g[line]).any(|o| {
+                    o.category == category
+                        && o.value + if category.has_level_bump() { bump } else { 0 } == value
+                });
+                checked += 1;
+                if !admitted {
+                    wrong.push(format!(
+                        "{file}: {slot} (level {level}, {grade}) line {}: {text:?}",
+                        line + 1
+                    ));
                 }
             }
         }
