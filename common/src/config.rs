@@ -176,18 +176,27 @@ impl Secret {
 
     /// Compares with `candidate` in time independent of where they differ.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        let secret = self.0.as_bytes();
-        let mut diff = u8::from(secret.len() != candidate.len());
-        for (i, byte) in secret.iter().enumerate() {
-            diff |= byte ^ candidate.get(i).copied().unwrap_or(!byte);
-        }
-        diff == 0
+        crate::contract::constant_time_eq(self.0.as_bytes(), candidate)
     }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A URL (database, Redis, …) with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

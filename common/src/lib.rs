@@ -16,6 +16,7 @@
 pub mod breaker;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod flight;
 pub mod metrics;

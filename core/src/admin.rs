@@ -175,11 +175,6 @@ fn parse_file(bytes: &[u8]) -> Result<Vec<Key>, String> {
         .collect()
 }
 
-/// Equal in time independent of where they differ.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0_u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
 impl AdminKeys {
     /// Loads `file` (when set).
     ///
@@ -261,9 +256,7 @@ impl AdminKeys {
     ) -> Result<Principal, AuthError> {
         self.refresh();
         let token = authorization
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .and_then(maple_common::contract::bearer_token)
             .ok_or(AuthError::Missing)?;
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let loaded = self
@@ -273,7 +266,7 @@ impl AdminKeys {
         // Every stored hash is compared, so the time does not tell which one matched.
         let mut found = None;
         for key in &loaded.keys {
-            if same(&key.hash, &presented) {
+            if maple_common::contract::constant_time_eq(&key.hash, &presented) {
                 found = Some(key);
             }
         }
@@ -355,6 +348,13 @@ mod tests {
             keys.authorize(Some(&reader), Scope::Read, 0),
             Err(AuthError::Missing),
             "not a bearer header"
+        );
+        // The scheme is case-insensitive, as the proxy reads it (maple_common::contract).
+        assert_eq!(
+            keys.authorize(Some(&format!("bearer {reader}")), Scope::Read, 5_000)
+                .expect("valid")
+                .name,
+            "reader"
         );
         // The file stores only the hash.
         let text = std::fs::read_to_string(&path).expect("read");

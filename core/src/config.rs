@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use maple_common::config::redact_url;
 use maple_common::config::{ConfigError, Env, Secret};
 
 use crate::engine::model::Method;
@@ -405,20 +406,6 @@ fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
         namespace: namespace_from_env(env)?,
         lock_lease,
     })
-}
-
-/// A database URL with any password replaced, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ impl App {
         let admin_keys = admin::AdminKeys::load(config.admin_keys_file.clone())
             .map_err(StartError::AdminKeys)?;
         let store = Store::connect(config.database_url.expose(), config.db_max_connections).await?;
-        let metrics = CoreMetrics::new()?;
+        let metrics = CoreMetrics::new()?.with_lock(lock::LIKES_SYNC);
         let nexon = NexonClient::new(
             &config.proxy_url,
             config.proxy_token.as_ref(),

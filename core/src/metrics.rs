@@ -327,6 +327,18 @@ impl CoreMetrics {
         .with_known_series())
     }
 
+    /// Creates the series of the lock `name` at zero, as [`Self::with_known_series`] does for
+    /// fixed label sets. Called by the composition root for each lock the service takes
+    /// (metrics does not know the lock names: `lock.rs` does).
+    pub fn with_lock(self, name: &str) -> Self {
+        for outcome in ["redis", "mysql", "local", "busy", "unavailable"] {
+            self.lock_acquisitions_total
+                .with_label_values(&[name, outcome]);
+        }
+        self.lock_fallbacks_total.with_label_values(&[name]);
+        self
+    }
+
     /// Creates the series whose labels are a fixed set, at zero, so rules and dashboards see
     /// them (and `rate()` works) before the first event.
     fn with_known_series(self) -> Self {
@@ -370,12 +382,6 @@ impl CoreMetrics {
         for kind in ["likes", "batches"] {
             self.like_redis_lost_total.with_label_values(&[kind]);
         }
-        for outcome in ["redis", "mysql", "local", "busy", "unavailable"] {
-            self.lock_acquisitions_total
-                .with_label_values(&[crate::likes::SYNC_LOCK, outcome]);
-        }
-        self.lock_fallbacks_total
-            .with_label_values(&[crate::likes::SYNC_LOCK]);
         for state in ["in_use", "idle", "max"] {
             self.db_pool_connections.with_label_values(&[state]);
         }

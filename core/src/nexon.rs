@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use maple_common::contract::PROXY_ERROR_HEADER;
 use maple_common::nexon::{
     NexonErrorBody, NexonErrorCode, Ocid, OcidResponse, PATH_BASIC, PATH_ID, PATH_ITEM_EQUIPMENT,
 };
@@ -13,8 +14,6 @@ use reqwest::StatusCode;
 
 use crate::character::CharacterName;
 
-/// Response header the proxy sets on errors it produced itself.
-const PROXY_ERROR_HEADER: &str = "x-maple-proxy-error";
 /// Largest body accepted from the proxy; equipment is ~350 KB.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 

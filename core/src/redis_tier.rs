@@ -58,7 +58,7 @@ pub struct RedisConfig {
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &crate::config::redact_url(&self.url))
+            .field("url", &maple_common::config::redact_url(&self.url))
             .field("op_timeout", &self.op_timeout)
             .field("keep_for", &self.keep_for)
             .field("namespace", &self.namespace)

@@ -69,8 +69,7 @@ impl AdminApp {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(crate::config::bearer_token)
-            .map(str::trim)
+            .and_then(maple_common::contract::bearer_token)
             .unwrap_or_default();
         if !token.matches(presented.as_bytes()) {
             return error(

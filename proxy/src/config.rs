@@ -111,12 +111,6 @@ pub const FILE_KEYS: &[&str] = &[
     "routes.other.deadline_ms",
 ];
 
-/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).
-pub fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
-}
-
 /// The variable that overrides a file key: `breaker.window` → `MAPLE_PROXY_BREAKER_WINDOW`.
 pub fn env_var(key: &str) -> String {
     format!("MAPLE_PROXY_{}", key.replace('.', "_").to_ascii_uppercase())

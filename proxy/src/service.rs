@@ -31,7 +31,7 @@ use crate::routes::{Route, canonical, is_suspicious, validate_query};
 use crate::upstream::{Failure, Fetched, Fetcher};
 
 /// Header naming the cause when the proxy, not Nexon, produced an error response.
-pub const PROXY_ERROR_HEADER: &str = "x-maple-proxy-error";
+pub use maple_common::contract::PROXY_ERROR_HEADER;
 /// How the response was served: `HIT`, `MISS`, `STALE` or `COALESCED`.
 pub const CACHE_HEADER: &str = "x-cache";
 /// On a `STALE` response: why (`revalidating`, or the failure's code).
@@ -258,8 +258,7 @@ impl NexonProxy {
                 .headers
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(crate::config::bearer_token)
-                .map(str::trim);
+                .and_then(maple_common::contract::bearer_token);
             let known = presented.is_some_and(|token| {
                 // Check every token, so the time taken does not say which one was close.
                 self.config
