@@ -1,0 +1,86 @@
+//! Backup files: applied at start and every few seconds (Redis, else the database), then
+//! archived; unreadable ones are kept for a human and reported once.
+//!
+//! Rule: applying a file twice is harmless (its batch id is recorded with its counts).
+
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use super::Likes;
+use crate::store::now_ms;
+
+/// How often backup files are looked for and applied.
+const RECOVER_EVERY: Duration = Duration::from_secs(5);
+
+impl Likes {
+    pub(super) async fn recover_loop(self) {
+        while self.tick(RECOVER_EVERY).await {
+            self.recover().await;
+        }
+    }
+
+    /// Applies every backup file it can (Redis, else the database), archiving each after.
+    /// Returns how many were applied.
+    pub async fn recover(&self) -> usize {
+        let inner = &self.inner;
+        let backups = inner.backups.clone();
+        let files = tokio::task::spawn_blocking(move || backups.pending())
+            .await
+            .unwrap_or_default();
+        let (mut applied, mut pending, mut unreadable) = (0, 0, 0);
+        for path in files {
+            let backups = inner.backups.clone();
+            let file = path.clone();
+            let read = tokio::task::spawn_blocking(move || backups.read(&file)).await;
+            let batch = match read {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(error)) => {
+                    unreadable += 1;
+                    let mut reported = inner
+                        .unreadable
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if reported.insert(path.clone()) {
+                        tracing::error!(%error, "backup file cannot be applied; kept for a human");
+                    }
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            let stored = match &inner.redis {
+                Some(redis) => self.flush_to_redis(redis, &batch).await.is_ok(),
+                None => false,
+            } || inner.store.apply_like_batch(&batch, now_ms()).await.is_ok();
+            if !stored {
+                pending += 1;
+                continue;
+            }
+            let backups = inner.backups.clone();
+            let file = path.clone();
+            let archived = tokio::task::spawn_blocking(move || backups.archive(&file)).await;
+            if !matches!(archived, Ok(Ok(()))) {
+                tracing::warn!(path = %path.display(), "applied backup file could not be archived; it will be applied again (harmless)");
+            }
+            applied += 1;
+            inner
+                .metrics
+                .like_backups_total
+                .with_label_values(&["applied"])
+                .inc();
+            tracing::info!(path = %path.display(), batch = %batch.id, likes = batch.total(), "backup file applied");
+            let mut spilled = inner.spilled.lock().unwrap_or_else(PoisonError::into_inner);
+            for (ocid, n) in batch.per_ocid() {
+                if let Some(held) = spilled.get_mut(ocid) {
+                    *held -= n;
+                    if *held <= 0 {
+                        spilled.remove(ocid);
+                    }
+                }
+            }
+        }
+        let files = &inner.metrics.like_backup_files;
+        files.with_label_values(&["pending"]).set(pending);
+        files.with_label_values(&["unreadable"]).set(unreadable);
+        applied
+    }
+}
