@@ -34,7 +34,7 @@
 //! that instant, never miss one.
 
 mod backup;
-mod batch;
+pub mod batch;
 mod buffer;
 pub mod queue;
 mod recover;

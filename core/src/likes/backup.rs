@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::likes::{Batch, valid_key};
+use super::batch::{Batch, valid_key};
 
 /// The format tag written into every file.
 pub const FORMAT: &str = "maple-likes-backup/1";

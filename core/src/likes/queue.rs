@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::likes::Batch;
+use super::batch::Batch;
 use crate::redis_tier::{RedisTier, Unavailable};
 
 /// How long a flushed batch id and an idempotency key are remembered in Redis.

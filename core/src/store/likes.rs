@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Pool, Store, StoreError};
-use crate::likes::Batch;
+use crate::likes::batch::Batch;
 
 /// What applying a batch straight to the database did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
