@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::{Response, StatusCode, header};
+use maple_common::breaker::Breaker;
 use maple_common::error::ErrorBody;
+use maple_common::flight::Flights;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::breaker::Breaker;
 use crate::cache::ResponseCache;
 use crate::config::ProxyConfig;
-use crate::flight::Flights;
 use crate::metrics::ProxyMetrics;
 use crate::upstream::Fetched;
 

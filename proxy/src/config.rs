@@ -15,16 +15,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use maple_common::breaker::BreakerConfig;
 pub use maple_common::config::Secret;
 use maple_common::config::{ConfigError, Env};
 use maple_common::nexon::NEXON_BASE_URL;
 
 use crate::alerts::AlertConfig;
-use crate::breaker::BreakerConfig;
 use crate::cache::CacheConfig;
-use crate::limits::{RateLimitConfig, RetryConfig};
+use crate::limits::{BulkheadConfig, RateLimitConfig, RetryConfig};
 use crate::routes::{RoutePolicy, RouteTable};
-use crate::upstream::BulkheadConfig;
 
 pub const LISTEN: &str = "MAPLE_PROXY_LISTEN";
 pub const ADMIN_LISTEN: &str = "MAPLE_PROXY_ADMIN_LISTEN";

@@ -113,6 +113,21 @@ pub fn spawn(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     Ok(ProxyHandle { shutdown, thread })
 }
 
+/// The fetcher's share of the configuration.
+fn fetcher_config(config: &ProxyConfig) -> upstream::FetcherConfig {
+    upstream::FetcherConfig {
+        base: config.upstream.to_string(),
+        api_key: config.api_key.clone(),
+        connect_timeout: config.connect_timeout,
+        read_timeout: config.read_timeout,
+        max_body_bytes: config.max_body_bytes,
+        retry: config.retry,
+        rate_limit: config.rate_limit,
+        bulkhead: config.bulkhead,
+        routes: config.routes,
+    }
+}
+
 fn build(config: ProxyConfig) -> Result<Server, StartError> {
     // pingora binds inside its runtimes and cannot report a taken port to us; check first so
     // the operator gets a clear error instead of a panic on a worker thread.
@@ -131,7 +146,7 @@ fn build(config: ProxyConfig) -> Result<Server, StartError> {
     let config = Arc::new(config);
     let alerter = Arc::new(alerts::Alerter::new(config.alerts.clone(), metrics.clone()));
     let fetcher = Arc::new(upstream::Fetcher::new(
-        Arc::clone(&config),
+        fetcher_config(&config),
         Arc::clone(&breaker),
         metrics.clone(),
         Arc::clone(&alerter),

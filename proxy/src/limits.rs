@@ -1,5 +1,6 @@
-//! Admission limits on upstream calls: the token bucket sized to the API key's quota, and the
-//! retry budget that keeps retries from multiplying an outage.
+//! Admission limits on upstream calls: the token bucket sized to the API key's quota, the
+//! bulkhead's bounds on concurrent calls, and the retry budget that keeps retries from
+//! multiplying an outage.
 //!
 //! Rule: time is a parameter (`now`), so both are tested without sleeping.
 
@@ -7,6 +8,24 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use maple_common::rate::{RateLimitConfig, TokenBucket};
+
+/// Bulkhead settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkheadConfig {
+    /// Upstream calls in progress at once.
+    pub max_concurrent: usize,
+    /// Longest a call waits for a slot before the request fails (or is served stale).
+    pub max_wait: Duration,
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 64,
+            max_wait: Duration::from_millis(500),
+        }
+    }
+}
 
 /// Retry settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

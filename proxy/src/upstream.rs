@@ -13,33 +13,32 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use maple_common::breaker::{Breaker, Outcome, Permit, Transition};
+use maple_common::config::Secret;
 use maple_common::nexon::API_KEY_HEADER;
 use tokio::sync::Semaphore;
 
 use crate::alerts::Alerter;
-use crate::breaker::{Breaker, Outcome, Permit, Transition};
 use crate::cache::Stored;
-use crate::config::ProxyConfig;
-use crate::limits::{RetryBudget, RetryConfig, TokenBucket};
+use crate::limits::{BulkheadConfig, RateLimitConfig, RetryBudget, RetryConfig, TokenBucket};
 use crate::metrics::ProxyMetrics;
-use crate::routes::Route;
+use crate::routes::{Route, RouteTable};
 
-/// Bulkhead settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BulkheadConfig {
-    /// Upstream calls in progress at once.
-    pub max_concurrent: usize,
-    /// Longest a call waits for a slot before the request fails (or is served stale).
-    pub max_wait: Duration,
-}
-
-impl Default for BulkheadConfig {
-    fn default() -> Self {
-        Self {
-            max_concurrent: 64,
-            max_wait: Duration::from_millis(500),
-        }
-    }
+/// What a [`Fetcher`] needs to know: its own settings, not the whole proxy's.
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// Scheme, host and port of the upstream, without a trailing slash.
+    pub base: String,
+    pub api_key: Secret,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// Largest upstream body accepted.
+    pub max_body_bytes: usize,
+    pub retry: RetryConfig,
+    pub rate_limit: RateLimitConfig,
+    pub bulkhead: BulkheadConfig,
+    /// The cache TTL each route's 200s are stored with.
+    pub routes: RouteTable,
 }
 
 /// Why a fetch produced no usable answer.
@@ -212,7 +211,7 @@ enum BodyError {
 pub struct Fetcher {
     client: reqwest::Client,
     base: String,
-    config: Arc<ProxyConfig>,
+    config: FetcherConfig,
     breaker: Arc<Breaker>,
     bucket: TokenBucket,
     budget: RetryBudget,
@@ -225,7 +224,7 @@ impl Fetcher {
     /// # Errors
     /// When the HTTP client cannot be built (TLS roots unavailable).
     pub fn new(
-        config: Arc<ProxyConfig>,
+        config: FetcherConfig,
         breaker: Arc<Breaker>,
         metrics: ProxyMetrics,
         alerter: Arc<Alerter>,
@@ -242,7 +241,7 @@ impl Fetcher {
         let now = Instant::now();
         Ok(Self {
             client,
-            base: config.upstream.to_string(),
+            base: config.base.clone(),
             breaker,
             bucket: TokenBucket::new(config.rate_limit, now),
             budget: RetryBudget::new(&config.retry, now),
@@ -272,7 +271,7 @@ impl Fetcher {
             .with_label_values(&[from.as_str(), to.as_str()])
             .inc();
         self.metrics.breaker_state.set(to.gauge());
-        if to == crate::breaker::State::Open {
+        if to == maple_common::breaker::State::Open {
             self.alerter.raise(
                 "breaker_opened",
                 "upstream",
