@@ -10,6 +10,7 @@
 //! - [`model`]: item types, cubes, grades, categories — the engine's vocabulary.
 //! - [`tables`]: the per-line rate tables (CSV), validated and indexed.
 //! - [`option`]: Nexon's Korean option text → (category, value).
+//! - [`options`]: how a request asks to be priced (method, star-force options).
 //! - [`potential`]: targets and the exact probability of reaching one in a reset.
 //! - [`tierup`]: grade tier-up expectations with pity.
 //! - [`additional`]: the additional potential's tables, prices and tier-up.
@@ -20,6 +21,7 @@
 pub mod additional;
 pub mod model;
 pub mod option;
+pub mod options;
 pub mod potential;
 pub mod prices;
 pub mod starforce;
@@ -30,10 +32,10 @@ pub mod valuation;
 use std::path::Path;
 
 use crate::engine::additional::AdditionalTables;
+use crate::engine::options::Options;
 use crate::engine::prices::Prices;
 use crate::engine::starforce::{CostTable, Starforce};
 use crate::engine::tables::{RateTables, TableError};
-use crate::engine::valuation::Options;
 
 /// Everything the engine needs at run time, loaded once at start-up.
 #[derive(Debug, Clone)]

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::engine::additional;
-use crate::engine::model::{Grade, ItemType, MainStat, Method};
+use crate::engine::model::{Grade, ItemType, MainStat};
 use crate::engine::option::{self, ParsedOption};
+pub use crate::engine::options::Options;
 use crate::engine::potential::{self, Target, Term};
 use crate::engine::prices::Prices;
 use crate::engine::starforce;
@@ -122,42 +123,6 @@ fn parse_lines(texts: [&Option<String>; 3]) -> Vec<ParsedOption> {
 pub struct BaseOption {
     #[serde(default)]
     pub base_equipment_level: Option<u32>,
-}
-
-/// How to price: reset method, miracle time, star-force options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Options {
-    pub method: Method,
-    pub miracle_time: bool,
-    pub star_catch: bool,
-    pub safeguard: bool,
-    pub discount_30: bool,
-    pub destroy_reduction: bool,
-    /// The 5/10/15 event (attempts at 5★, 10★, 15★ always succeed).
-    pub event_5_10_15: bool,
-    /// The player's MVP grade (discount below 17★).
-    pub mvp: Option<starforce::Mvp>,
-    /// Enhancing from a PC room (5% below 17★).
-    pub pc_room: bool,
-    /// Price of a replacement item, added per expected destruction.
-    pub replacement_mesos: Option<u64>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            method: Method::Meso,
-            miracle_time: false,
-            star_catch: false,
-            safeguard: false,
-            discount_30: false,
-            destroy_reduction: false,
-            event_5_10_15: false,
-            mvp: None,
-            pc_room: false,
-            replacement_mesos: None,
-        }
-    }
 }
 
 /// The priced potential of one item.
