@@ -11,17 +11,21 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// The in-flight fetches, by key.
 #[derive(Debug)]
 pub struct Flights<T> {
     inflight: Arc<Mutex<HashMap<String, watch::Receiver<Option<T>>>>>,
+    /// The fetch tasks, so a shutdown can wait for them without polling.
+    tasks: TaskTracker,
 }
 
 impl<T> Default for Flights<T> {
     fn default() -> Self {
         Self {
             inflight: Arc::default(),
+            tasks: TaskTracker::new(),
         }
     }
 }
@@ -83,7 +87,7 @@ where
         };
         // The fetch runs in the leader's trace (its span is the parent of the fetch's spans).
         let fetch = tracing::Instrument::in_current_span(fetch());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result = fetch.await;
             // Leave the map first: from here on, newcomers read the cache, not this flight.
             drop(landing);
@@ -102,6 +106,13 @@ where
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Resolves when every fetch started so far, and any started meanwhile, has ended (for a
+    /// shutdown: new flights may still start, and are waited for too).
+    pub async fn drained(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 }
 
@@ -168,5 +179,30 @@ mod tests {
             1,
             "the panicked flight left, the pending one stays"
         );
+    }
+
+    #[tokio::test]
+    async fn drained_waits_for_every_flight_started_before_and_during_the_wait() {
+        let flights = Arc::new(Flights::<u32>::default());
+        let landed = Arc::new(AtomicUsize::new(0));
+        let slow = |ms: u64| {
+            let landed = Arc::clone(&landed);
+            move || async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                landed.fetch_add(1, Ordering::SeqCst);
+                1
+            }
+        };
+        drop(flights.join("a", slow(50)));
+        let waiting = {
+            let flights = Arc::clone(&flights);
+            tokio::spawn(async move { flights.drained().await })
+        };
+        tokio::task::yield_now().await;
+        // Started while the drain waits: waited for too.
+        drop(flights.join("b", slow(100)));
+        waiting.await.expect("drained");
+        assert_eq!(landed.load(Ordering::SeqCst), 2, "both flights ended first");
+        assert!(flights.is_empty());
     }
 }
