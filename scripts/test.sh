@@ -11,6 +11,10 @@ bash scripts/services.sh
 promtool check config observability/prometheus.yml
 promtool check rules observability/alerts.yml
 
+# No import loops among the project's files (docs/architecture.md): a module's children import
+# its leaves, never the module itself.
+python3 scripts/import-loops.py
+
 # The process-level tests start the shipped binaries (maple, maple-core, maple-proxy), which
 # nextest does not build for another package's tests: build them first.
 cargo build --workspace --bins

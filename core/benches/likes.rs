@@ -20,7 +20,7 @@ use maple_common::nexon::Ocid;
 use maple_core::likes::{LikeConfig, Likes};
 use maple_core::lock::Locks;
 use maple_core::metrics::CoreMetrics;
-use maple_core::redis_tier::{RedisConfig, RedisTier};
+use maple_core::redis_link::{RedisConfig, RedisLink, RedisUse};
 use maple_core::store::Store;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -30,7 +30,7 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn run(label: &str, store: Store, redis: Option<RedisTier>, backup: std::path::PathBuf) {
+async fn run(label: &str, store: Store, redis: Option<RedisLink>, backup: std::path::PathBuf) {
     let metrics = CoreMetrics::new().unwrap();
     let locks = Locks::new(
         redis.clone(),
@@ -130,7 +130,7 @@ fn main() {
         let mysql = Store::connect(&format!("{mysql_server}/{database}"), 10)
             .await
             .unwrap();
-        let redis = RedisTier::new(
+        let redis = RedisLink::new(
             RedisConfig {
                 url: std::env::var("MAPLE_BENCH_REDIS_URL")
                     .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
@@ -142,6 +142,7 @@ fn main() {
                 min_replicas: 0,
             },
             CoreMetrics::new().unwrap(),
+            RedisUse::Likes,
         )
         .unwrap();
         run(

@@ -14,7 +14,7 @@ use crate::engine::prices::Prices;
 use crate::engine::starforce::CostTable;
 use crate::equipment::TierConfig;
 use crate::likes::LikeConfig;
-use crate::redis_tier::RedisConfig;
+use crate::redis_link::RedisConfig;
 
 pub const LISTEN: &str = "MAPLE_CORE_LISTEN";
 pub const PROXY_URL: &str = "MAPLE_PROXY_URL";
@@ -67,6 +67,38 @@ pub const TRUSTED_PROXIES: &str = "MAPLE_CORE_TRUSTED_PROXIES";
 /// The embedded default: a SQLite file under `var/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://var/maple.db";
 
+/// Request-level limits: everything reachable from the network assumes a hostile client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Requests handled at once; beyond it requests are shed at once with 503 `overloaded`
+    /// (before latency collapses) — health checks and metrics excepted.
+    pub max_in_flight: usize,
+    /// Requests per second per client address on `/v1/` (0: no limit), and the burst.
+    pub client_rate: f64,
+    pub client_burst: f64,
+    /// Largest request body (413 beyond it).
+    pub max_body_bytes: usize,
+    /// Longest request target, path and query (414 beyond it).
+    pub max_uri_bytes: usize,
+    /// Largest total of header names and values, and most header fields (431 beyond).
+    pub max_header_bytes: usize,
+    pub max_header_fields: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1024,
+            client_rate: 200.0,
+            client_burst: 400.0,
+            max_body_bytes: 64 * 1024,
+            max_uri_bytes: 2048,
+            max_header_bytes: 16 * 1024,
+            max_header_fields: 64,
+        }
+    }
+}
+
 /// Everything core needs.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -102,7 +134,7 @@ pub struct CoreConfig {
     /// Connection-level limits (header-read timeout, header bounds).
     pub connections: crate::server::ConnectionLimits,
     /// Request-level limits (in flight, per client, sizes).
-    pub limits: crate::http::Limits,
+    pub limits: Limits,
     /// Load balancers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -361,9 +393,9 @@ fn namespace_from_env(env: &Env) -> Result<String, ConfigError> {
     Ok(namespace)
 }
 
-fn limits_from_env(env: &Env) -> Result<crate::http::Limits, ConfigError> {
-    let defaults = crate::http::Limits::default();
-    Ok(crate::http::Limits {
+fn limits_from_env(env: &Env) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    Ok(Limits {
         max_in_flight: env.parse_within(MAX_IN_FLIGHT, defaults.max_in_flight, 1..=1_000_000)?,
         client_rate: env.parse_within(CLIENT_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
         client_burst: env.parse_within(CLIENT_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,

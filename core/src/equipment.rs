@@ -13,15 +13,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use maple_common::flight::{Flights, Joined, land};
 use maple_common::nexon::Ocid;
-use sha2::{Digest, Sha256};
 
-use crate::metrics::CoreMetrics;
+pub mod entry;
+pub mod l2;
+
+use self::entry::is_fresh_at;
+pub use self::entry::{Entry, Source};
+use self::l2::L2;
+use crate::clock::now_ms;
+use crate::metrics::{CoreMetrics, LatchResult, Role, StoreOp};
 use crate::nexon::{NexonClient, NexonError};
-use crate::redis_tier::{self, RedisTier};
-use crate::store::{EquipmentSnapshot, Store, StoreError, now_ms};
+use crate::redis_link::RedisLink;
+use crate::store::{Store, StoreError};
 
 /// Pipeline settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,115 +57,8 @@ impl Default for TierConfig {
     }
 }
 
-/// One equipment response as every tier holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub gzip: Bytes,
-    pub sha256: [u8; 32],
-    /// Length of the uncompressed body.
-    pub raw_len: u32,
-    /// When Nexon produced it (ms since the epoch, our clock).
-    pub fetched_at_ms: i64,
-}
-
-impl Entry {
-    /// Compresses a body fetched now (CPU work: call it off the async workers).
-    pub fn compress(ocid: Ocid, body: &[u8]) -> Self {
-        Self::from(EquipmentSnapshot::compress(ocid, body, now_ms()))
-    }
-
-    /// The body, checked against its hash (CPU work: call it off the async workers).
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] when the gzip is broken or the hash differs.
-    pub fn decompress(&self, ocid: &Ocid) -> Result<Vec<u8>, StoreError> {
-        self.to_snapshot(ocid).decompress()
-    }
-
-    pub fn to_snapshot(&self, ocid: &Ocid) -> EquipmentSnapshot {
-        EquipmentSnapshot {
-            ocid: ocid.clone(),
-            body_gzip: self.gzip.to_vec(),
-            body_sha256: self.sha256.to_vec(),
-            body_bytes: self.raw_len,
-            fetched_at_ms: self.fetched_at_ms,
-        }
-    }
-
-    /// A strong ETag of the JSON: the content's SHA-256.
-    pub fn etag(&self) -> String {
-        format!("\"{}\"", hex::encode(self.sha256))
-    }
-
-    /// The strong ETag of the gzip representation of the same content.
-    pub fn etag_gzip(&self) -> String {
-        format!("\"{}-gz\"", hex::encode(self.sha256))
-    }
-
-    pub fn age(&self, now_ms: i64) -> Duration {
-        Duration::from_millis(u64::try_from(now_ms - self.fetched_at_ms).unwrap_or(0))
-    }
-
-    fn is_fresh(&self, now_ms: i64, fresh_for: Duration) -> bool {
-        is_fresh_at(self.fetched_at_ms, now_ms, fresh_for)
-    }
-}
-
-/// How far in the future a fetch time may lie (clocks of instances differ a little) before the
-/// copy is distrusted rather than treated as brand new.
-const CLOCK_TOLERANCE_MS: i64 = 60_000;
-
 /// How often an instance reads the purge log (other instances' purges).
 const PURGE_POLL: Duration = Duration::from_secs(1);
-
-/// Whether a copy fetched at `fetched_at_ms` is fresh at `now_ms`.
-fn is_fresh_at(fetched_at_ms: i64, now_ms: i64, fresh_for: Duration) -> bool {
-    let age_ms = now_ms.saturating_sub(fetched_at_ms);
-    let fresh_ms = i64::try_from(fresh_for.as_millis()).unwrap_or(i64::MAX);
-    age_ms > -CLOCK_TOLERANCE_MS && age_ms < fresh_ms
-}
-
-impl From<EquipmentSnapshot> for Entry {
-    fn from(snapshot: EquipmentSnapshot) -> Self {
-        let mut sha256 = [0_u8; 32];
-        if snapshot.body_sha256.len() == 32 {
-            sha256.copy_from_slice(&snapshot.body_sha256);
-        } else {
-            // A row without a usable hash: hash the compressed bytes so the ETag still
-            // changes with the content (decompress() will report the row as corrupt).
-            sha256.copy_from_slice(&Sha256::digest(&snapshot.body_gzip));
-        }
-        Self {
-            gzip: snapshot.body_gzip.into(),
-            sha256,
-            raw_len: snapshot.body_bytes,
-            fetched_at_ms: snapshot.fetched_at_ms,
-        }
-    }
-}
-
-/// Which tier answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    L1,
-    L2,
-    Db,
-    Upstream,
-    /// An expired entry, because the upstream failed.
-    Stale,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::L1 => "l1",
-            Self::L2 => "l2",
-            Self::Db => "db",
-            Self::Upstream => "upstream",
-            Self::Stale => "stale",
-        }
-    }
-}
 
 /// An answer: the entry and where it came from.
 #[derive(Debug, Clone)]
@@ -189,7 +87,7 @@ struct Inner {
     /// When each recently purged ocid was purged: a copy fetched before that is not served as
     /// fresh nor kept in L1 (a load that began before the purge may bring one back).
     purged: moka::sync::Cache<Ocid, i64>,
-    l2: Option<RedisTier>,
+    l2: Option<L2>,
     store: Store,
     nexon: NexonClient,
     flights: Flights<Result<Served, NexonError>>,
@@ -273,7 +171,7 @@ impl EquipmentTiers {
                 // a node with a slower clock): purges since cannot be told apart.
                 (Some(after), None) => after != "0-0",
                 (Some(after), Some(newest)) => {
-                    redis_tier::purge_id_order(newest) < redis_tier::purge_id_order(after)
+                    l2::purge_id_order(newest) < l2::purge_id_order(after)
                 }
             };
             if behind {
@@ -285,7 +183,7 @@ impl EquipmentTiers {
                 missed = false;
                 continue;
             }
-            let full = log.purged.len() >= redis_tier::PURGE_PAGE;
+            let full = log.purged.len() >= l2::PURGE_PAGE;
             for purge in &log.purged {
                 if let Ok(ocid) = Ocid::try_from(purge.ocid.clone())
                     && self.mark_purged(&ocid, purge.at_ms)
@@ -309,7 +207,7 @@ impl EquipmentTiers {
 
     /// Redis's breaker, when Redis is configured.
     pub fn redis_breaker(&self) -> Option<maple_common::breaker::Snapshot> {
-        self.inner.l2.as_ref().map(RedisTier::breaker)
+        self.inner.l2.as_ref().map(L2::breaker)
     }
 
     /// L1's entries and weighted size (compressed bytes), for the admin API.
@@ -323,9 +221,14 @@ impl EquipmentTiers {
         self.inner.flights.len()
     }
 
+    /// Resolves when every equipment load has ended (each stored what it fetched).
+    pub async fn drained(&self) {
+        self.inner.flights.drained().await;
+    }
+
     pub fn new(
         config: TierConfig,
-        l2: Option<RedisTier>,
+        redis: Option<RedisLink>,
         store: Store,
         nexon: NexonClient,
         metrics: CoreMetrics,
@@ -344,7 +247,7 @@ impl EquipmentTiers {
             inner: Arc::new(Inner {
                 l1,
                 purged,
-                l2,
+                l2: redis.map(L2::new),
                 store,
                 nexon,
                 flights: Flights::default(),
@@ -365,11 +268,7 @@ impl EquipmentTiers {
             tracing::Span::current().record("source", served.source.as_str());
         }
         if let Ok(served) = &served {
-            self.inner
-                .metrics
-                .equipment_source_total
-                .with_label_values(&[served.source.as_str()])
-                .inc();
+            self.inner.metrics.equipment_source_total.inc(served.source);
         }
         served
     }
@@ -391,14 +290,10 @@ impl EquipmentTiers {
             .flights
             .join(&key, move || async move { this.load(&target).await });
         let role = match joined {
-            Joined::Leader(_) => "leader",
-            Joined::Follower(_) => "follower",
+            Joined::Leader(_) => Role::Leader,
+            Joined::Follower(_) => Role::Follower,
         };
-        self.inner
-            .metrics
-            .singleflight_total
-            .with_label_values(&[role])
-            .inc();
+        self.inner.metrics.singleflight_total.inc(role);
         land(joined.into_receiver()).await.unwrap_or_else(|| {
             Err(NexonError::Unavailable {
                 cause: "the equipment load failed".into(),
@@ -465,7 +360,7 @@ impl EquipmentTiers {
                 keep(&mut newest, &entry);
             }
             Ok(None) => {}
-            Err(e) => self.store_error("load_equipment", &e),
+            Err(e) => self.store_error(StoreOp::LoadEquipment, &e),
         }
 
         match self.fetch_latched(ocid).await {
@@ -491,16 +386,12 @@ impl EquipmentTiers {
         };
         let token = format!("{:032x}", rand::random::<u128>());
         let config = self.inner.config;
-        let latch = |result: &str| {
-            self.inner
-                .metrics
-                .latch_total
-                .with_label_values(&[result])
-                .inc();
+        let latch = |result: LatchResult| {
+            self.inner.metrics.latch_total.inc(result);
         };
         match l2.try_latch(ocid, &token, config.latch_ttl).await {
             Ok(true) => {
-                latch("acquired");
+                latch(LatchResult::Acquired);
                 let result = self.fetch(ocid).await;
                 let _ = l2.release_latch(ocid, &token).await;
                 result
@@ -521,7 +412,7 @@ impl EquipmentTiers {
                         && let Ok(Some(entry)) = l2.get(ocid).await
                         && !self.superseded(ocid, &entry)
                     {
-                        latch("followed");
+                        latch(LatchResult::Followed);
                         let entry = Arc::new(entry);
                         self.remember(ocid, &entry);
                         return Ok(Served {
@@ -533,11 +424,11 @@ impl EquipmentTiers {
                         break;
                     }
                 }
-                latch("waited_out");
+                latch(LatchResult::WaitedOut);
                 self.fetch(ocid).await
             }
             Err(_) => {
-                latch("unavailable");
+                latch(LatchResult::Unavailable);
                 self.fetch(ocid).await
             }
         }
@@ -545,14 +436,11 @@ impl EquipmentTiers {
 
     /// Fetches from Nexon and writes the result to every tier.
     async fn fetch(&self, ocid: &Ocid) -> Result<Served, NexonError> {
-        let body = self.inner.nexon.equipment(ocid).await;
-        let outcome = crate::nexon::outcome(&body);
-        self.inner
+        let body = self
+            .inner
             .metrics
-            .nexon_calls_total
-            .with_label_values(&["item-equipment", outcome])
-            .inc();
-        let body = body?;
+            .nexon_call("item-equipment", self.inner.nexon.equipment(ocid))
+            .await?;
         let target = ocid.clone();
         let entry = tokio::task::spawn_blocking(move || Entry::compress(target, &body))
             .await
@@ -566,7 +454,7 @@ impl EquipmentTiers {
             .save_equipment(&entry.to_snapshot(ocid))
             .await
         {
-            self.store_error("save_equipment", &e);
+            self.store_error(StoreOp::SaveEquipment, &e);
         }
         if let Some(l2) = &self.inner.l2 {
             let _ = l2.put(ocid, &entry).await;
@@ -578,13 +466,8 @@ impl EquipmentTiers {
         })
     }
 
-    fn store_error(&self, operation: &'static str, error: &StoreError) {
-        tracing::warn!(operation, %error, "database operation failed");
-        self.inner
-            .metrics
-            .store_errors_total
-            .with_label_values(&[operation])
-            .inc();
+    fn store_error(&self, operation: StoreOp, error: &StoreError) {
+        self.inner.metrics.store_error(operation, error);
     }
 }
 

@@ -6,10 +6,13 @@
 //! - [`config`]: typed configuration from `MAPLE_CORE_*` and `DATABASE_URL`.
 //! - [`character`]: character-name validation.
 //! - [`nexon`]: the client for the Nexon API (through the proxy), with error classification.
+//! - [`ocids`]: name → ocid (memory, the database's mapping, Nexon).
 //! - [`engine`]: the expectation engine (potential, tier-up, star force, valuation), pure.
 //! - [`store`]: persistence (SQLite / MySQL), migrations, snapshots.
+//! - [`clock`]: wall-clock milliseconds, as every part records time.
 //! - [`equipment`]: the equipment read path: L1 → L2 → database → Nexon, coalesced.
-//! - [`redis_tier`]: L2 and the cross-instance latch in Redis, behind a breaker.
+//! - [`redis_link`]: the link to Redis (connection, a breaker per use, leases) that the
+//!   equipment L2, the likes and the locks share.
 //! - [`likes`]: likes: sharded buffer → Redis → database (one leader), backup files.
 //! - [`lock`]: named locks across instances (Redis, MySQL `GET_LOCK`, in-process) with fences.
 //! - [`server`]: the HTTP/1 accept loop: header-read timeout, header bounds, drain.
@@ -20,6 +23,7 @@
 
 pub mod admin;
 pub mod character;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod equipment;
@@ -29,7 +33,8 @@ pub mod likes;
 pub mod lock;
 pub mod metrics;
 pub mod nexon;
-pub mod redis_tier;
+pub mod ocids;
+pub mod redis_link;
 pub mod server;
 pub mod store;
 
@@ -41,11 +46,15 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::config::CoreConfig;
 use crate::engine::Engine;
+use crate::engine::options::Options;
 use crate::engine::tables::TableError;
-use crate::engine::valuation::Options;
-use crate::metrics::CoreMetrics;
+pub use crate::http::AppState;
+use crate::metrics::{CoreMetrics, ShutdownPhase};
 use crate::nexon::NexonClient;
+use crate::ocids::Ocids;
+use crate::redis_link::{RedisLink, RedisUse};
 use crate::store::{Store, StoreError};
+use maple_common::metrics::Label as _;
 
 /// Name → ocid mappings kept in memory, and for how long (a rename changes the mapping;
 /// the database copy is re-checked this often).
@@ -55,36 +64,12 @@ const OCID_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 /// Valuations kept in memory (one character serialises to ~11 KB of JSON).
 const VALUATION_CACHE_ENTRIES: u64 = 2_000;
 
-/// What handlers share. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub nexon: NexonClient,
-    pub store: Store,
-    /// The equipment tiers (L1, L2, database) in front of Nexon.
-    pub equipment: equipment::EquipmentTiers,
-    /// Recently decompressed equipment bodies by content hash, for clients that do not take
-    /// gzip (bounded in bytes).
-    pub bodies: moka::sync::Cache<[u8; 32], bytes::Bytes>,
-    /// Name (lower case) → ocid, in front of the database's mapping.
-    pub ocids: moka::sync::Cache<String, maple_common::nexon::Ocid>,
-    pub metrics: CoreMetrics,
-    pub engine: Arc<Engine>,
-    /// Valuations by (equipment content hash, options): a character whose equipment has not
-    /// changed is not priced twice; new equipment has a new hash, so nothing goes stale.
-    pub valuations: moka::future::Cache<([u8; 32], Options), Arc<serde_json::Value>>,
-    /// Cancelled when shutdown begins (readiness turns false).
-    pub shutdown: CancellationToken,
-    pub likes: likes::Likes,
-    pub locks: lock::Locks,
-    /// Per-client like rate limits.
-    pub like_limits: http::ClientLimits,
-    pub admin_keys: admin::AdminKeys,
-    /// Requests handled at once (`limits.max_in_flight` permits).
-    pub in_flight: Arc<tokio::sync::Semaphore>,
-    /// Per-client request rate limits (all `/v1/` routes).
-    pub client_limits: http::ClientLimits,
-    /// The configuration, for the admin API's (redacted) dump.
-    pub config: Arc<CoreConfig>,
+/// Per-client token buckets: up to 100,000 clients, each forgotten after 10 idle minutes.
+fn client_buckets() -> http::ClientLimits {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_idle(std::time::Duration::from_secs(600))
+        .build()
 }
 
 /// This instance's name in lock records: host, process and a random suffix.
@@ -148,10 +133,10 @@ impl App {
         let redis = config
             .redis
             .clone()
-            .map(|redis| redis_tier::RedisTier::new(redis, metrics.clone()))
+            .map(|redis| RedisLink::new(redis, metrics.clone(), RedisUse::Equipment))
             .transpose()?;
         let locks = lock::Locks::new(
-            redis.clone(),
+            redis.as_ref().map(|r| r.for_use(RedisUse::Locks)),
             store.clone(),
             instance_name(),
             config.likes.lock_lease,
@@ -159,7 +144,7 @@ impl App {
         );
         let likes = likes::Likes::new(
             config.likes.clone(),
-            redis.clone(),
+            redis.as_ref().map(|r| r.for_use(RedisUse::Likes)),
             store.clone(),
             locks.clone(),
             metrics.clone(),
@@ -175,37 +160,40 @@ impl App {
         let followers = CancellationToken::new();
         tokio::spawn(equipment.clone().follow_purges(followers.clone()));
         let state = AppState {
-            nexon,
-            store,
-            equipment,
-            bodies: moka::sync::Cache::builder()
-                .max_capacity(config.tiers.raw_max_bytes)
-                .weigher(|_: &[u8; 32], body: &bytes::Bytes| {
-                    u32::try_from(body.len() + 64).unwrap_or(u32::MAX)
-                })
-                .build(),
-            ocids: moka::sync::Cache::builder()
-                .max_capacity(OCID_CACHE_ENTRIES)
-                .time_to_live(OCID_CACHE_TTL)
-                .build(),
-            metrics,
-            engine: Arc::new(engine),
-            valuations: moka::future::Cache::builder()
-                .max_capacity(VALUATION_CACHE_ENTRIES)
-                .build(),
-            shutdown: CancellationToken::new(),
+            characters: http::state::Characters {
+                ocids: Ocids::new(
+                    store.clone(),
+                    nexon.clone(),
+                    metrics.clone(),
+                    OCID_CACHE_ENTRIES,
+                    OCID_CACHE_TTL,
+                ),
+                nexon,
+                equipment,
+                bodies: moka::sync::Cache::builder()
+                    .max_capacity(config.tiers.raw_max_bytes)
+                    .weigher(|_: &[u8; 32], body: &bytes::Bytes| {
+                        u32::try_from(body.len() + 64).unwrap_or(u32::MAX)
+                    })
+                    .build(),
+            },
+            pricing: http::state::Pricing {
+                engine: Arc::new(engine),
+                valuations: moka::future::Cache::builder()
+                    .max_capacity(VALUATION_CACHE_ENTRIES)
+                    .build(),
+            },
             likes,
             locks,
-            like_limits: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(std::time::Duration::from_secs(600))
-                .build(),
+            admission: http::state::Admission {
+                in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight)),
+                requests: client_buckets(),
+                likes: client_buckets(),
+            },
             admin_keys,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight)),
-            client_limits: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(std::time::Duration::from_secs(600))
-                .build(),
+            store,
+            metrics,
+            shutdown: CancellationToken::new(),
             config: Arc::new(config.clone()),
         };
         Ok(Self {
@@ -267,47 +255,40 @@ impl App {
             .map_or(std::time::Duration::ZERO, std::time::Instant::elapsed);
         let phases = &state.metrics;
         let mut phase_started = std::time::Instant::now();
-        let mut end_phase = |name: &str, next: i64| {
-            let took = if name == "drain" {
+        let mut end_phase = |phase: ShutdownPhase, next: i64| {
+            let took = if phase == ShutdownPhase::Drain {
                 spent
             } else {
                 phase_started.elapsed()
             };
-            phases
-                .shutdown_phase_seconds
-                .with_label_values(&[name])
-                .set(took.as_secs_f64());
+            phases.shutdown_phase_took(phase, took.as_secs_f64());
             phases.shutdown_phase.set(next);
             tracing::info!(
-                phase = name,
+                phase = phase.as_str(),
                 seconds = took.as_secs_f64(),
                 "shutdown phase done"
             );
             phase_started = std::time::Instant::now();
         };
-        end_phase("drain", 2);
+        end_phase(ShutdownPhase::Drain, 2);
         let budget = config
             .shutdown_deadline
             .saturating_sub(spent)
             .max(std::time::Duration::from_secs(2));
         // Equipment loads still running (a client may have hung up) store what they fetched.
-        let stored = async {
-            while state.equipment.in_flight() > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        };
+        let stored = state.characters.equipment.drained();
         if tokio::time::timeout(budget / 2, stored).await.is_err() {
             tracing::warn!(
-                loads = state.equipment.in_flight(),
+                loads = state.characters.equipment.in_flight(),
                 "equipment loads still running at shutdown; leaving them"
             );
         }
-        end_phase("equipment", 3);
+        end_phase(ShutdownPhase::Equipment, 3);
         tracing::info!(?budget, "saving the like buffer");
         state.likes.shutdown(budget / 2).await;
-        end_phase("likes", 4);
+        end_phase(ShutdownPhase::Likes, 4);
         state.store.close().await;
-        end_phase("database", 5);
+        end_phase(ShutdownPhase::Database, 5);
         tracing::info!("core stopped");
         result
     }

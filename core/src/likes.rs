@@ -38,158 +38,38 @@ pub mod batch;
 mod buffer;
 pub mod queue;
 mod recover;
+mod state;
 mod sync;
 mod watch;
 mod write;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use maple_common::nexon::Ocid;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use self::backup::{BackupDir, BackupError, BackupFile, decode as decode_backup};
 pub use self::batch::{Batch, Target, valid_key};
-use self::buffer::{SHARDS, Shard, Taken};
+pub use self::state::{Added, BackupInfo, LikeConfig, LikeCount, LikeError, Likes};
+use self::state::{Counts, Inner, Retained, SHARDS, Shard, Taken};
 pub use self::sync::{SyncError, SyncPass};
-use self::watch::Retained;
 use crate::lock::Locks;
 use crate::metrics::CoreMetrics;
-use crate::redis_tier::RedisTier;
+use crate::redis_link::RedisLink;
 use crate::store::{Store, StoreError};
 
 /// The lock that elects the sync leader.
 pub use crate::lock::LIKES_SYNC as SYNC_LOCK;
 
-/// Settings.
-#[derive(Debug, Clone)]
-pub struct LikeConfig {
-    /// Least time between the starts of two flushes (a like arriving when the flusher is idle
-    /// is written at once).
-    pub flush_every: Duration,
-    /// How often the sync leader moves likes from Redis to the database.
-    pub sync_every: Duration,
-    /// How often this instance checks the batches it flushed to Redis against Redis and the
-    /// database (forgets those synced, applies those Redis lost).
-    pub watch_every: Duration,
-    /// Likes per second one client may send (0: no limit).
-    pub client_rate: f64,
-    pub client_burst: f64,
-    /// Where backup files are written and looked for.
-    pub backup_dir: PathBuf,
-    /// The lock names' prefix (the Redis namespace).
-    pub namespace: String,
-    /// Lease of the sync lock (renewed every third of it while held).
-    pub lock_lease: Duration,
-}
-
-impl Default for LikeConfig {
-    fn default() -> Self {
-        Self {
-            flush_every: Duration::from_millis(2),
-            sync_every: Duration::from_secs(1),
-            watch_every: Duration::from_secs(2),
-            client_rate: 20.0,
-            client_burst: 40.0,
-            backup_dir: PathBuf::from("var/backup"),
-            namespace: "maple".to_owned(),
-            lock_lease: Duration::from_secs(10),
-        }
-    }
-}
-
-/// A like accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Added {
-    /// The character's count after this like's flush (stored + pending).
-    pub likes: i64,
-    /// False when the idempotency key had been counted before.
-    pub counted: bool,
-    pub target: Target,
-}
-
-/// A backup file, for the admin API.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BackupInfo {
-    pub file: String,
-    pub bytes: u64,
-    /// Why it cannot be applied, when it cannot be read.
-    pub problem: Option<String>,
-}
-
-/// A character's like count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LikeCount {
-    pub likes: i64,
-    /// Some source could not be read (Redis down, or the database's count is from memory):
-    /// the true count may be higher.
-    pub partial: bool,
-}
-
-/// Counts of several characters.
-#[derive(Debug, Clone, Default)]
-struct Counts {
-    likes: HashMap<String, i64>,
-    partial: bool,
-}
-
-/// Why a like was not accepted.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum LikeError {
-    #[error("likes cannot be stored right now: {0}")]
-    Unavailable(String),
-    #[error("this instance is shutting down")]
-    ShuttingDown,
-}
-
-/// The like service of one instance. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Likes {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    shards: Box<[Mutex<Shard>]>,
-    wake: Notify,
-    accepting: AtomicBool,
-    buffered: AtomicUsize,
-    config: LikeConfig,
-    redis: Option<RedisTier>,
-    scripts: queue::Scripts,
-    store: Store,
-    locks: Locks,
-    backups: BackupDir,
-    /// Likes held only in backup files this process wrote, by ocid (for reads).
-    spilled: Mutex<HashMap<String, i64>>,
-    /// Last database counts seen, for answers while the database is down.
-    stored: moka::sync::Cache<String, i64>,
-    /// Backup files already reported as unreadable (reported once).
-    unreadable: Mutex<HashSet<PathBuf>>,
-    /// Batches this instance flushed to Redis that the database does not hold yet: if Redis
-    /// loses them (restarted without persistence, failed over to a replica that lacked them),
-    /// they are applied to the database from here.
-    retained: Mutex<Retained>,
-    /// Whether the copies are at their bound (logged once per episode).
-    retention_full: AtomicBool,
-    metrics: CoreMetrics,
-    stop: CancellationToken,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-fn gauge(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 impl Likes {
     pub fn new(
         config: LikeConfig,
-        redis: Option<RedisTier>,
+        redis: Option<RedisLink>,
         store: Store,
         locks: Locks,
         metrics: CoreMetrics,
@@ -214,7 +94,7 @@ impl Likes {
                 retention_full: AtomicBool::new(false),
                 metrics,
                 stop: CancellationToken::new(),
-                tasks: Mutex::new(Vec::new()),
+                tasks: TaskTracker::new(),
             }),
         }
     }
@@ -253,19 +133,13 @@ impl Likes {
     /// loop and (with Redis) the sync loop.
     pub async fn start(&self) {
         self.recover().await;
-        let mut tasks = vec![
-            tokio::spawn(self.clone().flush_loop()),
-            tokio::spawn(self.clone().recover_loop()),
-        ];
+        let tasks = &self.inner.tasks;
+        tasks.spawn(self.clone().flush_loop());
+        tasks.spawn(self.clone().recover_loop());
         if self.inner.redis.is_some() {
-            tasks.push(tokio::spawn(self.clone().sync_loop()));
-            tasks.push(tokio::spawn(self.clone().watch_loop()));
+            tasks.spawn(self.clone().sync_loop());
+            tasks.spawn(self.clone().watch_loop());
         }
-        self.inner
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(tasks);
     }
 
     /// The character's count: pending in Redis + stored + held in backup files. `partial`
@@ -366,8 +240,13 @@ impl Likes {
         }
     }
 
-    /// The Redis scripts and tier, for tests that drive a sync step by step.
-    pub fn redis_parts(&self) -> Option<(&RedisTier, &queue::Scripts)> {
+    /// The likes' Redis breaker, when Redis is configured.
+    pub fn redis_breaker(&self) -> Option<maple_common::breaker::Snapshot> {
+        self.inner.redis.as_ref().map(RedisLink::breaker)
+    }
+
+    /// The Redis scripts and link, for tests that drive a sync step by step.
+    pub fn redis_parts(&self) -> Option<(&RedisLink, &queue::Scripts)> {
         Some((self.inner.redis.as_ref()?, &self.inner.scripts))
     }
 
@@ -379,10 +258,11 @@ impl Likes {
         let started = Instant::now();
         inner.accepting.store(false, Ordering::Release);
         inner.stop.cancel();
-        let tasks =
-            std::mem::take(&mut *inner.tasks.lock().unwrap_or_else(PoisonError::into_inner));
-        let stopping = futures::future::join_all(tasks);
-        if tokio::time::timeout(deadline / 2, stopping).await.is_err() {
+        inner.tasks.close();
+        if tokio::time::timeout(deadline / 2, inner.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("like loops did not stop in time");
         }
         // Whatever handlers added after the flusher's last round.

@@ -23,9 +23,11 @@ use sqlx::Connection as _;
 use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::metrics::CoreMetrics;
-use crate::redis_tier::{RedisTier, Unavailable};
-use crate::store::{Fence, Store, StoreError, now_ms};
+use crate::redis_link::{RedisLink, Unavailable};
+use crate::store::likes::Fence;
+use crate::store::{Store, StoreError};
 
 /// Longest single `GET_LOCK` wait (the statement itself is bounded at 3 s).
 /// The lock that elects the like-sync leader (one name per lock the service takes lives
@@ -71,7 +73,7 @@ pub struct Locks {
 
 #[derive(Debug)]
 struct Inner {
-    redis: Option<RedisTier>,
+    redis: Option<RedisLink>,
     store: Store,
     /// This instance, as recorded with each fence (for the SRE asking "who holds it").
     holder: String,
@@ -170,7 +172,7 @@ impl Drop for Guard {
 
 /// MySQL lock names are server-wide and at most 64 characters.
 fn mysql_lock_name(name: &str, inner: &Inner) -> String {
-    let namespace = inner.redis.as_ref().map_or("maple", RedisTier::namespace);
+    let namespace = inner.redis.as_ref().map_or("maple", RedisLink::namespace);
     let mut full = format!("{namespace}:{name}");
     full.truncate(64);
     full
@@ -182,8 +184,13 @@ fn random_token() -> String {
 }
 
 impl Locks {
+    /// The locks' Redis breaker, when Redis is configured.
+    pub fn redis_breaker(&self) -> Option<maple_common::breaker::Snapshot> {
+        self.inner.redis.as_ref().map(RedisLink::breaker)
+    }
+
     pub fn new(
-        redis: Option<RedisTier>,
+        redis: Option<RedisLink>,
         store: Store,
         holder: String,
         lease: Duration,
@@ -294,7 +301,7 @@ impl Locks {
     /// `Err` Redis cannot be asked.
     async fn via_redis(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         name: &str,
         token: &str,
         deadline: Instant,

@@ -3,8 +3,10 @@
 //! Rule: HTTP metrics are labelled by route template (`/v1/characters/{name}`), never the raw
 //! path, so a flood of names cannot blow up the series count.
 
+use maple_common::metric_labels;
 use maple_common::metrics::{
-    counter, counter_vec, gauge, gauge_vec, histogram, histogram_vec, render,
+    Counters, Gauges, Label, counter, counter_vec, gauge, gauge_vec, histogram, histogram_vec,
+    render,
 };
 use prometheus::{
     Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
@@ -23,6 +25,111 @@ pub const SYNC_DELAY_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
+pub use crate::equipment::entry::Source;
+pub use crate::likes::batch::Target;
+
+metric_labels! {
+    /// `maple_core_store_errors_total{operation}`: database operations whose failure is
+    /// tolerated (logged and counted, the request goes on).
+    pub enum StoreOp {
+        FindOcid => "find_ocid",
+        UpsertCharacter => "upsert_character",
+        LoadEquipment => "load_equipment",
+        SaveEquipment => "save_equipment",
+    }
+}
+
+metric_labels! {
+    /// `maple_core_singleflight_total{role}`.
+    pub enum Role { Leader => "leader", Follower => "follower" }
+}
+
+metric_labels! {
+    /// `maple_core_latch_total{result}`.
+    pub enum LatchResult {
+        Acquired => "acquired",
+        Followed => "followed",
+        WaitedOut => "waited_out",
+        Unavailable => "unavailable",
+    }
+}
+
+metric_labels! {
+    /// `maple_core_likes_total{result}`.
+    pub enum LikeResult {
+        Accepted => "accepted",
+        Duplicate => "duplicate",
+        RateLimited => "rate_limited",
+        Failed => "failed",
+    }
+}
+
+metric_labels! {
+    /// The `result` of a flush to one target.
+    pub enum FlushResult { Ok => "ok", Error => "error" }
+}
+
+metric_labels! {
+    /// `maple_core_like_syncs_total{result}`.
+    pub enum SyncResult {
+        Ok => "ok",
+        Idle => "idle",
+        Busy => "busy",
+        Fenced => "fenced",
+        Error => "error",
+    }
+}
+
+metric_labels! {
+    /// `maple_core_like_synced_total{kind}`.
+    pub enum SyncedKind {
+        Likes => "likes",
+        SkippedBatches => "skipped_batches",
+        MissingBatches => "missing_batches",
+    }
+}
+
+metric_labels! {
+    /// `maple_core_like_backup_files{state}`.
+    pub enum BackupFileState { Pending => "pending", Unreadable => "unreadable" }
+}
+
+metric_labels! {
+    /// `maple_core_like_backups_total{result}`.
+    pub enum BackupResult { Written => "written", Applied => "applied", Failed => "failed" }
+}
+
+metric_labels! {
+    /// `maple_core_like_redis_lost_total{kind}`.
+    pub enum LostKind { Likes => "likes", Batches => "batches" }
+}
+
+metric_labels! {
+    /// `maple_core_db_pool_connections{state}`.
+    pub enum PoolState { InUse => "in_use", Idle => "idle", Max => "max" }
+}
+
+metric_labels! {
+    /// `maple_core_shutdown_phase_seconds{phase}`.
+    pub enum ShutdownPhase {
+        Drain => "drain",
+        Equipment => "equipment",
+        Likes => "likes",
+        Database => "database",
+    }
+}
+
+metric_labels! {
+    /// `maple_core_rejected_total{reason}`: refused before reaching a handler.
+    pub enum Rejection {
+        UriTooLong => "uri_too_long",
+        HeadersTooLarge => "headers_too_large",
+        PayloadTooLarge => "payload_too_large",
+        Overloaded => "overloaded",
+        RateLimited => "rate_limited",
+    }
+}
+
 /// Core's metrics and their registry.
 #[derive(Debug, Clone)]
 pub struct CoreMetrics {
@@ -34,22 +141,22 @@ pub struct CoreMetrics {
     /// Calls to the Nexon API through the proxy, by endpoint and outcome.
     pub nexon_calls_total: IntCounterVec,
     /// Database operations that failed, by operation.
-    pub store_errors_total: IntCounterVec,
+    pub store_errors_total: Counters<StoreOp>,
     /// Equipment answers by the tier that served them: l1, l2, db, upstream, stale.
-    pub equipment_source_total: IntCounterVec,
+    pub equipment_source_total: Counters<Source>,
     /// Equipment loads by role: leader (this request loaded), follower (joined one in
     /// progress in this instance).
-    pub singleflight_total: IntCounterVec,
+    pub singleflight_total: Counters<Role>,
     /// The cross-instance latch: acquired, followed (another instance fetched), waited_out
     /// (the leader took too long; fetched anyway), unavailable (Redis down).
-    pub latch_total: IntCounterVec,
-    /// Redis operations by operation and result (ok, error, breaker_open).
+    pub latch_total: Counters<LatchResult>,
+    /// Redis operations by use, operation and result (ok, error, breaker_open).
     pub redis_ops_total: IntCounterVec,
-    /// Redis circuit breaker state: 0 closed, 1 open, 2 half-open.
-    pub redis_breaker_state: IntGauge,
+    /// Redis circuit breaker state by use: 0 closed, 1 open, 2 half-open.
+    pub redis_breaker_state: IntGaugeVec,
     /// Like requests by result: accepted, duplicate (idempotency key seen), rate_limited,
     /// failed (not stored anywhere; the client got 503).
-    pub likes_total: IntCounterVec,
+    pub likes_total: Counters<LikeResult>,
     /// Likes in this instance's buffer, waiting for their flush.
     pub like_buffer: IntGauge,
     /// Flushes of the like buffer by target (redis, db, backup) and result (ok, error).
@@ -60,24 +167,24 @@ pub struct CoreMetrics {
     pub like_flush_duration_seconds: HistogramVec,
     /// Sync passes by result: ok, idle (nothing to sync), busy (another instance leads),
     /// fenced (a newer leader exists), error.
-    pub like_syncs_total: IntCounterVec,
+    pub like_syncs_total: Counters<SyncResult>,
     /// Likes written to the database by the sync, batches skipped as already applied, and
     /// batches listed in Redis whose contents were gone.
-    pub like_synced_total: IntCounterVec,
+    pub like_synced_total: Counters<SyncedKind>,
     /// Age of the oldest like batch not yet in the database (0 when none).
     pub like_sync_lag_seconds: Gauge,
     /// Time from a batch's flush to its database commit.
     pub like_sync_delay_seconds: Histogram,
     /// Backup files by state: pending (waiting to be applied), unreadable (kept for a human).
-    pub like_backup_files: IntGaugeVec,
+    pub like_backup_files: Gauges<BackupFileState>,
     /// Backup file operations by result: written, applied, failed.
-    pub like_backups_total: IntCounterVec,
+    pub like_backups_total: Counters<BackupResult>,
     /// Batches this instance flushed to Redis and keeps in memory until the database holds
     /// them (so a Redis that loses its data loses no like).
     pub like_retained_batches: IntGauge,
     /// Likes whose batch Redis lost before the sync (an empty restart, a failover to a
     /// replica without it): re-applied to the database from this instance's memory.
-    pub like_redis_lost_total: IntCounterVec,
+    pub like_redis_lost_total: Counters<LostKind>,
     /// Batches flushed to Redis without a memory copy because the copies reached their bound
     /// (the database has been slow to take them).
     pub like_unkept_batches_total: IntCounter,
@@ -95,12 +202,12 @@ pub struct CoreMetrics {
     pub locks_held: IntGaugeVec,
     /// Requests refused before reaching a handler, by reason (uri_too_long,
     /// headers_too_large, payload_too_large, overloaded, rate_limited).
-    pub rejected_total: IntCounterVec,
+    pub rejected_total: Counters<Rejection>,
     /// Requests being handled now.
     pub in_flight: IntGauge,
     /// Database pool connections by state (in_use, idle) and the pool's maximum (max), read at
     /// each scrape.
-    pub db_pool_connections: IntGaugeVec,
+    pub db_pool_connections: Gauges<PoolState>,
     /// Where shutdown is: 0 serving, 1 draining requests, 2 waiting for equipment loads,
     /// 3 saving likes, 4 closing the database, 5 stopped.
     pub shutdown_phase: IntGauge,
@@ -133,46 +240,47 @@ impl CoreMetrics {
                 "Calls to the Nexon API through the proxy, by endpoint and outcome.",
                 &["endpoint", "outcome"],
             )?,
-            store_errors_total: counter_vec(
+            store_errors_total: Counters::register(
                 &r,
                 "maple_core_store_errors_total",
                 "Database operations that failed, by operation.",
-                &["operation"],
+                "operation",
             )?,
-            equipment_source_total: counter_vec(
+            equipment_source_total: Counters::register(
                 &r,
                 "maple_core_equipment_source_total",
                 "Equipment answers by the tier that served them.",
-                &["source"],
+                "source",
             )?,
-            singleflight_total: counter_vec(
+            singleflight_total: Counters::register(
                 &r,
                 "maple_core_singleflight_total",
                 "Equipment loads by role in this instance: leader or follower.",
-                &["role"],
+                "role",
             )?,
-            latch_total: counter_vec(
+            latch_total: Counters::register(
                 &r,
                 "maple_core_latch_total",
                 "Cross-instance fetch latch outcomes.",
-                &["result"],
+                "result",
             )?,
             redis_ops_total: counter_vec(
                 &r,
                 "maple_core_redis_ops_total",
-                "Redis operations by operation and result.",
-                &["operation", "result"],
+                "Redis operations by use (equipment, likes, locks), operation and result.",
+                &["use", "operation", "result"],
             )?,
-            redis_breaker_state: gauge(
+            redis_breaker_state: gauge_vec(
                 &r,
                 "maple_core_redis_breaker_state",
-                "Redis circuit breaker state: 0 closed, 1 open, 2 half-open.",
+                "Redis circuit breaker state by use (equipment, likes, locks): 0 closed, 1 open, 2 half-open.",
+                &["use"],
             )?,
-            likes_total: counter_vec(
+            likes_total: Counters::register(
                 &r,
                 "maple_core_likes_total",
                 "Like requests by result.",
-                &["result"],
+                "result",
             )?,
             like_buffer: gauge(
                 &r,
@@ -198,17 +306,17 @@ impl CoreMetrics {
                 &["target"],
                 DURATION_BUCKETS,
             )?,
-            like_syncs_total: counter_vec(
+            like_syncs_total: Counters::register(
                 &r,
                 "maple_core_like_syncs_total",
                 "Like sync passes by result.",
-                &["result"],
+                "result",
             )?,
-            like_synced_total: counter_vec(
+            like_synced_total: Counters::register(
                 &r,
                 "maple_core_like_synced_total",
                 "Likes written to the database by the sync (kind=likes), batches skipped as already applied (kind=skipped_batches), batches listed in Redis whose contents were gone (kind=missing_batches).",
-                &["kind"],
+                "kind",
             )?,
             like_sync_lag_seconds: {
                 let g = Gauge::new(
@@ -224,28 +332,28 @@ impl CoreMetrics {
                 "Time from a like batch's flush to its database commit.",
                 SYNC_DELAY_BUCKETS,
             )?,
-            like_backup_files: gauge_vec(
+            like_backup_files: Gauges::register(
                 &r,
                 "maple_core_like_backup_files",
                 "Like backup files by state (pending, unreadable).",
-                &["state"],
+                "state",
             )?,
-            like_backups_total: counter_vec(
+            like_backups_total: Counters::register(
                 &r,
                 "maple_core_like_backups_total",
                 "Like backup file operations by result (written, applied, failed).",
-                &["result"],
+                "result",
             )?,
             like_retained_batches: gauge(
                 &r,
                 "maple_core_like_retained_batches",
                 "Like batches flushed to Redis and kept in this instance's memory until the database holds them.",
             )?,
-            like_redis_lost_total: counter_vec(
+            like_redis_lost_total: Counters::register(
                 &r,
                 "maple_core_like_redis_lost_total",
                 "Likes whose batch Redis lost before the sync, re-applied to the database from memory (kind=likes, batches).",
-                &["kind"],
+                "kind",
             )?,
             purges_followed_total: counter(
                 &r,
@@ -289,22 +397,22 @@ impl CoreMetrics {
                 "Locks this instance holds now, by lock and backend.",
                 &["lock", "backend"],
             )?,
-            rejected_total: counter_vec(
+            rejected_total: Counters::register(
                 &r,
                 "maple_core_rejected_total",
                 "Requests refused before reaching a handler, by reason.",
-                &["reason"],
+                "reason",
             )?,
             in_flight: gauge(
                 &r,
                 "maple_core_in_flight",
                 "Requests being handled now.",
             )?,
-            db_pool_connections: gauge_vec(
+            db_pool_connections: Gauges::register(
                 &r,
                 "maple_core_db_pool_connections",
                 "Database pool connections by state (in_use, idle, max).",
-                &["state"],
+                "state",
             )?,
             shutdown_phase: gauge(
                 &r,
@@ -339,65 +447,57 @@ impl CoreMetrics {
         self
     }
 
-    /// Creates the series whose labels are a fixed set, at zero, so rules and dashboards see
-    /// them (and `rate()` works) before the first event.
+    /// Runs a Nexon call and counts its outcome under `endpoint`.
+    ///
+    /// # Errors
+    /// The call's own error, unchanged.
+    pub async fn nexon_call<T>(
+        &self,
+        endpoint: &'static str,
+        call: impl Future<Output = Result<T, crate::nexon::NexonError>>,
+    ) -> Result<T, crate::nexon::NexonError> {
+        let result = call.await;
+        self.nexon_calls_total
+            .with_label_values(&[endpoint, crate::nexon::outcome(&result)])
+            .inc();
+        result
+    }
+
+    /// Logs and counts a database operation that failed where its failure is tolerated.
+    pub fn store_error(&self, operation: StoreOp, error: &dyn std::fmt::Display) {
+        tracing::warn!(operation = operation.as_str(), %error, "database operation failed");
+        self.store_errors_total.inc(operation);
+    }
+
+    /// Creates the series of the two-label families whose labels are fixed sets, at zero, so
+    /// rules and dashboards see them (and `rate()` works) before the first event; the
+    /// one-label families ([`Counters`], [`Gauges`]) do this when registered.
     fn with_known_series(self) -> Self {
-        for operation in [
-            "find_ocid",
-            "upsert_character",
-            "load_equipment",
-            "save_equipment",
-        ] {
-            self.store_errors_total.with_label_values(&[operation]);
-        }
-        for source in ["l1", "l2", "db", "upstream", "stale"] {
-            self.equipment_source_total.with_label_values(&[source]);
-        }
-        for role in ["leader", "follower"] {
-            self.singleflight_total.with_label_values(&[role]);
-        }
-        for result in ["acquired", "followed", "waited_out", "unavailable"] {
-            self.latch_total.with_label_values(&[result]);
-        }
-        for result in ["accepted", "duplicate", "rate_limited", "failed"] {
-            self.likes_total.with_label_values(&[result]);
-        }
-        for target in ["redis", "db", "backup"] {
-            for result in ["ok", "error"] {
-                self.like_flushes_total.with_label_values(&[target, result]);
+        for target in Target::ALL {
+            for result in FlushResult::ALL {
+                self.like_flushes_total
+                    .with_label_values(&[target.as_str(), result.as_str()]);
             }
         }
-        for result in ["ok", "idle", "busy", "fenced", "error"] {
-            self.like_syncs_total.with_label_values(&[result]);
-        }
-        for kind in ["likes", "skipped_batches", "missing_batches"] {
-            self.like_synced_total.with_label_values(&[kind]);
-        }
-        for state in ["pending", "unreadable"] {
-            self.like_backup_files.with_label_values(&[state]);
-        }
-        for result in ["written", "applied", "failed"] {
-            self.like_backups_total.with_label_values(&[result]);
-        }
-        for kind in ["likes", "batches"] {
-            self.like_redis_lost_total.with_label_values(&[kind]);
-        }
-        for state in ["in_use", "idle", "max"] {
-            self.db_pool_connections.with_label_values(&[state]);
-        }
-        for phase in ["drain", "equipment", "likes", "database"] {
-            self.shutdown_phase_seconds.with_label_values(&[phase]);
-        }
-        for reason in [
-            "uri_too_long",
-            "headers_too_large",
-            "payload_too_large",
-            "overloaded",
-            "rate_limited",
-        ] {
-            self.rejected_total.with_label_values(&[reason]);
+        for phase in ShutdownPhase::ALL {
+            self.shutdown_phase_seconds
+                .with_label_values(&[phase.as_str()]);
         }
         self
+    }
+
+    /// Counts a flush of the like buffer to `target`.
+    pub fn like_flush(&self, target: Target, result: FlushResult) {
+        self.like_flushes_total
+            .with_label_values(&[target.as_str(), result.as_str()])
+            .inc();
+    }
+
+    /// Records how long a shutdown phase took.
+    pub fn shutdown_phase_took(&self, phase: ShutdownPhase, seconds: f64) {
+        self.shutdown_phase_seconds
+            .with_label_values(&[phase.as_str()])
+            .set(seconds);
     }
 
     /// The Prometheus text exposition.
@@ -425,10 +525,7 @@ mod tests {
             .nexon_calls_total
             .with_label_values(&["id", "ok"])
             .inc();
-        metrics
-            .store_errors_total
-            .with_label_values(&["find_ocid"])
-            .inc();
+        metrics.store_errors_total.inc(StoreOp::FindOcid);
         let text = String::from_utf8(metrics.render()).expect("utf-8");
         for name in [
             "maple_core_http_requests_total",

@@ -8,8 +8,8 @@
 use std::io::{Read as _, Write as _};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
@@ -97,10 +97,8 @@ macro_rules! on_pool {
     };
 }
 
-mod audit;
-mod likes;
-pub use audit::AuditEntry;
-pub use likes::{Applied, Fence, Synced};
+pub mod audit;
+pub mod likes;
 
 /// Whether an error says the database is unreachable (as opposed to a bad statement or data).
 fn is_outage(error: &sqlx::Error) -> bool {
@@ -161,14 +159,6 @@ impl EquipmentSnapshot {
 
 /// A snapshot row: gzip body, SHA-256, raw length, fetch time.
 type SnapshotRow = (Vec<u8>, Vec<u8>, u32, i64);
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 impl Store {
     /// Connects and applies pending migrations.

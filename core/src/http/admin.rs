@@ -1,59 +1,151 @@
 //! `/v1/admin/…`: state, purge, forced sync, backup files, configuration, audit log.
 //!
-//! Every request names its scope; [`admin`] authenticates it (bearer key, hashed, see
-//! [`crate::admin`]), runs it, and records who, what, when and how it ended in the audit log —
-//! refusals included. If the audit cannot be written (the database is down) the entry goes to
-//! the log instead and the action still runs: an SRE must be able to act during an outage.
-
-use std::net::IpAddr;
+//! Each route names its scope and action in [`routes`]; one layer (`authorize_and_audit`)
+//! authenticates the request (bearer key, hashed, see [`crate::admin`]) before the handler runs,
+//! and records who, what, when and how it ended in the audit log — refusals included. If the
+//! audit cannot be written (the database is down) the entry goes to the log instead and the
+//! action still runs: an SRE must be able to act during an outage. Handlers only do the work.
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::{PathRejection, QueryRejection, RawPathParamsRejection};
+use axum::extract::{Path, Query, RawPathParams, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::parse_name;
-use crate::AppState;
-use crate::admin::{AuthError, Principal, Scope};
+use super::client::ClientIp;
+use super::extract::parse_name;
+use super::state::AppState;
+use crate::admin::{AuthError, Scope};
+use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::http::ClientIp;
 use crate::likes::SyncPass;
-use crate::store::{AuditEntry, now_ms};
+use crate::store::audit::AuditEntry;
 
-/// Authenticates, runs `action` and audits it.
-async fn admin<F, Fut>(
-    state: &AppState,
-    headers: &HeaderMap,
-    client: IpAddr,
+/// One admin route: its full path, handlers, the scope it needs and its audit action.
+pub(super) struct AdminRoute {
+    pub(super) path: &'static str,
+    handlers: MethodRouter<AppState>,
     scope: Scope,
     action: &'static str,
-    target: String,
-    run: F,
-) -> Result<Response, ApiError>
-where
-    F: FnOnce(Principal) -> Fut,
-    Fut: Future<Output = Result<Response, ApiError>>,
-{
-    let authorization = headers
+}
+
+/// Every admin route.
+pub(super) fn routes() -> Vec<AdminRoute> {
+    let route = |path, handlers, scope, action| AdminRoute {
+        path,
+        handlers,
+        scope,
+        action,
+    };
+    vec![
+        route("/v1/admin/state", get(state), Scope::Read, "state.read"),
+        route(
+            "/v1/admin/characters/{name}/purge",
+            post(purge),
+            Scope::CachePurge,
+            "cache.purge",
+        ),
+        route(
+            "/v1/admin/likes/sync",
+            post(sync),
+            Scope::LikesSync,
+            "likes.sync",
+        ),
+        route(
+            "/v1/admin/backups",
+            get(backups),
+            Scope::Backups,
+            "backups.list",
+        ),
+        route(
+            "/v1/admin/backups/apply",
+            post(apply_backups),
+            Scope::Backups,
+            "backups.apply",
+        ),
+        route(
+            "/v1/admin/config",
+            get(config),
+            Scope::Config,
+            "config.read",
+        ),
+        route("/v1/admin/audit", get(audit), Scope::Read, "audit.read"),
+    ]
+}
+
+/// The admin router: each route behind the authorization-and-audit layer with its scope.
+pub(super) fn router(state: &AppState) -> axum::Router<AppState> {
+    routes()
+        .into_iter()
+        .fold(axum::Router::new(), |router, route| {
+            let guarded = Guarded {
+                state: state.clone(),
+                scope: route.scope,
+                action: route.action,
+            };
+            router.route(
+                route.path,
+                route
+                    .handlers
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        guarded,
+                        authorize_and_audit,
+                    )),
+            )
+        })
+}
+
+/// What the layer knows of its route.
+#[derive(Clone)]
+struct Guarded {
+    state: AppState,
+    scope: Scope,
+    action: &'static str,
+}
+
+/// Authenticates the request for the route's scope, runs the handler if allowed, and audits
+/// the attempt: key name (`-` when none was valid), action, target (the path's parameters),
+/// status, client.
+async fn authorize_and_audit(
+    State(route): State<Guarded>,
+    ClientIp(client): ClientIp,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Guarded {
+        state,
+        scope,
+        action,
+    } = route;
+    let target = params
+        .map(|params| {
+            params
+                .iter()
+                .map(|(_, value)| value)
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default();
+    let authorization = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let (key_name, result) = match state.admin_keys.authorize(authorization, scope, now_ms()) {
-        Ok(principal) => (principal.name.clone(), run(principal).await),
+    let (key_name, response) = match state.admin_keys.authorize(authorization, scope, now_ms()) {
+        Ok(principal) => (principal.name.clone(), next.run(request).await),
         Err(error) => {
             let name = match &error {
                 AuthError::Expired { name } | AuthError::Forbidden { name, .. } => name.clone(),
                 AuthError::Missing | AuthError::Invalid => "-".to_owned(),
             };
-            (name, Err(ApiError::Auth(error)))
+            (name, ApiError::Auth(error).into_response())
         }
     };
-    let status = match &result {
-        Ok(response) => response.status(),
-        Err(error) => error.status(),
-    };
+    let status = response.status();
     let mut target = target;
     target.truncate(256);
     let entry = AuditEntry {
@@ -78,7 +170,7 @@ where
     } else {
         tracing::info!(audit = true, key = %entry.key_name, action = %entry.action, target = %entry.target, status = entry.status, "admin action");
     }
-    result
+    response
 }
 
 fn ok(body: serde_json::Value) -> Result<Response, ApiError> {
@@ -86,207 +178,99 @@ fn ok(body: serde_json::Value) -> Result<Response, ApiError> {
 }
 
 /// `GET /v1/admin/state` (`admin:read`): breakers, caches, likes, this instance.
-pub async fn state(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let s = state.clone();
-    admin(
-        &state,
-        &headers,
-        client,
-        Scope::Read,
-        "state.read",
-        String::new(),
-        |_| async move {
-            let (l1_entries, l1_bytes) = s.equipment.l1_usage();
-            let backups = s.likes.backup_files().await;
-            ok(json!({
-                "database": { "dialect": s.store.dialect(), "breaker": s.store.breaker() },
-                "redis": s.equipment.redis_breaker().map(|b| json!({ "breaker": b })),
-                "equipment": {
-                    "l1_entries": l1_entries,
-                    "l1_bytes": l1_bytes,
-                    "loads_in_flight": s.equipment.in_flight(),
-                    "decompressed_bodies": s.bodies.entry_count(),
-                },
-                "likes": {
-                    "buffered": s.likes.buffered(),
-                    "backup_files": backups.len(),
-                },
-                "draining": s.shutdown.is_cancelled(),
-            }))
+pub(super) async fn state(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let (l1_entries, l1_bytes) = s.characters.equipment.l1_usage();
+    let backups = s.likes.backup_files().await;
+    ok(json!({
+        "database": { "dialect": s.store.dialect(), "breaker": s.store.breaker() },
+        "redis": s.characters.equipment.redis_breaker().map(|b| json!({
+            "breaker": b,
+            "breakers": {
+                "equipment": b,
+                "likes": s.likes.redis_breaker(),
+                "locks": s.locks.redis_breaker(),
+            },
+        })),
+        "equipment": {
+            "l1_entries": l1_entries,
+            "l1_bytes": l1_bytes,
+            "loads_in_flight": s.characters.equipment.in_flight(),
+            "decompressed_bodies": s.characters.bodies.entry_count(),
         },
-    )
-    .await
+        "likes": {
+            "buffered": s.likes.buffered(),
+            "backup_files": backups.len(),
+        },
+        "draining": s.shutdown.is_cancelled(),
+    }))
 }
 
 /// `POST /v1/admin/characters/{name}/purge` (`cache:purge`).
-pub async fn purge(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    headers: HeaderMap,
+pub(super) async fn purge(
+    State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let raw = path
-        .as_ref()
-        .map(|Path(name)| name.clone())
-        .unwrap_or_default();
-    let s = state.clone();
-    admin(
-        &state,
-        &headers,
-        client,
-        Scope::CachePurge,
-        "cache.purge",
-        raw,
-        |_| async move {
-            let name = parse_name(path)?;
-            let key = name.as_str().to_lowercase();
-            let ocid = match s.ocids.get(&key) {
-                Some(ocid) => Some(ocid),
-                None => s.store.find_ocid(&name).await?,
-            };
-            s.ocids.invalidate(&key);
-            let Some(ocid) = ocid else {
-                return Err(ApiError::CharacterNotFound);
-            };
-            let purged = s.equipment.purge(&ocid).await;
-            ok(json!({ "name": name.as_str(), "ocid": ocid, "purged": purged }))
-        },
-    )
-    .await
+    let name = parse_name(path)?;
+    let ocid = s.characters.ocids.known_then_forget(&name).await?;
+    let Some(ocid) = ocid else {
+        return Err(ApiError::CharacterNotFound);
+    };
+    let purged = s.characters.equipment.purge(&ocid).await;
+    ok(json!({ "name": name.as_str(), "ocid": ocid, "purged": purged }))
 }
 
 /// `POST /v1/admin/likes/sync` (`likes:sync`): one sync pass now.
-pub async fn sync(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let s = state.clone();
-    admin(
-        &state,
-        &headers,
-        client,
-        Scope::LikesSync,
-        "likes.sync",
-        String::new(),
-        |_| async move {
-            match s.likes.sync_once().await {
-                Ok(SyncPass::Synced(likes)) => ok(json!({ "result": "synced", "likes": likes })),
-                Ok(SyncPass::Idle) => ok(json!({ "result": "idle", "likes": 0 })),
-                Ok(SyncPass::Busy) => Err(ApiError::Conflict(
-                    "another instance is syncing now; try again in a second".into(),
-                )),
-                Err(error) => Err(ApiError::LikesUnavailable(error.to_string())),
-            }
-        },
-    )
-    .await
+pub(super) async fn sync(State(s): State<AppState>) -> Result<Response, ApiError> {
+    match s.likes.sync_once().await {
+        Ok(SyncPass::Synced(likes)) => ok(json!({ "result": "synced", "likes": likes })),
+        Ok(SyncPass::Idle) => ok(json!({ "result": "idle", "likes": 0 })),
+        Ok(SyncPass::Busy) => Err(ApiError::Conflict(
+            "another instance is syncing now; try again in a second".into(),
+        )),
+        Err(error) => Err(ApiError::LikesUnavailable(error.to_string())),
+    }
 }
 
 /// `GET /v1/admin/backups` (`likes:backup`): backup files waiting to be applied.
-pub async fn backups(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let s = state.clone();
-    admin(
-        &state,
-        &headers,
-        client,
-        Scope::Backups,
-        "backups.list",
-        String::new(),
-        |_| async move {
-            let files = s.likes.backup_files().await;
-            ok(json!({ "directory": s.likes.config().backup_dir, "files": files }))
-        },
-    )
-    .await
+pub(super) async fn backups(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let files = s.likes.backup_files().await;
+    ok(json!({ "directory": s.likes.config().backup_dir, "files": files }))
 }
 
 /// `POST /v1/admin/backups/apply` (`likes:backup`): apply what can be applied now.
-pub async fn apply_backups(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let s = state.clone();
-    admin(
-        &state,
-        &headers,
-        client,
-        Scope::Backups,
-        "backups.apply",
-        String::new(),
-        |_| async move {
-            let applied = s.likes.recover().await;
-            let left = s.likes.backup_files().await;
-            ok(json!({ "applied": applied, "left": left }))
-        },
-    )
-    .await
+pub(super) async fn apply_backups(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let applied = s.likes.recover().await;
+    let left = s.likes.backup_files().await;
+    ok(json!({ "applied": applied, "left": left }))
 }
 
 /// `GET /v1/admin/config` (`config:read`): the configuration, secrets redacted.
-pub async fn config(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let s = state.clone();
-    admin(
-        &state,
-        &headers,
-        client,
-        Scope::Config,
-        "config.read",
-        String::new(),
-        |_| async move { ok(s.config.redacted()) },
-    )
-    .await
+pub(super) async fn config(State(s): State<AppState>) -> Result<Response, ApiError> {
+    ok(s.config.redacted())
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditQuery {
+pub(super) struct AuditQuery {
     limit: Option<u32>,
 }
 
 /// `GET /v1/admin/audit?limit=N` (`admin:read`): the newest entries (1–500, default 50).
-pub async fn audit(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    headers: HeaderMap,
+pub(super) async fn audit(
+    State(s): State<AppState>,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let s = state.clone();
-    admin(
-        &state,
-        &headers,
-        client,
-        Scope::Read,
-        "audit.read",
-        String::new(),
-        |_| async move {
-            let Query(query) = query.map_err(|e| ApiError::InvalidQuery {
-                field: "limit",
-                reason: e.body_text(),
-            })?;
-            let limit = query.limit.unwrap_or(50);
-            if !(1..=500).contains(&limit) {
-                return Err(ApiError::InvalidQuery {
-                    field: "limit",
-                    reason: format!("{limit} is outside 1..=500"),
-                });
-            }
-            let entries = s.store.recent_audit(limit).await?;
-            ok(json!({ "entries": entries }))
-        },
-    )
-    .await
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery {
+        field: "limit",
+        reason: e.body_text(),
+    })?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::InvalidQuery {
+            field: "limit",
+            reason: format!("{limit} is outside 1..=500"),
+        });
+    }
+    let entries = s.store.recent_audit(limit).await?;
+    ok(json!({ "entries": entries }))
 }

@@ -12,7 +12,9 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use super::characters::{decompress, equipment_entry};
+use super::extract::parse_name;
+use super::state::AppState;
 use crate::engine::model::{Grade, ItemType, MainStat, Method};
 use crate::engine::potential::{self, QUANTILES, Target, Term};
 use crate::engine::starforce;
@@ -23,7 +25,7 @@ use crate::error::ApiError;
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     json.map(|Json(value)| value).map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(crate::http::Limits::default().max_body_bytes)
+            ApiError::PayloadTooLarge(crate::config::Limits::default().max_body_bytes)
         } else {
             ApiError::InvalidRequest(e.body_text())
         }
@@ -121,7 +123,7 @@ pub(super) async fn probability(
     }
     let target =
         Target::new(request.target.terms()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    let engine = &state.engine;
+    let engine = &state.pricing.engine;
     let p = potential::probability(
         &engine.tables,
         request.item_type,
@@ -184,7 +186,7 @@ pub(super) async fn starforce(
     request: Result<Json<starforce::Request>, JsonRejection>,
 ) -> Result<Json<StarforceAnswer>, ApiError> {
     let request = body(request)?;
-    let engine = state.engine.clone();
+    let engine = state.pricing.engine.clone();
     // A spread not cached yet is milliseconds of simulation: off the async workers.
     let answer = tokio::task::spawn_blocking(move || {
         let expectation = engine.starforce.expect(&request)?;
@@ -227,12 +229,12 @@ pub(super) async fn character(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ValuationQuery>, QueryRejection>,
 ) -> Result<([(&'static str, &'static str); 1], Json<Value>), ApiError> {
-    let name = super::parse_name(path)?;
+    let name = parse_name(path)?;
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery {
         field: "query",
         reason: e.body_text(),
     })?;
-    let defaults = state.engine.defaults;
+    let defaults = state.pricing.engine.defaults;
     let options = Options {
         method: query.method.unwrap_or(defaults.method),
         miracle_time: query.miracle_time.unwrap_or(defaults.miracle_time),
@@ -247,14 +249,14 @@ pub(super) async fn character(
         pc_room: query.pc_room.unwrap_or(defaults.pc_room),
         replacement_mesos: query.replacement_mesos.or(defaults.replacement_mesos),
     };
-    let (ocid, entry) = super::equipment_entry(&state, &name).await?;
+    let (ocid, entry) = equipment_entry(&state, &name).await?;
     let key = (entry.sha256, options);
-    let (valuation, source) = match state.valuations.get(&key).await {
+    let (valuation, source) = match state.pricing.valuations.get(&key).await {
         Some(cached) => (cached, "cached"),
         None => {
             // Only a valuation not seen before needs the body itself.
-            let body = super::decompress(&state, entry, ocid.clone()).await?;
-            let engine = state.engine.clone();
+            let body = decompress(&state, entry, ocid.clone()).await?;
+            let engine = state.pricing.engine.clone();
             // Decoding 350 KB and pricing 24 items is CPU work: off the async workers.
             let computed = tokio::task::spawn_blocking(move || {
                 serde_json::from_slice::<Equipment>(&body).map(|equipment| {
@@ -268,7 +270,7 @@ pub(super) async fn character(
                 cause: format!("malformed equipment response: {e}"),
             })?;
             let computed = std::sync::Arc::new(computed);
-            state.valuations.insert(key, computed.clone()).await;
+            state.pricing.valuations.insert(key, computed.clone()).await;
             (computed, "computed")
         }
     };

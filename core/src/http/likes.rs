@@ -1,20 +1,20 @@
 //! `POST /v1/characters/{name}/likes` and `GET /v1/characters/{name}/likes`.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use maple_common::rate::TokenBucket;
 use serde_json::json;
 
-use super::{parse_name, resolve_ocid};
-use crate::AppState;
+use super::client::{ClientIp, take_token};
+use super::extract::parse_name;
+use super::state::AppState;
 use crate::error::ApiError;
 use crate::likes::{LikeError, valid_key};
+use crate::metrics::LikeResult;
 
 /// The header that makes a retried POST count once.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -22,27 +22,20 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Answered on a POST whose idempotency key had been counted before.
 pub const REPLAYED: &str = "idempotent-replayed";
 
-/// Per-client token buckets, keyed by the peer address.
-pub type ClientLimits = moka::sync::Cache<IpAddr, Arc<TokenBucket>>;
-
 /// Admits one like from `client`, or says when to retry.
 fn admit(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
     let config = state.likes.config();
     if config.client_rate <= 0.0 {
         return Ok(());
     }
-    super::take_token(
-        &state.like_limits,
+    take_token(
+        &state.admission.likes,
         client,
         config.client_rate,
         config.client_burst,
     )
     .map_err(|retry_after| {
-        state
-            .metrics
-            .likes_total
-            .with_label_values(&["rate_limited"])
-            .inc();
+        state.metrics.likes_total.inc(LikeResult::RateLimited);
         ApiError::RateLimited { retry_after }
     })
 }
@@ -66,14 +59,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// `POST`: counts one like (once per `Idempotency-Key`), answered 202 once it is stored.
 pub async fn add(
     State(state): State<AppState>,
-    super::ClientIp(client): super::ClientIp,
+    ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = parse_name(path)?;
     let key = idempotency_key(&headers)?;
     admit(&state, client)?;
-    let ocid = resolve_ocid(&state, &name).await?;
+    let ocid = state.characters.ocids.resolve(&name).await?;
     let added = state.likes.add(&ocid, key).await.map_err(|e| match e {
         LikeError::ShuttingDown => ApiError::ShuttingDown,
         LikeError::Unavailable(reason) => ApiError::LikesUnavailable(reason),
@@ -99,7 +92,7 @@ pub async fn count(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = parse_name(path)?;
-    let ocid = resolve_ocid(&state, &name).await?;
+    let ocid = state.characters.ocids.resolve(&name).await?;
     let count = state.likes.count(&ocid).await?;
     let mut body = json!({ "name": name.as_str(), "likes": count.likes });
     if count.partial {

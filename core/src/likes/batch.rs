@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rand::Rng as _;
 
-use crate::store::now_ms;
+use crate::clock::now_ms;
 
 /// A batch of likes as flushed: counts per ocid, and keyed likes (each counts one if its
 /// idempotency key is new for that character).
@@ -111,6 +111,14 @@ impl Target {
             Self::Db => "db",
             Self::Backup => "backup",
         }
+    }
+}
+
+impl maple_common::metrics::Label for Target {
+    const ALL: &'static [Self] = &[Self::Redis, Self::Db, Self::Backup];
+
+    fn as_str(self) -> &'static str {
+        Target::as_str(self)
     }
 }
 

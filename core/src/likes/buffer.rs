@@ -5,78 +5,14 @@
 //! Rule: a like is answered only after the batch that carries it was written somewhere that
 //! survives the process ([`Likes::write`]).
 
-use std::collections::{HashMap, HashSet};
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError};
 
 use maple_common::nexon::Ocid;
-use tokio::sync::watch;
 
-use super::batch::{Batch, Repeats, Target};
-use super::{Added, LikeError, Likes, gauge};
-
-/// Buffer shards (a power of two above the worker count).
-pub(super) const SHARDS: usize = 16;
-
-/// A flush's outcome, as every waiting handler sees it.
-#[derive(Debug, Clone)]
-pub(super) struct Flushed {
-    pub(super) target: Target,
-    /// Tickets of keyed likes that were not counted (their key had been counted before, or
-    /// an earlier like in the same batch carried it).
-    pub(super) duplicates: HashSet<u64>,
-    /// Keyed likes the store reported as counted before, as (ocid, key).
-    pub(super) pairs: Vec<(String, String)>,
-    /// Counts after the flush, for the batch's characters.
-    pub(super) counts: HashMap<String, i64>,
-}
-
-pub(super) type FlushResult = Result<Arc<Flushed>, Arc<String>>;
-
-impl Flushed {
-    /// The flush as its handlers see it: duplicates reported by the store mapped to the
-    /// tickets that carried them, plus the repeats within the batch.
-    pub(super) fn with_repeats(self: Arc<Self>, repeats: Repeats) -> Arc<Self> {
-        let mut flushed = Arc::unwrap_or_clone(self);
-        flushed.duplicates.extend(repeats.tickets);
-        let stored: Vec<(String, String)> = std::mem::take(&mut flushed.pairs);
-        for pair in stored {
-            if let Some(ticket) = repeats.first.get(&pair) {
-                flushed.duplicates.insert(*ticket);
-            }
-        }
-        Arc::new(flushed)
-    }
-}
-
-/// One shard of the buffer: the likes since the last flush and the channel their handlers
-/// wait on.
-#[derive(Debug)]
-pub(super) struct Shard {
-    counts: HashMap<String, i64>,
-    /// Keyed likes: ocid, idempotency key, ticket.
-    keyed: Vec<(String, String, u64)>,
-    done: watch::Sender<Option<FlushResult>>,
-}
-
-impl Default for Shard {
-    fn default() -> Self {
-        Self {
-            counts: HashMap::new(),
-            keyed: Vec::new(),
-            done: watch::Sender::new(None),
-        }
-    }
-}
-
-/// What [`Likes::take_buffer`] took.
-#[derive(Debug)]
-pub(super) struct Taken {
-    pub(super) batch: Batch,
-    pub(super) repeats: Repeats,
-    pub(super) waiting: Vec<watch::Sender<Option<FlushResult>>>,
-    pub(super) likes: usize,
-}
+use super::batch::Batch;
+use super::state::{Added, LikeError, Likes, SHARDS, Taken, gauge};
+use crate::metrics::LikeResult;
 
 fn shard_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -136,11 +72,11 @@ impl Likes {
             None => Err(LikeError::Unavailable("the flusher stopped".into())),
         };
         let label = match &result {
-            Ok(added) if added.counted => "accepted",
-            Ok(_) => "duplicate",
-            Err(_) => "failed",
+            Ok(added) if added.counted => LikeResult::Accepted,
+            Ok(_) => LikeResult::Duplicate,
+            Err(_) => LikeResult::Failed,
         };
-        inner.metrics.likes_total.with_label_values(&[label]).inc();
+        inner.metrics.likes_total.inc(label);
         result
     }
 

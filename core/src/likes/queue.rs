@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::batch::Batch;
-use crate::redis_tier::{RedisTier, Unavailable};
+use crate::redis_link::{RedisLink, Unavailable};
 
 /// How long a flushed batch id and an idempotency key are remembered in Redis.
 pub const REMEMBER: Duration = Duration::from_secs(24 * 3600);
@@ -202,7 +202,7 @@ impl Scripts {
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked (the batch may or may not have arrived: a
     /// retry with the same id is safe).
-    pub async fn flush(&self, redis: &RedisTier, batch: &Batch) -> Result<Flushed, Unavailable> {
+    pub async fn flush(&self, redis: &RedisLink, batch: &Batch) -> Result<Flushed, Unavailable> {
         let mut invocation = self.flush.prepare_invoke();
         invocation
             .arg(redis.namespace())
@@ -260,7 +260,7 @@ impl Scripts {
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn snapshot(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         ocids: &[&str],
     ) -> Result<(HashMap<String, i64>, Marks), Unavailable> {
         let (pending, epoch, syncing) = (
@@ -307,12 +307,12 @@ impl Scripts {
     /// [`Unavailable`] when Redis cannot be asked (then do not commit).
     pub async fn begin_commit(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         token: i64,
         lease: Duration,
     ) -> Result<(), Unavailable> {
         let script = &self.begin_commit;
-        let lease_ms = crate::redis_tier::lease_millis(lease);
+        let lease_ms = crate::redis_link::lease_millis(lease);
         redis
             .run("likes_begin_commit", |mut c| async move {
                 script
@@ -331,7 +331,7 @@ impl Scripts {
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked (the mark then expires with its lease).
-    pub async fn end_commit(&self, redis: &RedisTier, token: i64) -> Result<(), Unavailable> {
+    pub async fn end_commit(&self, redis: &RedisLink, token: i64) -> Result<(), Unavailable> {
         let script = &self.end_commit;
         redis
             .run("likes_end_commit", |mut c| async move {
@@ -349,7 +349,7 @@ impl Scripts {
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn claim(&self, redis: &RedisTier, max: usize) -> Result<Vec<String>, Unavailable> {
+    pub async fn claim(&self, redis: &RedisLink, max: usize) -> Result<Vec<String>, Unavailable> {
         let script = &self.claim;
         redis
             .run("likes_claim", |mut c| async move {
@@ -368,7 +368,7 @@ impl Scripts {
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn read(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         ids: &[String],
     ) -> Result<Vec<(String, BTreeMap<String, i64>)>, Unavailable> {
         let keys = batch_keys(redis, ids);
@@ -391,7 +391,7 @@ impl Scripts {
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn present(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         ids: &[String],
     ) -> Result<Vec<bool>, Unavailable> {
         let keys = batch_keys(redis, ids);
@@ -413,7 +413,7 @@ impl Scripts {
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn release_lost(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         batches: &[&Batch],
     ) -> Result<usize, Unavailable> {
         if batches.is_empty() {
@@ -438,7 +438,7 @@ impl Scripts {
     /// [`Unavailable`] when Redis cannot be asked (the next leader repeats it harmlessly).
     pub async fn cleanup(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         batches: &[(String, BTreeMap<String, i64>)],
     ) -> Result<(), Unavailable> {
         let mut invocation = self.cleanup.prepare_invoke();
@@ -461,7 +461,7 @@ impl Scripts {
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn oldest(&self, redis: &RedisTier) -> Result<Option<String>, Unavailable> {
+    pub async fn oldest(&self, redis: &RedisLink) -> Result<Option<String>, Unavailable> {
         let (inflight, queue) = (redis.key("likes:inflight"), redis.key("likes:queue"));
         let (a, b): (Option<String>, Option<String>) = redis
             .run("likes_oldest", |mut c| async move {
@@ -481,7 +481,7 @@ impl Scripts {
 }
 
 /// The hash keys of batches `ids`.
-fn batch_keys(redis: &RedisTier, ids: &[String]) -> Vec<String> {
+fn batch_keys(redis: &RedisLink, ids: &[String]) -> Vec<String> {
     ids.iter()
         .map(|id| redis.key(&format!("likes:batch:{id}")))
         .collect()

@@ -6,8 +6,9 @@
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use super::Likes;
-use crate::store::now_ms;
+use super::state::Likes;
+use crate::clock::now_ms;
+use crate::metrics::{BackupFileState, BackupResult};
 
 /// How often backup files are looked for and applied.
 const RECOVER_EVERY: Duration = Duration::from_secs(5);
@@ -62,11 +63,7 @@ impl Likes {
                 tracing::warn!(path = %path.display(), "applied backup file could not be archived; it will be applied again (harmless)");
             }
             applied += 1;
-            inner
-                .metrics
-                .like_backups_total
-                .with_label_values(&["applied"])
-                .inc();
+            inner.metrics.like_backups_total.inc(BackupResult::Applied);
             tracing::info!(path = %path.display(), batch = %batch.id, likes = batch.total(), "backup file applied");
             let mut spilled = inner.spilled.lock().unwrap_or_else(PoisonError::into_inner);
             for (ocid, n) in batch.per_ocid() {
@@ -79,8 +76,8 @@ impl Likes {
             }
         }
         let files = &inner.metrics.like_backup_files;
-        files.with_label_values(&["pending"]).set(pending);
-        files.with_label_values(&["unreadable"]).set(unreadable);
+        files.set(BackupFileState::Pending, pending);
+        files.set(BackupFileState::Unreadable, unreadable);
         applied
     }
 }

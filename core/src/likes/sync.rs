@@ -7,10 +7,14 @@
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::{Likes, SYNC_LOCK, queue};
+use super::queue;
+use super::state::Likes;
+use crate::clock::now_ms;
+use crate::lock::LIKES_SYNC as SYNC_LOCK;
 use crate::lock::LockError;
-use crate::redis_tier::RedisTier;
-use crate::store::{StoreError, now_ms};
+use crate::metrics::{SyncResult, SyncedKind};
+use crate::redis_link::RedisLink;
+use crate::store::StoreError;
 
 /// Batch ids kept in the database to recognise a batch delivered again.
 const BATCH_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -58,19 +62,11 @@ impl Likes {
         let guard = match inner.locks.acquire(SYNC_LOCK, Duration::ZERO).await {
             Ok(guard) => guard,
             Err(LockError::Busy(_)) => {
-                inner
-                    .metrics
-                    .like_syncs_total
-                    .with_label_values(&["busy"])
-                    .inc();
+                inner.metrics.like_syncs_total.inc(SyncResult::Busy);
                 return Ok(SyncPass::Busy);
             }
             Err(error) => {
-                inner
-                    .metrics
-                    .like_syncs_total
-                    .with_label_values(&["error"])
-                    .inc();
+                inner.metrics.like_syncs_total.inc(SyncResult::Error);
                 return Err(SyncError::Lock(error.to_string()));
             }
         };
@@ -93,16 +89,12 @@ impl Likes {
         guard.release().await;
         self.observe_lag(redis).await;
         let label = match &outcome {
-            Ok(()) if total > 0 => "ok",
-            Ok(()) => "idle",
-            Err(SyncError::Fenced(_)) => "fenced",
-            Err(_) => "error",
+            Ok(()) if total > 0 => SyncResult::Ok,
+            Ok(()) => SyncResult::Idle,
+            Err(SyncError::Fenced(_)) => SyncResult::Fenced,
+            Err(_) => SyncResult::Error,
         };
-        inner
-            .metrics
-            .like_syncs_total
-            .with_label_values(&[label])
-            .inc();
+        inner.metrics.like_syncs_total.inc(label);
         outcome.map(|()| {
             if total > 0 {
                 SyncPass::Synced(total)
@@ -119,8 +111,8 @@ impl Likes {
     /// [`SyncError`] for the step that failed.
     pub async fn sync_batches(
         &self,
-        redis: &RedisTier,
-        fence: &crate::store::Fence,
+        redis: &RedisLink,
+        fence: &crate::store::likes::Fence,
         ids: &[String],
     ) -> Result<i64, SyncError> {
         let inner = &self.inner;
@@ -160,12 +152,10 @@ impl Likes {
         let metrics = &inner.metrics;
         metrics
             .like_synced_total
-            .with_label_values(&["likes"])
-            .inc_by(u64::try_from(synced.likes).unwrap_or(0));
+            .inc_by(SyncedKind::Likes, u64::try_from(synced.likes).unwrap_or(0));
         metrics
             .like_synced_total
-            .with_label_values(&["skipped_batches"])
-            .inc_by(synced.skipped as u64);
+            .inc_by(SyncedKind::SkippedBatches, synced.skipped as u64);
         for (id, _) in read.iter().filter(|(_, batch)| !batch.is_empty()) {
             if let Some(created) = Batch::created_at_ms(id) {
                 metrics
@@ -205,14 +195,13 @@ impl Likes {
             self.inner
                 .metrics
                 .like_synced_total
-                .with_label_values(&["missing_batches"])
-                .inc_by(unknown.len() as u64);
+                .inc_by(SyncedKind::MissingBatches, unknown.len() as u64);
             tracing::error!(batches = ?unknown, "like batches listed in Redis but their contents are gone (evicted or lost); the instances that flushed them re-apply them from memory if they still run and kept a copy");
         }
         Ok(())
     }
 
-    async fn observe_lag(&self, redis: &RedisTier) {
+    async fn observe_lag(&self, redis: &RedisLink) {
         if let Ok(oldest) = self.inner.scripts.oldest(redis).await {
             let lag = oldest
                 .as_deref()

@@ -4,39 +4,16 @@
 //! Rule: database first, then Redis's pending counts — a read in between may count a batch
 //! twice for that instant, never miss it.
 
-use std::collections::BTreeMap;
 use std::sync::PoisonError;
 use std::time::Duration;
 
 use super::batch::Batch;
-use super::{Likes, gauge};
-use crate::store::now_ms;
+use super::state::{Likes, Retained, gauge};
+use crate::clock::now_ms;
+use crate::metrics::LostKind;
 
 /// Batches looked up per Redis / database round trip when checking.
 const WATCH_CHUNK: usize = 500;
-
-/// Batches kept until the database holds them, by id (so oldest first).
-#[derive(Debug, Default)]
-pub(super) struct Retained {
-    pub(super) batches: BTreeMap<String, Batch>,
-    /// Their estimated size (the memory bound).
-    pub(super) bytes: usize,
-}
-
-impl Retained {
-    pub(super) fn insert(&mut self, batch: Batch) {
-        self.bytes += batch.approx_bytes();
-        if let Some(old) = self.batches.insert(batch.id.clone(), batch) {
-            self.bytes -= old.approx_bytes();
-        }
-    }
-
-    pub(super) fn remove(&mut self, id: &str) -> Option<Batch> {
-        let batch = self.batches.remove(id)?;
-        self.bytes -= batch.approx_bytes();
-        Some(batch)
-    }
-}
 
 impl Likes {
     pub(super) fn retained(&self) -> std::sync::MutexGuard<'_, Retained> {
@@ -103,10 +80,8 @@ impl Likes {
                         batch.total() - i64::try_from(applied.duplicates.len()).unwrap_or(0);
                     rescued += likes;
                     let lost_total = &inner.metrics.like_redis_lost_total;
-                    lost_total.with_label_values(&["batches"]).inc();
-                    lost_total
-                        .with_label_values(&["likes"])
-                        .inc_by(u64::try_from(likes).unwrap_or(0));
+                    lost_total.inc(LostKind::Batches);
+                    lost_total.inc_by(LostKind::Likes, u64::try_from(likes).unwrap_or(0));
                     tracing::warn!(batch = %batch.id, likes, "Redis lost a like batch before the sync; applied it to the database from memory");
                 }
             }

@@ -10,10 +10,11 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::batch::{Batch, Target};
-use super::buffer::{FlushResult, Flushed};
-use super::{Likes, gauge, queue};
-use crate::redis_tier::RedisTier;
-use crate::store::now_ms;
+use super::queue;
+use super::state::{FlushResult, Flushed, Likes, gauge};
+use crate::clock::now_ms;
+use crate::metrics::{BackupFileState, BackupResult, FlushResult as FlushLabel};
+use crate::redis_link::RedisLink;
 
 /// Memory (estimated) for the copies of batches flushed to Redis and not yet in the database.
 /// Beyond it new batches still go to Redis, without a copy (counted in
@@ -71,16 +72,11 @@ impl Likes {
         self.observe_flush(Target::Backup, started, written.is_ok());
         match written {
             Ok(path) => {
-                inner
-                    .metrics
-                    .like_backups_total
-                    .with_label_values(&["written"])
-                    .inc();
+                inner.metrics.like_backups_total.inc(BackupResult::Written);
                 inner
                     .metrics
                     .like_backup_files
-                    .with_label_values(&["pending"])
-                    .inc();
+                    .inc(BackupFileState::Pending);
                 tracing::warn!(batch = %batch.id, path = %path.display(), likes = batch.total(), "likes written to a backup file");
                 let mut spilled = inner.spilled.lock().unwrap_or_else(PoisonError::into_inner);
                 for (ocid, n) in batch.per_ocid() {
@@ -105,11 +101,7 @@ impl Likes {
             }
             Err(error) => {
                 tracing::error!(batch = %batch.id, %error, likes = batch.total(), "likes could not be stored anywhere; refused");
-                inner
-                    .metrics
-                    .like_backups_total
-                    .with_label_values(&["failed"])
-                    .inc();
+                inner.metrics.like_backups_total.inc(BackupResult::Failed);
                 Err(Arc::new(error))
             }
         }
@@ -121,9 +113,9 @@ impl Likes {
     /// checks find out.
     pub(super) async fn flush_to_redis(
         &self,
-        redis: &RedisTier,
+        redis: &RedisLink,
         batch: &Batch,
-    ) -> Result<queue::Flushed, crate::redis_tier::Unavailable> {
+    ) -> Result<queue::Flushed, crate::redis_link::Unavailable> {
         let flushed = self.inner.scripts.flush(redis, batch).await?;
         let repeats: HashSet<&(String, String)> = flushed.duplicates.iter().collect();
         let kept = Batch {
@@ -188,10 +180,12 @@ impl Likes {
 
     fn observe_flush(&self, target: Target, started: Instant, ok: bool) {
         let metrics = &self.inner.metrics;
-        metrics
-            .like_flushes_total
-            .with_label_values(&[target.as_str(), if ok { "ok" } else { "error" }])
-            .inc();
+        let result = if ok {
+            FlushLabel::Ok
+        } else {
+            FlushLabel::Error
+        };
+        metrics.like_flush(target, result);
         metrics
             .like_flush_duration_seconds
             .with_label_values(&[target.as_str()])

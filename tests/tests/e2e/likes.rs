@@ -569,7 +569,7 @@ async fn a_leader_killed_between_commit_and_cleanup_counts_nothing_twice() {
     assert!(!ids.is_empty());
     let batches = scripts.read(redis, &ids).await.expect("read");
     let synced = store
-        .apply_synced_batches(guard.fence(), &batches, maple_core::store::now_ms())
+        .apply_synced_batches(guard.fence(), &batches, maple_core::clock::now_ms())
         .await
         .expect("commit");
     assert_eq!(synced.likes, 30);
@@ -638,7 +638,7 @@ async fn a_paused_leader_whose_lease_expired_is_fenced_out() {
     );
     // ...and the paused one wakes and tries to apply its (same) batches: refused.
     let late = store
-        .apply_synced_batches(guard.fence(), &batches, maple_core::store::now_ms())
+        .apply_synced_batches(guard.fence(), &batches, maple_core::clock::now_ms())
         .await;
     assert!(
         matches!(late, Err(StoreError::Fenced { token, current, .. }) if current > token),
@@ -1179,7 +1179,7 @@ async fn likes_redis_loses_before_the_sync_are_applied_from_the_flushing_instanc
         .await
         .expect("DEL");
     store
-        .apply_synced_batches(guard.fence(), &read, maple_core::store::now_ms())
+        .apply_synced_batches(guard.fence(), &read, maple_core::clock::now_ms())
         .await
         .expect("commit");
     scripts.cleanup(redis_tier, &read).await.expect("cleanup");

@@ -111,3 +111,47 @@ async fn the_pool_and_the_shutdown_phases_are_exported() {
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn the_in_flight_gauge_forgets_a_request_whose_client_hung_up() {
+    let stack = Stack::start().await;
+    stack
+        .sim
+        .faults()
+        .set(FaultSpec::latency(1_500).on_path(maple_common::nexon::PATH_ITEM_EQUIPMENT))
+        .await
+        .expect("valid");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .expect("client");
+    for i in 0..3 {
+        let name = crate::harness::fresh_name(&format!("hungup{i}"));
+        let gave_up = impatient
+            .get(stack.core(&format!("/v1/characters/{name}/equipment")))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "the client timed out");
+    }
+    // The server drops each abandoned request (at the hang-up, at the latest at the request
+    // timeout); the gauge must follow. The scrape counts itself: 1 when nothing else runs.
+    let mut in_flight = f64::NAN;
+    for _ in 0..100 {
+        let metrics = stack
+            .http
+            .get(stack.core("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        in_flight = crate::harness::metric_value(&metrics, "maple_core_in_flight");
+        if in_flight <= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(in_flight, 1.0, "only the scrape itself is in flight");
+    stack.stop().await;
+}

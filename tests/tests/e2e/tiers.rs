@@ -273,7 +273,10 @@ async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
         .await
         .expect("text");
     assert_eq!(
-        metric_value(&metrics, "maple_core_redis_breaker_state"),
+        metric_value(
+            &metrics,
+            r#"maple_core_redis_breaker_state{use="equipment"}"#
+        ),
         1.0,
         "the breaker took Redis out of the path:\n{metrics}"
     );

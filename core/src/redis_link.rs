@@ -1,37 +1,26 @@
-//! L2: Redis, shared by core instances: equipment entries (gzip body, hash, fetch time) and the
-//! leader latch that elects one fetcher per character across instances.
+//! The link to Redis that the equipment L2, the likes and the locks share: the connection
+//! (one URL, or the primary found through Sentinel), a circuit breaker **per use**, and the
+//! leases (`SET NX PX`, renew and release only while held) that latches and locks are made of.
 //!
-//! Rules: every operation has a timeout and sits behind a circuit breaker, so a slow or dead
-//! Redis costs a request at most one timeout before core stops asking (and serves from L1/L3);
-//! after the open period a probe finds out whether Redis is back. A write never replaces a newer
-//! entry (compared in a Lua script on the server). The connection manager connects lazily and
-//! reconnects by itself, so core starts without Redis and picks it up when it appears.
+//! Rules: every operation has a timeout and sits behind its use's breaker, so a slow or dead
+//! Redis costs a request at most one timeout before that use stops asking; after the open
+//! period a probe finds out whether Redis is back. The uses do not share a breaker: slow
+//! 350 KB equipment reads cannot push likes onto the database or cost the sync leader its
+//! lock. The connection manager connects lazily and reconnects by itself, so core starts
+//! without Redis and picks it up when it appears. A leaf: it knows no caller's data.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maple_common::breaker::{Breaker, BreakerConfig, Outcome};
-use maple_common::nexon::Ocid;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
 use redis::sentinel::{SentinelClient, SentinelServerType};
 
-use crate::equipment::Entry;
 use crate::metrics::CoreMetrics;
 
-/// Stores an entry unless a newer one is there: `KEYS[1]` the hash; `ARGV` fetched-at ms,
-/// sha256, raw length, gzip body, TTL ms.
-const PUT_IF_NEWER: &str = r"
-local current = redis.call('HGET', KEYS[1], 'at')
-if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'at', ARGV[1], 'sha', ARGV[2], 'len', ARGV[3], 'gz', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
-";
-
-/// Deletes the latch only if this instance still holds it.
+/// Deletes a lease (a latch, a lock) only if this holder still has it: `KEYS[1]`; `ARGV` token.
 const RELEASE_IF_HELD: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -67,44 +56,6 @@ impl std::fmt::Debug for RedisConfig {
             .field("min_replicas", &self.min_replicas)
             .finish()
     }
-}
-
-/// The stream of purged ocids (under the namespace), which every instance follows to drop
-/// its L1 copies.
-const PURGE_LOG: &str = "equipment:purged";
-
-/// Entries the purge log keeps (approximately): an instance that could not read it for longer
-/// than it takes to purge this many misses some (its L1 copies then expire by age).
-const PURGE_LOG_MAX: usize = 10_000;
-
-/// Purges read from the log at a time.
-pub const PURGE_PAGE: usize = 1_000;
-
-/// One logged purge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Purge {
-    pub id: String,
-    pub ocid: String,
-    /// When it was logged (Redis's clock).
-    pub at_ms: i64,
-}
-
-/// A read of the purge log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PurgeLog {
-    pub purged: Vec<Purge>,
-    /// The newest id in the log; `None` when there is no log.
-    pub newest: Option<String>,
-}
-
-/// A stream id's (milliseconds, sequence), for ordering.
-pub fn purge_id_order(id: &str) -> Option<(i64, i64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
-fn purge_id_ms(id: &str) -> Option<i64> {
-    purge_id_order(id).map(|(ms, _)| ms)
 }
 
 /// How core reaches Redis: one URL (the connection manager reconnects by itself), or through
@@ -211,21 +162,61 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// The Redis tier.
-#[derive(Debug, Clone)]
-pub struct RedisTier {
-    inner: Arc<Inner>,
+/// What a [`RedisLink`] handle is used for: each use has its own breaker and its own labels
+/// on `maple_core_redis_ops_total` and `maple_core_redis_breaker_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedisUse {
+    /// The equipment L2 and the fetch latch.
+    Equipment,
+    /// Like batches, their queue and the sync.
+    Likes,
+    /// Named locks' leases and their renewal.
+    Locks,
 }
 
+impl RedisUse {
+    pub const ALL: [Self; 3] = [Self::Equipment, Self::Likes, Self::Locks];
+
+    /// The `use` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Equipment => "equipment",
+            Self::Likes => "likes",
+            Self::Locks => "locks",
+        }
+    }
+}
+
+/// A handle on Redis for one [`RedisUse`]: the shared connection, this use's breaker. Cheap to
+/// clone (clones share the breaker).
+#[derive(Debug, Clone)]
+pub struct RedisLink {
+    shared: Arc<Shared>,
+    breaker: Arc<Breaker>,
+    purpose: RedisUse,
+}
+
+/// What every use shares: the connection and the lease scripts.
 #[derive(Debug)]
-struct Inner {
+struct Shared {
     link: Link,
     config: RedisConfig,
-    breaker: Breaker,
     metrics: CoreMetrics,
-    put_script: redis::Script,
     release_script: redis::Script,
     renew_script: redis::Script,
+}
+
+/// Each use's breaker: opens when half of the last 10 calls (at least 3) failed, probes after
+/// 5 s.
+fn use_breaker() -> Breaker {
+    Breaker::new(BreakerConfig {
+        window: 10,
+        minimum_calls: 3,
+        failure_rate_pct: 50,
+        open_for: Duration::from_secs(5),
+        probes: 1,
+        slow_call: None,
+    })
 }
 
 /// Why an operation did not happen.
@@ -248,118 +239,61 @@ pub fn lease_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-impl RedisTier {
+impl RedisLink {
     /// `{namespace}:{suffix}`.
     pub fn key(&self, suffix: &str) -> String {
-        format!("{}:{suffix}", self.inner.config.namespace)
+        format!("{}:{suffix}", self.shared.config.namespace)
     }
 
-    /// The breaker's state, for the admin API.
+    /// This use's breaker, for the admin API.
     pub fn breaker(&self) -> maple_common::breaker::Snapshot {
-        self.inner.breaker.snapshot(Instant::now())
+        self.breaker.snapshot(Instant::now())
     }
 
-    /// Deletes the cached equipment of `ocid` (the admin purge).
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn purge(&self, ocid: &Ocid) -> Result<(), Unavailable> {
-        let key = self.entry_key(ocid);
-        let log = self.key(PURGE_LOG);
-        self.run("purge", |mut c| async move {
-            // The entry goes, and the purge is logged for the other instances' L1.
-            redis::pipe()
-                .atomic()
-                .cmd("DEL")
-                .arg(&key)
-                .ignore()
-                .cmd("XADD")
-                .arg(&log)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(PURGE_LOG_MAX)
-                .arg("*")
-                .arg("ocid")
-                .arg(ocid.as_str())
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+    /// What this handle is used for.
+    pub fn purpose(&self) -> RedisUse {
+        self.purpose
     }
 
-    /// Purges logged after `after` (a purge log id; `None`: none, only where the log ends), at
-    /// most [`PURGE_PAGE`], each with its time (the id's milliseconds, Redis's clock), and the
-    /// newest id in the log (`None`: no log).
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn purged_since(&self, after: Option<&str>) -> Result<PurgeLog, Unavailable> {
-        type Entries = Vec<(String, HashMap<String, String>)>;
-        let log = self.key(PURGE_LOG);
-        let (entries, newest): (Entries, Entries) = self
-            .run("purge_log", |mut c| async move {
-                let mut pipe = redis::pipe();
-                match after {
-                    Some(after) => pipe
-                        .cmd("XRANGE")
-                        .arg(&log)
-                        .arg(format!("({after}"))
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(PURGE_PAGE),
-                    // The same shape of answer, empty.
-                    None => pipe.cmd("XRANGE").arg(&log).arg("+").arg("-"),
-                };
-                pipe.cmd("XREVRANGE")
-                    .arg(&log)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let purged = entries
-            .into_iter()
-            .filter_map(|(id, mut fields)| {
-                let at_ms = purge_id_ms(&id)?;
-                Some(Purge {
-                    ocid: fields.remove("ocid")?,
-                    at_ms,
-                    id,
-                })
-            })
-            .collect();
-        Ok(PurgeLog {
-            purged,
-            newest: newest.into_iter().next().map(|(id, _)| id),
-        })
+    /// A handle for another use on the same connection, with a breaker of its own.
+    #[must_use]
+    pub fn for_use(&self, purpose: RedisUse) -> Self {
+        self.shared
+            .metrics
+            .redis_breaker_state
+            .with_label_values(&[purpose.as_str()])
+            .set(0);
+        Self {
+            shared: Arc::clone(&self.shared),
+            breaker: Arc::new(use_breaker()),
+            purpose,
+        }
+    }
+
+    /// How long entries are kept (the equipment L2's expiry).
+    pub fn keep_for(&self) -> Duration {
+        self.shared.config.keep_for
     }
 
     /// Replicas a like batch must reach before it counts as stored.
     pub fn min_replicas(&self) -> u32 {
-        self.inner.config.min_replicas
+        self.shared.config.min_replicas
     }
 
     pub fn namespace(&self) -> &str {
-        &self.inner.config.namespace
+        &self.shared.config.namespace
     }
 
-    fn entry_key(&self, ocid: &Ocid) -> String {
-        self.key(&format!("equipment:{}", ocid.as_str()))
-    }
-
-    fn latch_key(&self, ocid: &Ocid) -> String {
-        self.key(&format!("latch:equipment:{}", ocid.as_str()))
-    }
-
-    /// Must be called inside the tokio runtime (the manager's reconnects run on it).
+    /// The link, as a handle for `purpose`; [`RedisLink::for_use`] makes the others. Must be
+    /// called inside the tokio runtime (the manager's reconnects run on it).
     ///
     /// # Errors
     /// When the URL is not a Redis URL (nothing is connected yet).
-    pub fn new(config: RedisConfig, metrics: CoreMetrics) -> Result<Self, redis::RedisError> {
+    pub fn new(
+        config: RedisConfig,
+        metrics: CoreMetrics,
+        purpose: RedisUse,
+    ) -> Result<Self, redis::RedisError> {
         let link = if config.sentinels.is_empty() {
             let client = redis::Client::open(config.url.as_str())?;
             let manager = ConnectionManagerConfig::new()
@@ -388,27 +322,21 @@ impl RedisTier {
                     .set_response_timeout(Some(config.op_timeout)),
             }))
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
+        let first = Self {
+            shared: Arc::new(Shared {
                 link,
-                breaker: Breaker::new(BreakerConfig {
-                    window: 10,
-                    minimum_calls: 3,
-                    failure_rate_pct: 50,
-                    open_for: Duration::from_secs(5),
-                    probes: 1,
-                    slow_call: None,
-                }),
                 config,
                 metrics,
-                put_script: redis::Script::new(PUT_IF_NEWER),
                 release_script: redis::Script::new(RELEASE_IF_HELD),
                 renew_script: redis::Script::new(RENEW_IF_HELD),
             }),
-        })
+            breaker: Arc::new(use_breaker()),
+            purpose,
+        };
+        Ok(first.for_use(purpose))
     }
 
-    /// Runs `op` behind the breaker and the timeout (also for the likes and lock modules).
+    /// Runs `op` behind this use's breaker and the timeout.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         operation: &'static str,
@@ -418,53 +346,54 @@ impl RedisTier {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
-        let inner = &self.inner;
-        let Ok((permit, transition)) = inner.breaker.acquire(Instant::now()) else {
-            inner
+        let shared = &self.shared;
+        let purpose = self.purpose.as_str();
+        let Ok((permit, transition)) = self.breaker.acquire(Instant::now()) else {
+            shared
                 .metrics
                 .redis_ops_total
-                .with_label_values(&[operation, "breaker_open"])
+                .with_label_values(&[purpose, operation, "breaker_open"])
                 .inc();
             return Err(Unavailable::BreakerOpen);
         };
         self.observe(transition);
         let started = Instant::now();
         let result = tokio::time::timeout(
-            inner.config.op_timeout,
+            shared.config.op_timeout,
             tracing::Instrument::instrument(
                 async {
-                    let connection = inner.link.connection().await?;
+                    let connection = shared.link.connection().await?;
                     op(connection).await
                 },
-                tracing::info_span!("redis", operation),
+                tracing::info_span!("redis", purpose, operation),
             ),
         )
         .await;
         if !matches!(result, Ok(Ok(_))) {
             // With Sentinel, the next operation asks again who the primary is (a failover
             // turns the old primary's answers into READONLY errors or silence).
-            inner.link.forget();
+            shared.link.forget();
         }
         let (outcome, value) = match result {
             Ok(Ok(value)) => (Outcome::Success, Ok(value)),
             Ok(Err(error)) => {
-                tracing::warn!(operation, %error, "redis operation failed");
+                tracing::warn!(purpose, operation, %error, "redis operation failed");
                 (Outcome::Failure, Err(Unavailable::Failed))
             }
             Err(_) => {
-                tracing::warn!(operation, "redis operation timed out");
+                tracing::warn!(purpose, operation, "redis operation timed out");
                 (Outcome::Failure, Err(Unavailable::Failed))
             }
         };
-        let transition = inner
+        let transition = self
             .breaker
             .record(permit, outcome, started.elapsed(), Instant::now());
         self.observe(transition);
         let label = if value.is_ok() { "ok" } else { "error" };
-        inner
+        shared
             .metrics
             .redis_ops_total
-            .with_label_values(&[operation, label])
+            .with_label_values(&[purpose, operation, label])
             .inc();
         value
     }
@@ -472,122 +401,17 @@ impl RedisTier {
     fn observe(&self, transition: Option<maple_common::breaker::Transition>) {
         if let Some(transition) = transition {
             tracing::warn!(
+                purpose = self.purpose.as_str(),
                 from = transition.from.as_str(),
                 to = transition.to.as_str(),
                 "redis circuit breaker transition"
             );
-            self.inner
+            self.shared
                 .metrics
                 .redis_breaker_state
+                .with_label_values(&[self.purpose.as_str()])
                 .set(transition.to.gauge());
         }
-    }
-
-    /// The entry for `ocid`, if Redis has one.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn get(&self, ocid: &Ocid) -> Result<Option<Entry>, Unavailable> {
-        let key = self.entry_key(ocid);
-        type Row = (Option<i64>, Option<Vec<u8>>, Option<u32>, Option<Vec<u8>>);
-        let row: Row = self
-            .run("get", |mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(&key)
-                    .arg(&["at", "sha", "len", "gz"])
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(match row {
-            (Some(at), Some(sha), Some(len), Some(gz)) if sha.len() == 32 => {
-                let mut sha256 = [0_u8; 32];
-                sha256.copy_from_slice(&sha);
-                Some(Entry {
-                    gzip: gz.into(),
-                    sha256,
-                    raw_len: len,
-                    fetched_at_ms: at,
-                })
-            }
-            _ => None,
-        })
-    }
-
-    /// When the entry for `ocid` was fetched, without reading its body.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn fetched_at(&self, ocid: &Ocid) -> Result<Option<i64>, Unavailable> {
-        let key = self.entry_key(ocid);
-        self.run("fetched_at", |mut c| async move {
-            redis::cmd("HGET")
-                .arg(&key)
-                .arg("at")
-                .query_async(&mut c)
-                .await
-        })
-        .await
-    }
-
-    /// Whether some instance holds the fetch latch for `ocid`.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn latch_held(&self, ocid: &Ocid) -> Result<bool, Unavailable> {
-        let key = self.latch_key(ocid);
-        self.run("latch_held", |mut c| async move {
-            redis::cmd("EXISTS").arg(&key).query_async(&mut c).await
-        })
-        .await
-    }
-
-    /// Stores `entry` unless Redis holds a newer one.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn put(&self, ocid: &Ocid, entry: &Entry) -> Result<(), Unavailable> {
-        let key = self.entry_key(ocid);
-        let keep_ms = u64::try_from(self.inner.config.keep_for.as_millis()).unwrap_or(u64::MAX);
-        let script = &self.inner.put_script;
-        self.run("put", |mut c| async move {
-            script
-                .key(&key)
-                .arg(entry.fetched_at_ms)
-                .arg(entry.sha256.as_slice())
-                .arg(entry.raw_len)
-                .arg(entry.gzip.as_ref())
-                .arg(keep_ms)
-                .invoke_async::<i64>(&mut c)
-                .await
-                .map(drop)
-        })
-        .await
-    }
-
-    /// Tries to become the one instance fetching `ocid`: `SET NX PX` with `token`. The latch
-    /// expires by itself after `ttl`, so a crashed leader cannot block the others.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn try_latch(
-        &self,
-        ocid: &Ocid,
-        token: &str,
-        ttl: Duration,
-    ) -> Result<bool, Unavailable> {
-        self.set_nx_px("latch", &self.latch_key(ocid), token, ttl)
-            .await
-    }
-
-    /// Releases the latch if this instance still holds it.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked.
-    pub async fn release_latch(&self, ocid: &Ocid, token: &str) -> Result<(), Unavailable> {
-        self.delete_if_held("release", &self.latch_key(ocid), token)
-            .await
-            .map(drop)
     }
 
     /// `SET key token NX PX ttl`: whether this caller now holds `key`.
@@ -599,7 +423,7 @@ impl RedisTier {
     }
 
     /// `SET key token NX PX ttl` (counted under `operation`): whether it was set.
-    async fn set_nx_px(
+    pub(crate) async fn set_nx_px(
         &self,
         operation: &'static str,
         key: &str,
@@ -627,7 +451,7 @@ impl RedisTier {
     /// [`Unavailable`] when Redis cannot be asked.
     pub async fn renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Unavailable> {
         let ttl_ms = lease_millis(ttl);
-        let script = &self.inner.renew_script;
+        let script = &self.shared.renew_script;
         self.run("lock_renew", |mut c| async move {
             let renewed: i64 = script
                 .key(key)
@@ -649,13 +473,13 @@ impl RedisTier {
     }
 
     /// Deletes `key` if `token` holds it (compare-and-delete, counted under `operation`).
-    async fn delete_if_held(
+    pub(crate) async fn delete_if_held(
         &self,
         operation: &'static str,
         key: &str,
         token: &str,
     ) -> Result<bool, Unavailable> {
-        let script = &self.inner.release_script;
+        let script = &self.shared.release_script;
         self.run(operation, |mut c| async move {
             let deleted: i64 = script.key(key).arg(token).invoke_async(&mut c).await?;
             Ok(deleted == 1)
