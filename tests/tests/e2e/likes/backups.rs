@@ -1,0 +1,141 @@
+//! Backup files: written when Redis and the database are dead, applied at boot, bad ones kept.
+
+use super::*;
+
+#[tokio::test]
+async fn with_redis_and_the_database_dead_likes_go_to_a_backup_file_and_come_back() {
+    let mut db = PrivateMariaDb::install();
+    let database_url = db.database_url().await;
+    let redis_dir = std::env::temp_dir().join(format!("maple-redis-{}", free_port().port()));
+    let mut redis = PrivateRedis::start_persistent(free_port().port(), &redis_dir);
+    let options = Options {
+        core_env: vec![
+            ("DATABASE_URL", database_url),
+            ("REDIS_URL", redis.url()),
+            ("MAPLE_CORE_LIKES_SYNC_MS", "200".to_owned()),
+        ],
+        ..Options::default()
+    };
+    let stack = Stack::start_with(options).await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("bk");
+    like_n(&stack, &name, 5).await;
+    let store = Store::connect(&db.database_url().await, 2)
+        .await
+        .expect("database");
+    assert_eq!(
+        wait_for_stored(&store, &name, 5, Duration::from_secs(10)).await,
+        5
+    );
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 5);
+
+    db.kill();
+    redis.kill();
+    for _ in 0..10 {
+        let (status, body, _) = like(&stack.http, &base, &name, None)
+            .await
+            .expect("answered");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let files = BackupDir::new(stack.backup_dir.clone()).pending();
+    assert!(!files.is_empty(), "backup files written");
+    // Still counted for readers of this instance (the stored count is remembered), marked
+    // partial (Redis could not be asked).
+    let body: Value = stack
+        .http
+        .get(format!("{base}/v1/characters/{name}/likes"))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["likes"], 15, "{body}");
+    assert_eq!(body["partial"], true, "{body}");
+
+    db.start();
+    redis.restart();
+    // Recovery (every 5 s) applies the files; the sync moves everything to the database.
+    assert_eq!(
+        wait_for_stored(&store, &name, 15, Duration::from_secs(40)).await,
+        15
+    );
+    let started = Instant::now();
+    while !BackupDir::new(stack.backup_dir.clone())
+        .pending()
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "files archived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stack
+            .backup_dir
+            .join("archive")
+            .read_dir()
+            .expect("archive")
+            .count()
+            >= 1
+    );
+    stack.stop().await;
+    drop(redis);
+    let _ = std::fs::remove_dir_all(redis_dir);
+}
+
+#[tokio::test]
+async fn backup_files_are_applied_at_boot_and_bad_ones_kept() {
+    let stack = Stack::start().await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("bt");
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
+    let store = stack.store().await;
+    let ocid = store
+        .find_ocid(&CharacterName::parse(&name).expect("name"))
+        .await
+        .expect("db")
+        .expect("known");
+
+    // What a previous run left: one good file (written twice under two names would be two
+    // batches; the same batch id twice must count once) and one that is not a backup.
+    let dir = tempdir_beside(&stack.backup_dir);
+    let backups = BackupDir::new(dir.clone());
+    let batch = Batch {
+        id: "1764000000000-0123456789abcdef".to_owned(),
+        counts: [(ocid.as_str().to_owned(), 7)].into(),
+        keyed: vec![(ocid.as_str().to_owned(), "boot-1".to_owned())],
+    };
+    let path = backups.write(&batch).expect("written");
+    std::fs::copy(&path, dir.join("likes-1764000000000-0123456789abcdee.json")).expect("copy");
+    std::fs::write(dir.join("likes-garbage.json"), b"{not json").expect("garbage");
+
+    let booted = stack
+        .another_core(&[("MAPLE_CORE_BACKUP_DIR", &dir.display().to_string())])
+        .await;
+    // 7 + 1 keyed, once: the copy carries the same batch id.
+    assert_eq!(read_likes(&stack.http, &booted.url(""), &name).await, 8);
+    let left: Vec<_> = backups.pending();
+    assert_eq!(
+        left,
+        vec![dir.join("likes-garbage.json")],
+        "only the bad file stays"
+    );
+    let metrics = metrics_of(&stack.http, &booted.url("")).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"maple_core_like_backup_files{state="unreadable"}"#
+        ),
+        1.0
+    );
+    booted.stop().await;
+    stack.stop().await;
+}
+
+fn tempdir_beside(dir: &std::path::Path) -> std::path::PathBuf {
+    let other = dir.with_file_name(format!("boot-{}", fresh_name("d")));
+    std::fs::create_dir_all(&other).expect("dir");
+    other
+}
