@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::limits::{RateLimitConfig, TokenBucket};
-use crate::metrics::ProxyMetrics;
+use crate::metrics::{AlertResult, ProxyMetrics};
 
 /// Alert settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,10 +105,7 @@ impl Alerter {
             Decision::Send => {}
             Decision::Disabled => return,
             Decision::Duplicate | Decision::OverRate => {
-                self.metrics
-                    .alerts_total
-                    .with_label_values(&["suppressed"])
-                    .inc();
+                self.metrics.alerts_total.inc(AlertResult::Suppressed);
                 return;
             }
         }
@@ -125,10 +122,11 @@ impl Alerter {
             if !ok {
                 tracing::warn!(cause, "alert webhook failed");
             }
-            metrics
-                .alerts_total
-                .with_label_values(&[if ok { "sent" } else { "failed" }])
-                .inc();
+            metrics.alerts_total.inc(if ok {
+                AlertResult::Sent
+            } else {
+                AlertResult::Failed
+            });
         });
     }
 }

@@ -4,7 +4,8 @@
 //! once per attempt, by the fetcher. Labels are route templates, never raw paths, query strings
 //! or keys.
 
-use maple_common::metrics::{counter, counter_vec, gauge};
+use maple_common::metric_labels;
+use maple_common::metrics::{Counters, counter, counter_vec, gauge};
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
 fn histogram_vec(
@@ -20,6 +21,16 @@ fn histogram_vec(
 pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0,
 ];
+
+metric_labels! {
+    /// `maple_proxy_alerts_total{result}`.
+    pub enum AlertResult { Sent => "sent", Suppressed => "suppressed", Failed => "failed" }
+}
+
+metric_labels! {
+    /// `maple_proxy_retries_denied_total{reason}`: why a retry did not start.
+    pub enum RetryDenied { Budget => "budget", Deadline => "deadline" }
+}
 
 /// The proxy's metrics and the registry that exports them.
 #[derive(Debug, Clone)]
@@ -44,7 +55,7 @@ pub struct ProxyMetrics {
     /// Retries made, by route template and the failure retried.
     pub retries_total: IntCounterVec,
     /// Retries not made, by why: the budget was spent, or the deadline was too close.
-    pub retries_denied_total: IntCounterVec,
+    pub retries_denied_total: Counters<RetryDenied>,
     /// Upstream calls that waited for a rate-limit token.
     pub ratelimit_waits_total: IntCounter,
     /// Requests refused by the rate limiter (429 unless a stale copy could be served).
@@ -60,7 +71,7 @@ pub struct ProxyMetrics {
     /// Upstream calls refused because the breaker was open.
     pub breaker_rejections_total: IntCounter,
     /// Alerts, by result: sent, suppressed (duplicate or over the rate), failed.
-    pub alerts_total: IntCounterVec,
+    pub alerts_total: Counters<AlertResult>,
 }
 
 impl ProxyMetrics {
@@ -123,11 +134,11 @@ impl ProxyMetrics {
                 "Retries made, by route template and the failure retried.",
                 &["route", "reason"],
             )?,
-            retries_denied_total: counter_vec(
+            retries_denied_total: Counters::register(
                 &r,
                 "maple_proxy_retries_denied_total",
                 "Retries not made: budget spent or deadline too close.",
-                &["reason"],
+                "reason",
             )?,
             ratelimit_waits_total: counter(
                 &r,
@@ -165,19 +176,20 @@ impl ProxyMetrics {
                 "maple_proxy_breaker_rejections_total",
                 "Upstream calls refused because the breaker was open.",
             )?,
-            alerts_total: counter_vec(
+            alerts_total: Counters::register(
                 &r,
                 "maple_proxy_alerts_total",
                 "Webhook alerts by result: sent, suppressed, failed.",
-                &["result"],
+                "result",
             )?,
             registry: r,
         }
         .with_known_series())
     }
 
-    /// Creates the series whose labels are a fixed set, at zero, so rules and dashboards see
-    /// them (and `rate()` works) before the first event.
+    /// Creates the breaker's transitions at zero, so rules and dashboards see them (and
+    /// `rate()` works) before the first event; the one-label families ([`Counters`]) do this
+    /// when registered.
     fn with_known_series(self) -> Self {
         for (from, to) in [
             ("closed", "open"),
@@ -187,12 +199,6 @@ impl ProxyMetrics {
         ] {
             self.breaker_transitions_total
                 .with_label_values(&[from, to]);
-        }
-        for result in ["sent", "suppressed", "failed"] {
-            self.alerts_total.with_label_values(&[result]);
-        }
-        for reason in ["budget", "deadline"] {
-            self.retries_denied_total.with_label_values(&[reason]);
         }
         self
     }

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use crate::alerts::Alerter;
 use crate::cache::Stored;
 use crate::limits::{BulkheadConfig, RateLimitConfig, RetryBudget, RetryConfig, TokenBucket};
-use crate::metrics::ProxyMetrics;
+use crate::metrics::{ProxyMetrics, RetryDenied};
 use crate::routes::{Route, RouteTable};
 
 /// What a [`Fetcher`] needs to know: its own settings, not the whole proxy's.
@@ -311,17 +311,11 @@ impl Fetcher {
             };
             let now = Instant::now();
             if now.checked_add(pause).is_none_or(|end| end >= deadline) {
-                self.metrics
-                    .retries_denied_total
-                    .with_label_values(&["deadline"])
-                    .inc();
+                self.metrics.retries_denied_total.inc(RetryDenied::Deadline);
                 return Fetched::Failed(failure);
             }
             if !self.budget.withdraw(now) {
-                self.metrics
-                    .retries_denied_total
-                    .with_label_values(&["budget"])
-                    .inc();
+                self.metrics.retries_denied_total.inc(RetryDenied::Budget);
                 return Fetched::Failed(failure);
             }
             self.metrics
