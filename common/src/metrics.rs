@@ -128,6 +128,15 @@ macro_rules! metric_labels {
     };
 }
 
+/// Creates the series of every value of `L` in `vec`, at zero.
+fn create_every<L: Label, B: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<B>,
+) {
+    for value in L::ALL {
+        vec.with_label_values(&[value.as_str()]);
+    }
+}
+
 /// A counter family over one label whose values are `L`.
 #[derive(Debug, Clone)]
 pub struct Counters<L> {
@@ -147,9 +156,7 @@ impl<L: Label> Counters<L> {
         label_name: &str,
     ) -> prometheus::Result<Self> {
         let vec = counter_vec(registry, name, help, &[label_name])?;
-        for value in L::ALL {
-            vec.with_label_values(&[value.as_str()]);
-        }
+        create_every::<L, _>(&vec);
         Ok(Self {
             vec,
             label: std::marker::PhantomData,
@@ -188,9 +195,7 @@ impl<L: Label> Gauges<L> {
         label_name: &str,
     ) -> prometheus::Result<Self> {
         let vec = gauge_vec(registry, name, help, &[label_name])?;
-        for value in L::ALL {
-            vec.with_label_values(&[value.as_str()]);
-        }
+        create_every::<L, _>(&vec);
         Ok(Self {
             vec,
             label: std::marker::PhantomData,

@@ -355,6 +355,18 @@ impl Stack {
         metric_value(&self.proxy_metrics().await, sample)
     }
 
+    /// Core's Prometheus text.
+    pub async fn core_metrics(&self) -> String {
+        self.http
+            .get(self.core("/metrics"))
+            .send()
+            .await
+            .expect("core metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// The proxy's Prometheus text.
     pub async fn proxy_metrics(&self) -> String {
         self.http

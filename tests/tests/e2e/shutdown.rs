@@ -137,15 +137,7 @@ async fn the_in_flight_gauge_forgets_a_request_whose_client_hung_up() {
     // timeout); the gauge must follow. The scrape counts itself: 1 when nothing else runs.
     let mut in_flight = f64::NAN;
     for _ in 0..100 {
-        let metrics = stack
-            .http
-            .get(stack.core("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = stack.core_metrics().await;
         in_flight = crate::harness::metric_value(&metrics, "maple_core_in_flight");
         if in_flight <= 1.0 {
             break;
