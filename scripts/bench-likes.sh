@@ -18,6 +18,10 @@ SECONDS_RUN=${SECONDS_RUN:-20}
 USERS=${USERS:-256}
 CORE=127.0.0.1:18080
 
+# wrk (the third part's client) is installed here when missing, as bench-proxy.sh does.
+command -v wrk >/dev/null 2>&1 ||
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+
 cargo build --release --workspace --bins -q
 work=$(mktemp -d /tmp/maple-bench-likes.XXXXXX)
 pid=
