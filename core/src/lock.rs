@@ -174,7 +174,8 @@ impl Drop for Guard {
 fn mysql_lock_name(name: &str, inner: &Inner) -> String {
     let namespace = inner.redis.as_ref().map_or("maple", RedisLink::namespace);
     let mut full = format!("{namespace}:{name}");
-    full.truncate(64);
+    // Cut between characters: the namespace is the operator's text.
+    full.truncate(full.floor_char_boundary(64));
     full
 }
 

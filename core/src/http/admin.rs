@@ -146,8 +146,9 @@ async fn authorize_and_audit(
         }
     };
     let status = response.status();
+    // At most 256 bytes, cut between characters (the target is the client's text).
     let mut target = target;
-    target.truncate(256);
+    target.truncate(target.floor_char_boundary(256));
     let entry = AuditEntry {
         at_ms: now_ms(),
         key_name,

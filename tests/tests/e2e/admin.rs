@@ -49,6 +49,53 @@ fn admin_dir() -> PathBuf {
     std::env::temp_dir().join(format!("maple-admin-{}", fresh_name("d")))
 }
 
+/// A target cut to the audit's 256 bytes must be cut between characters: 255 ASCII bytes and
+/// then `é` (two bytes) once made the cut land inside `é`, and the request answered 500 from a
+/// panic, unaudited.
+#[tokio::test]
+async fn a_long_multibyte_target_is_refused_and_audited_not_a_panic() {
+    let dir = admin_dir();
+    let (reader, reader_stored) = key("reader", &[Scope::Read]);
+    let file = keys_file(&dir, &[reader_stored]);
+    let stack = Stack::start_with(Options {
+        core_env: vec![("MAPLE_CORE_ADMIN_KEYS_FILE", file.display().to_string())],
+        ..Options::default()
+    })
+    .await;
+    let target = format!("{}é", "a".repeat(255));
+    let purge = format!("/v1/admin/characters/{target}/purge");
+    for token in [None, Some(reader.as_str())] {
+        let (status, body, _) = call(&stack, reqwest::Method::POST, &purge, token).await;
+        let expected = if token.is_some() {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(status, expected, "{body}");
+    }
+    let (status, body, _) = call(
+        &stack,
+        reqwest::Method::GET,
+        "/v1/admin/audit?limit=10",
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let purges: Vec<&Value> = body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "cache.purge")
+        .collect();
+    assert_eq!(purges.len(), 2, "both attempts audited: {body}");
+    for entry in purges {
+        // Cut before the `é` that would not fit whole.
+        assert_eq!(entry["target"], "a".repeat(255), "{entry}");
+    }
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn keys_are_checked_scoped_audited_and_rotated_without_a_restart() {
     let dir = admin_dir();
