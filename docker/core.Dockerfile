@@ -18,7 +18,10 @@ FROM debian:bookworm-slim
 # curl for the health check; ca-certificates for https to Nexon.
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/maple --create-home maple
+    && useradd --system --uid 10001 --home-dir /var/lib/maple --create-home maple \
+    && install -d -o maple -m 0750 /var/lib/maple/backup
+# The backup directory exists, owned by maple, so a named volume mounted there starts
+# writable for it.
 COPY --from=build /out/maple-core /usr/local/bin/maple-core
 USER maple
 WORKDIR /var/lib/maple

@@ -25,7 +25,7 @@ trap cleanup EXIT
 
 RUST_LOG=warn MAPLE_SIM_LISTEN=127.0.0.1:18090 MAPLE_PROXY_UPSTREAM=http://127.0.0.1:18090 \
   MAPLE_PROXY_LISTEN=127.0.0.1:18081 MAPLE_PROXY_ADMIN_LISTEN=127.0.0.1:19081 \
-  MAPLE_PROXY_URL=http://127.0.0.1:18081 MAPLE_CORE_LISTEN=$CORE MAPLE_CORE_CLIENT_RATE=0 \
+  MAPLE_PROXY_URL=http://127.0.0.1:18081 MAPLE_CORE_LISTEN=$CORE MAPLE_CORE_CLIENT_RATE=0 MAPLE_CORE_CLIENT_MISS_RATE=0 \
   DATABASE_URL="sqlite://$work/maple.db" target/release/maple >"$work/maple.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/dev/null && break; sleep 0.1; done

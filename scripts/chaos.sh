@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The chaos suite alone (tests/tests/e2e/chaos.rs; the test command runs it too): the
 # distributed shape on real processes under load through ten faults. Fails if any acknowledged
-# like is lost or counted twice, or a duplicate row appears. `scripts/chaos.sh N` runs it N
+# like is lost or counted twice, or a duplicate row appears, or (here only: a wall-clock figure)
+# the p99 during "Nexon slow" and the core <-> proxy partition is above 500 ms. `scripts/chaos.sh N` runs it N
 # times in a row (each run's table is printed); the last run's table, with its date and
 # commit, replaces the part of docs/chaos.md between the "latest run" markers.
 set -euo pipefail
@@ -13,7 +14,7 @@ cargo build --workspace --bins
 report=$(mktemp)
 for run in $(seq 1 "$runs"); do
   echo "chaos run $run of $runs"
-  MAPLE_CHAOS_REPORT="$report" cargo nextest run -p maple-tests --test e2e 'chaos::'
+  MAPLE_CHAOS_P99_BOUND_MS=500 MAPLE_CHAOS_REPORT="$report" cargo nextest run -p maple-tests --test e2e 'chaos::'
   cat "$report"
 done
 block=$(mktemp)

@@ -45,6 +45,8 @@ pub const L1_MAX_BYTES: &str = "MAPLE_CORE_L1_MAX_BYTES";
 pub const RAW_MAX_BYTES: &str = "MAPLE_CORE_RAW_MAX_BYTES";
 pub const LATCH_TTL_MS: &str = "MAPLE_CORE_LATCH_TTL_MS";
 pub const LATCH_WAIT_MS: &str = "MAPLE_CORE_LATCH_WAIT_MS";
+/// How long a request with a copy at hand waits for a refresh before the copy answers stale.
+pub const STALE_AFTER_MS: &str = "MAPLE_CORE_STALE_AFTER_MS";
 /// Prefix of every Redis key (instances of one deployment share it).
 pub const REDIS_NAMESPACE: &str = "MAPLE_CORE_REDIS_NAMESPACE";
 pub const LIKES_FLUSH_MS: &str = "MAPLE_CORE_LIKES_FLUSH_MS";
@@ -52,14 +54,25 @@ pub const LIKES_SYNC_MS: &str = "MAPLE_CORE_LIKES_SYNC_MS";
 pub const LIKES_WATCH_MS: &str = "MAPLE_CORE_LIKES_WATCH_MS";
 pub const LIKES_RATE: &str = "MAPLE_CORE_LIKES_RATE";
 pub const LIKES_BURST: &str = "MAPLE_CORE_LIKES_BURST";
+/// Keyed likes one client may send in 24 h.
+pub const LIKES_KEYS_PER_CLIENT: &str = "MAPLE_CORE_LIKES_KEYS_PER_CLIENT";
 pub const BACKUP_DIR: &str = "MAPLE_CORE_BACKUP_DIR";
 pub const LOCK_LEASE_MS: &str = "MAPLE_CORE_LOCK_LEASE_MS";
 /// The admin API keys file (JSON, hashed keys; re-read when it changes).
 pub const ADMIN_KEYS_FILE: &str = "MAPLE_CORE_ADMIN_KEYS_FILE";
+/// Refused admin attempts (401, 403) the audit log keeps; older ones are pruned.
+pub const AUDIT_REFUSED_KEEP: &str = "MAPLE_CORE_AUDIT_REFUSED_KEEP";
 pub const HEADER_READ_TIMEOUT_MS: &str = "MAPLE_CORE_HEADER_READ_TIMEOUT_MS";
 pub const MAX_IN_FLIGHT: &str = "MAPLE_CORE_MAX_IN_FLIGHT";
 pub const CLIENT_RATE: &str = "MAPLE_CORE_CLIENT_RATE";
 pub const CLIENT_BURST: &str = "MAPLE_CORE_CLIENT_BURST";
+/// Name lookups per second per client that miss every cache (each costs a Nexon call).
+pub const CLIENT_MISS_RATE: &str = "MAPLE_CORE_CLIENT_MISS_RATE";
+pub const CLIENT_MISS_BURST: &str = "MAPLE_CORE_CLIENT_MISS_BURST";
+/// IPv6 clients share a per-client limit per prefix of this length.
+pub const CLIENT_IPV6_PREFIX: &str = "MAPLE_CORE_CLIENT_IPV6_PREFIX";
+/// How long a name Nexon does not know is answered 404 without asking again.
+pub const NOT_FOUND_TTL_S: &str = "MAPLE_CORE_NOT_FOUND_TTL_S";
 pub const MAX_BODY_BYTES: &str = "MAPLE_CORE_MAX_BODY_BYTES";
 /// Addresses of load balancers whose `X-Forwarded-For` is believed (comma-separated).
 pub const TRUSTED_PROXIES: &str = "MAPLE_CORE_TRUSTED_PROXIES";
@@ -76,6 +89,15 @@ pub struct Limits {
     /// Requests per second per client address on `/v1/` (0: no limit), and the burst.
     pub client_rate: f64,
     pub client_burst: f64,
+    /// Name lookups per second per client that miss every cache and so ask Nexon (0: no
+    /// limit), and the burst: below the API key's quota, so one client cannot spend it.
+    pub client_miss_rate: f64,
+    pub client_miss_burst: f64,
+    /// IPv6 clients are one client per prefix of this many bits (a host usually gets a /64).
+    pub client_ipv6_prefix: u8,
+    /// How long a name Nexon does not know is answered 404 without asking again (0: never
+    /// remembered).
+    pub not_found_ttl: Duration,
     /// Largest request body (413 beyond it).
     pub max_body_bytes: usize,
     /// Longest request target, path and query (414 beyond it).
@@ -91,6 +113,10 @@ impl Default for Limits {
             max_in_flight: 1024,
             client_rate: 200.0,
             client_burst: 400.0,
+            client_miss_rate: 20.0,
+            client_miss_burst: 40.0,
+            client_ipv6_prefix: 64,
+            not_found_ttl: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
             max_uri_bytes: 2048,
             max_header_bytes: 16 * 1024,
@@ -131,6 +157,8 @@ pub struct CoreConfig {
     pub likes: LikeConfig,
     /// Where the admin keys are read from (no file: the admin API refuses everyone).
     pub admin_keys_file: Option<PathBuf>,
+    /// Refused admin attempts the audit log keeps (anyone can make them).
+    pub audit_refused_keep: u64,
     /// Connection-level limits (header-read timeout, header bounds).
     pub connections: crate::server::ConnectionLimits,
     /// Request-level limits (in flight, per client, sizes).
@@ -188,6 +216,11 @@ impl CoreConfig {
             redis: redis_from_env(env)?,
             likes: likes_from_env(env)?,
             admin_keys_file: env.get(ADMIN_KEYS_FILE).map(PathBuf::from),
+            audit_refused_keep: env.parse_within(
+                AUDIT_REFUSED_KEEP,
+                10_000_u64,
+                0..=100_000_000,
+            )?,
             connections: crate::server::ConnectionLimits {
                 header_read_timeout: env.millis_or(
                     HEADER_READ_TIMEOUT_MS,
@@ -242,6 +275,7 @@ impl CoreConfig {
                 "raw_max_bytes": self.tiers.raw_max_bytes,
                 "latch_ttl_ms": millis(self.tiers.latch_ttl),
                 "latch_wait_ms": millis(self.tiers.latch_wait),
+                "stale_after_ms": millis(self.tiers.stale_after),
             },
             "redis": self.redis.as_ref().map(|r| serde_json::json!({
                 "url": redact_url(&r.url),
@@ -258,10 +292,12 @@ impl CoreConfig {
                 "watch_ms": millis(self.likes.watch_every),
                 "client_rate": self.likes.client_rate,
                 "client_burst": self.likes.client_burst,
+                "keys_per_client": self.likes.keys_per_client,
                 "backup_dir": self.likes.backup_dir.display().to_string(),
                 "lock_lease_ms": millis(self.likes.lock_lease),
             },
             "admin_keys_file": self.admin_keys_file.as_ref().map(|p| p.display().to_string()),
+            "audit_refused_keep": self.audit_refused_keep,
             "connections": {
                 "header_read_timeout_ms": millis(self.connections.header_read_timeout),
                 "max_headers": self.connections.max_headers,
@@ -272,6 +308,10 @@ impl CoreConfig {
                 "max_in_flight": self.limits.max_in_flight,
                 "client_rate": self.limits.client_rate,
                 "client_burst": self.limits.client_burst,
+                "client_miss_rate": self.limits.client_miss_rate,
+                "client_miss_burst": self.limits.client_miss_burst,
+                "client_ipv6_prefix": self.limits.client_ipv6_prefix,
+                "not_found_ttl_s": self.limits.not_found_ttl.as_secs(),
                 "max_body_bytes": self.limits.max_body_bytes,
                 "max_uri_bytes": self.limits.max_uri_bytes,
                 "max_header_bytes": self.limits.max_header_bytes,
@@ -323,6 +363,11 @@ fn tiers_from_env(env: &Env) -> Result<TierConfig, ConfigError> {
         raw_max_bytes: env.parse_within(RAW_MAX_BYTES, defaults.raw_max_bytes, 0..=(64 << 30))?,
         latch_ttl: env.millis_or(LATCH_TTL_MS, defaults.latch_ttl)?,
         latch_wait: env.millis_or(LATCH_WAIT_MS, defaults.latch_wait)?,
+        stale_after: Duration::from_millis(env.parse_within(
+            STALE_AFTER_MS,
+            u64::try_from(defaults.stale_after.as_millis()).unwrap_or(u64::MAX),
+            0..=60_000,
+        )?),
     })
 }
 
@@ -399,6 +444,26 @@ fn limits_from_env(env: &Env) -> Result<Limits, ConfigError> {
         max_in_flight: env.parse_within(MAX_IN_FLIGHT, defaults.max_in_flight, 1..=1_000_000)?,
         client_rate: env.parse_within(CLIENT_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
         client_burst: env.parse_within(CLIENT_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,
+        client_miss_rate: env.parse_within(
+            CLIENT_MISS_RATE,
+            defaults.client_miss_rate,
+            0.0..=1_000_000.0,
+        )?,
+        client_miss_burst: env.parse_within(
+            CLIENT_MISS_BURST,
+            defaults.client_miss_burst,
+            1.0..=1_000_000.0,
+        )?,
+        client_ipv6_prefix: env.parse_within(
+            CLIENT_IPV6_PREFIX,
+            defaults.client_ipv6_prefix,
+            16..=128,
+        )?,
+        not_found_ttl: Duration::from_secs(env.parse_within(
+            NOT_FOUND_TTL_S,
+            defaults.not_found_ttl.as_secs(),
+            0..=3600,
+        )?),
         max_body_bytes: env.parse_within(
             MAX_BODY_BYTES,
             defaults.max_body_bytes,
@@ -432,6 +497,11 @@ fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
         watch_every: env.millis_or(LIKES_WATCH_MS, defaults.watch_every)?,
         client_rate: env.parse_within(LIKES_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
         client_burst: env.parse_within(LIKES_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,
+        keys_per_client: env.parse_within(
+            LIKES_KEYS_PER_CLIENT,
+            defaults.keys_per_client,
+            0..=100_000_000,
+        )?,
         backup_dir: PathBuf::from(
             env.string_or(BACKUP_DIR, &defaults.backup_dir.display().to_string()),
         ),

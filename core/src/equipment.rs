@@ -6,8 +6,11 @@
 //! tier answers the request (and is copied into the tiers above it). Otherwise one load per
 //! character runs in this instance (followers wait for it), and across instances a latch in
 //! Redis elects one fetcher while the others watch L2 for its result (bounded; then they fetch
-//! themselves). When the fetch fails, the newest entry any tier still holds is served as
-//! stale; with none, the upstream's error. Writes never let an older entry shadow a newer one:
+//! themselves). A request waits for the load at most `stale_after` when a copy is at hand
+//! (the load copies an expired one it finds in L2 or L3 into L1): then the copy answers as
+//! stale ([`StaleCause::Refreshing`]) and the load goes on, storing what it fetches in every
+//! tier. When the fetch fails, the newest entry any tier still holds is served as stale
+//! ([`StaleCause::UpstreamFailed`]); with none, the upstream's error. Writes never let an older entry shadow a newer one:
 //! L1 and L2 compare fetch times, the database upserts only newer rows.
 
 use std::sync::Arc;
@@ -20,13 +23,13 @@ pub mod entry;
 pub mod l2;
 
 use self::entry::is_fresh_at;
-pub use self::entry::{Entry, Source};
+pub use self::entry::{Entry, Source, StaleCause};
 use self::l2::L2;
 use crate::clock::now_ms;
 use crate::metrics::{CoreMetrics, LatchResult, Role, StoreOp};
 use crate::nexon::{NexonClient, NexonError};
 use crate::redis_link::RedisLink;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Pipeline settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,9 @@ pub struct TierConfig {
     pub latch_ttl: Duration,
     /// How long a follower instance watches L2 for the leader's result.
     pub latch_wait: Duration,
+    /// How long a request with a copy at hand waits for the refresh before the copy answers
+    /// as stale (the refresh goes on); zero waits for the refresh's own deadline.
+    pub stale_after: Duration,
 }
 
 impl Default for TierConfig {
@@ -53,6 +59,7 @@ impl Default for TierConfig {
             // keeps it; short enough that a crashed leader's frees the key soon.
             latch_ttl: Duration::from_secs(8),
             latch_wait: Duration::from_secs(3),
+            stale_after: Duration::from_millis(200),
         }
     }
 }
@@ -65,6 +72,26 @@ const PURGE_POLL: Duration = Duration::from_secs(1);
 pub struct Served {
     pub entry: Arc<Entry>,
     pub source: Source,
+    /// Why a [`Source::Stale`] answer is stale; `None` for the others.
+    pub stale: Option<StaleCause>,
+}
+
+impl Served {
+    fn from(entry: Arc<Entry>, source: Source) -> Self {
+        Self {
+            entry,
+            source,
+            stale: None,
+        }
+    }
+
+    fn stale(entry: Arc<Entry>, cause: StaleCause) -> Self {
+        Self {
+            entry,
+            source: Source::Stale,
+            stale: Some(cause),
+        }
+    }
 }
 
 /// The tiers and the loads in flight.
@@ -269,6 +296,9 @@ impl EquipmentTiers {
         }
         if let Ok(served) = &served {
             self.inner.metrics.equipment_source_total.inc(served.source);
+            if let Some(cause) = served.stale {
+                self.inner.metrics.equipment_stale_total.inc(cause);
+            }
         }
         served
     }
@@ -277,10 +307,7 @@ impl EquipmentTiers {
         if let Some(entry) = self.inner.l1.get(ocid)
             && self.usable(ocid, &entry)
         {
-            return Ok(Served {
-                entry,
-                source: Source::L1,
-            });
+            return Ok(Served::from(entry, Source::L1));
         }
         let this = self.clone();
         let key = ocid.as_str().to_owned();
@@ -294,11 +321,40 @@ impl EquipmentTiers {
             Joined::Follower(_) => Role::Follower,
         };
         self.inner.metrics.singleflight_total.inc(role);
-        land(joined.into_receiver()).await.unwrap_or_else(|| {
+        let landed = land(joined.into_receiver());
+        let stale_after = self.inner.config.stale_after;
+        let landed = if stale_after.is_zero() {
+            landed.await
+        } else {
+            tokio::pin!(landed);
+            match tokio::time::timeout(stale_after, &mut landed).await {
+                Ok(landed) => landed,
+                // The refresh is slow: an expired copy at hand answers now, the load goes on
+                // (it runs on its own task) and stores what it fetches in every tier. A fresh
+                // copy in L1 means the load has just stored its result and is landing: its
+                // answer (with its source) is the one to give.
+                Err(_) => match self.stand_in(ocid) {
+                    Some(entry) if !self.usable(ocid, &entry) => {
+                        return Ok(Served::stale(entry, StaleCause::Refreshing));
+                    }
+                    _ => landed.await,
+                },
+            }
+        };
+        landed.unwrap_or_else(|| {
             Err(NexonError::Unavailable {
                 cause: "the equipment load failed".into(),
             })
         })
+    }
+
+    /// A copy to answer with while the refresh is slow: L1's (fresh or not; the load puts
+    /// the expired copies it finds in L2 and L3 there), unless a purge superseded it.
+    fn stand_in(&self, ocid: &Ocid) -> Option<Arc<Entry>> {
+        self.inner
+            .l1
+            .get(ocid)
+            .filter(|entry| !self.superseded(ocid, entry))
     }
 
     /// Puts `entry` in L1 unless L1 holds a newer one.
@@ -334,12 +390,10 @@ impl EquipmentTiers {
             && let Ok(Some(entry)) = l2.get(ocid).await
         {
             let entry = Arc::new(entry);
+            // Fresh, it answers; expired, it stands in while the refresh is slow.
+            self.remember(ocid, &entry);
             if self.usable(ocid, &entry) {
-                self.remember(ocid, &entry);
-                return Ok(Served {
-                    entry,
-                    source: Source::L2,
-                });
+                return Ok(Served::from(entry, Source::L2));
             }
             keep(&mut newest, &entry);
         }
@@ -347,20 +401,17 @@ impl EquipmentTiers {
         match self.inner.store.load_equipment(ocid).await {
             Ok(Some(snapshot)) => {
                 let entry = Arc::new(Entry::from(snapshot));
+                self.remember(ocid, &entry);
                 if self.usable(ocid, &entry) {
-                    self.remember(ocid, &entry);
                     if let Some(l2) = &self.inner.l2 {
                         let _ = l2.put(ocid, &entry).await;
                     }
-                    return Ok(Served {
-                        entry,
-                        source: Source::Db,
-                    });
+                    return Ok(Served::from(entry, Source::Db));
                 }
                 keep(&mut newest, &entry);
             }
             Ok(None) => {}
-            Err(e) => self.store_error(StoreOp::LoadEquipment, &e),
+            Err(e) => self.inner.metrics.store_error(StoreOp::LoadEquipment, &e),
         }
 
         match self.fetch_latched(ocid).await {
@@ -368,10 +419,7 @@ impl EquipmentTiers {
             Err(error) => match newest {
                 Some(entry) => {
                     tracing::warn!(ocid = ocid.as_str(), %error, "serving stale equipment");
-                    Ok(Served {
-                        entry,
-                        source: Source::Stale,
-                    })
+                    Ok(Served::stale(entry, StaleCause::UpstreamFailed))
                 }
                 None => Err(error),
             },
@@ -415,10 +463,7 @@ impl EquipmentTiers {
                         latch(LatchResult::Followed);
                         let entry = Arc::new(entry);
                         self.remember(ocid, &entry);
-                        return Ok(Served {
-                            entry,
-                            source: Source::L2,
-                        });
+                        return Ok(Served::from(entry, Source::L2));
                     }
                     if !landed && matches!(l2.latch_held(ocid).await, Ok(false)) {
                         break;
@@ -454,20 +499,13 @@ impl EquipmentTiers {
             .save_equipment(&entry.to_snapshot(ocid))
             .await
         {
-            self.store_error(StoreOp::SaveEquipment, &e);
+            self.inner.metrics.store_error(StoreOp::SaveEquipment, &e);
         }
         if let Some(l2) = &self.inner.l2 {
             let _ = l2.put(ocid, &entry).await;
         }
         self.remember(ocid, &entry);
-        Ok(Served {
-            entry,
-            source: Source::Upstream,
-        })
-    }
-
-    fn store_error(&self, operation: StoreOp, error: &StoreError) {
-        self.inner.metrics.store_error(operation, error);
+        Ok(Served::from(entry, Source::Upstream))
     }
 }
 

@@ -51,6 +51,10 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     #[error("likes cannot be stored right now")]
     LikesUnavailable(String),
+    #[error(
+        "the like may or may not have been stored; retry with the same Idempotency-Key to count it at most once"
+    )]
+    OutcomeUnknown(String),
     #[error("this instance is shutting down; retry on another")]
     ShuttingDown,
     #[error("{0}")]
@@ -69,6 +73,17 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<crate::ocids::ResolveError> for ApiError {
+    fn from(error: crate::ocids::ResolveError) -> Self {
+        match error {
+            crate::ocids::ResolveError::Nexon(error) => error.into(),
+            crate::ocids::ResolveError::NotAdmitted { retry_after } => {
+                Self::RateLimited { retry_after }
+            }
+        }
+    }
+}
+
 impl From<NexonError> for ApiError {
     fn from(error: NexonError) -> Self {
         match error {
@@ -84,7 +99,7 @@ impl From<NexonError> for ApiError {
 impl ApiError {
     /// Every `code` an error body of core can carry (the API description's `ErrorCode` lists
     /// exactly these; a test holds each variant's [`Self::code`] to this list).
-    pub const CODES: [&'static str; 26] = [
+    pub const CODES: [&'static str; 27] = [
         "invalid_character_name",
         "invalid_path",
         "invalid_query",
@@ -101,6 +116,7 @@ impl ApiError {
         "invalid_header",
         "rate_limited",
         "likes_unavailable",
+        "outcome_unknown",
         "shutting_down",
         "forbidden",
         "key_expired",
@@ -134,6 +150,7 @@ impl ApiError {
             | Self::UpstreamCircuitOpen { .. }
             | Self::Storage(_)
             | Self::LikesUnavailable(_)
+            | Self::OutcomeUnknown(_)
             | Self::ShuttingDown
             | Self::Overloaded
             | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
@@ -161,6 +178,7 @@ impl ApiError {
             Self::InvalidHeader { .. } => "invalid_header",
             Self::RateLimited { .. } => "rate_limited",
             Self::LikesUnavailable(_) => "likes_unavailable",
+            Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::ShuttingDown => "shutting_down",
             Self::Auth(crate::admin::AuthError::Forbidden { .. }) => "forbidden",
             Self::Auth(crate::admin::AuthError::Expired { .. }) => "key_expired",
@@ -215,7 +233,7 @@ impl IntoResponse for ApiError {
                 ),
             );
         }
-        if let Self::Overloaded = &self {
+        if let Self::Overloaded | Self::OutcomeUnknown(_) = &self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -268,6 +286,7 @@ mod tests {
                 retry_after: Duration::ZERO,
             },
             ApiError::LikesUnavailable(text()),
+            ApiError::OutcomeUnknown(text()),
             ApiError::ShuttingDown,
             ApiError::Auth(AuthError::Forbidden {
                 name: text(),

@@ -34,7 +34,7 @@ mod ops;
 pub mod state;
 
 pub use self::characters::SOURCE_HEADER;
-pub use self::client::{ClientIp, ClientLimits};
+pub use self::client::{ClientIp, ClientLimits, KeyAllowance};
 pub use self::likes::{IDEMPOTENCY_KEY, REPLAYED};
 pub use self::ops::OPENAPI;
 pub use self::state::AppState;

@@ -41,6 +41,7 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
+use maple_common::metrics::Label as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +55,6 @@ use crate::nexon::NexonClient;
 use crate::ocids::Ocids;
 use crate::redis_link::{RedisLink, RedisUse};
 use crate::store::{Store, StoreError};
-use maple_common::metrics::Label as _;
 
 /// Name → ocid mappings kept in memory, and for how long (a rename changes the mapping;
 /// the database copy is re-checked this often).
@@ -64,12 +64,28 @@ const OCID_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 /// Valuations kept in memory (one character serialises to ~11 KB of JSON).
 const VALUATION_CACHE_ENTRIES: u64 = 2_000;
 
-/// Per-client token buckets: up to 100,000 clients, each forgotten after 10 idle minutes.
-fn client_buckets() -> http::ClientLimits {
-    moka::sync::Cache::builder()
-        .max_capacity(100_000)
-        .time_to_idle(std::time::Duration::from_secs(600))
-        .build()
+/// How often Redis's memory is read for `maple_core_redis_memory_bytes`.
+const REDIS_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads Redis's memory use and limit into `maple_core_redis_memory_bytes` every
+/// [`REDIS_MEMORY_EVERY`] until `stop` (a Redis that does not answer leaves the last values).
+/// With `noeviction` a full Redis refuses writes: the alert `MapleRedisMemoryHigh` warns first.
+async fn watch_redis_memory(redis: RedisLink, metrics: CoreMetrics, stop: CancellationToken) {
+    loop {
+        if let Ok((used, max)) = redis.memory().await {
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            metrics
+                .redis_memory_bytes
+                .set(metrics::RedisMemory::Used, gauge(used));
+            metrics
+                .redis_memory_bytes
+                .set(metrics::RedisMemory::Max, gauge(max));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(REDIS_MEMORY_EVERY) => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// This instance's name in lock records: host, process and a random suffix.
@@ -135,6 +151,15 @@ impl App {
             .clone()
             .map(|redis| RedisLink::new(redis, metrics.clone(), RedisUse::Equipment))
             .transpose()?;
+        // Stops the background readers of Redis (purges followed, memory) with the app.
+        let followers = CancellationToken::new();
+        if let Some(redis) = &redis {
+            tokio::spawn(watch_redis_memory(
+                redis.for_use(RedisUse::Memory),
+                metrics.clone(),
+                followers.clone(),
+            ));
+        }
         let locks = lock::Locks::new(
             redis.as_ref().map(|r| r.for_use(RedisUse::Locks)),
             store.clone(),
@@ -157,7 +182,6 @@ impl App {
             nexon.clone(),
             metrics.clone(),
         );
-        let followers = CancellationToken::new();
         tokio::spawn(equipment.clone().follow_purges(followers.clone()));
         let state = AppState {
             characters: http::state::Characters {
@@ -167,6 +191,7 @@ impl App {
                     metrics.clone(),
                     OCID_CACHE_ENTRIES,
                     OCID_CACHE_TTL,
+                    config.limits.not_found_ttl,
                 ),
                 nexon,
                 equipment,
@@ -187,10 +212,16 @@ impl App {
             locks,
             admission: http::state::Admission {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight)),
-                requests: client_buckets(),
-                likes: client_buckets(),
+                requests: http::ClientLimits::new(config.limits.client_ipv6_prefix),
+                likes: http::ClientLimits::new(config.limits.client_ipv6_prefix),
+                misses: http::ClientLimits::new(config.limits.client_ipv6_prefix),
+                keys: http::KeyAllowance::new(likes::KEY_MEMORY, config.limits.client_ipv6_prefix),
             },
-            admin_keys,
+            admin: http::state::Admin {
+                keys: admin_keys,
+                tasks: tokio_util::task::TaskTracker::new(),
+                retention: Arc::new(admin::AuditRetention::new(config.audit_refused_keep)),
+            },
             store,
             metrics,
             shutdown: CancellationToken::new(),
@@ -287,6 +318,17 @@ impl App {
         tracing::info!(?budget, "saving the like buffer");
         state.likes.shutdown(budget / 2).await;
         end_phase(ShutdownPhase::Likes, 4);
+        // Admin actions whose clients hung up still write their audit rows.
+        state.admin.tasks.close();
+        if tokio::time::timeout(budget / 4, state.admin.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = state.admin.tasks.len(),
+                "admin actions still running at shutdown; their audit rows may be missing"
+            );
+        }
         state.store.close().await;
         end_phase(ShutdownPhase::Database, 5);
         tracing::info!("core stopped");

@@ -54,7 +54,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::backup::{BackupDir, BackupError, BackupFile, decode as decode_backup};
-pub use self::batch::{Batch, Target, valid_key};
+pub use self::batch::{Batch, Queued, Target, valid_key};
+/// How long an idempotency key (and a flushed batch id) is remembered.
+pub use self::queue::REMEMBER as KEY_MEMORY;
 pub use self::state::{Added, BackupInfo, LikeConfig, LikeCount, LikeError, Likes};
 use self::state::{Counts, Inner, Retained, SHARDS, Shard, Taken};
 pub use self::sync::{SyncError, SyncPass};

@@ -222,7 +222,7 @@ impl Locks {
         let inner = &self.inner;
         let acquired = match &inner.redis {
             Some(redis) => match self.via_redis(redis, name, &token, deadline).await {
-                Err(Unavailable::BreakerOpen | Unavailable::Failed) => {
+                Err(Unavailable::BreakerOpen | Unavailable::Failed | Unavailable::Unreachable) => {
                     inner
                         .metrics
                         .lock_fallbacks_total

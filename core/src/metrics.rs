@@ -25,8 +25,9 @@ pub const SYNC_DELAY_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-pub use crate::equipment::entry::Source;
-pub use crate::likes::batch::Target;
+use crate::admin::KeysFileState;
+use crate::equipment::entry::{Source, StaleCause};
+use crate::likes::batch::Target;
 
 metric_labels! {
     /// `maple_core_store_errors_total{operation}`: database operations whose failure is
@@ -66,7 +67,7 @@ metric_labels! {
 
 metric_labels! {
     /// The `result` of a flush to one target.
-    pub enum FlushResult { Ok => "ok", Error => "error" }
+    pub enum FlushOutcome { Ok => "ok", Error => "error" }
 }
 
 metric_labels! {
@@ -86,6 +87,7 @@ metric_labels! {
         Likes => "likes",
         SkippedBatches => "skipped_batches",
         MissingBatches => "missing_batches",
+        DuplicateKeys => "duplicate_keys",
     }
 }
 
@@ -107,6 +109,11 @@ metric_labels! {
 metric_labels! {
     /// `maple_core_db_pool_connections{state}`.
     pub enum PoolState { InUse => "in_use", Idle => "idle", Max => "max" }
+}
+
+metric_labels! {
+    /// `maple_core_redis_memory_bytes{kind}`.
+    pub enum RedisMemory { Used => "used", Max => "max" }
 }
 
 metric_labels! {
@@ -144,6 +151,9 @@ pub struct CoreMetrics {
     pub store_errors_total: Counters<StoreOp>,
     /// Equipment answers by the tier that served them: l1, l2, db, upstream, stale.
     pub equipment_source_total: Counters<Source>,
+    /// Stale answers by cause: refreshing (the refresh was slower than the soft deadline and
+    /// goes on), upstream_failed (the refresh failed).
+    pub equipment_stale_total: Counters<StaleCause>,
     /// Equipment loads by role: leader (this request loaded), follower (joined one in
     /// progress in this instance).
     pub singleflight_total: Counters<Role>,
@@ -188,6 +198,22 @@ pub struct CoreMetrics {
     /// Batches flushed to Redis without a memory copy because the copies reached their bound
     /// (the database has been slow to take them).
     pub like_unkept_batches_total: IntCounter,
+    /// Sync commits that ran out of time and were tried again in two halves (a large backlog).
+    pub like_sync_splits_total: IntCounter,
+    /// Like batches Redis took but too few replicas confirmed (`WAIT` came up short): sent to
+    /// the database instead, without counting against Redis.
+    pub like_replica_shortfalls_total: IntCounter,
+    /// Keyed likes refused because the client used its idempotency keys for the day
+    /// (`MAPLE_CORE_LIKES_KEYS_PER_CLIENT`).
+    pub like_keys_refused_total: IntCounter,
+    /// Redis's memory: `used` and `max` (its `maxmemory`, 0 when unlimited), read every 10 s.
+    pub redis_memory_bytes: Gauges<RedisMemory>,
+    /// Like batches no store confirmed while Redis or the database may hold them: answered
+    /// 503 `outcome_unknown` (retry with the same key).
+    pub like_outcome_unknown_total: IntCounter,
+    /// Like answers whose count read ran out of time (answered with the counts remembered,
+    /// `"partial": true`).
+    pub like_count_reads_cut_total: IntCounter,
     /// L1 entries dropped because an instance purged them (read from Redis's purge log).
     pub purges_followed_total: IntCounter,
     /// Lock acquisitions by lock and outcome (redis, mysql, local, busy, unavailable).
@@ -208,6 +234,17 @@ pub struct CoreMetrics {
     /// Database pool connections by state (in_use, idle) and the pool's maximum (max), read at
     /// each scrape.
     pub db_pool_connections: Gauges<PoolState>,
+    /// The admin keys file as last checked, one series per state at 1 (unset, loaded, absent,
+    /// invalid: a file that no longer parses, the previous keys kept); read at each scrape.
+    pub admin_keys_file: Gauges<KeysFileState>,
+    /// Admin keys in force (read at each scrape).
+    pub admin_keys: IntGauge,
+    /// Refused admin attempts deleted from the audit log beyond its bound.
+    pub audit_pruned_total: IntCounter,
+    /// Lookups of a name Nexon said it does not know, answered 404 from memory.
+    pub not_found_remembered_total: IntCounter,
+    /// Name lookups refused (429) because the client asked Nexon too often: its miss rate.
+    pub lookup_misses_refused_total: IntCounter,
     /// Where shutdown is: 0 serving, 1 draining requests, 2 waiting for equipment loads,
     /// 3 saving likes, 4 closing the database, 5 stopped.
     pub shutdown_phase: IntGauge,
@@ -251,6 +288,12 @@ impl CoreMetrics {
                 "maple_core_equipment_source_total",
                 "Equipment answers by the tier that served them.",
                 "source",
+            )?,
+            equipment_stale_total: Counters::register(
+                &r,
+                "maple_core_equipment_stale_total",
+                "Stale equipment answers by cause: refreshing (the refresh was slower than MAPLE_CORE_STALE_AFTER_MS and goes on), upstream_failed.",
+                "cause",
             )?,
             singleflight_total: Counters::register(
                 &r,
@@ -355,6 +398,32 @@ impl CoreMetrics {
                 "Likes whose batch Redis lost before the sync, re-applied to the database from memory (kind=likes, batches).",
                 "kind",
             )?,
+            like_keys_refused_total: counter(
+                &r,
+                "maple_core_like_keys_refused_total",
+                "Keyed likes refused with 429: the client used its MAPLE_CORE_LIKES_KEYS_PER_CLIENT idempotency keys of the last 24 h.",
+            )?,
+            redis_memory_bytes: Gauges::register(
+                &r,
+                "maple_core_redis_memory_bytes",
+                "Redis memory: used, and max (its maxmemory; 0 when unlimited), read every 10 s.",
+                "kind",
+            )?,
+            like_count_reads_cut_total: counter(
+                &r,
+                "maple_core_like_count_reads_cut_total",
+                "Like answers whose count read took longer than 250 ms: answered with the counts remembered, marked partial.",
+            )?,
+            like_outcome_unknown_total: counter(
+                &r,
+                "maple_core_like_outcome_unknown_total",
+                "Like batches no store confirmed while Redis or the database may hold them (a write sent, its answer lost), answered 503 outcome_unknown.",
+            )?,
+            like_replica_shortfalls_total: counter(
+                &r,
+                "maple_core_like_replica_shortfalls_total",
+                "Like batches Redis took but too few replicas confirmed within 100 ms (MAPLE_CORE_REDIS_MIN_REPLICAS): sent to the database instead.",
+            )?,
             purges_followed_total: counter(
                 &r,
                 "maple_core_purges_followed_total",
@@ -364,6 +433,11 @@ impl CoreMetrics {
                 &r,
                 "maple_core_like_unkept_batches_total",
                 "Like batches flushed to Redis without a memory copy because the copies reached their bound.",
+            )?,
+            like_sync_splits_total: counter(
+                &r,
+                "maple_core_like_sync_splits_total",
+                "Like sync commits that ran out of time and were tried again in two halves.",
             )?,
             lock_acquisitions_total: counter_vec(
                 &r,
@@ -413,6 +487,28 @@ impl CoreMetrics {
                 "maple_core_db_pool_connections",
                 "Database pool connections by state (in_use, idle, max).",
                 "state",
+            )?,
+            admin_keys_file: Gauges::register(
+                &r,
+                "maple_core_admin_keys_file",
+                "The admin keys file as last checked: 1 for its state (unset, loaded, absent, invalid = unparsable, previous keys kept).",
+                "state",
+            )?,
+            admin_keys: gauge(&r, "maple_core_admin_keys", "Admin keys in force.")?,
+            audit_pruned_total: counter(
+                &r,
+                "maple_core_audit_pruned_total",
+                "Refused admin attempts deleted from the audit log beyond MAPLE_CORE_AUDIT_REFUSED_KEEP.",
+            )?,
+            not_found_remembered_total: counter(
+                &r,
+                "maple_core_not_found_remembered_total",
+                "Lookups of a name Nexon said it does not know, answered 404 without asking again (MAPLE_CORE_NOT_FOUND_TTL_S).",
+            )?,
+            lookup_misses_refused_total: counter(
+                &r,
+                "maple_core_lookup_misses_refused_total",
+                "Name lookups refused with 429: the client asked Nexon more often than MAPLE_CORE_CLIENT_MISS_RATE.",
             )?,
             shutdown_phase: gauge(
                 &r,
@@ -474,7 +570,7 @@ impl CoreMetrics {
     /// one-label families ([`Counters`], [`Gauges`]) do this when registered.
     fn with_known_series(self) -> Self {
         for target in Target::ALL {
-            for result in FlushResult::ALL {
+            for result in FlushOutcome::ALL {
                 self.like_flushes_total
                     .with_label_values(&[target.as_str(), result.as_str()]);
             }
@@ -487,7 +583,7 @@ impl CoreMetrics {
     }
 
     /// Counts a flush of the like buffer to `target`.
-    pub fn like_flush(&self, target: Target, result: FlushResult) {
+    pub fn like_flush(&self, target: Target, result: FlushOutcome) {
         self.like_flushes_total
             .with_label_values(&[target.as_str(), result.as_str()])
             .inc();

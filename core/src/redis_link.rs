@@ -7,7 +7,9 @@
 //! period a probe finds out whether Redis is back. The uses do not share a breaker: slow
 //! 350 KB equipment reads cannot push likes onto the database or cost the sync leader its
 //! lock. The connection manager connects lazily and reconnects by itself, so core starts
-//! without Redis and picks it up when it appears. A leaf: it knows no caller's data.
+//! without Redis and picks it up when it appears. Writes that must wait for replicas (`WAIT`,
+//! which blocks its connection) run on a connection of their own ([`RedisLink::run_replicated`]),
+//! so the wait holds up no read, latch poll or lease renewal. A leaf: it knows no caller's data.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,6 +83,39 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
+    /// A link to the primary described by `config` (nothing is connected yet).
+    fn open(config: &RedisConfig) -> Result<Self, redis::RedisError> {
+        if config.sentinels.is_empty() {
+            let client = redis::Client::open(config.url.as_str())?;
+            let manager = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.op_timeout.saturating_mul(4)))
+                .set_response_timeout(Some(config.op_timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            return Ok(Self::Direct(ConnectionManager::new_lazy_with_config(
+                client, manager,
+            )?));
+        }
+        let sentinels: Vec<String> = config
+            .sentinels
+            .iter()
+            .map(|s| format!("redis://{s}"))
+            .collect();
+        let client = SentinelClient::build(
+            sentinels,
+            config.master.clone(),
+            None,
+            SentinelServerType::Master,
+        )?;
+        Ok(Self::Sentinel(Box::new(SentinelLink {
+            client: tokio::sync::Mutex::new(client),
+            current: std::sync::Mutex::new(None),
+            config: redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.op_timeout))
+                .set_response_timeout(Some(config.op_timeout)),
+        })))
+    }
+
     async fn connection(&self) -> Result<Conn, redis::RedisError> {
         match self {
             Self::Direct(manager) => Ok(Conn::Manager(manager.clone())),
@@ -172,17 +207,18 @@ pub enum RedisUse {
     Likes,
     /// Named locks' leases and their renewal.
     Locks,
+    /// Reading Redis's own state (its memory, for the metrics).
+    Memory,
 }
 
 impl RedisUse {
-    pub const ALL: [Self; 3] = [Self::Equipment, Self::Likes, Self::Locks];
-
     /// The `use` label.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Equipment => "equipment",
             Self::Likes => "likes",
             Self::Locks => "locks",
+            Self::Memory => "memory",
         }
     }
 }
@@ -200,6 +236,8 @@ pub struct RedisLink {
 #[derive(Debug)]
 struct Shared {
     link: Link,
+    /// The connection for writes followed by `WAIT` (only when replicas are awaited).
+    replicated: Option<Link>,
     config: RedisConfig,
     metrics: CoreMetrics,
     release_script: redis::Script,
@@ -224,8 +262,10 @@ fn use_breaker() -> Breaker {
 pub enum Unavailable {
     /// The breaker is open: Redis was failing recently.
     BreakerOpen,
-    /// This call failed or timed out.
+    /// This call failed or timed out (it may have been carried out: its answer was lost).
     Failed,
+    /// No connection could be made: nothing was sent.
+    Unreachable,
 }
 
 /// Extends a lease only if this holder still has it: `KEYS[1]`; `ARGV` token, TTL ms.
@@ -250,21 +290,21 @@ impl RedisLink {
         self.breaker.snapshot(Instant::now())
     }
 
-    /// What this handle is used for.
-    pub fn purpose(&self) -> RedisUse {
-        self.purpose
-    }
-
     /// A handle for another use on the same connection, with a breaker of its own.
     #[must_use]
     pub fn for_use(&self, purpose: RedisUse) -> Self {
-        self.shared
+        Self::handle(Arc::clone(&self.shared), purpose)
+    }
+
+    /// A handle for `purpose` on `shared`, with a fresh (closed) breaker.
+    fn handle(shared: Arc<Shared>, purpose: RedisUse) -> Self {
+        shared
             .metrics
             .redis_breaker_state
             .with_label_values(&[purpose.as_str()])
             .set(0);
         Self {
-            shared: Arc::clone(&self.shared),
+            shared,
             breaker: Arc::new(use_breaker()),
             purpose,
         }
@@ -294,51 +334,54 @@ impl RedisLink {
         metrics: CoreMetrics,
         purpose: RedisUse,
     ) -> Result<Self, redis::RedisError> {
-        let link = if config.sentinels.is_empty() {
-            let client = redis::Client::open(config.url.as_str())?;
-            let manager = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(config.op_timeout.saturating_mul(4)))
-                .set_response_timeout(Some(config.op_timeout))
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_secs(1));
-            Link::Direct(ConnectionManager::new_lazy_with_config(client, manager)?)
+        let link = Link::open(&config)?;
+        let replicated = if config.min_replicas > 0 {
+            Some(Link::open(&config)?)
         } else {
-            let sentinels: Vec<String> = config
-                .sentinels
-                .iter()
-                .map(|s| format!("redis://{s}"))
-                .collect();
-            let client = SentinelClient::build(
-                sentinels,
-                config.master.clone(),
-                None,
-                SentinelServerType::Master,
-            )?;
-            Link::Sentinel(Box::new(SentinelLink {
-                client: tokio::sync::Mutex::new(client),
-                current: std::sync::Mutex::new(None),
-                config: redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(config.op_timeout))
-                    .set_response_timeout(Some(config.op_timeout)),
-            }))
+            None
         };
-        let first = Self {
-            shared: Arc::new(Shared {
-                link,
-                config,
-                metrics,
-                release_script: redis::Script::new(RELEASE_IF_HELD),
-                renew_script: redis::Script::new(RENEW_IF_HELD),
-            }),
-            breaker: Arc::new(use_breaker()),
-            purpose,
-        };
-        Ok(first.for_use(purpose))
+        let shared = Arc::new(Shared {
+            link,
+            replicated,
+            config,
+            metrics,
+            release_script: redis::Script::new(RELEASE_IF_HELD),
+            renew_script: redis::Script::new(RENEW_IF_HELD),
+        });
+        Ok(Self::handle(shared, purpose))
     }
 
     /// Runs `op` behind this use's breaker and the timeout.
     pub(crate) async fn run<T, F, Fut>(
         &self,
+        operation: &'static str,
+        op: F,
+    ) -> Result<T, Unavailable>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
+        self.run_on(&self.shared.link, operation, op).await
+    }
+
+    /// Runs `op` as [`run`](Self::run) does, on the connection kept for writes followed by
+    /// `WAIT` (the shared one when no replicas are awaited): the wait blocks only that one.
+    pub(crate) async fn run_replicated<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        op: F,
+    ) -> Result<T, Unavailable>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
+        let link = self.shared.replicated.as_ref().unwrap_or(&self.shared.link);
+        self.run_on(link, operation, op).await
+    }
+
+    async fn run_on<T, F, Fut>(
+        &self,
+        link: &Link,
         operation: &'static str,
         op: F,
     ) -> Result<T, Unavailable>
@@ -362,7 +405,7 @@ impl RedisLink {
             shared.config.op_timeout,
             tracing::Instrument::instrument(
                 async {
-                    let connection = shared.link.connection().await?;
+                    let connection = link.connection().await?;
                     op(connection).await
                 },
                 tracing::info_span!("redis", purpose, operation),
@@ -372,13 +415,18 @@ impl RedisLink {
         if !matches!(result, Ok(Ok(_))) {
             // With Sentinel, the next operation asks again who the primary is (a failover
             // turns the old primary's answers into READONLY errors or silence).
-            shared.link.forget();
+            link.forget();
         }
         let (outcome, value) = match result {
             Ok(Ok(value)) => (Outcome::Success, Ok(value)),
             Ok(Err(error)) => {
                 tracing::warn!(purpose, operation, %error, "redis operation failed");
-                (Outcome::Failure, Err(Unavailable::Failed))
+                let unavailable = if error.is_connection_refusal() {
+                    Unavailable::Unreachable
+                } else {
+                    Unavailable::Failed
+                };
+                (Outcome::Failure, Err(unavailable))
             }
             Err(_) => {
                 tracing::warn!(purpose, operation, "redis operation timed out");
@@ -396,6 +444,25 @@ impl RedisLink {
             .with_label_values(&[purpose, operation, label])
             .inc();
         value
+    }
+
+    /// Redis's memory use and its `maxmemory` (0: no limit), from `INFO memory`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn memory(&self) -> Result<(u64, u64), Unavailable> {
+        let info: String = self
+            .run("info_memory", |mut c| async move {
+                redis::cmd("INFO").arg("memory").query_async(&mut c).await
+            })
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("used_memory"), field("maxmemory")))
     }
 
     fn observe(&self, transition: Option<maple_common::breaker::Transition>) {

@@ -40,12 +40,21 @@ async fn bounded<T>(
 ) -> Result<T, sqlx::Error> {
     tokio::time::timeout(QUERY_TIMEOUT, statement)
         .await
-        .unwrap_or_else(|_| {
-            Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "statement timed out",
-            )))
-        })
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+fn timed_out() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "statement timed out",
+    ))
+}
+
+impl StoreError {
+    /// Whether the statement ran out of its time ([`QUERY_TIMEOUT`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut)
+    }
 }
 
 /// A failure of the database.
@@ -64,12 +73,40 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database unavailable: it has been failing; retrying in {0:?}")]
     Unavailable(Duration),
+    #[error("concurrent writers kept recording the same like batches or keys; nothing was written")]
+    Raced,
     #[error("lock {name}: fence {token} is stale (the newest is {current}); nothing was written")]
     Fenced {
         name: String,
         token: i64,
         current: i64,
     },
+}
+
+impl StoreError {
+    /// Whether a write that failed so may have happened all the same: the statement was sent
+    /// and its answer lost (a timeout, a connection dropped mid-way). An open breaker, no
+    /// connection to be had, or the server's own refusal (the transaction rolled back) wrote
+    /// nothing.
+    pub fn may_have_written(&self) -> bool {
+        match self {
+            Self::Database(error) => match error {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Configuration(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Database(_) => false,
+                sqlx::Error::Io(io) => io.kind() != std::io::ErrorKind::ConnectionRefused,
+                _ => true,
+            },
+            Self::Migrate(_)
+            | Self::Folder { .. }
+            | Self::Corrupt(_)
+            | Self::Unavailable(_)
+            | Self::Raced
+            | Self::Fenced { .. } => false,
+        }
+    }
 }
 
 /// The database, whichever it is, behind a circuit breaker: once it has been failing, calls
@@ -272,6 +309,23 @@ impl Store {
         let (permit, started) = (self.admit()?, Instant::now());
         let result = bounded(operation).await;
         self.settle(permit, started, result)
+    }
+
+    /// [`Self::guarded`] for a write whose size has no small bound (a sync of a backlog): running
+    /// out of time does not count against the breaker, which guards every other caller — a
+    /// large write is slow, not a sign of an outage. Other failures count as usual.
+    pub(crate) async fn guarded_bulk<T>(
+        &self,
+        operation: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        let (permit, started) = (self.admit()?, Instant::now());
+        match tokio::time::timeout(QUERY_TIMEOUT, operation).await {
+            Ok(result) => self.settle(permit, started, result),
+            Err(_) => {
+                self.breaker.release(permit);
+                Err(StoreError::Database(timed_out()))
+            }
+        }
     }
 
     /// `sqlite` or `mysql`, for logs and metrics.

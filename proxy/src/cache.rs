@@ -1,5 +1,6 @@
 //! The response cache: upstream 200s, bounded in bytes, kept past their TTL for the stale
-//! window so they can stand in when the upstream fails.
+//! window so they can stand in when the upstream fails; and Nexon's "no such character"
+//! answers for `not_found_for`, fresh or gone (no stale life: they stand in for nothing).
 //!
 //! An entry's life: fresh for the route's TTL (served as `HIT`), then for `revalidate_for`
 //! served at once while one background refresh runs (stale-while-revalidate), then usable only
@@ -22,6 +23,8 @@ pub struct CacheConfig {
     pub stale_for: Duration,
     /// How long after expiry an entry is still served at once while a refresh runs.
     pub revalidate_for: Duration,
+    /// How long a "no such character" answer is served from the cache (zero: never).
+    pub not_found_for: Duration,
 }
 
 impl Default for CacheConfig {
@@ -30,13 +33,16 @@ impl Default for CacheConfig {
             max_bytes: 256 * 1024 * 1024,
             stale_for: Duration::from_secs(24 * 3600),
             revalidate_for: Duration::from_secs(60),
+            not_found_for: Duration::from_secs(30),
         }
     }
 }
 
-/// One cached upstream answer (always a 200).
+/// One cached upstream answer: a 200, or (`status` 400) Nexon saying the name or ocid does
+/// not exist.
 #[derive(Debug)]
 pub struct Stored {
+    pub status: u16,
     pub content_type: Option<String>,
     pub body: Bytes,
     /// When the upstream produced it (monotonic, for freshness).
@@ -46,6 +52,11 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// Whether this is a "no such character" answer rather than data.
+    pub fn is_not_found(&self) -> bool {
+        self.status != 200
+    }
+
     pub fn age(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.fetched_at)
     }
@@ -88,6 +99,9 @@ impl Expiry<String, Arc<Stored>> for Lifetime {
         value: &Arc<Stored>,
         _created_at: Instant,
     ) -> Option<Duration> {
+        if value.is_not_found() {
+            return Some(value.ttl);
+        }
         Some(value.ttl.saturating_add(self.stale_for))
     }
 
@@ -127,6 +141,8 @@ impl ResponseCache {
         let age = stored.age(now);
         let freshness = if age < stored.ttl {
             Freshness::Fresh
+        } else if stored.is_not_found() {
+            return None;
         } else if age < stored.ttl.saturating_add(self.config.revalidate_for) {
             Freshness::Revalidate
         } else if age < stored.ttl.saturating_add(self.config.stale_for) {
@@ -192,6 +208,7 @@ mod tests {
 
     fn stored(at: Instant, ttl_s: u64, body: &'static [u8]) -> Arc<Stored> {
         Arc::new(Stored {
+            status: 200,
             content_type: Some("application/json".into()),
             body: Bytes::from_static(body),
             fetched_at: at,
@@ -204,6 +221,7 @@ mod tests {
             max_bytes: 1 << 20,
             stale_for: Duration::from_secs(100),
             revalidate_for: Duration::from_secs(5),
+            not_found_for: Duration::from_secs(3),
         })
     }
 
@@ -283,5 +301,39 @@ mod tests {
         }
         let (_, bytes) = cache.usage();
         assert!(bytes <= 10_000, "held {bytes} bytes");
+    }
+
+    #[test]
+    fn a_not_found_answer_is_fresh_then_gone_and_data_replaces_it() {
+        let cache = cache();
+        let t0 = Instant::now();
+        let not_found = |at: Instant| {
+            Arc::new(Stored {
+                status: 400,
+                content_type: Some("application/json".into()),
+                body: Bytes::from_static(b"{}"),
+                fetched_at: at,
+                ttl: Duration::from_secs(3),
+            })
+        };
+        cache.put("k", not_found(t0), cache.generation());
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(cache.get("k", at(2)).map(|e| e.1), Some(Freshness::Fresh));
+        // No revalidation, no stale life: past its TTL it is not there.
+        assert!(cache.get("k", at(3)).is_none());
+        assert!(cache.get("k", at(50)).is_none());
+        // The character appears: the 200 takes the key.
+        cache.put(
+            "k",
+            stored(t0 + Duration::from_secs(1), 10, b"data"),
+            cache.generation(),
+        );
+        let (entry, _) = cache.get("k", at(2)).expect("cached");
+        assert!(!entry.is_not_found());
+        assert_eq!(&entry.body[..], b"data");
+        // A purge removes "not found" answers like any other.
+        cache.put("n", not_found(at(1)), cache.generation());
+        assert_eq!(cache.purge("n"), 1);
+        assert!(cache.get("n", at(1)).is_none());
     }
 }

@@ -184,18 +184,52 @@ fn valid_date(value: &str) -> bool {
     (1..=days).contains(&d) && (y, m, d) >= FIRST_DATE && y <= 2100
 }
 
-/// Whether a path could escape its route upstream: dot segments, encoded separators or
-/// dots, backslashes, empty segments.
-pub fn is_suspicious(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("/../")
-        || lower.ends_with("/..")
-        || lower.contains("/./")
-        || lower.contains("//")
-        || lower.contains('\\')
-        || lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
+/// The path a request is routed, cached and sent upstream under: `raw` percent-decoded once,
+/// or `None` when it is refused. Checked after decoding, so no spelling reaches a server
+/// behind us that could decode or strip it into something else: the decoded path must be
+/// `/`-separated segments of ASCII letters, digits, `-`, `_`, `.` and `~` (so no `%` left by
+/// double encoding, no `;` parameters, backslashes, control or non-ASCII bytes), none empty
+/// and none made of dots only (`.`, `..`, `...`). Nexon's paths are all of that shape.
+pub fn normalised_path(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let decoded = if raw.contains('%') {
+        std::borrow::Cow::Owned(percent_decoded(raw)?)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    };
+    let rest = decoded.strip_prefix('/')?;
+    let segment_ok = |segment: &str| {
+        !segment.is_empty()
+            && !segment.bytes().all(|b| b == b'.')
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    };
+    rest.split('/').all(segment_ok).then_some(decoded)
+}
+
+/// `raw` with each `%XX` replaced by its byte; `None` for a `%` not followed by two hex
+/// digits, an encoded `/` (it would change where the segments are), or a result that is not
+/// UTF-8.
+fn percent_decoded(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            let decoded = u8::from_str_radix(hex, 16).ok()?;
+            if decoded == b'/' {
+                return None;
+            }
+            out.push(decoded);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -268,8 +302,65 @@ mod tests {
             "/maplestory/v1/a\\b",
             "/maplestory/v1/..",
         ] {
-            assert!(is_suspicious(path), "{path}");
+            assert_eq!(normalised_path(path), None, "{path}");
         }
-        assert!(!is_suspicious(PATH_ITEM_EQUIPMENT));
+        assert_eq!(
+            normalised_path(PATH_ITEM_EQUIPMENT).as_deref(),
+            Some(PATH_ITEM_EQUIPMENT)
+        );
+    }
+
+    /// Spellings that a server behind us (or Nexon's) may decode or strip into a dot segment:
+    /// double encoding, `;` parameters (Tomcat-style servers drop `;...` from a segment),
+    /// a trailing `/.`, and their relatives.
+    #[test]
+    fn paths_are_checked_after_decoding() {
+        for path in [
+            "/maplestory/v1/%252e%252e/admin",
+            "/maplestory/v1/%252E%252E/admin",
+            "/maplestory/v1/%25252e%25252e/admin",
+            "/maplestory/v1/a%252fb",
+            "/maplestory/v1/a%255cb",
+            "/maplestory/v1/..;/admin",
+            "/maplestory/v1/..;x=1/admin",
+            "/maplestory/v1/.;/id",
+            "/maplestory/v1/id;x=1",
+            "/maplestory/v1/id/.",
+            "/maplestory/v1/id/..",
+            "/maplestory/v1/id/",
+            "/maplestory/v1/.%2e/admin",
+            "/maplestory/v1/%2e./admin",
+            "/maplestory/v1/id%00",
+            "/maplestory/v1/id%0a",
+            "/maplestory/v1/%c0%ae%c0%ae/admin",
+            "/maplestory/v1/%ff",
+            "/maplestory/v1/id%",
+            "/maplestory/v1/id%zz",
+            "/maplestory/v1/id%4",
+            "maplestory/v1/id",
+            "",
+        ] {
+            assert_eq!(normalised_path(path), None, "{path}");
+        }
+        for path in [
+            PATH_ID,
+            PATH_BASIC,
+            PATH_ITEM_EQUIPMENT,
+            "/maplestory/v1/character/stat",
+        ] {
+            assert!(
+                matches!(normalised_path(path), Some(std::borrow::Cow::Borrowed(p)) if p == path),
+                "{path} passes as it is"
+            );
+        }
+        // An encoded unreserved character is the same path: routed and cached as such.
+        assert_eq!(
+            normalised_path("/maplestory/v1/%69d").as_deref(),
+            Some(PATH_ID)
+        );
+        assert_eq!(
+            Route::of(&normalised_path("/maplestory/v1/%69d").expect("a valid path")),
+            Route::Id
+        );
     }
 }

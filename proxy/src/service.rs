@@ -8,7 +8,10 @@
 //! started it, `COALESCED` for the others), waiting no longer than its route's deadline. When
 //! the fetch fails, a kept stale entry is served (`STALE`, with `age` and the cause); with
 //! nothing kept, the client gets our JSON error at once (`x-maple-proxy-error` names the cause)
-//! and an alert goes out. Metrics are recorded once, in `logging()`.
+//! and an alert goes out. `Cache-Control: no-cache` skips the cache only for a client that
+//! presented a client token (with none configured, for nobody). Nexon's "no such character"
+//! is cached too, briefly (`MAPLE_PROXY_CACHE_NOT_FOUND_S`), and served as a `HIT` with
+//! Nexon's status and body. Metrics are recorded once, in `logging()`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,6 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use maple_common::error::ErrorBody;
 use maple_common::flight::{Flights, Joined, land};
+use maple_common::nexon::{NexonErrorBody, NexonErrorCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -27,8 +31,8 @@ use crate::alerts::Alerter;
 use crate::cache::{Freshness, ResponseCache, Stored};
 use crate::config::ProxyConfig;
 use crate::metrics::ProxyMetrics;
-use crate::routes::{Route, canonical, is_suspicious, validate_query};
-use crate::upstream::{Failure, Fetched, Fetcher};
+use crate::routes::{Route, canonical, normalised_path, validate_query};
+use crate::upstream::{Answer, Failure, Fetched, Fetcher};
 
 /// Header naming the cause when the proxy, not Nexon, produced an error response.
 pub use maple_common::contract::PROXY_ERROR_HEADER;
@@ -81,10 +85,16 @@ pub struct NexonProxy {
 #[derive(Debug)]
 pub struct RequestCtx {
     route: Route,
+    /// The request's path once percent-decoded, when decoding changed it (it is routed,
+    /// cached and sent upstream under this); `None` when the path came as it is.
+    decoded_path: Option<String>,
     started: Instant,
     status: u16,
     cache: Option<CacheResult>,
     stale_cause: Option<&'static str>,
+    /// Whether the request presented a valid client token: only such a client may skip the
+    /// cache with `no-cache` (anyone else could make every request an upstream call).
+    token_presented: bool,
     /// Requests sent upstream for this one (a flight's leader only; followers made none).
     attempts: Option<Arc<AtomicU32>>,
     /// The trace this request belongs to (the caller's when it sent `traceparent`).
@@ -126,9 +136,10 @@ impl Refusal {
         match self {
             Self::MethodNotAllowed => "only GET and HEAD are proxied".into(),
             Self::NotFound => "only /maplestory/v1/ paths are proxied".into(),
-            Self::InvalidPath => {
-                "the path contains a dot segment, an encoded separator or a backslash".into()
-            }
+            Self::InvalidPath => "the path, once percent-decoded, must be /-separated segments of \
+                 ASCII letters, digits, '-', '_', '.' and '~', none empty and none of dots only \
+                 (no encoded '/')"
+                .into(),
             Self::Unauthorized => "send Authorization: Bearer <token> with a client token".into(),
             Self::InvalidQuery(field, problem) => format!("query parameter {field} {problem}"),
         }
@@ -201,14 +212,38 @@ fn stored_reply<'a>(
         extra.push((STALE_CAUSE_HEADER, cause.to_owned()));
     }
     Reply {
-        status: 200,
+        status: stored.status,
         content_type: stored.content_type.as_deref(),
         body: stored.body.clone(),
         extra,
     }
 }
 
-/// Whether the client asked to skip the cache (`Cache-Control: no-cache` or `Pragma: no-cache`).
+/// Nexon's answer that the character does not exist, to cache for `ttl`: `OPENAPI00004` on
+/// the id route (a name it does not know) or `OPENAPI00003` on any (an ocid it does not know).
+/// Zero `ttl`: nothing is cached.
+fn not_found(route: Route, answer: &Answer, ttl: Duration) -> Option<Stored> {
+    if ttl.is_zero() || answer.status != 400 {
+        return None;
+    }
+    let body: NexonErrorBody = serde_json::from_slice(&answer.body).ok()?;
+    let code = NexonErrorCode::from_name(&body.error.name)?;
+    let unknown = match code {
+        NexonErrorCode::InvalidIdentifier => true,
+        NexonErrorCode::InvalidParameter => route == Route::Id,
+        _ => false,
+    };
+    unknown.then(|| Stored {
+        status: answer.status,
+        content_type: answer.content_type.clone(),
+        body: answer.body.clone(),
+        fetched_at: Instant::now(),
+        ttl,
+    })
+}
+
+/// Whether the client asked to skip the cache (`Cache-Control: no-cache` or `Pragma: no-cache`);
+/// honoured only for a client that presented a token.
 fn wants_revalidation(header: &pingora::http::RequestHeader) -> bool {
     ["cache-control", "pragma"].iter().any(|name| {
         header
@@ -242,13 +277,19 @@ impl NexonProxy {
         }
     }
 
-    fn refusal(&self, session: &Session, route: Route) -> Option<Refusal> {
+    /// Why `session`'s request is refused, if it is; sets `ctx`'s route and decoded path.
+    fn refusal(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Refusal> {
         let header = session.req_header();
-        if route == Route::Rejected {
-            return Some(Refusal::NotFound);
-        }
-        if is_suspicious(header.uri.path()) {
+        let Some(path) = normalised_path(header.uri.path()) else {
+            ctx.route = Route::Rejected;
             return Some(Refusal::InvalidPath);
+        };
+        ctx.route = Route::of(&path);
+        if let std::borrow::Cow::Owned(decoded) = path {
+            ctx.decoded_path = Some(decoded);
+        }
+        if ctx.route == Route::Rejected {
+            return Some(Refusal::NotFound);
         }
         if !matches!(header.method, http::Method::GET | http::Method::HEAD) {
             return Some(Refusal::MethodNotAllowed);
@@ -269,6 +310,7 @@ impl NexonProxy {
             if !known {
                 return Some(Refusal::Unauthorized);
             }
+            ctx.token_presented = true;
         }
         if let Err((field, problem)) = validate_query(header.uri.query()) {
             return Some(Refusal::InvalidQuery(field, problem));
@@ -289,13 +331,25 @@ impl NexonProxy {
         let fetcher = Arc::clone(&self.fetcher);
         let cache = self.cache.clone();
         let since = cache.generation();
+        // "No such character" lives no longer than an answer would (a route not cached
+        // caches neither).
+        let not_found_for = cache
+            .config()
+            .not_found_for
+            .min(self.config.routes.policy(route).ttl);
         let target = key.to_owned();
         let attempts = Arc::new(AtomicU32::new(0));
         let counted = Arc::clone(&attempts);
         let joined = self.flights.join(key, move || async move {
             let fetched = fetcher.fetch(route, &target, deadline, &counted).await;
-            if let Fetched::Ok(stored) = &fetched {
-                cache.put(&target, Arc::clone(stored), since);
+            match &fetched {
+                Fetched::Ok(stored) => cache.put(&target, Arc::clone(stored), since),
+                Fetched::Answer(answer) => {
+                    if let Some(stored) = not_found(route, answer, not_found_for) {
+                        cache.put(&target, Arc::new(stored), since);
+                    }
+                }
+                Fetched::Failed(_) => {}
             }
             fetched
         });
@@ -304,8 +358,10 @@ impl NexonProxy {
 
     async fn serve(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<u16> {
         let header = session.req_header();
-        let key = canonical(header.uri.path(), header.uri.query());
-        let revalidate = wants_revalidation(header);
+        let path = ctx.decoded_path.as_deref().unwrap_or(header.uri.path());
+        let key = canonical(path, header.uri.query());
+        // `no-cache` only from a client with a token; from anyone else it is ignored.
+        let revalidate = ctx.token_presented && wants_revalidation(header);
         let policy = self.config.routes.policy(ctx.route);
         let now = Instant::now();
         let deadline = now + policy.deadline;
@@ -358,7 +414,11 @@ impl NexonProxy {
                 write(session, reply).await
             }
             Fetched::Failed(failure) => {
-                if let Some((entry, _)) = self.cache.get(&key, Instant::now()) {
+                if let Some((entry, _)) = self
+                    .cache
+                    .get(&key, Instant::now())
+                    .filter(|(entry, _)| !entry.is_not_found())
+                {
                     ctx.cache = Some(CacheResult::Stale);
                     ctx.stale_cause = Some(failure.code());
                     let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause);
@@ -390,22 +450,20 @@ impl ProxyHttp for NexonProxy {
     fn new_ctx(&self) -> Self::CTX {
         RequestCtx {
             route: Route::Rejected,
+            decoded_path: None,
             started: Instant::now(),
             status: 0,
             cache: None,
             stale_cause: None,
+            token_presented: false,
             attempts: None,
             trace_id: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        ctx.route = Route::of(session.req_header().uri.path());
-        ctx.status = match self.refusal(session, ctx.route) {
+        ctx.status = match self.refusal(session, ctx) {
             Some(refusal) => {
-                if refusal == Refusal::InvalidPath {
-                    ctx.route = Route::Rejected;
-                }
                 let reply = error_reply(refusal.status(), refusal.code(), &refusal.message(), None);
                 write(session, reply).await?
             }

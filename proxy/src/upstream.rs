@@ -122,7 +122,8 @@ impl Failure {
     }
 }
 
-/// A non-200 answer from Nexon that is not a failure (its 4xx): passed on as it is, not cached.
+/// A non-200 answer from Nexon that is not a failure (its 4xx): passed on as it is; cached only
+/// when it says the character does not exist (see `service`).
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
@@ -554,6 +555,7 @@ fn classify(
     };
     if status == 200 {
         let stored = Stored {
+            status: 200,
             content_type: exchange.content_type,
             body,
             fetched_at: Instant::now(),

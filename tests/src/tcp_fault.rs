@@ -1,9 +1,11 @@
 //! A TCP fault proxy for tests: forwards connections to a target until told to partition, then
 //! stops moving bytes both ways (connections stay open and silent, new ones are accepted and
-//! held) — what a network partition looks like to the client — until healed.
+//! held) — what a network partition looks like to the client — until healed; or adds a
+//! latency to what the client sends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +16,7 @@ use tokio::sync::watch;
 pub struct TcpFault {
     pub addr: SocketAddr,
     partitioned: Arc<watch::Sender<bool>>,
+    latency: Arc<watch::Sender<Duration>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -26,16 +29,21 @@ impl TcpFault {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let partitioned = Arc::new(watch::Sender::new(false));
-        let state = Arc::clone(&partitioned);
+        let latency = Arc::new(watch::Sender::new(Duration::ZERO));
+        let (state, delay) = (Arc::clone(&partitioned), Arc::clone(&latency));
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let state = state.subscribe();
-                tokio::spawn(forward(client, target, state));
+                let fault = Fault {
+                    partitioned: state.subscribe(),
+                    latency: delay.subscribe(),
+                };
+                tokio::spawn(forward(client, target, fault));
             }
         });
         Ok(Self {
             addr,
             partitioned,
+            latency,
             task,
         })
     }
@@ -48,6 +56,17 @@ impl TcpFault {
     pub fn heal(&self) {
         self.partitioned.send_replace(false);
     }
+
+    /// From now on each chunk sent towards the target waits `latency` first (zero: none).
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency.send_replace(latency);
+    }
+}
+
+/// What one connection watches.
+struct Fault {
+    partitioned: watch::Receiver<bool>,
+    latency: watch::Receiver<Duration>,
 }
 
 impl Drop for TcpFault {
@@ -56,12 +75,10 @@ impl Drop for TcpFault {
     }
 }
 
-/// Copies both ways in chunks; while partitioned, holds each chunk until healed.
-async fn forward(
-    mut client: TcpStream,
-    target: SocketAddr,
-    mut partitioned: watch::Receiver<bool>,
-) {
+/// Copies both ways in chunks; while partitioned, holds each chunk until healed. Each chunk
+/// towards the target waits the latency set at the time it was read.
+async fn forward(mut client: TcpStream, target: SocketAddr, fault: Fault) {
+    let mut partitioned = fault.partitioned.clone();
     if partitioned.wait_for(|p| !*p).await.is_err() {
         return;
     }
@@ -70,25 +87,55 @@ async fn forward(
     };
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = upstream.split();
-    let (mut up, mut down) = ([0_u8; 16 * 1024], [0_u8; 16 * 1024]);
-    loop {
-        tokio::select! {
-            read = client_read.read(&mut up) => {
-                let Ok(n @ 1..) = read else { return };
-                if partitioned.wait_for(|p| !*p).await.is_err()
-                    || upstream_write.write_all(&up[..n]).await.is_err()
-                {
-                    return;
-                }
-            }
-            read = upstream_read.read(&mut down) => {
-                let Ok(n @ 1..) = read else { return };
-                if partitioned.wait_for(|p| !*p).await.is_err()
-                    || client_write.write_all(&down[..n]).await.is_err()
-                {
-                    return;
-                }
+    // Towards the target: each chunk is stamped when read and written once its latency has
+    // passed, so chunks are delayed, not queued behind each other's delays.
+    let (chunks, mut due) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let read_up = async {
+        let mut chunk = [0_u8; 16 * 1024];
+        loop {
+            let Ok(n @ 1..) = client_read.read(&mut chunk).await else {
+                return;
+            };
+            let at = tokio::time::Instant::now() + *fault.latency.borrow();
+            if chunks.send((at, chunk[..n].to_vec())).is_err() {
+                return;
             }
         }
+    };
+    let write_up = async {
+        let mut partitioned = fault.partitioned.clone();
+        while let Some((at, chunk)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if partitioned.wait_for(|p| !*p).await.is_err()
+                || upstream_write.write_all(&chunk).await.is_err()
+            {
+                return;
+            }
+        }
+    };
+    let up = async {
+        tokio::select! {
+            () = read_up => {}
+            () = write_up => {}
+        }
+    };
+    let down = async {
+        let mut partitioned = fault.partitioned.clone();
+        let mut chunk = [0_u8; 16 * 1024];
+        loop {
+            let Ok(n @ 1..) = upstream_read.read(&mut chunk).await else {
+                return;
+            };
+            if partitioned.wait_for(|p| !*p).await.is_err()
+                || client_write.write_all(&chunk[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
     }
 }

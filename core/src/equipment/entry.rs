@@ -102,7 +102,7 @@ pub enum Source {
     L2,
     Db,
     Upstream,
-    /// An expired entry, because the upstream failed.
+    /// An expired entry: the refresh was slow or failed ([`StaleCause`] says which).
     Stale,
 }
 
@@ -123,5 +123,16 @@ impl maple_common::metrics::Label for Source {
 
     fn as_str(self) -> &'static str {
         Source::as_str(self)
+    }
+}
+
+maple_common::metric_labels! {
+    /// Why a stale answer is stale (`maple_core_equipment_stale_total{cause}`, and the
+    /// `x-maple-stale-cause` header).
+    pub enum StaleCause {
+        /// The refresh took longer than the soft deadline; it goes on and lands in the tiers.
+        Refreshing => "refreshing",
+        /// The refresh failed (Nexon or the proxy); the newest copy any tier held answered.
+        UpstreamFailed => "upstream_failed",
     }
 }

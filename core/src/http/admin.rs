@@ -19,7 +19,7 @@ use serde_json::json;
 use super::client::ClientIp;
 use super::extract::parse_name;
 use super::state::AppState;
-use crate::admin::{AuthError, Scope};
+use crate::admin::{AuditRetention, AuthError, Scope};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::likes::SyncPass;
@@ -109,7 +109,9 @@ struct Guarded {
 
 /// Authenticates the request for the route's scope, runs the handler if allowed, and audits
 /// the attempt: key name (`-` when none was valid), action, target (the path's parameters),
-/// status, client.
+/// status, client. The whole attempt runs detached (on [`AppState::admin_tasks`]): a client
+/// that hangs up, or the request timeout, leaves neither an action half done nor an action
+/// without its row. A handler that panics is answered and audited as a 500.
 async fn authorize_and_audit(
     State(route): State<Guarded>,
     ClientIp(client): ClientIp,
@@ -117,11 +119,6 @@ async fn authorize_and_audit(
     request: Request,
     next: Next,
 ) -> Response {
-    let Guarded {
-        state,
-        scope,
-        action,
-    } = route;
     let target = params
         .map(|params| {
             params
@@ -131,12 +128,45 @@ async fn authorize_and_audit(
                 .join("/")
         })
         .unwrap_or_default();
+    let tasks = route.state.admin.tasks.clone();
+    let attempt = tasks.spawn(attempt(route, client, target, request, next));
+    attempt.await.unwrap_or_else(|error| {
+        // Only if the runtime is going away: the attempt itself catches panics.
+        ApiError::Internal(format!("admin task failed: {error}")).into_response()
+    })
+}
+
+/// One admin attempt, start to end: authorize, act, audit.
+async fn attempt(
+    route: Guarded,
+    client: std::net::IpAddr,
+    mut target: String,
+    request: Request,
+    next: Next,
+) -> Response {
+    use futures::FutureExt as _;
+
+    let Guarded {
+        state,
+        scope,
+        action,
+    } = route;
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let (key_name, response) = match state.admin_keys.authorize(authorization, scope, now_ms()) {
-        Ok(principal) => (principal.name.clone(), next.run(request).await),
+    let (key_name, response) = match state.admin.keys.authorize(authorization, scope, now_ms()) {
+        Ok(principal) => {
+            let name = principal.name.clone();
+            let handled = std::panic::AssertUnwindSafe(next.run(request))
+                .catch_unwind()
+                .await;
+            let response = handled.unwrap_or_else(|_| {
+                tracing::error!(action, "admin handler panicked");
+                ApiError::Internal("handler panicked".into()).into_response()
+            });
+            (name, response)
+        }
         Err(error) => {
             let name = match &error {
                 AuthError::Expired { name } | AuthError::Forbidden { name, .. } => name.clone(),
@@ -147,7 +177,6 @@ async fn authorize_and_audit(
     };
     let status = response.status();
     // At most 256 bytes, cut between characters (the target is the client's text).
-    let mut target = target;
     target.truncate(target.floor_char_boundary(256));
     let entry = AuditEntry {
         at_ms: now_ms(),
@@ -170,6 +199,14 @@ async fn authorize_and_audit(
         );
     } else {
         tracing::info!(audit = true, key = %entry.key_name, action = %entry.action, target = %entry.target, status = entry.status, "admin action");
+        let retention = &state.admin.retention;
+        if AuditRetention::is_refusal(status.as_u16()) && retention.refused_written() {
+            match state.store.prune_refused_audit(retention.keep()).await {
+                Ok(pruned) => state.metrics.audit_pruned_total.inc_by(pruned),
+                Err(error) => tracing::warn!(%error, "pruning refused audit rows failed"),
+            }
+            retention.pruned();
+        }
     }
     response
 }

@@ -1,6 +1,7 @@
 //! `GET /v1/characters/{name}` and `GET /v1/characters/{name}/equipment`, and the equipment
 //! body as the other handlers get it (an entry, decompressed on demand).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,10 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use maple_common::metrics::Label as _;
 use maple_common::nexon::Ocid;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::client::ClientIp;
 use super::extract::{accepts_gzip, etag_matches, parse_name};
 use super::state::AppState;
 use crate::character::CharacterName;
@@ -20,13 +23,39 @@ use crate::clock::now_ms;
 use crate::equipment::{Entry, Source};
 use crate::error::ApiError;
 
+/// The character's ocid, asking Nexon only within `client`'s miss rate (each miss is a call
+/// on the API key's quota, which one client must not be able to spend): 429 beyond it.
+pub(super) async fn resolve(
+    state: &AppState,
+    client: IpAddr,
+    name: &CharacterName,
+) -> Result<Ocid, ApiError> {
+    let limits = &state.config.limits;
+    let admit = || {
+        if limits.client_miss_rate <= 0.0 {
+            return Ok(());
+        }
+        let taken =
+            state
+                .admission
+                .misses
+                .take(client, limits.client_miss_rate, limits.client_miss_burst);
+        if taken.is_err() {
+            state.metrics.lookup_misses_refused_total.inc();
+        }
+        taken
+    };
+    Ok(state.characters.ocids.resolve(name, admit).await?)
+}
+
 /// `GET /v1/characters/{name}`: the ocid and Nexon's basic information.
 pub(super) async fn character(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_name(path)?;
-    let ocid = state.characters.ocids.resolve(&name).await?;
+    let ocid = resolve(&state, client, &name).await?;
     let basic = state
         .metrics
         .nexon_call("basic", state.characters.nexon.basic(&ocid))
@@ -46,11 +75,17 @@ pub(super) struct EquipmentQuery {}
 /// Header naming the tier that answered: `l1`, `l2`, `db`, `upstream` or `stale`.
 pub const SOURCE_HEADER: &str = "x-maple-source";
 
+/// Header saying why a stale answer is stale: `refreshing` (the refresh was slow and goes on)
+/// or `upstream_failed`.
+pub const STALE_CAUSE_HEADER: &str = "x-maple-stale-cause";
+
 /// `GET /v1/characters/{name}/equipment`: Nexon's item-equipment JSON. Sent gzip-compressed as
 /// stored when the client accepts gzip (no recompression), with a strong ETag (304 on a
-/// matching `If-None-Match`) and `x-maple-source`; a stale answer also carries `age`.
+/// matching `If-None-Match`) and `x-maple-source`; a stale answer also carries `age` and
+/// `x-maple-stale-cause`.
 pub(super) async fn equipment(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<EquipmentQuery>, QueryRejection>,
     request_headers: HeaderMap,
@@ -60,7 +95,7 @@ pub(super) async fn equipment(
         field: "query",
         reason: e.body_text(),
     })?;
-    let ocid = state.characters.ocids.resolve(&name).await?;
+    let ocid = resolve(&state, client, &name).await?;
     let served = state.characters.equipment.get(&ocid).await?;
     let entry = Arc::clone(&served.entry);
     let gzip = accepts_gzip(&request_headers);
@@ -78,6 +113,9 @@ pub(super) async fn equipment(
     }
     if served.source == Source::Stale {
         headers.insert(header::AGE, entry.age(now_ms()).as_secs().into());
+    }
+    if let Some(cause) = served.stale {
+        headers.insert(STALE_CAUSE_HEADER, HeaderValue::from_static(cause.as_str()));
     }
     if etag_matches(&request_headers, &etags) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
@@ -117,9 +155,10 @@ pub(super) async fn decompress(
 /// content (e.g. for cached valuations) without decompressing it.
 pub(super) async fn equipment_entry(
     state: &AppState,
+    client: IpAddr,
     name: &CharacterName,
 ) -> Result<(Ocid, Arc<Entry>), ApiError> {
-    let ocid = state.characters.ocids.resolve(name).await?;
+    let ocid = resolve(state, client, name).await?;
     let served = state.characters.equipment.get(&ocid).await?;
     Ok((ocid, served.entry))
 }

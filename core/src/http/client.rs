@@ -1,5 +1,7 @@
 //! Who a request is from ([`ClientIp`], believing `X-Forwarded-For` only from trusted proxies)
-//! and each client's token bucket ([`ClientLimits`]) for the per-client rates.
+//! and each client's token bucket ([`ClientLimits`]) for the per-client rates. An IPv6 client
+//! is its prefix (a /64 by default: what one host or subscriber is usually given), so rotating
+//! addresses inside it gets no new bucket.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,8 +10,121 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use maple_common::rate::TokenBucket;
 
-/// Per-client token buckets, keyed by the client's address.
-pub type ClientLimits = moka::sync::Cache<IpAddr, Arc<TokenBucket>>;
+/// Per-client token buckets, keyed by the client's address (IPv6: its prefix); up to 100,000
+/// clients, each forgotten after 10 idle minutes.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    buckets: moka::sync::Cache<IpAddr, Arc<TokenBucket>>,
+    ipv6_prefix: u8,
+}
+
+impl ClientLimits {
+    /// IPv6 clients are grouped by their first `ipv6_prefix` bits (at most 128).
+    pub fn new(ipv6_prefix: u8) -> Self {
+        Self {
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            ipv6_prefix,
+        }
+    }
+
+    /// Takes a token from `client`'s bucket (made at `rate` per second with `burst` on first
+    /// use); `Err` says when one will be free.
+    pub fn take(&self, client: IpAddr, rate: f64, burst: f64) -> Result<(), Duration> {
+        let now = Instant::now();
+        let bucket = self.buckets.get_with(self.key(client), || {
+            Arc::new(TokenBucket::new(
+                maple_common::rate::RateLimitConfig {
+                    rps: rate,
+                    burst,
+                    max_wait: Duration::ZERO,
+                },
+                now,
+            ))
+        });
+        bucket.reserve(now).map(drop)
+    }
+
+    /// The bucket's key (see [`client_key`]).
+    fn key(&self, client: IpAddr) -> IpAddr {
+        client_key(client, self.ipv6_prefix)
+    }
+}
+
+/// Who counts as one client: an IPv4 address (also when written IPv4-mapped), or an IPv6
+/// address with the bits past `ipv6_prefix` cleared.
+fn client_key(client: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match client {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
+                    .unwrap_or(0);
+                IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & mask))
+            }
+        },
+    }
+}
+
+/// How many idempotency keys each client has used in the current window (24 h from its
+/// first): each key is remembered that long in Redis and the database, so the cap bounds
+/// what one client can make them hold. Per instance.
+#[derive(Debug, Clone)]
+pub struct KeyAllowance {
+    windows: moka::sync::Cache<IpAddr, Arc<KeyWindow>>,
+    window: Duration,
+    ipv6_prefix: u8,
+}
+
+#[derive(Debug)]
+struct KeyWindow {
+    opened: Instant,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl KeyAllowance {
+    /// Windows of `window`; IPv6 clients grouped as in [`ClientLimits`].
+    pub fn new(window: Duration, ipv6_prefix: u8) -> Self {
+        Self {
+            windows: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(window)
+                .build(),
+            window,
+            ipv6_prefix,
+        }
+    }
+
+    /// Counts one key for `client` if it has used fewer than `cap` in its window; `Err` says
+    /// when its window ends.
+    pub fn take(&self, client: IpAddr, cap: u64) -> Result<(), Duration> {
+        use std::sync::atomic::Ordering;
+        let now = Instant::now();
+        let window = self
+            .windows
+            .get_with(client_key(client, self.ipv6_prefix), || {
+                Arc::new(KeyWindow {
+                    opened: now,
+                    used: std::sync::atomic::AtomicU64::new(0),
+                })
+            });
+        let taken = window
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used < cap).then_some(used + 1)
+            });
+        match taken {
+            Ok(_) => Ok(()),
+            Err(_) => Err(self
+                .window
+                .saturating_sub(now.saturating_duration_since(window.opened))),
+        }
+    }
+}
 
 /// The client a request is from: the peer, or — when the peer is a trusted proxy (a load
 /// balancer, `MAPLE_CORE_TRUSTED_PROXIES`) — the nearest untrusted address in
@@ -64,28 +179,6 @@ pub(super) fn client_ip(
     peer
 }
 
-/// Takes a token from `client`'s bucket in `buckets` (made at `rate` per second with `burst`
-/// on first use); `Err` says when one will be free.
-pub(super) fn take_token(
-    buckets: &ClientLimits,
-    client: std::net::IpAddr,
-    rate: f64,
-    burst: f64,
-) -> Result<(), Duration> {
-    let now = Instant::now();
-    let bucket = buckets.get_with(client, || {
-        Arc::new(maple_common::rate::TokenBucket::new(
-            maple_common::rate::RateLimitConfig {
-                rps: rate,
-                burst,
-                max_wait: Duration::ZERO,
-            },
-            now,
-        ))
-    });
-    bucket.reserve(now).map(drop)
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -115,5 +208,49 @@ mod tests {
             HeaderValue::from_static("6.6.6.6, not-an-ip"),
         );
         assert_eq!(client_ip(&trusted, lb, &headers), lb);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let limits = ClientLimits::new(64);
+        // Rotating inside a /64 is one client; the next /64 is another.
+        assert_eq!(
+            limits.key(ip("2001:db8:1:2:aaaa::1")),
+            limits.key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_eq!(limits.key(ip("2001:db8:1:2::7")), ip("2001:db8:1:2::"));
+        assert_ne!(
+            limits.key(ip("2001:db8:1:2::1")),
+            limits.key(ip("2001:db8:1:3::1"))
+        );
+        // IPv4, written either way, is the address itself.
+        assert_eq!(limits.key(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+        assert_eq!(limits.key(ip("203.0.113.7")), ip("203.0.113.7"));
+        // A /128 keeps every address apart.
+        let exact = ClientLimits::new(128);
+        assert_eq!(exact.key(ip("2001:db8::1")), ip("2001:db8::1"));
+
+        // One bucket for the whole /64: the burst is shared.
+        for i in 0..3 {
+            let client = ip(&format!("2001:db8:1:2::{i:x}"));
+            assert!(limits.take(client, 1.0, 3.0).is_ok(), "token {i}");
+        }
+        assert!(limits.take(ip("2001:db8:1:2::ffff"), 1.0, 3.0).is_err());
+        assert!(limits.take(ip("2001:db8:1:3::1"), 1.0, 3.0).is_ok());
+    }
+
+    #[test]
+    fn a_client_has_its_keys_for_a_window_shared_by_its_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let allowance = KeyAllowance::new(Duration::from_secs(60), 64);
+        for _ in 0..2 {
+            assert!(allowance.take(ip("2001:db8:1:2::1"), 2).is_ok());
+        }
+        let wait = allowance
+            .take(ip("2001:db8:1:2::9"), 2)
+            .expect_err("cap reached");
+        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
+        assert!(allowance.take(ip("203.0.113.1"), 2).is_ok());
     }
 }

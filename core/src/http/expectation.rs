@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::characters::{decompress, equipment_entry};
+use super::client::ClientIp;
 use super::extract::parse_name;
 use super::state::AppState;
 use crate::engine::model::{Grade, ItemType, MainStat, Method};
@@ -226,6 +227,7 @@ pub(super) struct ValuationQuery {
 /// `GET /v1/characters/{name}/expectation`.
 pub(super) async fn character(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ValuationQuery>, QueryRejection>,
 ) -> Result<([(&'static str, &'static str); 1], Json<Value>), ApiError> {
@@ -249,7 +251,7 @@ pub(super) async fn character(
         pc_room: query.pc_room.unwrap_or(defaults.pc_room),
         replacement_mesos: query.replacement_mesos.or(defaults.replacement_mesos),
     };
-    let (ocid, entry) = equipment_entry(&state, &name).await?;
+    let (ocid, entry) = equipment_entry(&state, client, &name).await?;
     let key = (entry.sha256, options);
     let (valuation, source) = match state.pricing.valuations.get(&key).await {
         Some(cached) => (cached, "cached"),

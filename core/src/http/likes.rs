@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::client::{ClientIp, take_token};
+use super::characters::resolve;
+use super::client::ClientIp;
 use super::extract::parse_name;
 use super::state::AppState;
 use crate::error::ApiError;
@@ -28,16 +29,32 @@ fn admit(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
     if config.client_rate <= 0.0 {
         return Ok(());
     }
-    take_token(
-        &state.admission.likes,
-        client,
-        config.client_rate,
-        config.client_burst,
-    )
-    .map_err(|retry_after| {
-        state.metrics.likes_total.inc(LikeResult::RateLimited);
-        ApiError::RateLimited { retry_after }
-    })
+    state
+        .admission
+        .likes
+        .take(client, config.client_rate, config.client_burst)
+        .map_err(|retry_after| {
+            state.metrics.likes_total.inc(LikeResult::RateLimited);
+            ApiError::RateLimited { retry_after }
+        })
+}
+
+/// Admits one more idempotency key from `client` (each is remembered 24 h), or says when its
+/// window ends.
+fn admit_key(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+    let cap = state.likes.config().keys_per_client;
+    if cap == 0 {
+        return Ok(());
+    }
+    state
+        .admission
+        .keys
+        .take(client, cap)
+        .map_err(|retry_after| {
+            state.metrics.likes_total.inc(LikeResult::RateLimited);
+            state.metrics.like_keys_refused_total.inc();
+            ApiError::RateLimited { retry_after }
+        })
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -50,10 +67,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     };
     let key = value.to_str().map_err(|_| invalid())?;
     if valid_key(key) {
-        Ok(Some(key.to_owned()))
+        Ok(Some(key_digest(key)))
     } else {
         Err(invalid())
     }
+}
+
+/// What is stored for an idempotency key: the first 128 bits of its SHA-256, in hex. Every
+/// key costs the same 32 bytes in Redis and the database however long the client's is, and
+/// the client's own text is never stored.
+fn key_digest(key: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
 }
 
 /// `POST`: counts one like (once per `Idempotency-Key`), answered 202 once it is stored.
@@ -66,16 +91,23 @@ pub async fn add(
     let name = parse_name(path)?;
     let key = idempotency_key(&headers)?;
     admit(&state, client)?;
-    let ocid = state.characters.ocids.resolve(&name).await?;
+    if key.is_some() {
+        admit_key(&state, client)?;
+    }
+    let ocid = resolve(&state, client, &name).await?;
     let added = state.likes.add(&ocid, key).await.map_err(|e| match e {
         LikeError::ShuttingDown => ApiError::ShuttingDown,
         LikeError::Unavailable(reason) => ApiError::LikesUnavailable(reason),
+        LikeError::OutcomeUnknown(reason) => ApiError::OutcomeUnknown(reason),
     })?;
-    let body = json!({
+    let mut body = json!({
         "name": name.as_str(),
         "likes": added.likes,
         "counted": added.counted,
     });
+    if added.partial {
+        body["partial"] = json!(true);
+    }
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if !added.counted {
         response
@@ -89,10 +121,11 @@ pub async fn add(
 /// not be read (the count may then be low).
 pub async fn count(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = parse_name(path)?;
-    let ocid = state.characters.ocids.resolve(&name).await?;
+    let ocid = resolve(&state, client, &name).await?;
     let count = state.likes.count(&ocid).await?;
     let mut body = json!({ "name": name.as_str(), "likes": count.likes });
     if count.partial {

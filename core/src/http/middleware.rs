@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::characters::SOURCE_HEADER;
-use super::client::{ClientIp, client_ip, take_token};
+use super::client::{ClientIp, client_ip};
 use super::state::AppState;
 use crate::error::{ApiError, LoggedError};
 use crate::metrics::Rejection;
@@ -71,12 +71,10 @@ pub(super) async fn guard(State(state): State<AppState>, request: Request, next:
         && limits.client_rate > 0.0
         && let Some(client) = client
     {
-        let taken = take_token(
-            &state.admission.requests,
-            client,
-            limits.client_rate,
-            limits.client_burst,
-        );
+        let taken = state
+            .admission
+            .requests
+            .take(client, limits.client_rate, limits.client_burst);
         if let Err(retry_after) = taken {
             return refuse(
                 Rejection::RateLimited,

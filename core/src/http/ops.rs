@@ -6,9 +6,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use maple_common::metrics::Label as _;
 use serde_json::{Value, json};
 
 use super::state::AppState;
+use crate::admin::KeysFileState;
 use crate::metrics::PoolState;
 
 /// The API's description (OpenAPI 3.1), kept by hand beside the code and served at
@@ -63,6 +65,16 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     pool.set(PoolState::InUse, i64::from(in_use));
     pool.set(PoolState::Idle, i64::from(idle));
     pool.set(PoolState::Max, i64::from(max));
+    let keys = &state.admin.keys;
+    let file = keys.file_state();
+    for &each in KeysFileState::ALL {
+        state
+            .metrics
+            .admin_keys_file
+            .set(each, i64::from(each == file));
+    }
+    let in_force = i64::try_from(keys.len()).unwrap_or(i64::MAX);
+    state.metrics.admin_keys.set(in_force);
     (
         [(
             header::CONTENT_TYPE,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::client::ClientLimits;
-use crate::admin::AdminKeys;
+use super::client::{ClientLimits, KeyAllowance};
+use crate::admin::{AdminKeys, AuditRetention};
 use crate::config::CoreConfig;
 use crate::engine::Engine;
 use crate::engine::options::Options;
@@ -31,13 +31,25 @@ pub struct AppState {
     pub locks: Locks,
     /// What a request must pass before a handler runs.
     pub admission: Admission,
-    pub admin_keys: AdminKeys,
+    /// The admin API: its keys, its detached attempts, the audit's retention.
+    pub admin: Admin,
     pub store: Store,
     pub metrics: CoreMetrics,
     /// Cancelled when shutdown begins (readiness turns false).
     pub shutdown: CancellationToken,
     /// The configuration, for the admin API's (redacted) dump.
     pub config: Arc<CoreConfig>,
+}
+
+/// The admin API's parts.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub keys: AdminKeys,
+    /// Admin attempts (the action and its audit row), each run on its own task so that a
+    /// client hanging up, or the request timeout, cancels neither; shutdown waits for them.
+    pub tasks: tokio_util::task::TaskTracker,
+    /// How many refused attempts the audit log keeps.
+    pub retention: Arc<AuditRetention>,
 }
 
 /// Reading characters.
@@ -71,4 +83,8 @@ pub struct Admission {
     pub requests: ClientLimits,
     /// Per-client like rates.
     pub likes: ClientLimits,
+    /// Per-client rates of name lookups that miss every cache (each asks Nexon).
+    pub misses: ClientLimits,
+    /// Per-client idempotency keys in the current 24 h.
+    pub keys: KeyAllowance,
 }

@@ -91,6 +91,27 @@ impl Batch {
     }
 }
 
+/// A batch as the sync reads it back from Redis: its counts per character (the keyed likes
+/// Redis counted included) and those keyed likes, whose keys go to the database with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Queued {
+    pub id: String,
+    pub counts: BTreeMap<String, i64>,
+    pub keyed: Vec<(String, String)>,
+}
+
+impl Queued {
+    /// No contents: gone from Redis (synced and cleaned up by another leader, or lost).
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Likes Redis counted for the batch.
+    pub fn total(&self) -> i64 {
+        self.counts.values().sum()
+    }
+}
+
 /// Idempotency keys: 1 to 128 visible ASCII characters.
 pub fn valid_key(key: &str) -> bool {
     (1..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())

@@ -66,9 +66,13 @@ impl Likes {
                     likes: flushed.counts.get(ocid.as_str()).copied().unwrap_or(0),
                     counted,
                     target: flushed.target,
+                    partial: flushed.partial,
                 })
             }
-            Some(Err(reason)) => Err(LikeError::Unavailable(reason.to_string())),
+            Some(Err(unstored)) if unstored.outcome_unknown => {
+                Err(LikeError::OutcomeUnknown(unstored.reason.clone()))
+            }
+            Some(Err(unstored)) => Err(LikeError::Unavailable(unstored.reason.clone())),
             None => Err(LikeError::Unavailable("the flusher stopped".into())),
         };
         let label = match &result {

@@ -3,6 +3,9 @@
 //! Keys (under the namespace, e.g. `maple:`):
 //! - `likes:batch:{id}`: one flushed batch, ocid → likes. Created by [`FLUSH`], deleted by
 //!   [`CLEANUP`] once the database holds it.
+//! - `likes:keys:{id}`: the keyed likes that batch counted (`ocid:key`, a list): the sync
+//!   records their keys in the database with the batch, and there a key the database path
+//!   recorded first is not counted twice. Created and deleted with the batch.
 //! - `likes:queue`: batch ids waiting for the sync, oldest first.
 //! - `likes:inflight`: batch ids the sync leader has taken. A leader that dies leaves them
 //!   there; the next leader takes them over before anything new ([`CLAIM`]).
@@ -24,7 +27,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::batch::Batch;
+use super::batch::{Batch, Queued};
 use crate::redis_link::{RedisLink, Unavailable};
 
 /// How long a flushed batch id and an idempotency key are remembered in Redis.
@@ -52,6 +55,7 @@ for _ = 1, keyed do
   local ocid, key = ARGV[i], ARGV[i + 1]
   if redis.call('SET', ns .. ':likes:idem:' .. ocid .. ':' .. key, id, 'NX', 'PX', remember) then
     redis.call('HINCRBY', batch, ocid, 1)
+    redis.call('RPUSH', ns .. ':likes:keys:' .. id, ocid .. ':' .. key)
   else
     result[#result + 1] = ocid .. ':' .. key
   end
@@ -114,7 +118,7 @@ while i <= #ARGV do
       subtract(pending, fields, 1, #fields / 2)
     end
   end
-  redis.call('DEL', batch)
+  redis.call('DEL', batch, ns .. ':likes:keys:' .. id)
   redis.call('LREM', ns .. ':likes:inflight', 0, id)
   i = i + 2 + 2 * n
   done = done + 1
@@ -135,11 +139,26 @@ while i <= #ARGV do
   if redis.call('EXISTS', ns .. ':likes:batch:' .. id) == 0
     and redis.call('DEL', ns .. ':likes:counted:' .. id) == 1 then
     subtract(pending, ARGV, i + 2, n)
+    redis.call('DEL', ns .. ':likes:keys:' .. id)
     released = released + 1
   end
   i = i + 2 + 2 * n
 end
 return released
+";
+
+/// `ARGV`: namespace, batch id. For a batch Redis took but too few replicas confirmed, once the
+/// database holds it: takes its likes out of `pending` (once, see `likes:counted`) and deletes
+/// it; its id stays queued, and the sync finds it gone and recorded.
+const DROP_COPY: &str = r"
+local ns, id = ARGV[1], ARGV[2]
+local batch = ns .. ':likes:batch:' .. id
+if redis.call('DEL', ns .. ':likes:counted:' .. id) == 1 then
+  local fields = redis.call('HGETALL', batch)
+  subtract(ns .. ':likes:pending', fields, 1, #fields / 2)
+end
+redis.call('DEL', batch, ns .. ':likes:keys:' .. id)
+return 0
 ";
 
 /// `ARGV`: namespace, fence token. Clears the commit mark if this leader set it.
@@ -165,6 +184,7 @@ pub struct Scripts {
     begin_commit: redis::Script,
     end_commit: redis::Script,
     release_lost: redis::Script,
+    drop_copy: redis::Script,
 }
 
 /// The sync marks, read atomically with (or after) pending counts.
@@ -183,6 +203,7 @@ impl Default for Scripts {
             begin_commit: redis::Script::new(BEGIN_COMMIT),
             end_commit: redis::Script::new(END_COMMIT),
             release_lost: redis::Script::new(&format!("{SUBTRACT}{RELEASE_LOST}")),
+            drop_copy: redis::Script::new(&format!("{SUBTRACT}{DROP_COPY}")),
         }
     }
 }
@@ -196,13 +217,44 @@ pub struct Flushed {
     pub duplicates: Vec<(String, String)>,
 }
 
+/// Why a flush did not store a batch in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushError {
+    /// Redis could not be asked (the batch may or may not have arrived).
+    Unavailable(Unavailable),
+    /// Redis took the batch, but fewer replicas than required confirmed it in time: it does
+    /// not count as stored in Redis, and Redis is not failing either — the database takes it.
+    TooFewReplicas,
+}
+
+impl FlushError {
+    /// Whether the batch may be in Redis all the same: the call was sent and its answer lost
+    /// (a timeout, a dropped connection), or it arrived and the replicas did not confirm it.
+    /// An open breaker or a refused connection sent nothing.
+    pub fn may_have_written(self) -> bool {
+        !matches!(
+            self,
+            Self::Unavailable(Unavailable::BreakerOpen | Unavailable::Unreachable)
+        )
+    }
+}
+
+impl From<Unavailable> for FlushError {
+    fn from(unavailable: Unavailable) -> Self {
+        Self::Unavailable(unavailable)
+    }
+}
+
 impl Scripts {
-    /// Adds `batch` to Redis atomically (or nothing, if it was flushed before).
+    /// Adds `batch` to Redis atomically (or nothing, if it was flushed before), then — when
+    /// replicas are required — waits up to 100 ms for them, on the connection kept for such
+    /// writes.
     ///
     /// # Errors
-    /// [`Unavailable`] when Redis cannot be asked (the batch may or may not have arrived: a
-    /// retry with the same id is safe).
-    pub async fn flush(&self, redis: &RedisLink, batch: &Batch) -> Result<Flushed, Unavailable> {
+    /// [`FlushError::Unavailable`] when Redis cannot be asked (the batch may or may not have
+    /// arrived: a retry with the same id is safe); [`FlushError::TooFewReplicas`] when the
+    /// replicas did not confirm it.
+    pub async fn flush(&self, redis: &RedisLink, batch: &Batch) -> Result<Flushed, FlushError> {
         let mut invocation = self.flush.prepare_invoke();
         invocation
             .arg(redis.namespace())
@@ -217,36 +269,33 @@ impl Scripts {
             invocation.arg(ocid).arg(key);
         }
         let replicas = redis.min_replicas();
-        let reply: Vec<redis::Value> = redis
-            .run("likes_flush", |mut c| async move {
+        let (reply, confirmed): (Vec<redis::Value>, u32) = redis
+            .run_replicated("likes_flush", |mut c| async move {
                 let reply = invocation.invoke_async(&mut c).await?;
-                if replicas > 0 {
-                    // Stored means stored on enough replicas to survive a failover; if they
-                    // do not confirm in time, the batch goes to the database (same id: a
-                    // batch that did reach Redis counts once anyway).
-                    let confirmed: u32 = redis::cmd("WAIT")
+                // Stored means stored on enough replicas to survive a failover. `WAIT` counts
+                // this connection's writes, so it runs on the one the script ran on.
+                let confirmed = if replicas > 0 {
+                    redis::cmd("WAIT")
                         .arg(replicas)
                         .arg(100)
                         .query_async(&mut c)
-                        .await?;
-                    if confirmed < replicas {
-                        return Err(redis::RedisError::from((
-                            redis::ErrorKind::Client,
-                            "too few replicas confirmed the like batch",
-                        )));
-                    }
-                }
-                Ok(reply)
+                        .await?
+                } else {
+                    0
+                };
+                Ok((reply, confirmed))
             })
             .await?;
+        if confirmed < replicas {
+            // Not a Redis failure (it answered): the batch goes to the database (same id: a
+            // batch that did reach Redis counts once anyway).
+            return Err(FlushError::TooFewReplicas);
+        }
         let mut values = reply.into_iter();
         let applied = matches!(values.next(), Some(redis::Value::Int(1)));
         let duplicates = values
             .filter_map(|v| redis::from_redis_value::<String>(v).ok())
-            .filter_map(|pair| {
-                let (ocid, key) = pair.split_once(':')?;
-                Some((ocid.to_owned(), key.to_owned()))
-            })
+            .filter_map(|pair| split_pair(&pair))
             .collect();
         Ok(Flushed {
             applied,
@@ -362,7 +411,8 @@ impl Scripts {
             .await
     }
 
-    /// The contents of batches `ids` (an id whose batch is gone maps to nothing).
+    /// The contents of batches `ids`, with the keyed likes each counted (an id whose batch is
+    /// gone maps to nothing).
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked.
@@ -370,18 +420,38 @@ impl Scripts {
         &self,
         redis: &RedisLink,
         ids: &[String],
-    ) -> Result<Vec<(String, BTreeMap<String, i64>)>, Unavailable> {
+    ) -> Result<Vec<Queued>, Unavailable> {
         let keys = batch_keys(redis, ids);
-        let batches: Vec<BTreeMap<String, i64>> = redis
+        let listed: Vec<String> = ids
+            .iter()
+            .map(|id| redis.key(&format!("likes:keys:{id}")))
+            .collect();
+        let (counts, keyed): (Vec<BTreeMap<String, i64>>, Vec<Vec<String>>) = redis
             .run("likes_read", |mut c| async move {
                 let mut pipe = redis::pipe();
                 for key in &keys {
                     pipe.cmd("HGETALL").arg(key);
                 }
-                pipe.query_async(&mut c).await
+                for key in &listed {
+                    pipe.cmd("LRANGE").arg(key).arg(0).arg(-1);
+                }
+                let mut values: Vec<redis::Value> = pipe.query_async(&mut c).await?;
+                let keyed = values.split_off(keys.len());
+                Ok((
+                    redis::from_redis_value(redis::Value::Array(values))?,
+                    redis::from_redis_value(redis::Value::Array(keyed))?,
+                ))
             })
             .await?;
-        Ok(ids.iter().cloned().zip(batches).collect())
+        Ok(ids
+            .iter()
+            .zip(counts.into_iter().zip(keyed))
+            .map(|(id, (counts, keyed))| Queued {
+                id: id.clone(),
+                counts,
+                keyed: keyed.iter().filter_map(|pair| split_pair(pair)).collect(),
+            })
+            .collect())
     }
 
     /// Whether each of batches `ids` is still in Redis (not yet cleaned up after its sync, and
@@ -431,23 +501,38 @@ impl Scripts {
             .await
     }
 
+    /// Takes batch `id` — which Redis took, too few replicas confirmed, and the database now
+    /// holds — out of Redis (see [`DROP_COPY`]); safe to repeat.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked (the sync then cleans it up).
+    pub async fn drop_copy(&self, redis: &RedisLink, id: &str) -> Result<(), Unavailable> {
+        let script = &self.drop_copy;
+        redis
+            .run("likes_drop_copy", |mut c| async move {
+                script
+                    .arg(redis.namespace())
+                    .arg(id)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+                    .map(drop)
+            })
+            .await
+    }
+
     /// Takes committed batches — as the leader read them; an empty one's contents were gone —
     /// out of Redis.
     ///
     /// # Errors
     /// [`Unavailable`] when Redis cannot be asked (the next leader repeats it harmlessly).
-    pub async fn cleanup(
-        &self,
-        redis: &RedisLink,
-        batches: &[(String, BTreeMap<String, i64>)],
-    ) -> Result<(), Unavailable> {
+    pub async fn cleanup(&self, redis: &RedisLink, batches: &[Queued]) -> Result<(), Unavailable> {
         let mut invocation = self.cleanup.prepare_invoke();
         invocation.arg(redis.namespace());
-        for (id, counts) in batches {
+        for batch in batches {
             arg_counts(
                 &mut invocation,
-                id,
-                counts.iter().map(|(o, n)| (o.as_str(), *n)),
+                &batch.id,
+                batch.counts.iter().map(|(o, n)| (o.as_str(), *n)),
             );
         }
         redis
@@ -478,6 +563,13 @@ impl Scripts {
             .await?;
         Ok(a.or(b))
     }
+}
+
+/// `ocid:key` as the scripts list a keyed like (neither part holds a colon: an ocid is hex,
+/// a key its digest).
+fn split_pair(pair: &str) -> Option<(String, String)> {
+    let (ocid, key) = pair.split_once(':')?;
+    Some((ocid.to_owned(), key.to_owned()))
 }
 
 /// The hash keys of batches `ids`.

@@ -37,6 +37,9 @@ pub struct LikeConfig {
     /// Likes per second one client may send (0: no limit).
     pub client_rate: f64,
     pub client_burst: f64,
+    /// Likes with an idempotency key one client may send in 24 h (each key is remembered that
+    /// long; 0: no cap).
+    pub keys_per_client: u64,
     /// Where backup files are written and looked for.
     pub backup_dir: PathBuf,
     /// The lock names' prefix (the Redis namespace).
@@ -53,6 +56,7 @@ impl Default for LikeConfig {
             watch_every: Duration::from_secs(2),
             client_rate: 20.0,
             client_burst: 40.0,
+            keys_per_client: 10_000,
             backup_dir: PathBuf::from("var/backup"),
             namespace: "maple".to_owned(),
             lock_lease: Duration::from_secs(10),
@@ -68,6 +72,8 @@ pub struct Added {
     /// False when the idempotency key had been counted before.
     pub counted: bool,
     pub target: Target,
+    /// `likes` is not from a full read (see [`LikeCount::partial`]): it may be low.
+    pub partial: bool,
 }
 
 /// A backup file, for the admin API.
@@ -98,8 +104,13 @@ pub(super) struct Counts {
 /// Why a like was not accepted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LikeError {
+    /// Nothing stored it: not counted.
     #[error("likes cannot be stored right now: {0}")]
     Unavailable(String),
+    /// No store confirmed it, but one may hold it (a write was sent and its answer lost):
+    /// it may be counted; a retry with the same idempotency key counts it at most once.
+    #[error("the like may have been stored: {0}")]
+    OutcomeUnknown(String),
     #[error("this instance is shutting down")]
     ShuttingDown,
 }
@@ -157,9 +168,23 @@ pub(super) struct Flushed {
     pub(super) pairs: Vec<(String, String)>,
     /// Counts after the flush, for the batch's characters.
     pub(super) counts: HashMap<String, i64>,
+    /// The counts are not a full read (it took too long, or a store could not be read): they
+    /// may be low.
+    pub(super) partial: bool,
 }
 
-pub(super) type FlushResult = Result<Arc<Flushed>, Arc<String>>;
+pub(super) type FlushResult = Result<Arc<Flushed>, Arc<Unstored>>;
+
+/// Why a batch is not known to be stored anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}{}", if *.outcome_unknown { " (Redis or the database may hold it)" } else { "" })]
+pub(super) struct Unstored {
+    /// What failed last (the backup file).
+    pub(super) reason: String,
+    /// A write to Redis or the database may have happened (a timeout after sending, a
+    /// replica shortfall): the likes may be counted, so the client is told so.
+    pub(super) outcome_unknown: bool,
+}
 
 impl Flushed {
     /// The flush as its handlers see it: duplicates reported by the store mapped to the

@@ -81,7 +81,7 @@ impl Likes {
                 Ok(ids) => ids,
                 Err(_) => break Err(SyncError::Redis),
             };
-            match self.sync_batches(redis, guard.fence(), &ids).await {
+            match self.sync_claimed(redis, guard.fence(), &ids).await {
                 Ok(likes) => total += likes,
                 Err(error) => break Err(error),
             }
@@ -104,6 +104,36 @@ impl Likes {
         })
     }
 
+    /// Syncs the claimed `ids`; a set whose commit runs out of time is split in halves, each
+    /// tried in turn (down to one batch), so a backlog of any size drains — the claim stays
+    /// in flight until each part is cleaned up. Returns the likes added.
+    async fn sync_claimed(
+        &self,
+        redis: &RedisLink,
+        fence: &crate::store::likes::Fence,
+        ids: &[String],
+    ) -> Result<i64, SyncError> {
+        let mut parts = vec![ids];
+        let mut total = 0;
+        while let Some(part) = parts.pop() {
+            match self.sync_batches(redis, fence, part).await {
+                Ok(likes) => total += likes,
+                Err(SyncError::TimedOut) if part.len() > 1 => {
+                    self.inner.metrics.like_sync_splits_total.inc();
+                    let (first, second) = part.split_at(part.len() / 2);
+                    tracing::warn!(
+                        batches = part.len(),
+                        "like sync commit timed out; trying it in two halves"
+                    );
+                    parts.push(second);
+                    parts.push(first);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(total)
+    }
+
     /// Reads, commits and cleans up one set of claimed batches. Public for the tests that
     /// stop a leader between the steps.
     ///
@@ -123,8 +153,8 @@ impl Likes {
             .map_err(|_| SyncError::Redis)?;
         let missing: Vec<&str> = read
             .iter()
-            .filter(|(_, batch)| batch.is_empty())
-            .map(|(id, _)| id.as_str())
+            .filter(|batch| batch.is_empty())
+            .map(|batch| batch.id.as_str())
             .collect();
         if !missing.is_empty() {
             self.report_missing(&missing).await?;
@@ -145,6 +175,7 @@ impl Likes {
                         tracing::warn!(token, current, "sync fenced out: a newer leader exists");
                         SyncError::Fenced(current)
                     }
+                    other if other.is_timeout() => SyncError::TimedOut,
                     other => SyncError::Database(other.to_string()),
                 });
             }
@@ -156,8 +187,11 @@ impl Likes {
         metrics
             .like_synced_total
             .inc_by(SyncedKind::SkippedBatches, synced.skipped as u64);
-        for (id, _) in read.iter().filter(|(_, batch)| !batch.is_empty()) {
-            if let Some(created) = Batch::created_at_ms(id) {
+        metrics
+            .like_synced_total
+            .inc_by(SyncedKind::DuplicateKeys, synced.duplicates as u64);
+        for batch in read.iter().filter(|batch| !batch.is_empty()) {
+            if let Some(created) = Batch::created_at_ms(&batch.id) {
                 metrics
                     .like_sync_delay_seconds
                     .observe((now - created).max(0) as f64 / 1000.0);
@@ -256,4 +290,6 @@ pub enum SyncError {
     Database(String),
     #[error("fenced out (newest fence {0})")]
     Fenced(i64),
+    #[error("the database commit of one batch ran out of time")]
+    TimedOut,
 }

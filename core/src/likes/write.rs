@@ -4,16 +4,16 @@
 //! Rule: the chain ends at the file, which is always tried (even past a deadline); if that
 //! fails too the likes are refused, never silently dropped.
 
-use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::batch::{Batch, Target};
 use super::queue;
-use super::state::{FlushResult, Flushed, Likes, gauge};
+use super::state::{FlushResult, Flushed, Likes, Unstored, gauge};
 use crate::clock::now_ms;
-use crate::metrics::{BackupFileState, BackupResult, FlushResult as FlushLabel};
+use crate::metrics::{BackupFileState, BackupResult, FlushOutcome};
 use crate::redis_link::RedisLink;
 
 /// Memory (estimated) for the copies of batches flushed to Redis and not yet in the database.
@@ -22,33 +22,62 @@ use crate::redis_link::RedisLink;
 /// turn the flusher into a writer of backup files.
 const RETAIN_MAX_BYTES: usize = 256 * 1024 * 1024;
 
+/// How long a flush with keyed likes waits for the database's record of keys before going
+/// to Redis without it.
+const KEY_CHECK_BUDGET: Duration = Duration::from_millis(100);
+
+/// How long an acknowledged batch's answer waits for its characters' counts (a read of Redis
+/// and the database) before answering with those remembered, marked partial.
+const REPORT_BUDGET: Duration = Duration::from_millis(250);
+
 impl Likes {
     /// Redis, else the database, else a backup file. `budget` bounds the first two (at
     /// shutdown); the file is always tried last.
     pub(super) async fn write(&self, batch: &Batch, budget: Option<Duration>) -> FlushResult {
         let inner = &self.inner;
         let targets = batch.targets();
+        // Whether a write to Redis or the database may have happened though none confirmed:
+        // set before each is sent, cleared when its failure shows nothing was.
+        let (redis_maybe, db_maybe) = (AtomicBool::new(false), AtomicBool::new(false));
         let attempt = async {
+            // Redis took the batch but too few replicas confirmed it.
+            let mut unconfirmed = None;
             if let Some(redis) = &inner.redis {
                 let started = Instant::now();
+                redis_maybe.store(true, Ordering::Relaxed);
                 let flushed = self.flush_to_redis(redis, batch).await;
                 self.observe_flush(Target::Redis, started, flushed.is_ok());
-                if let Ok(flushed) = flushed {
-                    if !flushed.applied {
-                        tracing::info!(batch = %batch.id, "batch had been flushed before");
+                match flushed {
+                    Ok(flushed) => {
+                        if !flushed.applied {
+                            tracing::info!(batch = %batch.id, "batch had been flushed before");
+                        }
+                        return Some(
+                            self.report(Target::Redis, flushed.duplicates, &targets)
+                                .await,
+                        );
                     }
-                    return Some(
-                        self.report(Target::Redis, flushed.duplicates, &targets)
-                            .await,
-                    );
+                    Err(queue::FlushError::TooFewReplicas) => unconfirmed = Some(redis),
+                    Err(error) => redis_maybe.store(error.may_have_written(), Ordering::Relaxed),
                 }
             }
             let started = Instant::now();
+            db_maybe.store(true, Ordering::Relaxed);
             let applied = inner.store.apply_like_batch(batch, now_ms()).await;
             self.observe_flush(Target::Db, started, applied.is_ok());
             match applied {
-                Ok(applied) => Some(self.report(Target::Db, applied.duplicates, &targets).await),
+                Ok(applied) => {
+                    if let Some(redis) = unconfirmed {
+                        // The database holds it now: Redis's copy leaves the pending counts
+                        // at once, not at the next sync, so reads do not count it twice.
+                        if let Err(error) = inner.scripts.drop_copy(redis, &batch.id).await {
+                            tracing::info!(batch = %batch.id, ?error, "likes: Redis's unconfirmed copy of a batch stays until the sync (reads may count it twice meanwhile)");
+                        }
+                    }
+                    Some(self.report(Target::Db, applied.duplicates, &targets).await)
+                }
                 Err(error) => {
+                    db_maybe.store(error.may_have_written(), Ordering::Relaxed);
                     tracing::warn!(batch = %batch.id, %error, "likes: database refused the batch");
                     None
                 }
@@ -78,31 +107,35 @@ impl Likes {
                     .like_backup_files
                     .inc(BackupFileState::Pending);
                 tracing::warn!(batch = %batch.id, path = %path.display(), likes = batch.total(), "likes written to a backup file");
-                let mut spilled = inner.spilled.lock().unwrap_or_else(PoisonError::into_inner);
-                for (ocid, n) in batch.per_ocid() {
-                    *spilled.entry(ocid.to_owned()).or_default() += n;
+                {
+                    let mut spilled = inner.spilled.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (ocid, n) in batch.per_ocid() {
+                        *spilled.entry(ocid.to_owned()).or_default() += n;
+                    }
                 }
-                let counts = targets
-                    .iter()
-                    .map(|o| {
-                        let known = inner.stored.get(*o).unwrap_or(0);
-                        (
-                            (*o).to_owned(),
-                            known + spilled.get(*o).copied().unwrap_or(0),
-                        )
-                    })
-                    .collect();
                 Ok(Arc::new(Flushed {
                     target: Target::Backup,
                     duplicates: HashSet::new(),
                     pairs: Vec::new(),
-                    counts,
+                    counts: self.remembered(&targets),
+                    // From memory: what Redis holds pending was not read.
+                    partial: true,
                 }))
             }
             Err(error) => {
-                tracing::error!(batch = %batch.id, %error, likes = batch.total(), "likes could not be stored anywhere; refused");
                 inner.metrics.like_backups_total.inc(BackupResult::Failed);
-                Err(Arc::new(error))
+                let outcome_unknown =
+                    redis_maybe.load(Ordering::Relaxed) || db_maybe.load(Ordering::Relaxed);
+                if outcome_unknown {
+                    inner.metrics.like_outcome_unknown_total.inc();
+                    tracing::error!(batch = %batch.id, %error, likes = batch.total(), "likes: no store confirmed the batch, but Redis or the database may hold it; answered outcome_unknown");
+                } else {
+                    tracing::error!(batch = %batch.id, %error, likes = batch.total(), "likes could not be stored anywhere; refused");
+                }
+                Err(Arc::new(Unstored {
+                    reason: error,
+                    outcome_unknown,
+                }))
             }
         }
     }
@@ -115,8 +148,38 @@ impl Likes {
         &self,
         redis: &RedisLink,
         batch: &Batch,
-    ) -> Result<queue::Flushed, crate::redis_link::Unavailable> {
-        let flushed = self.inner.scripts.flush(redis, batch).await?;
+    ) -> Result<queue::Flushed, queue::FlushError> {
+        // Keyed likes the database has counted (a retry of a like that took the database
+        // path) are not counted in Redis again.
+        let known = self.known_keys(batch).await;
+        let unknown;
+        let batch = if known.is_empty() {
+            batch
+        } else {
+            unknown = Batch {
+                id: batch.id.clone(),
+                counts: batch.counts.clone(),
+                keyed: batch
+                    .keyed
+                    .iter()
+                    .filter(|pair| !known.contains(*pair))
+                    .cloned()
+                    .collect(),
+            };
+            &unknown
+        };
+        let mut flushed = self
+            .inner
+            .scripts
+            .flush(redis, batch)
+            .await
+            .inspect_err(|error| {
+                if *error == queue::FlushError::TooFewReplicas {
+                    self.inner.metrics.like_replica_shortfalls_total.inc();
+                    tracing::warn!(batch = %batch.id, replicas = redis.min_replicas(), "likes: too few Redis replicas confirmed the batch; it goes to the database");
+                }
+            })?;
+        flushed.duplicates.extend(known);
         let repeats: HashSet<&(String, String)> = flushed.duplicates.iter().collect();
         let kept = Batch {
             id: batch.id.clone(),
@@ -152,38 +215,70 @@ impl Likes {
         Ok(flushed)
     }
 
-    /// A stored batch as its handlers see it, with the new counts of its characters (those
-    /// remembered, if the database cannot be read now).
+    /// Which of `batch`'s keyed likes the database has recorded, asked within
+    /// [`KEY_CHECK_BUDGET`]. Best effort: unanswered, none are known, and the sync (which
+    /// records the keys of a batch from Redis in the database) still counts each key once;
+    /// only the answer and reads until then are off by such a repeat.
+    async fn known_keys(&self, batch: &Batch) -> HashSet<(String, String)> {
+        if batch.keyed.is_empty() {
+            return HashSet::new();
+        }
+        let asked = self.inner.store.known_like_keys(&batch.keyed);
+        match tokio::time::timeout(KEY_CHECK_BUDGET, asked).await {
+            Ok(Ok(known)) => known,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "likes: the database's idempotency keys could not be read; the sync settles repeats");
+                HashSet::new()
+            }
+            Err(_) => HashSet::new(),
+        }
+    }
+
+    /// A stored batch as its handlers see it, with the new counts of its characters: read
+    /// within [`REPORT_BUDGET`], else those remembered (marked partial). The like is stored
+    /// already; the answer does not wait long for a count.
     async fn report(
         &self,
         target: Target,
         duplicates: Vec<(String, String)>,
         targets: &[&str],
     ) -> Flushed {
-        let counts = match self.counts(targets).await {
-            Ok(counts) => counts.likes,
-            Err(_) => targets
-                .iter()
-                .map(|o| {
-                    let known = self.inner.stored.get(*o).unwrap_or(0);
-                    ((*o).to_owned(), known + self.spilled(o))
-                })
-                .collect(),
-        };
+        let (counts, partial) =
+            match tokio::time::timeout(REPORT_BUDGET, self.counts(targets)).await {
+                Ok(Ok(counts)) => (counts.likes, counts.partial),
+                Ok(Err(_)) => (self.remembered(targets), true),
+                Err(_) => {
+                    self.inner.metrics.like_count_reads_cut_total.inc();
+                    (self.remembered(targets), true)
+                }
+            };
         Flushed {
             target,
             duplicates: HashSet::new(),
             pairs: duplicates,
             counts,
+            partial,
         }
+    }
+
+    /// The counts this instance remembers for `targets`: the database's last seen plus what
+    /// it holds in backup files (not what Redis holds pending).
+    fn remembered(&self, targets: &[&str]) -> HashMap<String, i64> {
+        targets
+            .iter()
+            .map(|o| {
+                let known = self.inner.stored.get(*o).unwrap_or(0);
+                ((*o).to_owned(), known + self.spilled(o))
+            })
+            .collect()
     }
 
     fn observe_flush(&self, target: Target, started: Instant, ok: bool) {
         let metrics = &self.inner.metrics;
         let result = if ok {
-            FlushLabel::Ok
+            FlushOutcome::Ok
         } else {
-            FlushLabel::Error
+            FlushOutcome::Error
         };
         metrics.like_flush(target, result);
         metrics

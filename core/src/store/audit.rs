@@ -43,6 +43,31 @@ impl Store {
         .await
     }
 
+    /// Deletes the oldest refused attempts (status 401 or 403) beyond the newest `keep`;
+    /// how many were deleted.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.prune_refused_audit", skip_all)]
+    pub async fn prune_refused_audit(&self, keep: u64) -> Result<u64, StoreError> {
+        // The cutoff through a derived table: MySQL refuses a subquery on the table a
+        // DELETE changes, but not one it has materialised.
+        self.guarded(async {
+            on_pool!(self, pool => {
+                sqlx::query(
+                    "DELETE FROM admin_audit WHERE status IN (401, 403) AND id <= (\
+                     SELECT id FROM (SELECT id FROM admin_audit WHERE status IN (401, 403) \
+                     ORDER BY id DESC LIMIT 1 OFFSET ?) AS cutoff)",
+                )
+                .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })
+        })
+        .await
+    }
+
     /// Makes `ocid`'s stored equipment count as fetched no later than `at_most_ms` (the admin
     /// purge: it stays as the stale fallback, but is no longer fresh).
     ///

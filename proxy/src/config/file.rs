@@ -26,6 +26,7 @@ pub const FILE_KEYS: &[&str] = &[
     "cache.max_bytes",
     "cache.stale_s",
     "cache.revalidate_s",
+    "cache.not_found_s",
     "retry.max_attempts",
     "retry.base_ms",
     "retry.max_backoff_ms",

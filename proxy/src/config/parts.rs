@@ -97,6 +97,11 @@ pub(super) fn cache_from_env(env: &Env) -> Result<CacheConfig, ConfigError> {
         max_bytes: env.parse_within(CACHE_MAX_BYTES, defaults.max_bytes, (1 << 20)..=(64 << 30))?,
         stale_for: Duration::from_secs(stale_s),
         revalidate_for: Duration::from_secs(revalidate_s),
+        not_found_for: Duration::from_secs(env.parse_within(
+            CACHE_NOT_FOUND_S,
+            defaults.not_found_for.as_secs(),
+            0..=3600,
+        )?),
     })
 }
 

@@ -99,6 +99,7 @@ fn every_variable_is_a_file_key() {
         CACHE_MAX_BYTES,
         CACHE_STALE_S,
         CACHE_REVALIDATE_S,
+        CACHE_NOT_FOUND_S,
         RETRY_MAX_ATTEMPTS,
         RETRY_BASE_MS,
         RETRY_MAX_BACKOFF_MS,

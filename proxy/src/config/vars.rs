@@ -24,6 +24,8 @@ pub const MAX_BODY_BYTES: &str = "MAPLE_PROXY_MAX_BODY_BYTES";
 pub const CACHE_MAX_BYTES: &str = "MAPLE_PROXY_CACHE_MAX_BYTES";
 pub const CACHE_STALE_S: &str = "MAPLE_PROXY_CACHE_STALE_S";
 pub const CACHE_REVALIDATE_S: &str = "MAPLE_PROXY_CACHE_REVALIDATE_S";
+/// How long Nexon's "no such character" is answered from the cache (0: not cached).
+pub const CACHE_NOT_FOUND_S: &str = "MAPLE_PROXY_CACHE_NOT_FOUND_S";
 pub const RETRY_MAX_ATTEMPTS: &str = "MAPLE_PROXY_RETRY_MAX_ATTEMPTS";
 pub const RETRY_BASE_MS: &str = "MAPLE_PROXY_RETRY_BASE_MS";
 pub const RETRY_MAX_BACKOFF_MS: &str = "MAPLE_PROXY_RETRY_MAX_BACKOFF_MS";

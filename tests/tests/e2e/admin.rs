@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use maple_core::admin::{Scope, StoredKey, new_key};
 use maple_core::likes::{BackupDir, Batch};
+use maple_tests::tcp_fault::TcpFault;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{Db, Options, Stack, fresh_name, redis_url};
+use crate::harness::{Db, Options, Stack, fresh_name, metric_value, redis_addr, redis_url};
 
 fn keys_file(dir: &Path, keys: &[StoredKey]) -> PathBuf {
     std::fs::create_dir_all(dir).expect("dir");
@@ -47,6 +48,200 @@ async fn call(
 
 fn admin_dir() -> PathBuf {
     std::env::temp_dir().join(format!("maple-admin-{}", fresh_name("d")))
+}
+
+/// An admin action runs to its end and is audited even when the client hangs up first: the
+/// purge below waits on a partitioned Redis (up to its 1.5 s timeout) while the client gives
+/// up after 200 ms. The hang-up used to drop the request's future with the action half done
+/// and no audit row written.
+#[tokio::test]
+async fn an_admin_action_is_audited_when_the_client_hangs_up() {
+    let dir = admin_dir();
+    let (purger, stored) = key("purger", &[Scope::CachePurge, Scope::Read]);
+    let file = keys_file(&dir, &[stored]);
+    let redis = TcpFault::start(redis_addr()).await.expect("fault proxy");
+    let stack = Stack::start_with(Options {
+        core_env: vec![
+            ("MAPLE_CORE_ADMIN_KEYS_FILE", file.display().to_string()),
+            ("REDIS_URL", format!("redis://{}", redis.addr)),
+            ("MAPLE_CORE_REDIS_TIMEOUT_MS", "1500".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let name = fresh_name("hu");
+    let response = stack.get(&format!("/v1/characters/{name}/equipment")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    redis.partition();
+    let hung_up = stack
+        .http
+        .post(stack.core(&format!("/v1/admin/characters/{name}/purge")))
+        .bearer_auth(&purger)
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(
+        hung_up.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "the client gave up first: {hung_up:?}"
+    );
+    redis.heal();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let entry = loop {
+        let (status, body, _) = call(
+            &stack,
+            reqwest::Method::GET,
+            "/v1/admin/audit?limit=500",
+            Some(&purger),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let purge = body["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["action"] == "cache.purge")
+            .cloned();
+        if let Some(entry) = purge {
+            break entry;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit row for the purge whose client hung up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(entry["target"], name.as_str(), "{entry}");
+    assert_eq!(entry["key_name"], "purger", "{entry}");
+    assert_eq!(entry["status"], 200, "the purge ran to its end: {entry}");
+    // And it did purge: the next read goes past L1.
+    let response = stack.get(&format!("/v1/characters/{name}/equipment")).await;
+    assert_ne!(response.headers()["x-maple-source"], "l1");
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Refused attempts are bounded in the audit log (anyone can make them): 300 refusals with a
+/// bound of 50 leave 50 to 55 refused rows (the bound plus a tenth), every admitted attempt
+/// kept and the pruned count on `/metrics`. Every refusal used to stay. Both dialects.
+#[tokio::test]
+async fn refused_attempts_are_pruned_beyond_their_bound() {
+    for db in [Db::Sqlite, Db::MySql] {
+        let dir = admin_dir();
+        let (reader, reader_stored) = key("reader", &[Scope::Read]);
+        let file = keys_file(&dir, &[reader_stored]);
+        let stack = Stack::start_with(Options {
+            db,
+            core_env: vec![
+                ("MAPLE_CORE_ADMIN_KEYS_FILE", file.display().to_string()),
+                ("MAPLE_CORE_AUDIT_REFUSED_KEEP", "50".to_owned()),
+            ],
+            ..Options::default()
+        })
+        .await;
+        for i in 0..300 {
+            // No key (401), or a key without the scope (403).
+            let token = (i % 3 == 0).then_some(reader.as_str());
+            let path = format!("/v1/admin/characters/refused{i}/purge");
+            let (status, body, _) = call(&stack, reqwest::Method::POST, &path, token).await;
+            assert!(
+                matches!(status.as_u16(), 401 | 403),
+                "{db:?} {i}: {status} {body}"
+            );
+            if i % 60 == 0 {
+                let (status, _, _) = call(
+                    &stack,
+                    reqwest::Method::GET,
+                    "/v1/admin/state",
+                    Some(&reader),
+                )
+                .await;
+                assert_eq!(status, StatusCode::OK);
+            }
+        }
+        let (status, body, _) = call(
+            &stack,
+            reqwest::Method::GET,
+            "/v1/admin/audit?limit=500",
+            Some(&reader),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let entries = body["entries"].as_array().expect("entries");
+        let refused = entries
+            .iter()
+            .filter(|e| matches!(e["status"].as_u64(), Some(401 | 403)))
+            .count();
+        let admitted = entries
+            .iter()
+            .filter(|e| e["action"] == "state.read")
+            .count();
+        assert!(
+            (50..=55).contains(&refused),
+            "{db:?}: {refused} refused rows kept"
+        );
+        assert_eq!(admitted, 5, "{db:?}: every admitted attempt kept");
+        // The newest refusals are the ones kept.
+        assert_eq!(entries[0]["target"], "refused299", "{db:?}: {}", entries[0]);
+        let metrics = stack.core_metrics().await;
+        let pruned = metric_value(&metrics, "maple_core_audit_pruned_total");
+        assert!(
+            (pruned - (300 - refused) as f64).abs() < 0.5,
+            "{db:?}: pruned {pruned}, kept {refused}"
+        );
+        stack.stop().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The keys file's state is on `/metrics`: deleting it revokes every key (401 for the key
+/// that worked), a broken file keeps the keys and shows `invalid` (the alert's input).
+#[tokio::test]
+async fn the_keys_file_state_is_on_metrics_and_deleting_it_revokes_the_keys() {
+    let dir = admin_dir();
+    let (reader, reader_stored) = key("reader", &[Scope::Read]);
+    let file = keys_file(&dir, std::slice::from_ref(&reader_stored));
+    let stack = Stack::start_with(Options {
+        core_env: vec![("MAPLE_CORE_ADMIN_KEYS_FILE", file.display().to_string())],
+        ..Options::default()
+    })
+    .await;
+    let state_is = |metrics: &str, state: &str| {
+        metric_value(
+            metrics,
+            &format!("maple_core_admin_keys_file{{state=\"{state}\"}}"),
+        ) == 1.0
+    };
+    let metrics = stack.core_metrics().await;
+    assert!(state_is(&metrics, "loaded"), "{metrics}");
+    assert_eq!(metric_value(&metrics, "maple_core_admin_keys"), 1.0);
+    let read_state = || {
+        call(
+            &stack,
+            reqwest::Method::GET,
+            "/v1/admin/state",
+            Some(&reader),
+        )
+    };
+    assert_eq!(read_state().await.0, StatusCode::OK);
+
+    std::fs::write(&file, "{ broken").expect("write");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let metrics = stack.core_metrics().await;
+    assert!(state_is(&metrics, "invalid"), "{metrics}");
+    assert_eq!(
+        read_state().await.0,
+        StatusCode::OK,
+        "the previous keys stay"
+    );
+
+    std::fs::remove_file(&file).expect("delete");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let metrics = stack.core_metrics().await;
+    assert!(state_is(&metrics, "absent"), "{metrics}");
+    assert_eq!(metric_value(&metrics, "maple_core_admin_keys"), 0.0);
+    assert_eq!(read_state().await.0, StatusCode::UNAUTHORIZED, "revoked");
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A target cut to the audit's 256 bytes must be cut between characters: 255 ASCII bytes and

@@ -7,7 +7,10 @@
 //! cores. For each: how requests were answered (fresh, stale, 503, other), p99 before, during
 //! and after, the time to recover, and the likes acknowledged against those stored. The test
 //! fails if any acknowledged like is lost (per fault and in all), any is counted twice, or a
-//! duplicate row appears.
+//! duplicate row appears, or if during "Nexon slow" and the core ↔ proxy partition no copy
+//! answered at the soft deadline (`x-maple-stale-cause: refreshing`). Their p99 is a
+//! wall-clock figure: `scripts/chaos.sh` checks it against `MAPLE_CHAOS_P99_BOUND_MS` (500),
+//! the test suite only reports it.
 //!
 //! It runs with the rest of the tests (`.config/nextest.toml` gives it both cores and a longer
 //! bound); `scripts/chaos.sh` runs it alone and writes the table to `docs/chaos.md`
@@ -43,6 +46,8 @@ enum Kind {
 struct Sample {
     at: Instant,
     kind: Kind,
+    /// A stale answer given at the soft deadline while the refresh went on.
+    refreshing: bool,
     micros: u32,
 }
 
@@ -91,12 +96,17 @@ fn start_load(
                     let base = &bases[step % 2];
                     let sent = Instant::now();
                     let url = format!("{base}/v1/characters/{name}/equipment");
+                    let mut refreshing = false;
                     let kind = match http.get(&url).send().await {
                         Ok(r) if r.status() == StatusCode::OK => {
                             let stale = r
                                 .headers()
                                 .get("x-maple-source")
                                 .is_some_and(|v| v == "stale");
+                            refreshing = r
+                                .headers()
+                                .get("x-maple-stale-cause")
+                                .is_some_and(|v| v == "refreshing");
                             let _ = r.bytes().await;
                             if stale { Kind::Stale } else { Kind::Fresh }
                         }
@@ -109,6 +119,7 @@ fn start_load(
                     record.samples.lock().expect("samples").push(Sample {
                         at: sent,
                         kind,
+                        refreshing,
                         micros,
                     });
                     if step.is_multiple_of(3) {
@@ -163,17 +174,21 @@ struct Window {
 struct Row {
     name: String,
     counts: BTreeMap<&'static str, usize>,
+    /// Stale answers given at the soft deadline (the refresh went on).
+    refreshing: usize,
     p99: [f64; 3],
     recovery: Option<Duration>,
 }
 
 fn summarize(window: &Window, samples: &[Sample]) -> Row {
     let mut counts = BTreeMap::new();
+    let mut refreshing = 0;
     let mut phases: [Vec<u32>; 3] = Default::default();
     for s in samples
         .iter()
         .filter(|s| s.at >= window.from && s.at < window.end)
     {
+        refreshing += usize::from(s.refreshing);
         let label = match s.kind {
             Kind::Fresh => "fresh",
             Kind::Stale => "stale",
@@ -211,6 +226,7 @@ fn summarize(window: &Window, samples: &[Sample]) -> Row {
     Row {
         name: window.name.clone(),
         counts,
+        refreshing,
         p99: phases.map(|p| percentile(&p, 99.0) / 1000.0),
         recovery: recovery.map(|t| t.saturating_duration_since(window.healed)),
     }
@@ -552,7 +568,7 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "| fault | answers | fresh | stale | 503 | other | p99 before ms | p99 during ms | p99 after ms | recovered after | likes acked / stored | like flushes to Redis / DB / file | re-applied after Redis lost them |"
+        "| fault | answers | fresh | stale (at the soft deadline) | 503 | other | p99 before ms | p99 during ms | p99 after ms | recovered after | likes acked / stored | like flushes to Redis / DB / file | re-applied after Redis lost them |"
     );
     let _ = writeln!(
         report,
@@ -564,11 +580,12 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
         let get = |k: &str| row.counts.get(k).copied().unwrap_or(0);
         let _ = writeln!(
             report,
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {acked_k} / {stored_k} | {} / {} / {} | {reapplied_k} |",
+            "| {} | {} | {} | {} ({}) | {} | {} | {:.1} | {:.1} | {:.1} | {} | {acked_k} / {stored_k} | {} / {} / {} | {reapplied_k} |",
             row.name,
             row.counts.values().sum::<usize>(),
             get("fresh"),
             get("stale"),
+            row.refreshing,
             get("503"),
             get("other"),
             row.p99[0],
@@ -611,6 +628,28 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
             "{}: nothing answered fresh at all:\n{report}",
             row.name
         );
+    }
+    // A slow or unreachable upstream: the characters' copies answer at the soft deadline.
+    let slow_upstream = |row: &&Row| {
+        row.name.starts_with("Nexon slow") || row.name.starts_with("partition core B ↔ proxy")
+    };
+    let bound: Option<f64> = std::env::var("MAPLE_CHAOS_P99_BOUND_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for row in rows.iter().filter(slow_upstream) {
+        assert!(
+            row.refreshing > 0,
+            "{}: no copy answered at the soft deadline:\n{report}",
+            row.name
+        );
+        if let Some(bound) = bound {
+            assert!(
+                row.p99[1] <= bound,
+                "{}: p99 during {:.1} ms, above {bound} ms:\n{report}",
+                row.name,
+                row.p99[1]
+            );
+        }
     }
     for i in 0..2 {
         assert!(cores.terminate(i), "clean SIGTERM exit of core {i}");

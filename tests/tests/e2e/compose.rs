@@ -2,8 +2,9 @@
 //! run it: the services the design names are there; every build points at a Dockerfile that
 //! exists; every health-gated dependency has a health check; every mounted file exists; the
 //! core and proxy environments are accepted by the binaries' own configuration parsers and
-//! documented in the README; and every address (core → proxy, core → MySQL/Redis, Prometheus →
-//! targets) names a service and the port it listens on.
+//! documented in the README; every address (core → proxy, core → MySQL/Redis, Prometheus →
+//! targets) names a service and the port it listens on; the proxy is published only with
+//! client tokens; and each core's backup directory is a named volume of its own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -189,6 +190,67 @@ fn compose_matches_the_code_and_the_repository() {
             listen_port(service("nexon-sim"), "MAPLE_SIM_LISTEN")
         )
     );
+    // The proxy spends the API key for whoever reaches it: published only when it requires
+    // client tokens, and then every core presents one (a client without a token can neither
+    // call it nor, with `no-cache`, skip its cache).
+    let proxy_config = maple_proxy::ProxyConfig::from_env(&Env::from_pairs(proxy_env.clone()))
+        .expect("proxy config");
+    let published = service("proxy")["ports"]
+        .as_sequence()
+        .is_some_and(|ports| !ports.is_empty());
+    assert!(
+        !published || !proxy_config.client_tokens.is_empty(),
+        "the proxy is published without client tokens: anyone reaching the host spends the key"
+    );
+    if !proxy_config.client_tokens.is_empty() {
+        for name in ["core-1", "core-2"] {
+            let token = environment(service(name))
+                .get("MAPLE_PROXY_TOKEN")
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                proxy_config
+                    .client_tokens
+                    .iter()
+                    .any(|t| t.matches(token.as_bytes())),
+                "{name} presents no token the proxy accepts"
+            );
+        }
+    }
+
+    // Each core's like backups survive its container: the backup directory is a named
+    // volume of its own, and the image creates that directory writable for its user.
+    let named: Vec<&str> = compose["volumes"]
+        .as_mapping()
+        .map(|m| m.keys().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let dockerfile = std::fs::read_to_string(root.join("docker/core.Dockerfile")).expect("core");
+    let mut backup_volumes = Vec::new();
+    for name in ["core-1", "core-2"] {
+        let dir = environment(service(name))["MAPLE_CORE_BACKUP_DIR"].clone();
+        let volume = service(name)["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|v| v.split_once(':').filter(|(_, inside)| *inside == dir))
+            .map(|(source, _)| source.to_owned())
+            .unwrap_or_else(|| panic!("{name}: {dir} is on no volume"));
+        assert!(
+            named.contains(&volume.as_str()),
+            "{name}: {volume} is not a named volume"
+        );
+        assert!(
+            dockerfile.contains(&format!("install -d -o maple -m 0750 {dir}")),
+            "the core image does not create {dir} for its user"
+        );
+        backup_volumes.push(volume);
+    }
+    assert_ne!(
+        backup_volumes[0], backup_volumes[1],
+        "each core has its own backup volume"
+    );
+
     let core_port = listen_port(service("core-1"), "MAPLE_CORE_LISTEN");
     for name in ["core-1", "core-2"] {
         let published = service(name)["ports"][0].as_str().expect("port mapping");

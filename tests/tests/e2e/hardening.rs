@@ -324,3 +324,236 @@ async fn the_proxy_checks_nexon_parameters_before_going_upstream() {
     assert_eq!(stack.sim.stats().total, before, "nothing went upstream");
     stack.stop().await;
 }
+
+fn id_calls(stack: &Stack) -> u64 {
+    stack
+        .sim
+        .stats()
+        .paths
+        .get(maple_common::nexon::PATH_ID)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// A name no character has, asked on every route that takes a name, costs one Nexon call: core
+/// remembers the "not found" (`MAPLE_CORE_NOT_FOUND_TTL_S`) and asks again once it is past.
+/// The proxy's cache is off, so this is core's own memory. Each lookup used to be a call.
+#[tokio::test]
+async fn an_unknown_name_costs_one_nexon_call_until_its_memory_ends() {
+    let mut options = Options::uncached();
+    options.core_env = vec![("MAPLE_CORE_NOT_FOUND_TTL_S", "2".to_owned())];
+    let stack = Stack::start_with(options).await;
+    let name = fresh_name("ghost");
+    let paths = [
+        format!("/v1/characters/{name}"),
+        format!("/v1/characters/{name}/equipment"),
+        format!("/v1/characters/{name}/likes"),
+        format!("/v1/characters/{name}/expectation"),
+        format!("/v1/characters/{}/equipment", name.to_uppercase()),
+    ];
+    for path in &paths {
+        let response = stack.get(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(error_code(response).await, "character_not_found", "{path}");
+    }
+    assert_eq!(id_calls(&stack), 1, "one call for five lookups");
+    let metrics = stack.core_metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "maple_core_not_found_remembered_total"),
+        4.0,
+        "{metrics}"
+    );
+    // Past its memory the name is asked about again (it may have been created since).
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(stack.get(&paths[1]).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(id_calls(&stack), 2);
+    stack.stop().await;
+}
+
+/// The proxy caches Nexon's "no such character" too: `OPENAPI00004` for a name on the id
+/// route, `OPENAPI00003` for an ocid on any route, each served as a `HIT` with Nexon's own
+/// status and body until `MAPLE_PROXY_CACHE_NOT_FOUND_S` ends or a purge; other 4xx answers
+/// (a missing ocid is `OPENAPI00004` off the id route) are not. Five asks used to be five calls.
+#[tokio::test]
+async fn the_proxy_caches_no_such_character_and_nothing_else_of_nexons_4xx() {
+    let stack = Stack::start_with(Options::proxy(&[
+        ("MAPLE_PROXY_CACHE_NOT_FOUND_S", "2"),
+        ("MAPLE_PROXY_ADMIN_TOKEN", "an-admin-token-of-length"),
+    ]))
+    .await;
+    let ask = |path: String| {
+        let request = stack.http.get(stack.proxy(&path));
+        async move {
+            let response = request.send().await.expect("proxy answers");
+            let status = response.status();
+            let cache = response
+                .headers()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (
+                status,
+                cache,
+                body["error"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    let by_name = format!(
+        "{}?character_name={}",
+        maple_common::nexon::PATH_ID,
+        fresh_name("ghost")
+    );
+    let by_ocid = format!(
+        "{}?ocid=0123456789abcdef0123456789abcdef",
+        maple_common::nexon::PATH_ITEM_EQUIPMENT
+    );
+    for (path, code) in [(&by_name, "OPENAPI00004"), (&by_ocid, "OPENAPI00003")] {
+        stack.sim.reset_stats();
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let (status, cache, name) = ask(path.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+            assert_eq!(name, code, "{path}: Nexon's own body");
+            seen.push(cache);
+        }
+        assert_eq!(seen, ["MISS", "HIT", "HIT", "HIT", "HIT"], "{path}");
+        assert_eq!(stack.sim.stats().total, 1, "{path}: one upstream call");
+    }
+    // Past its TTL: asked again.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    stack.sim.reset_stats();
+    assert_eq!(ask(by_name.clone()).await.1, "MISS");
+    assert_eq!(ask(by_name.clone()).await.1, "HIT");
+    // A purge drops it like any entry.
+    let purged = stack
+        .http
+        .post(format!("http://{}/cache/purge?prefix=/", stack.proxy_admin))
+        .bearer_auth("an-admin-token-of-length")
+        .send()
+        .await
+        .expect("admin answers");
+    assert_eq!(purged.status(), StatusCode::OK);
+    assert_eq!(ask(by_name.clone()).await.1, "MISS");
+    assert_eq!(stack.sim.stats().total, 2);
+    // Any other 4xx goes upstream each time.
+    let no_ocid = format!("{}?date=2024-01-01", maple_common::nexon::PATH_BASIC);
+    stack.sim.reset_stats();
+    for _ in 0..2 {
+        let (status, cache, name) = ask(no_ocid.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(name, "OPENAPI00004");
+        assert_eq!(cache, "MISS");
+    }
+    assert_eq!(stack.sim.stats().total, 2, "not cached");
+    stack.stop().await;
+}
+
+/// Name lookups that must ask Nexon are limited per client (`MAPLE_CORE_CLIENT_MISS_RATE`):
+/// one client making up names cannot spend the API key's quota. Names already known are not
+/// misses and stay served; so does another client.
+#[tokio::test]
+async fn made_up_names_from_one_client_are_held_to_its_miss_rate() {
+    let stack = Stack::start_with(with(&[
+        ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1"),
+        // A token every 10 s: none comes back while the test runs.
+        ("MAPLE_CORE_CLIENT_MISS_RATE", "0.1"),
+        ("MAPLE_CORE_CLIENT_MISS_BURST", "3"),
+    ]))
+    .await;
+    let from = |client: &'static str, path: String| {
+        let request = stack
+            .http
+            .get(stack.core(&path))
+            .header("x-forwarded-for", client);
+        async move { request.send().await.expect("answers") }
+    };
+    let known = format!("/v1/characters/{}/equipment", fresh_name("known"));
+    assert_eq!(
+        from("203.0.113.50", known.clone()).await.status(),
+        StatusCode::OK
+    );
+    let before = id_calls(&stack);
+    for _ in 0..3 {
+        let made_up = format!("/v1/characters/{}", fresh_name("ghost"));
+        assert_eq!(
+            from("203.0.113.9", made_up).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    let refused = from(
+        "203.0.113.9",
+        format!("/v1/characters/{}", fresh_name("ghost")),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(error_code(refused).await, "rate_limited");
+    assert_eq!(
+        id_calls(&stack),
+        before + 3,
+        "the refused lookup asked nobody"
+    );
+    // A known name is no miss: still served to the same client.
+    assert_eq!(
+        from("203.0.113.9", known.clone()).await.status(),
+        StatusCode::OK
+    );
+    // Another client has its own allowance.
+    let other = from(
+        "203.0.113.10",
+        format!("/v1/characters/{}", fresh_name("ghost")),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    let metrics = stack.core_metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "maple_core_lookup_misses_refused_total"),
+        1.0,
+        "{metrics}"
+    );
+    stack.stop().await;
+}
+
+/// An IPv6 client is its /64 for the per-client limits (`MAPLE_CORE_CLIENT_IPV6_PREFIX`):
+/// rotating addresses inside it, which any host on a /64 can do freely, gets no new allowance;
+/// the next /64 is another client. Each address used to get its own bucket.
+#[tokio::test]
+async fn rotating_ipv6_addresses_inside_a_64_is_one_client() {
+    let stack = Stack::start_with(with(&[
+        ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1"),
+        ("MAPLE_CORE_CLIENT_RATE", "0.1"),
+        ("MAPLE_CORE_CLIENT_BURST", "3"),
+    ]))
+    .await;
+    let from = |client: String| {
+        let request = stack
+            .http
+            .get(stack.core("/v1/characters/no!name"))
+            .header("x-forwarded-for", client);
+        async move { request.send().await.expect("answers").status() }
+    };
+    for i in 1..=3 {
+        assert_eq!(
+            from(format!("2001:db8:7:7::{i:x}")).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    for i in 4..=8 {
+        assert_eq!(
+            from(format!("2001:db8:7:7:{i:x}::{i:x}")).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "address {i} of the same /64"
+        );
+    }
+    assert_eq!(
+        from("2001:db8:7:8::1".to_owned()).await,
+        StatusCode::BAD_REQUEST,
+        "the next /64"
+    );
+    stack.stop().await;
+}

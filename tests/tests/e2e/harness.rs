@@ -182,6 +182,17 @@ pub fn redis_url() -> String {
     std::env::var("MAPLE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The machine's Redis as a socket address (for a [`TcpFault`](maple_tests::tcp_fault::TcpFault)
+/// in front of it).
+pub fn redis_addr() -> std::net::SocketAddr {
+    redis_url()
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("redis host:port")
+}
+
 /// The value of one sample in a Prometheus text (`name{labels}` exactly as exported), zero
 /// when absent.
 pub fn metric_value(text: &str, sample: &str) -> f64 {
@@ -276,6 +287,8 @@ impl Stack {
             // Tests send many likes from one address; the limit has its own test.
             ("MAPLE_CORE_LIKES_RATE", "0".to_owned()),
             ("MAPLE_CORE_CLIENT_RATE", "0".to_owned()),
+            // And look up many new names from it; the miss rate has its own tests.
+            ("MAPLE_CORE_CLIENT_MISS_RATE", "0".to_owned()),
         ];
         core_env.extend(options.core_env.iter().cloned());
         let core = spawn_core(core_env.clone()).await;

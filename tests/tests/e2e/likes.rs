@@ -16,7 +16,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::harness::{
-    CoreInstance, Db, Options, Stack, error_code, free_port, fresh_name, metric_value, redis_url,
+    CoreInstance, Db, Options, Stack, error_code, free_port, fresh_name, metric_value, redis_addr,
+    redis_url,
 };
 use crate::private::{PrivateMariaDb, PrivateRedis, sentinel_primary};
 use crate::processes::Process;
@@ -24,6 +25,7 @@ use crate::processes::Process;
 mod backups;
 mod basics;
 mod faults;
+mod keys;
 mod leader;
 
 fn distributed(redis: &str, extra: &[(&'static str, &str)]) -> Options {

@@ -190,7 +190,7 @@ async fn prometheus_evaluates_every_rule_and_a_failing_upstream_fires_the_breake
         })
         .await;
     let rules = rules(&evaluated);
-    assert_eq!(rules.len(), 15, "every rule of alerts.yml is loaded");
+    assert_eq!(rules.len(), 17, "every rule of alerts.yml is loaded");
     for rule in &rules {
         assert_eq!(
             rule["health"], "ok",

@@ -79,12 +79,41 @@ async fn only_nexon_reads_are_proxied() {
         "/maplestory/v1/%2e%2e/%2e%2e/-/faults",
         "/maplestory/v1/%2E%2E%2F-%2Fstats",
         "/maplestory/v1/a\\..\\..\\-/stats",
+        "/maplestory/v1/%252e%252e/%252e%252e/-/stats",
+        "/maplestory/v1/..;/..;/-/stats",
+        "/maplestory/v1/character/basic/.",
+        "/maplestory/v1/id;x=1",
     ] {
         let (status, body) = raw_get(stack.proxy_addr, path).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert!(body.contains("invalid_path"), "{path}: {body}");
     }
     assert_eq!(stack.sim.stats().total, 0, "nothing reached the upstream");
+    stack.stop().await;
+}
+
+/// A path with an encoded letter is the same route: decoded once, routed, cached and sent
+/// upstream as the plain path (one upstream call for both spellings).
+#[tokio::test]
+async fn an_encoded_letter_is_the_same_path() {
+    let stack = Stack::start().await;
+    let ocid = characters::ocid_for("spelled");
+    let (status, body) = raw_get(
+        stack.proxy_addr,
+        "/maplestory/v1/%69d?character_name=spelled",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(ocid.as_str()), "{body}");
+    let (status, body) =
+        raw_get(stack.proxy_addr, "/maplestory/v1/id?character_name=spelled").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_ascii_lowercase().contains("x-cache: hit"), "{body}");
+    assert_eq!(
+        stack.sim.stats().total,
+        1,
+        "one upstream call for both spellings"
+    );
     stack.stop().await;
 }
 

@@ -29,7 +29,7 @@ async fn set_fault(stack: &Stack, fault: FaultSpec) {
 }
 
 #[tokio::test]
-async fn hits_are_served_from_the_cache_and_no_cache_revalidates() {
+async fn hits_are_served_from_the_cache_and_anonymous_no_cache_is_ignored() {
     let stack = Stack::start().await;
     let first = stack.lookup("cachedname").await;
     assert_eq!(first.status(), StatusCode::OK);
@@ -54,23 +54,31 @@ async fn hits_are_served_from_the_cache_and_no_cache_revalidates() {
         .expect("answers");
     assert_eq!(header(&encoded, "x-cache"), "HIT");
 
-    let forced = stack
-        .http
-        .get(stack.proxy(PATH_ID))
-        .query(&[("character_name", "cachedname")])
-        .header("cache-control", "no-cache")
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(header(&forced, "x-cache"), "MISS");
-    assert_eq!(id_calls(&stack), 2, "no-cache went upstream");
+    // Without client tokens nobody may skip the cache: `no-cache` from an anonymous client
+    // would make every request a call on the key's quota.
+    for header_name in ["cache-control", "pragma"] {
+        let ignored = stack
+            .http
+            .get(stack.proxy(PATH_ID))
+            .query(&[("character_name", "cachedname")])
+            .header(header_name, "no-cache")
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(header(&ignored, "x-cache"), "HIT", "{header_name}");
+    }
+    assert_eq!(id_calls(&stack), 1, "no-cache without a token is ignored");
 
-    // Nexon's 4xx pass through and are not cached.
+    // Nexon's 4xx pass through; only "no such character" is cached (briefly; the hardening
+    // tests follow its life).
+    let mut seen = Vec::new();
     for _ in 0..2 {
         let unknown = stack.lookup("ghostname").await;
         assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+        seen.push(header(&unknown, "x-cache"));
     }
-    assert_eq!(id_calls(&stack), 4);
+    assert_eq!(seen, ["MISS", "HIT"]);
+    assert_eq!(id_calls(&stack), 2);
 
     assert_eq!(
         stack
@@ -78,7 +86,7 @@ async fn hits_are_served_from_the_cache_and_no_cache_revalidates() {
                 r#"maple_proxy_cache_requests_total{result="hit",route="/maplestory/v1/id"}"#
             )
             .await,
-        2.0
+        5.0
     );
     stack.stop().await;
 }
@@ -405,6 +413,18 @@ async fn client_tokens_guard_the_proxy_and_the_admin_token_guards_purge() {
     let ok = send(client_token).await.expect("answers");
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(header(&ok, "x-cache"), "MISS");
+    // A client with a token may skip the cache.
+    let forced = stack
+        .http
+        .get(stack.proxy(PATH_ID))
+        .query(&[("character_name", "guarded")])
+        .bearer_auth(client_token)
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(header(&forced, "x-cache"), "MISS");
+    assert_eq!(id_calls(&stack), 2, "no-cache with a token went upstream");
 
     let purge = format!("http://{}/cache/purge", stack.proxy_admin);
     let refused = stack.http.post(&purge).send().await.expect("answers");
@@ -434,6 +454,6 @@ async fn client_tokens_guard_the_proxy_and_the_admin_token_guards_purge() {
     assert_eq!(purged["purged"], 1);
     let after = send(client_token).await.expect("answers");
     assert_eq!(header(&after, "x-cache"), "MISS", "purged");
-    assert_eq!(id_calls(&stack), 2);
+    assert_eq!(id_calls(&stack), 3);
     stack.stop().await;
 }

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use maple_common::nexon::PATH_ITEM_EQUIPMENT;
 use maple_sim::faults::FaultSpec;
+use maple_tests::tcp_fault::TcpFault;
 use reqwest::StatusCode;
 
 use crate::harness::{
-    Db, Options, Stack, UNCACHED, error_code, free_port, fresh_name, metric_value, redis_url,
+    Db, Options, Stack, UNCACHED, error_code, free_port, fresh_name, metric_value, redis_addr,
+    redis_url,
 };
 use crate::private::{PrivateMariaDb, PrivateRedis};
 
@@ -201,6 +203,76 @@ async fn five_hundred_requests_over_two_instances_make_one_fetch() {
     stack.stop().await;
 }
 
+/// A slow Nexon does not hold up a character whose copy is at hand: past the soft deadline
+/// (`MAPLE_CORE_STALE_AFTER_MS`, 200 ms by default) the copy answers as stale with
+/// `x-maple-stale-cause: refreshing`, while the one refresh goes on and lands in the tiers. A
+/// character without a copy still waits for Nexon. The first request used to wait the 1.5 s
+/// for Nexon (and answer `upstream`).
+#[tokio::test]
+async fn a_slow_refresh_answers_the_copy_as_stale_and_lands_in_the_tiers() {
+    let mut options = Options::uncached();
+    options.core_env = vec![("MAPLE_CORE_EQUIPMENT_FRESH_S", "2".to_owned())];
+    let stack = Stack::start_with(options).await;
+    let known = format!("/v1/characters/{}/equipment", fresh_name("slow"));
+    let unknown = format!("/v1/characters/{}/equipment", fresh_name("none"));
+    let warm = stack.get(&known).await;
+    assert_eq!(source(&warm), "upstream");
+    let old = warm.bytes().await.expect("body");
+    // The other character's ocid is known, its equipment never fetched.
+    let id_only = unknown.trim_end_matches("/equipment");
+    assert_eq!(stack.get(id_only).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+
+    stack
+        .sim
+        .faults()
+        .set(FaultSpec::latency(1_500).on_path(PATH_ITEM_EQUIPMENT))
+        .await
+        .expect("fault");
+    stack.sim.reset_stats();
+    for _ in 0..5 {
+        let stale = stack.get(&known).await;
+        assert_eq!(stale.status(), StatusCode::OK);
+        assert_eq!(
+            source(&stale),
+            "stale",
+            "the copy answers while Nexon is slow"
+        );
+        assert_eq!(stale.headers()["x-maple-stale-cause"], "refreshing");
+        assert_eq!(stale.bytes().await.expect("body"), old);
+    }
+    // The refresh lands in the tiers: the next answers come from L1, fresh.
+    let started = Instant::now();
+    loop {
+        let response = stack.get(&known).await;
+        if source(&response) == "l1" {
+            assert!(response.headers().get("x-maple-stale-cause").is_none());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the refresh never landed: {}",
+            source(&response)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = stack.sim.stats().paths.get(PATH_ITEM_EQUIPMENT).copied();
+    assert_eq!(calls, Some(1), "one refresh for every request");
+    let metrics = stack.core_metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            "maple_core_equipment_stale_total{cause=\"refreshing\"}"
+        ) >= 5.0,
+        "{metrics}"
+    );
+    // Without a copy there is nothing to stand in: the request waits for Nexon.
+    let waited = stack.get(&unknown).await;
+    assert_eq!(waited.status(), StatusCode::OK);
+    assert_eq!(source(&waited), "upstream");
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn a_stored_copy_stands_in_for_a_dead_upstream() {
     let mut options = Options::uncached();
@@ -231,6 +303,46 @@ async fn a_stored_copy_stands_in_for_a_dead_upstream() {
     let nothing = stack.get(&unknown).await;
     assert_eq!(nothing.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(nothing).await, "upstream_unavailable");
+    stack.stop().await;
+}
+
+/// A fetch that has stored its copy when the soft deadline passes, but not yet landed, answers
+/// as what it is: fetched, not stale. Redis slowed to 400 ms a call puts the deadline
+/// (1,450 ms) inside the last call (the latch's release, after L1 holds the fresh copy); the
+/// stand-in used to take that fresh copy and answer it as `stale`, as CI once saw on a cold
+/// first request.
+#[tokio::test]
+async fn a_fetch_landing_at_the_soft_deadline_answers_fetched_not_stale() {
+    let redis = TcpFault::start(redis_addr()).await.expect("fault proxy");
+    let mut options = Options::uncached();
+    options.core_env = vec![
+        ("REDIS_URL", format!("redis://{}", redis.addr)),
+        ("MAPLE_CORE_REDIS_TIMEOUT_MS", "3000".to_owned()),
+        ("MAPLE_CORE_STALE_AFTER_MS", "1450".to_owned()),
+    ];
+    let stack = Stack::start_with(options).await;
+    // Connections made and the character's ocid known before Redis slows down.
+    let warm = format!("/v1/characters/{}/equipment", fresh_name("warm"));
+    assert_eq!(source(&stack.get(&warm).await), "upstream");
+    let name = fresh_name("edge");
+    let id_only = format!("/v1/characters/{name}");
+    assert_eq!(stack.get(&id_only).await.status(), StatusCode::OK);
+
+    redis.set_latency(Duration::from_millis(400));
+    let response = stack.get(&format!("{id_only}/equipment")).await;
+    redis.set_latency(Duration::ZERO);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(source(&response), "upstream");
+    assert!(response.headers().get("x-maple-stale-cause").is_none());
+    let metrics = stack.core_metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "maple_core_equipment_stale_total{cause=\"refreshing\"}"
+        ),
+        0.0,
+        "{metrics}"
+    );
     stack.stop().await;
 }
 

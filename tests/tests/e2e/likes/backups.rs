@@ -139,3 +139,72 @@ fn tempdir_beside(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::create_dir_all(&other).expect("dir");
     other
 }
+
+/// When no store confirms a like, the client is told whether it may be counted. The backup
+/// directory cannot be created (its parent is a file) and the database is dead; a Redis with
+/// no replica takes each batch, but `WAIT` comes up short: the like is in Redis, unconfirmed,
+/// so the answer is 503 `outcome_unknown` (retry with the same key) — it used to be
+/// `likes_unavailable`, "not counted". With Redis dead too (its breaker open, nothing sent),
+/// it is `likes_unavailable`.
+#[tokio::test]
+async fn with_no_store_confirming_a_like_the_answer_says_whether_it_may_count() {
+    let mut db = PrivateMariaDb::install();
+    let database_url = db.database_url().await;
+    let mut redis = PrivateRedis::start(free_port().port());
+    let blocked = std::env::temp_dir().join(format!("maple-not-a-dir-{}", free_port().port()));
+    std::fs::write(&blocked, b"a file, so no directory can be made under it").expect("file");
+    let options = Options {
+        core_env: vec![
+            ("DATABASE_URL", database_url),
+            ("REDIS_URL", redis.url()),
+            ("MAPLE_CORE_REDIS_MIN_REPLICAS", "1".to_owned()),
+            (
+                "MAPLE_CORE_BACKUP_DIR",
+                blocked.join("backup").display().to_string(),
+            ),
+        ],
+        ..Options::default()
+    };
+    let stack = Stack::start_with(options).await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("ou");
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
+    db.kill();
+
+    let response = stack
+        .http
+        .post(format!("{base}/v1/characters/{name}/likes"))
+        .header("idempotency-key", "maybe-1")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "outcome_unknown", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Idempotency-Key"), "{message}");
+    let metrics = metrics_of(&stack.http, &base).await;
+    assert!(metric_value(&metrics, "maple_core_like_outcome_unknown_total") >= 1.0);
+
+    // Redis dies too: once its breaker is open nothing is sent, and "not counted" is certain.
+    redis.kill();
+    let mut last = String::new();
+    for _ in 0..20 {
+        let (status, body, _) = like(&stack.http, &base, &name, None)
+            .await
+            .expect("answers");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        last = body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if last == "likes_unavailable" {
+            break;
+        }
+        assert_eq!(last, "outcome_unknown", "{body}");
+    }
+    assert_eq!(last, "likes_unavailable");
+    stack.stop().await;
+    let _ = std::fs::remove_file(&blocked);
+}

@@ -211,3 +211,137 @@ async fn likes_over_two_instances_end_exact_in_the_database() {
     other.stop().await;
     stack.stop().await;
 }
+
+/// Idempotency keys are stored as a fixed-size digest, never as the client's text: every key
+/// costs the same in Redis and the database however long it is. A retry with the same key
+/// still counts once. The raw key used to be stored (up to 128 bytes, 24 h, in a Redis that
+/// does not evict).
+#[tokio::test]
+async fn idempotency_keys_are_stored_as_digests() {
+    let redis = PrivateRedis::start(free_port().port());
+    let stack = Stack::start_with(distributed(&redis.url(), &[])).await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("ik");
+    let key = format!("client-visible-key-{}", "x".repeat(100));
+    for attempt in 0..2 {
+        let (status, body, replayed) = like(&stack.http, &base, &name, Some(&key))
+            .await
+            .expect("answers");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["counted"], attempt == 0, "{body}");
+        assert_eq!(replayed, attempt == 1);
+    }
+    let mut connection = redis_connection(&redis.url()).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*likes:idem:*")
+        .query_async(&mut connection)
+        .await
+        .expect("keys");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(!keys[0].contains("client-visible-key"), "{keys:?}");
+    let digest = keys[0].rsplit(':').next().expect("digest");
+    assert_eq!(digest.len(), 32, "{digest}");
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "{digest}");
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 1);
+    stack.stop().await;
+}
+
+/// Core reports Redis's memory against its `maxmemory` (`maple_core_redis_memory_bytes`),
+/// which `MapleRedisMemoryHigh` watches: with `noeviction` a full Redis refuses writes.
+#[tokio::test]
+async fn redis_memory_is_reported_against_its_limit() {
+    let redis = PrivateRedis::start(free_port().port());
+    let mut connection = redis_connection(&redis.url()).await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("64mb")
+        .query_async(&mut connection)
+        .await
+        .expect("config set");
+    let stack = Stack::start_with(distributed(&redis.url(), &[])).await;
+    let base = format!("http://{}", stack.core_addr);
+    let started = Instant::now();
+    loop {
+        let metrics = metrics_of(&stack.http, &base).await;
+        let max = metric_value(&metrics, r#"maple_core_redis_memory_bytes{kind="max"}"#);
+        if max > 0.0 {
+            assert_eq!(max, 64.0 * 1024.0 * 1024.0, "{metrics}");
+            let used = metric_value(&metrics, r#"maple_core_redis_memory_bytes{kind="used"}"#);
+            assert!(used > 0.0 && used < max, "{metrics}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never reported:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.stop().await;
+}
+
+/// Each client has a daily allowance of idempotency keys (`MAPLE_CORE_LIKES_KEYS_PER_CLIENT`):
+/// each is remembered 24 h in a Redis that does not evict, so one client must not be able to
+/// fill it. Beyond the cap a keyed like is 429 with the window's end in `Retry-After`; likes
+/// without a key, and other clients, go on. There was no cap.
+#[tokio::test]
+async fn each_client_has_a_daily_allowance_of_idempotency_keys() {
+    let stack = Stack::start_with(Options {
+        core_env: vec![
+            ("MAPLE_CORE_LIKES_KEYS_PER_CLIENT", "3".to_owned()),
+            ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let name = fresh_name("ka");
+    let from = |client: &'static str, key: Option<String>| {
+        let mut request = stack
+            .http
+            .post(stack.core(&format!("/v1/characters/{name}/likes")))
+            .header("x-forwarded-for", client);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        async move { request.send().await.expect("answers") }
+    };
+    for i in 0..3 {
+        let response = from("203.0.113.20", Some(format!("key-{i}"))).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "key {i}");
+    }
+    let refused = from("203.0.113.20", Some("key-3".to_owned())).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(
+        retry_after > 23 * 3600 && retry_after <= 24 * 3600,
+        "{retry_after}"
+    );
+    assert_eq!(error_code(refused).await, "rate_limited");
+    assert_eq!(
+        from("203.0.113.20", None).await.status(),
+        StatusCode::ACCEPTED,
+        "a like without a key is not held back"
+    );
+    assert_eq!(
+        from("203.0.113.21", Some("other-0".to_owned()))
+            .await
+            .status(),
+        StatusCode::ACCEPTED,
+        "another client has its own allowance"
+    );
+    let metrics = stack.core_metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "maple_core_like_keys_refused_total"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        read_likes(&stack.http, &format!("http://{}", stack.core_addr), &name).await,
+        5
+    );
+    stack.stop().await;
+}

@@ -496,3 +496,199 @@ async fn a_graceful_stop_syncs_what_the_instance_flushed_to_redis() {
     );
     stack.stop().await;
 }
+
+/// Each connection's last command, from `CLIENT LIST` (`id` → `cmd`).
+async fn last_commands(
+    connection: &mut redis::aio::MultiplexedConnection,
+) -> Vec<(String, String)> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(connection)
+        .await
+        .expect("client list");
+    list.lines()
+        .filter_map(|line| {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("cmd=")?))
+        })
+        .collect()
+}
+
+/// `WAIT` runs on a connection of its own, and a shortfall is no Redis failure. Against a
+/// private Redis with no replica, every flush's `WAIT 1 100` waits and comes up short: each
+/// batch goes to the database (all 30 likes counted), the likes breaker stays closed (three
+/// shortfalls used to open it, as failures), and the connection that ran `WAIT` runs nothing
+/// else while equipment reads go on — before, one connection carried both, so each wait held
+/// every read, latch poll and lease renewal behind it.
+#[tokio::test]
+async fn a_replica_shortfall_goes_to_the_database_on_a_connection_of_its_own() {
+    let redis = PrivateRedis::start(free_port().port());
+    let stack = Stack::start_with(distributed(
+        &redis.url(),
+        &[
+            ("MAPLE_CORE_REDIS_MIN_REPLICAS", "1"),
+            // No sync meanwhile: reads must be exact without it.
+            ("MAPLE_CORE_LIKES_SYNC_MS", "3600000"),
+        ],
+    ))
+    .await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("rs");
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
+
+    // Watch which connection runs what while likes and equipment reads go on together.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, url) = (stop.clone(), redis.url());
+        tokio::spawn(async move {
+            let mut connection = redis_connection(&url).await;
+            let mut seen: std::collections::HashMap<String, HashSet<String>> =
+                std::collections::HashMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                for (id, cmd) in last_commands(&mut connection).await {
+                    seen.entry(id).or_default().insert(cmd);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        })
+    };
+    let readers = {
+        let (stop, http, base) = (stop.clone(), stack.http.clone(), base.clone());
+        tokio::spawn(async move {
+            let mut reads = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("{base}/v1/characters/{}/equipment", fresh_name("rr"));
+                let response = http.get(path).send().await.expect("answers");
+                assert_eq!(response.status(), StatusCode::OK);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for i in 0..30 {
+        let (status, _, _) = like(&stack.http, &base, &name, None)
+            .await
+            .expect("answers");
+        assert_eq!(status, StatusCode::ACCEPTED, "like {i}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = readers.await.expect("readers");
+    let seen = watcher.await.expect("watcher");
+    assert!(reads > 0);
+
+    let waiting: Vec<&String> = seen
+        .iter()
+        .filter(|(_, cmds)| cmds.contains("wait"))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!waiting.is_empty(), "WAIT was seen: {seen:?}");
+    for id in &waiting {
+        let others: Vec<&String> = seen[*id]
+            .iter()
+            .filter(|cmd| {
+                !matches!(
+                    cmd.as_str(),
+                    "wait"
+                        | "evalsha"
+                        | "eval"
+                        | "script|load"
+                        | "client|setinfo"
+                        | "hello"
+                        | "NULL"
+                )
+            })
+            .collect();
+        assert!(
+            others.is_empty(),
+            "the connection running WAIT also ran {others:?}: {seen:?}"
+        );
+    }
+    assert!(
+        seen.values().any(|cmds| cmds.contains("hmget")),
+        "equipment reads were seen on another connection: {seen:?}"
+    );
+
+    let metrics = metrics_of(&stack.http, &base).await;
+    assert!(
+        metric_value(&metrics, "maple_core_like_replica_shortfalls_total") >= 30.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, r#"maple_core_redis_breaker_state{use="likes"}"#),
+        0.0,
+        "a shortfall is no Redis failure:\n{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"maple_core_like_flushes_total{result="ok",target="redis"}"#
+        ),
+        0.0
+    );
+    // Each batch also reached the primary before its WAIT came up short; once the database
+    // took it, that copy left Redis's pending counts, so reads count it once with no sync
+    // (they counted it twice until the next sync before).
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 30);
+    let store = stack.store().await;
+    assert_eq!(stored_likes(&store, &name).await, 30);
+    assert_eq!(
+        pending_in_redis(&redis.url(), &stack.namespace, &store, &name).await,
+        None
+    );
+    // The sync finds the ids queued, their contents gone and recorded: nothing is missing.
+    stack.core_state.likes.sync_once().await.expect("sync");
+    assert_eq!(stored_likes(&store, &name).await, 30);
+    let metrics = metrics_of(&stack.http, &base).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"maple_core_like_synced_total{kind="missing_batches"}"#
+        ),
+        0.0
+    );
+    stack.stop().await;
+}
+
+/// A like's 202 does not wait long on the count read that follows the write: with Redis
+/// answering in 400 ms, the batch is stored (the 202 says so) and the count comes from memory
+/// after 250 ms, marked `"partial": true`. It used to wait for the read, however long.
+#[tokio::test]
+async fn a_slow_count_read_after_a_like_is_cut_short_and_marked_partial() {
+    let link = maple_tests::tcp_fault::TcpFault::start(redis_addr())
+        .await
+        .expect("fault proxy");
+    let stack = Stack::start_with(distributed(
+        &format!("redis://{}", link.addr),
+        &[("MAPLE_CORE_REDIS_TIMEOUT_MS", "3000")],
+    ))
+    .await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("pc");
+    let (status, body, _) = like(&stack.http, &base, &name, None)
+        .await
+        .expect("answers");
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["likes"], 1, "a quick read is a full one: {body}");
+    assert!(body.get("partial").is_none(), "{body}");
+
+    link.set_latency(Duration::from_millis(400));
+    let (status, body, _) = like(&stack.http, &base, &name, None)
+        .await
+        .expect("answers");
+    link.set_latency(Duration::ZERO);
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["partial"], true, "{body}");
+    let metrics = metrics_of(&stack.http, &base).await;
+    assert!(
+        metric_value(&metrics, "maple_core_like_count_reads_cut_total") >= 1.0,
+        "{metrics}"
+    );
+    // Nothing was lost: both likes count.
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 2);
+    stack.stop().await;
+}
