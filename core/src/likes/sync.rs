@@ -81,7 +81,8 @@ impl Likes {
                 Ok(ids) => ids,
                 Err(_) => break Err(SyncError::Redis),
             };
-            match self.sync_claimed(redis, guard.fence(), &ids).await {
+            let until = started + inner.config.lock_lease / 2;
+            match self.sync_claimed(redis, guard.fence(), &ids, until).await {
                 Ok(likes) => total += likes,
                 Err(error) => break Err(error),
             }
@@ -105,20 +106,26 @@ impl Likes {
     }
 
     /// Syncs the claimed `ids`; a set whose commit runs out of time is split in halves, each
-    /// tried in turn (down to one batch), so a backlog of any size drains — the claim stays
-    /// in flight until each part is cleaned up. Returns the likes added.
-    async fn sync_claimed(
+    /// tried in turn (down to one batch, and no new part after `until`), so a backlog of any
+    /// size drains — the claim stays in flight until each part is cleaned up. Returns the
+    /// likes added. Public for the test that slows the database down mid-sync.
+    ///
+    /// # Errors
+    /// [`SyncError`] for the step that failed ([`SyncError::TimedOut`]: a single batch's
+    /// commit, or a part when `until` had passed).
+    pub async fn sync_claimed(
         &self,
         redis: &RedisLink,
         fence: &crate::store::likes::Fence,
         ids: &[String],
+        until: Instant,
     ) -> Result<i64, SyncError> {
         let mut parts = vec![ids];
         let mut total = 0;
         while let Some(part) = parts.pop() {
             match self.sync_batches(redis, fence, part).await {
                 Ok(likes) => total += likes,
-                Err(SyncError::TimedOut) if part.len() > 1 => {
+                Err(SyncError::TimedOut) if part.len() > 1 && Instant::now() < until => {
                     self.inner.metrics.like_sync_splits_total.inc();
                     let (first, second) = part.split_at(part.len() / 2);
                     tracing::warn!(

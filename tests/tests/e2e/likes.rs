@@ -22,6 +22,7 @@ use crate::harness::{
 use crate::private::{PrivateMariaDb, PrivateRedis, sentinel_primary};
 use crate::processes::Process;
 
+mod backlog;
 mod backups;
 mod basics;
 mod faults;
