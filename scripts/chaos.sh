@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The chaos suite alone (tests/tests/e2e/chaos.rs; the test command runs it too): the
-# distributed shape on real processes under load through ten faults. Fails if any acknowledged
+# distributed shape on real processes under load through ten faults, plus chaos::stores (Redis
+# slow, a full disk under the backup folder) and chaos::backlog (MariaDB down 5 min, likes to
+# 5,000 characters). Fails if any acknowledged
 # like is lost or counted twice, or a duplicate row appears, or (here only: a wall-clock figure)
 # the p99 during "Nexon slow" and the core <-> proxy partition is above 500 ms. `scripts/chaos.sh N` runs it N
 # times in a row (each run's table is printed); the last run's table, with its date and
@@ -12,16 +14,29 @@ runs=${1:-1}
 bash scripts/services.sh
 cargo build --workspace --bins
 report=$(mktemp)
+stores=$(mktemp)
+backlog=$(mktemp)
 for run in $(seq 1 "$runs"); do
   echo "chaos run $run of $runs"
-  MAPLE_CHAOS_P99_BOUND_MS=500 MAPLE_CHAOS_REPORT="$report" cargo nextest run -p maple-tests --test e2e 'chaos::'
-  cat "$report"
+  MAPLE_CHAOS_P99_BOUND_MS=500 MAPLE_CHAOS_REPORT="$report" MAPLE_CHAOS_STORES_REPORT="$stores" \
+    MAPLE_CHAOS_BACKLOG_REPORT="$backlog" cargo nextest run -p maple-tests --test e2e 'chaos::'
+  cat "$report" "$stores" "$backlog"
 done
 block=$(mktemp)
 {
   echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) at commit $(git rev-parse --short HEAD) on $(nproc) cores (debug build), \`scripts/chaos.sh${1:+ $1}\` (the last of $runs):"
   echo
   cat "$report"
+  echo
+  echo "The stores' faults (\`chaos::stores\`: one core, Redis behind a TCP fault proxy, the backup folder on a 1 MiB tmpfs):"
+  echo
+  cat "$stores"
+  echo
+  echo "The long database outage (\`chaos::backlog\`):"
+  echo
+  echo "| fault | likes | backlog | drain | stored |"
+  echo "|---|---|---|---|---|"
+  cat "$backlog"
 } > "$block"
 python3 - "$block" <<'PY'
 import re, sys
@@ -34,5 +49,5 @@ head, rest = text.split(start, 1)
 _, tail = rest.split(end, 1)
 open(path, "w").write(f"{head}{start}\n{block}\n{end}{tail}")
 PY
-rm -f "$report" "$block"
+rm -f "$report" "$stores" "$backlog" "$block"
 echo "updated docs/chaos.md"
