@@ -370,14 +370,7 @@ impl Stack {
 
     /// Core's Prometheus text.
     pub async fn core_metrics(&self) -> String {
-        self.http
-            .get(self.core("/metrics"))
-            .send()
-            .await
-            .expect("core metrics")
-            .text()
-            .await
-            .expect("text")
+        metrics_of(&self.http, &format!("http://{}", self.core_addr)).await
     }
 
     /// The proxy's Prometheus text.
@@ -532,4 +525,15 @@ impl Drop for Webhook {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// The Prometheus text of the instance at `base` (`http://host:port`).
+pub async fn metrics_of(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
 }

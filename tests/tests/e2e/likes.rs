@@ -16,8 +16,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::harness::{
-    CoreInstance, Db, Options, Stack, error_code, free_port, fresh_name, metric_value, redis_addr,
-    redis_url,
+    CoreInstance, Db, Options, Stack, error_code, free_port, fresh_name, metric_value, metrics_of,
+    redis_addr, redis_url,
 };
 use crate::private::{PrivateMariaDb, PrivateRedis, sentinel_primary};
 use crate::processes::Process;
@@ -85,16 +85,6 @@ async fn wait_for_stored(store: &Store, name: &str, expected: i64, patience: Dur
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn metrics_of(http: &reqwest::Client, base: &str) -> String {
-    http.get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
 }
 
 async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {

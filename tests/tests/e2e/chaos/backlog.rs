@@ -13,7 +13,7 @@ use futures::StreamExt as _;
 use reqwest::StatusCode;
 use sqlx::Connection as _;
 
-use crate::harness::{Options, Stack, fresh_name, metric_value, redis_url};
+use crate::harness::{Options, Stack, fresh_name, metric_value, metrics_of, redis_url};
 use crate::private::PrivateMariaDb;
 
 /// Distinct characters the likes go to.
@@ -184,15 +184,7 @@ async fn a_five_minute_database_outage_leaves_a_backlog_that_drains_with_no_like
     let left = pending_batches(&stack.namespace).await;
     let mut splits = 0.0;
     for base in &bases {
-        let metrics = stack
-            .http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = metrics_of(&stack.http, base).await;
         splits += metric_value(&metrics, "maple_core_like_sync_splits_total");
     }
     let mut report = String::new();

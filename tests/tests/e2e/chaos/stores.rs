@@ -23,7 +23,7 @@ use reqwest::StatusCode;
 use super::{
     FLUSHED, REAPPLIED, TABLE_HEAD, WINDOWS, Window, start_load, summarize, table_line, total_likes,
 };
-use crate::harness::{Options, Stack, UNCACHED, free_port, fresh_name, metric_value};
+use crate::harness::{Options, Stack, UNCACHED, free_port, fresh_name, metric_value, metrics_of};
 use crate::private::{PrivateMariaDb, PrivateRedis};
 
 /// A tmpfs of `bytes` mounted on a fresh folder, unmounted on drop.
@@ -65,15 +65,7 @@ impl Drop for Tmpfs {
 }
 
 async fn counter(http: &reqwest::Client, base: &str, sample: &str) -> f64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    metric_value(&text, sample)
+    metric_value(&metrics_of(http, base).await, sample)
 }
 
 #[tokio::test]
