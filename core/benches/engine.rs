@@ -15,7 +15,7 @@ use maple_core::engine::model::{Cube, Grade, ItemType, MainStat};
 use maple_core::engine::potential::{self, Target, Term};
 use maple_core::engine::prices::Prices;
 use maple_core::engine::starforce::{self, CostTable};
-use maple_core::engine::valuation::{self, Equipment, Options};
+use maple_core::engine::valuation::{self, Equipment, Gear, Options};
 
 fn data(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,9 +46,17 @@ fn engine(c: &mut Criterion) {
         ..equipped.clone()
     };
     let options = Options::default();
+    let (hat, equipped, equipment) = (
+        Gear::from(&hat),
+        Gear::from(&equipped),
+        Gear::from(&equipment),
+    );
 
     c.bench_function("parse_equipment_350kb", |b| {
         b.iter(|| serde_json::from_slice::<Equipment>(black_box(&raw)).expect("parses"))
+    });
+    c.bench_function("gear_from_350kb", |b| {
+        b.iter(|| Gear::parse(black_box(&raw)).expect("parses"))
     });
     c.bench_function("price_one_item_hat", |b| {
         b.iter(|| valuation::value_character(&engine, black_box(&hat), options))

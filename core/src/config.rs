@@ -43,6 +43,10 @@ pub const EQUIPMENT_FRESH_S: &str = "MAPLE_CORE_EQUIPMENT_FRESH_S";
 pub const EQUIPMENT_KEEP_S: &str = "MAPLE_CORE_EQUIPMENT_KEEP_S";
 pub const L1_MAX_BYTES: &str = "MAPLE_CORE_L1_MAX_BYTES";
 pub const RAW_MAX_BYTES: &str = "MAPLE_CORE_RAW_MAX_BYTES";
+/// Bound on the parsed equipment forms kept for pricing, in bytes.
+pub const PARSED_MAX_BYTES: &str = "MAPLE_CORE_PARSED_MAX_BYTES";
+/// Bound on the valuation answers kept ready to send, in bytes.
+pub const VALUATION_MAX_BYTES: &str = "MAPLE_CORE_VALUATION_MAX_BYTES";
 pub const LATCH_TTL_MS: &str = "MAPLE_CORE_LATCH_TTL_MS";
 pub const LATCH_WAIT_MS: &str = "MAPLE_CORE_LATCH_WAIT_MS";
 /// How long a request with a copy at hand waits for a refresh before the copy answers stale.
@@ -125,6 +129,24 @@ impl Default for Limits {
     }
 }
 
+/// Bounds on the pricing caches (both keyed by equipment content hash, so never stale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PricingCaches {
+    /// The parsed equipment forms (about 40 KB a character with presets).
+    pub parsed_max_bytes: u64,
+    /// The valuation answers ready to send (about 30 KB each: JSON and gzip).
+    pub valuation_max_bytes: u64,
+}
+
+impl Default for PricingCaches {
+    fn default() -> Self {
+        Self {
+            parsed_max_bytes: 128 << 20,
+            valuation_max_bytes: 128 << 20,
+        }
+    }
+}
+
 /// Everything core needs.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -151,6 +173,8 @@ pub struct CoreConfig {
     pub starforce_costs: CostTable,
     /// The equipment tiers' freshness and bounds.
     pub tiers: TierConfig,
+    /// Bounds on the pricing caches.
+    pub pricing: PricingCaches,
     /// Redis (L2 and the latch), when configured.
     pub redis: Option<RedisConfig>,
     /// The like buffer, its sync and the locks.
@@ -213,6 +237,18 @@ impl CoreConfig {
             valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso)?,
             starforce_costs: env.parse_or(STARFORCE_COSTS, CostTable::default())?,
             tiers: tiers_from_env(env)?,
+            pricing: PricingCaches {
+                parsed_max_bytes: env.parse_within(
+                    PARSED_MAX_BYTES,
+                    PricingCaches::default().parsed_max_bytes,
+                    0..=(64 << 30),
+                )?,
+                valuation_max_bytes: env.parse_within(
+                    VALUATION_MAX_BYTES,
+                    PricingCaches::default().valuation_max_bytes,
+                    0..=(64 << 30),
+                )?,
+            },
             redis: redis_from_env(env)?,
             likes: likes_from_env(env)?,
             admin_keys_file: env.get(ADMIN_KEYS_FILE).map(PathBuf::from),
@@ -276,6 +312,10 @@ impl CoreConfig {
                 "latch_ttl_ms": millis(self.tiers.latch_ttl),
                 "latch_wait_ms": millis(self.tiers.latch_wait),
                 "stale_after_ms": millis(self.tiers.stale_after),
+            },
+            "pricing": {
+                "parsed_max_bytes": self.pricing.parsed_max_bytes,
+                "valuation_max_bytes": self.pricing.valuation_max_bytes,
             },
             "redis": self.redis.as_ref().map(|r| serde_json::json!({
                 "url": redact_url(&r.url),

@@ -16,9 +16,11 @@
 //! - [`additional`]: the additional potential's tables, prices and tier-up.
 //! - [`prices`]: meso cost of a reset.
 //! - [`starforce`]: exact star-force expectations and their spread.
+//! - [`gear`]: the equipment response decoded and parsed once (what the valuation reads).
 //! - [`valuation`]: pricing a whole character's equipment.
 
 pub mod additional;
+pub mod gear;
 pub mod model;
 pub mod option;
 pub mod options;

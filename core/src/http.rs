@@ -8,8 +8,10 @@
 //! - `middleware`: `observe` (metrics, access log), `guard` (sizes, load, rates), the span.
 //! - `client`: the client's address and its token buckets.
 //! - `extract`: the name in the path, content negotiation.
-//! - Handlers by resource: `characters` (the character, its equipment), `likes`,
-//!   `expectation` (pricing), `admin`, `ops` (health, metrics, the OpenAPI document).
+//! - `ready`: answers kept as bytes in both encodings, with their ETags.
+//! - Handlers by resource: `characters` (the character, its equipment), `valuation` (a
+//!   character's priced equipment), `likes`, `expectation` (one potential or star-force
+//!   question), `admin`, `ops` (health, metrics, the OpenAPI document).
 
 use std::time::Duration;
 
@@ -31,7 +33,9 @@ mod extract;
 mod likes;
 mod middleware;
 mod ops;
+pub mod ready;
 pub mod state;
+mod valuation;
 
 pub use self::characters::SOURCE_HEADER;
 pub use self::client::{ClientIp, ClientLimits, KeyAllowance};
@@ -53,7 +57,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         (
             "/v1/characters/{name}/expectation",
-            get(expectation::character),
+            get(valuation::character),
         ),
         ("/v1/potential/probability", post(expectation::probability)),
         ("/v1/starforce/expectation", post(expectation::starforce)),

@@ -49,6 +49,7 @@ pub use crate::config::CoreConfig;
 use crate::engine::Engine;
 use crate::engine::options::Options;
 use crate::engine::tables::TableError;
+use crate::engine::valuation::Gear;
 pub use crate::http::AppState;
 use crate::metrics::{CoreMetrics, ShutdownPhase};
 use crate::nexon::NexonClient;
@@ -61,8 +62,10 @@ use crate::store::{Store, StoreError};
 const OCID_CACHE_ENTRIES: u64 = 100_000;
 const OCID_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Valuations kept in memory (one character serialises to ~11 KB of JSON).
-const VALUATION_CACHE_ENTRIES: u64 = 2_000;
+/// A cache weigher's figure for `bytes` (moka counts in `u32`).
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
 
 /// How often Redis's memory is read for `maple_core_redis_memory_bytes`.
 const REDIS_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -204,8 +207,17 @@ impl App {
             },
             pricing: http::state::Pricing {
                 engine: Arc::new(engine),
-                valuations: moka::future::Cache::builder()
-                    .max_capacity(VALUATION_CACHE_ENTRIES)
+                gear: moka::sync::Cache::builder()
+                    .max_capacity(config.pricing.parsed_max_bytes)
+                    .weigher(|_: &[u8; 32], gear: &Arc<Gear>| weight(gear.weight()))
+                    .build(),
+                valuations: moka::sync::Cache::builder()
+                    .max_capacity(config.pricing.valuation_max_bytes)
+                    .weigher(
+                        |_: &([u8; 32], Options), valued: &Arc<http::ready::Valued>| {
+                            weight(valued.weight())
+                        },
+                    )
                     .build(),
             },
             likes,

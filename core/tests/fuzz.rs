@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use maple_core::engine::Engine;
 use maple_core::engine::prices::Prices;
 use maple_core::engine::starforce::CostTable;
-use maple_core::engine::valuation::{Equipment, Options, value_character};
+use maple_core::engine::valuation::{Gear, Options, value_character};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::Value;
@@ -157,8 +157,8 @@ fn the_equipment_decoder_and_pricer_take_any_mutation() {
         };
         // The engine's spread cache only ever holds finished, deterministic values.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            serde_json::from_slice::<Equipment>(&bytes).map(|equipment| {
-                let valuation = value_character(&engine, &equipment, Options::default());
+            Gear::parse(&bytes).map(|gear| {
+                let valuation = value_character(&engine, &gear, Options::default());
                 serde_json::to_value(&valuation).unwrap()
             })
         }));

@@ -4,126 +4,22 @@
 //! on it with its spread; items the tables cannot price are listed with the reason. The
 //! equipped set and each preset are priced alike.
 //!
-//! Rule: the equipment JSON is only read here through [`Equipment`] (the fields we use); any
-//! other shape is ignored, a missing field makes that item unpriced, never the request fail.
+//! Rule: the equipment is only read here through [`Gear`], its parsed form (see `gear`); a
+//! missing field makes that item unpriced, never the request fail.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::engine::additional;
+pub use crate::engine::gear::{BaseOption, Equipment, Gear, GearItem, Item};
 use crate::engine::model::{Grade, ItemType, MainStat};
-use crate::engine::option::{self, ParsedOption};
+use crate::engine::option::ParsedOption;
 pub use crate::engine::options::Options;
 use crate::engine::potential::{self, Target, Term};
 use crate::engine::prices::Prices;
 use crate::engine::starforce;
 use crate::engine::tables::RateTables;
 use crate::engine::tierup;
-
-/// The fields of Nexon's item-equipment response the valuation reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Equipment {
-    #[serde(default)]
-    pub character_class: Option<String>,
-    #[serde(default)]
-    pub item_equipment: Vec<Item>,
-    /// The preset in use (1–3).
-    #[serde(default)]
-    pub preset_no: Option<u32>,
-    #[serde(default)]
-    pub item_equipment_preset_1: Option<Vec<Item>>,
-    #[serde(default)]
-    pub item_equipment_preset_2: Option<Vec<Item>>,
-    #[serde(default)]
-    pub item_equipment_preset_3: Option<Vec<Item>>,
-}
-
-/// One equipped item.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Item {
-    #[serde(default)]
-    pub item_equipment_slot: Option<String>,
-    #[serde(default)]
-    pub item_name: Option<String>,
-    #[serde(default)]
-    pub item_base_option: Option<BaseOption>,
-    #[serde(default)]
-    pub potential_option_grade: Option<String>,
-    #[serde(default)]
-    pub potential_option_1: Option<String>,
-    #[serde(default)]
-    pub potential_option_2: Option<String>,
-    #[serde(default)]
-    pub potential_option_3: Option<String>,
-    #[serde(default)]
-    pub additional_potential_option_grade: Option<String>,
-    #[serde(default)]
-    pub additional_potential_option_1: Option<String>,
-    #[serde(default)]
-    pub additional_potential_option_2: Option<String>,
-    #[serde(default)]
-    pub additional_potential_option_3: Option<String>,
-    #[serde(default)]
-    pub starforce: Option<String>,
-    /// `사용` when the stars came from a star-force scroll, not from enhancing with mesos.
-    #[serde(default)]
-    pub starforce_scroll_flag: Option<String>,
-}
-
-impl Item {
-    /// The item's level (`item_base_option.base_equipment_level`).
-    pub fn level(&self) -> Option<u32> {
-        self.item_base_option
-            .as_ref()
-            .and_then(|b| b.base_equipment_level)
-    }
-
-    /// The potential grade, from Nexon's Korean name.
-    pub fn grade(&self) -> Option<Grade> {
-        self.potential_option_grade
-            .as_deref()
-            .and_then(Grade::from_korean)
-    }
-
-    /// The additional potential's grade.
-    pub fn additional_grade(&self) -> Option<Grade> {
-        self.additional_potential_option_grade
-            .as_deref()
-            .and_then(Grade::from_korean)
-    }
-
-    /// The potential's lines, parsed.
-    pub fn lines(&self) -> Vec<ParsedOption> {
-        parse_lines([
-            &self.potential_option_1,
-            &self.potential_option_2,
-            &self.potential_option_3,
-        ])
-    }
-
-    /// The additional potential's lines, parsed.
-    pub fn additional_lines(&self) -> Vec<ParsedOption> {
-        parse_lines([
-            &self.additional_potential_option_1,
-            &self.additional_potential_option_2,
-            &self.additional_potential_option_3,
-        ])
-    }
-}
-
-fn parse_lines(texts: [&Option<String>; 3]) -> Vec<ParsedOption> {
-    texts
-        .into_iter()
-        .flatten()
-        .map(|text| option::parse(text))
-        .collect()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BaseOption {
-    #[serde(default)]
-    pub base_equipment_level: Option<u32>,
-}
 
 /// The priced potential of one item.
 #[derive(Debug, Clone, Serialize)]
@@ -238,7 +134,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn of(items: &[ItemValuation]) -> Self {
+    fn of(items: &[&ItemValuation]) -> Self {
         let mesos = |price: &Option<PotentialPrice>| price.as_ref().and_then(|p| p.expected_mesos);
         Self {
             potential: items.iter().filter_map(|i| mesos(&i.potential)).sum(),
@@ -380,44 +276,57 @@ pub fn derive_target(
 }
 
 /// Prices a character's equipped items and each preset.
-pub fn value_character(
-    engine: &Engine,
-    equipment: &Equipment,
-    options: Options,
-) -> CharacterValuation {
-    let profile = equipment.character_class.as_deref().and_then(class_profile);
-    let value_all = |list: &[Item]| -> Vec<ItemValuation> {
-        list.iter()
-            .map(|item| value_item(engine, item, profile, options))
-            .collect()
+pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> CharacterValuation {
+    let profile = gear.character_class.as_deref().and_then(class_profile);
+    // Presets mostly repeat equipped items (the same `Arc`): each distinct item is priced once.
+    let mut priced: Vec<(&std::sync::Arc<GearItem>, ItemValuation)> = Vec::new();
+    let mut lists: Vec<Vec<usize>> = Vec::with_capacity(4);
+    for list in std::iter::once(Some(&gear.items)).chain(gear.presets.iter().map(Option::as_ref)) {
+        let Some(list) = list else {
+            lists.push(Vec::new());
+            continue;
+        };
+        let indices = list
+            .iter()
+            .map(|item| {
+                priced
+                    .iter()
+                    .position(|(seen, _)| std::sync::Arc::ptr_eq(seen, item))
+                    .unwrap_or_else(|| {
+                        priced.push((item, value_item(engine, item, profile, options)));
+                        priced.len() - 1
+                    })
+            })
+            .collect();
+        lists.push(indices);
+    }
+    let of = |indices: &[usize]| -> Vec<&ItemValuation> {
+        indices.iter().map(|&i| &priced[i].1).collect()
     };
-    let items = value_all(&equipment.item_equipment);
-    let totals = Totals::of(&items);
-    let presets = [
-        &equipment.item_equipment_preset_1,
-        &equipment.item_equipment_preset_2,
-        &equipment.item_equipment_preset_3,
-    ]
-    .into_iter()
-    .zip(1..)
-    .filter_map(|(list, preset_no)| {
-        let totals = Totals::of(&value_all(list.as_deref()?));
-        Some(PresetValuation {
-            preset_no,
-            in_use: equipment.preset_no == Some(preset_no),
-            total_mesos: totals.mesos(),
-            total_potential_mesos: totals.potential,
-            total_additional_mesos: totals.additional,
-            total_starforce_mesos: totals.starforce,
-            unpriced_items: totals.unpriced,
+    let totals = Totals::of(&of(&lists[0]));
+    let presets = gear
+        .presets
+        .iter()
+        .zip(1..)
+        .filter_map(|(list, preset_no)| {
+            list.as_ref()?;
+            let totals = Totals::of(&of(&lists[usize::try_from(preset_no).ok()?]));
+            Some(PresetValuation {
+                preset_no,
+                in_use: gear.preset_no == Some(preset_no),
+                total_mesos: totals.mesos(),
+                total_potential_mesos: totals.potential,
+                total_additional_mesos: totals.additional,
+                total_starforce_mesos: totals.starforce,
+                unpriced_items: totals.unpriced,
+            })
         })
-    })
-    .collect();
+        .collect();
     CharacterValuation {
-        character_class: equipment.character_class.clone(),
+        character_class: gear.character_class.clone(),
         main_stat: profile.map(|(stat, _)| stat),
         options,
-        items,
+        items: lists[0].iter().map(|&i| priced[i].1.clone()).collect(),
         total_potential_mesos: totals.potential,
         total_additional_mesos: totals.additional,
         total_starforce_mesos: totals.starforce,
@@ -429,28 +338,30 @@ pub fn value_character(
 
 fn value_item(
     engine: &Engine,
-    item: &Item,
+    item: &GearItem,
     profile: Option<(MainStat, bool)>,
     options: Options,
 ) -> ItemValuation {
-    let slot = item.item_equipment_slot.clone().unwrap_or_default();
-    let (level, grade) = (item.level(), item.grade());
-    let lines = item.lines();
-    let additional_grade = item.additional_grade();
-    let additional_lines = item.additional_lines();
-    let stars = item
-        .starforce
-        .as_deref()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(0);
+    let GearItem {
+        slot,
+        name,
+        level,
+        grade,
+        lines,
+        additional_grade,
+        additional_lines,
+        stars,
+        from_scroll,
+    } = item;
+    let (level, grade, additional_grade, stars) = (*level, *grade, *additional_grade, *stars);
 
     let (potential, potential_unpriced) = match price_potential(
         &engine.tables,
         &engine.prices,
-        &slot,
+        slot,
         level,
         grade,
-        &lines,
+        lines,
         profile,
         options,
     ) {
@@ -462,19 +373,17 @@ fn value_item(
     } else {
         match price_additional(
             engine,
-            &slot,
+            slot,
             level,
             additional_grade,
-            &additional_lines,
+            additional_lines,
             profile,
         ) {
             Ok(price) => (Some(price), None),
             Err(reason) => (None, Some(reason)),
         }
     };
-    let from_scroll = item.starforce_scroll_flag.as_deref() == Some("사용");
-    let name = item.item_name.clone().unwrap_or_default();
-    let rule = StarforceRule::of(&slot, &name);
+    let rule = StarforceRule::of(slot, name);
     // A Genesis weapon's first 22 stars were granted; only stars beyond them were bought.
     let (from, starforce_note) = if rule == StarforceRule::Genesis {
         let note = format!(
@@ -501,7 +410,7 @@ fn value_item(
         == 0
     {
         (Some(0.0), Some(0.0), Some(starforce::Spread::zero()), None)
-    } else if from_scroll {
+    } else if *from_scroll {
         let reason = "stars from a star-force scroll, not meso enhancement".to_owned();
         (None, None, None, Some(reason))
     } else if rule == StarforceRule::Superior {
@@ -530,16 +439,16 @@ fn value_item(
     };
     let starforce_note = starforce_note.filter(|_| starforce_mesos.is_some());
     ItemValuation {
-        slot,
-        name,
+        slot: slot.clone(),
+        name: name.clone(),
         level,
         grade,
-        lines,
+        lines: lines.clone(),
         stars,
         potential,
         potential_unpriced,
         additional_grade,
-        additional_lines,
+        additional_lines: additional_lines.clone(),
         additional_potential,
         additional_unpriced,
         starforce_mesos,

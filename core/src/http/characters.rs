@@ -20,7 +20,7 @@ use super::extract::{accepts_gzip, etag_matches, parse_name};
 use super::state::AppState;
 use crate::character::CharacterName;
 use crate::clock::now_ms;
-use crate::equipment::{Entry, Source};
+use crate::equipment::{Entry, Served, Source};
 use crate::error::ApiError;
 
 /// The character's ocid, asking Nexon only within `client`'s miss rate (each miss is a call
@@ -102,20 +102,9 @@ pub(super) async fn equipment(
     // One strong ETag per representation (RFC 9110 8.8.3): the gzip bytes are not the JSON bytes.
     let etags = [entry.etag(), entry.etag_gzip()];
     let etag = &etags[usize::from(gzip)];
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        SOURCE_HEADER,
-        HeaderValue::from_static(served.source.as_str()),
-    );
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let mut headers = tier_headers(&served);
     if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, value);
-    }
-    if served.source == Source::Stale {
-        headers.insert(header::AGE, entry.age(now_ms()).as_secs().into());
-    }
-    if let Some(cause) = served.stale {
-        headers.insert(STALE_CAUSE_HEADER, HeaderValue::from_static(cause.as_str()));
     }
     if etag_matches(&request_headers, &etags) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
@@ -130,6 +119,24 @@ pub(super) async fn equipment(
     }
     let body = decompress(&state, entry, ocid).await?;
     Ok((headers, body).into_response())
+}
+
+/// What every answer read from the equipment tiers carries: the tier that answered, `Vary`
+/// (the body depends on `Accept-Encoding`), and for a stale answer its `Age` and cause.
+pub(super) fn tier_headers(served: &Served) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        SOURCE_HEADER,
+        HeaderValue::from_static(served.source.as_str()),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if served.source == Source::Stale {
+        headers.insert(header::AGE, served.entry.age(now_ms()).as_secs().into());
+    }
+    if let Some(cause) = served.stale {
+        headers.insert(STALE_CAUSE_HEADER, HeaderValue::from_static(cause.as_str()));
+    }
+    headers
 }
 
 /// The body of `entry`: from the cache of recently decompressed bodies (keyed by content
@@ -149,16 +156,4 @@ pub(super) async fn decompress(
     let body = Bytes::from(body);
     state.characters.bodies.insert(hash, body.clone());
     Ok(body)
-}
-
-/// The character's equipment entry (from the tiers or Nexon): its SHA-256 identifies the
-/// content (e.g. for cached valuations) without decompressing it.
-pub(super) async fn equipment_entry(
-    state: &AppState,
-    client: IpAddr,
-    name: &CharacterName,
-) -> Result<(Ocid, Arc<Entry>), ApiError> {
-    let ocid = resolve(state, client, name).await?;
-    let served = state.characters.equipment.get(&ocid).await?;
-    Ok((ocid, served.entry))
 }

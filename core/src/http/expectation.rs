@@ -1,5 +1,5 @@
-//! The engine's HTTP endpoints: potential probability, star-force expectation, and the
-//! valuation of a character's equipment.
+//! The engine's HTTP endpoints for a single question: potential probability and star-force
+//! expectation (a character's whole valuation is `valuation`).
 //!
 //! Rule: request bodies are decoded strictly (unknown fields refused) and every refusal names
 //! the field; the engine itself never sees unvalidated input.
@@ -7,20 +7,16 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::characters::{decompress, equipment_entry};
-use super::client::ClientIp;
-use super::extract::parse_name;
 use super::state::AppState;
 use crate::engine::model::{Grade, ItemType, MainStat, Method};
 use crate::engine::potential::{self, QUANTILES, Target, Term};
 use crate::engine::starforce;
 use crate::engine::tierup;
-use crate::engine::valuation::{self, Equipment, Options};
 use crate::error::ApiError;
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -203,85 +199,4 @@ pub(super) async fn starforce(
     answer
         .map(Json)
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))
-}
-
-/// Says whether a valuation was `computed` now or `cached` for the same equipment content.
-pub const VALUATION_HEADER: &str = "x-maple-valuation";
-
-/// Pricing choices a client may make per request; the rest come from configuration.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ValuationQuery {
-    method: Option<Method>,
-    miracle_time: Option<bool>,
-    star_catch: Option<bool>,
-    safeguard: Option<bool>,
-    discount_30: Option<bool>,
-    destroy_reduction: Option<bool>,
-    event_5_10_15: Option<bool>,
-    mvp: Option<starforce::Mvp>,
-    pc_room: Option<bool>,
-    replacement_mesos: Option<u64>,
-}
-
-/// `GET /v1/characters/{name}/expectation`.
-pub(super) async fn character(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<ValuationQuery>, QueryRejection>,
-) -> Result<([(&'static str, &'static str); 1], Json<Value>), ApiError> {
-    let name = parse_name(path)?;
-    let Query(query) = query.map_err(|e| ApiError::InvalidQuery {
-        field: "query",
-        reason: e.body_text(),
-    })?;
-    let defaults = state.pricing.engine.defaults;
-    let options = Options {
-        method: query.method.unwrap_or(defaults.method),
-        miracle_time: query.miracle_time.unwrap_or(defaults.miracle_time),
-        star_catch: query.star_catch.unwrap_or(defaults.star_catch),
-        safeguard: query.safeguard.unwrap_or(defaults.safeguard),
-        discount_30: query.discount_30.unwrap_or(defaults.discount_30),
-        destroy_reduction: query
-            .destroy_reduction
-            .unwrap_or(defaults.destroy_reduction),
-        event_5_10_15: query.event_5_10_15.unwrap_or(defaults.event_5_10_15),
-        mvp: query.mvp.or(defaults.mvp),
-        pc_room: query.pc_room.unwrap_or(defaults.pc_room),
-        replacement_mesos: query.replacement_mesos.or(defaults.replacement_mesos),
-    };
-    let (ocid, entry) = equipment_entry(&state, client, &name).await?;
-    let key = (entry.sha256, options);
-    let (valuation, source) = match state.pricing.valuations.get(&key).await {
-        Some(cached) => (cached, "cached"),
-        None => {
-            // Only a valuation not seen before needs the body itself.
-            let body = decompress(&state, entry, ocid.clone()).await?;
-            let engine = state.pricing.engine.clone();
-            // Decoding 350 KB and pricing 24 items is CPU work: off the async workers.
-            let computed = tokio::task::spawn_blocking(move || {
-                serde_json::from_slice::<Equipment>(&body).map(|equipment| {
-                    let valued = valuation::value_character(&engine, &equipment, options);
-                    serde_json::to_value(valued).unwrap_or(Value::Null)
-                })
-            })
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::UpstreamUnavailable {
-                cause: format!("malformed equipment response: {e}"),
-            })?;
-            let computed = std::sync::Arc::new(computed);
-            state.pricing.valuations.insert(key, computed.clone()).await;
-            (computed, "computed")
-        }
-    };
-    Ok((
-        [(VALUATION_HEADER, source)],
-        Json(json!({
-            "name": name.as_str(),
-            "ocid": ocid,
-            "valuation": *valuation,
-        })),
-    ))
 }

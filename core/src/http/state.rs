@@ -7,10 +7,12 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{ClientLimits, KeyAllowance};
+use super::ready::Valued;
 use crate::admin::{AdminKeys, AuditRetention};
 use crate::config::CoreConfig;
 use crate::engine::Engine;
 use crate::engine::options::Options;
+use crate::engine::valuation::Gear;
 use crate::equipment::EquipmentTiers;
 use crate::likes::Likes;
 use crate::lock::Locks;
@@ -69,9 +71,13 @@ pub struct Characters {
 #[derive(Debug, Clone)]
 pub struct Pricing {
     pub engine: Arc<Engine>,
-    /// Valuations by (equipment content hash, options): a character whose equipment has not
-    /// changed is not priced twice; new equipment has a new hash, so nothing goes stale.
-    pub valuations: moka::future::Cache<([u8; 32], Options), Arc<serde_json::Value>>,
+    /// The equipment bodies' parsed forms by content hash: a new option set for a body seen
+    /// before is priced without decoding the body again (bounded in bytes).
+    pub gear: moka::sync::Cache<[u8; 32], Arc<Gear>>,
+    /// Valuation answers, ready to send, by (equipment content hash, options): a character
+    /// whose equipment has not changed is not priced twice; new equipment has a new hash, so
+    /// nothing goes stale (bounded in bytes).
+    pub valuations: moka::sync::Cache<([u8; 32], Options), Arc<Valued>>,
 }
 
 /// Admission.

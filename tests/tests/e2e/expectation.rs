@@ -500,7 +500,11 @@ fn simulated_lines_are_lines_the_engine_admits() {
                 }
             }
         }
-        let valued = valuation::value_character(&engine, &parsed, Options::default());
+        let valued = valuation::value_character(
+            &engine,
+            &valuation::Gear::from(&parsed),
+            Options::default(),
+        );
         for item in &valued.items {
             let potential = item
                 .potential

@@ -31,3 +31,4 @@ mod simulator;
 mod storage;
 mod tiers;
 mod traces;
+mod valuation;

@@ -2,6 +2,7 @@
 //! rules (scroll stars, Genesis, superior), presets and additional potential.
 
 use super::*;
+use crate::engine::option;
 use crate::engine::tables::tests::built_in;
 
 /// The built-in tables with default prices and cost table, loaded once.
@@ -12,7 +13,7 @@ fn engine() -> &'static Engine {
 
 /// `equipment` priced with the built-in tables, default prices and options.
 fn priced(equipment: &Equipment) -> CharacterValuation {
-    value_character(engine(), equipment, Options::default())
+    value_character(engine(), &Gear::from(equipment), Options::default())
 }
 
 fn fixture(name: &str) -> Equipment {
@@ -336,7 +337,7 @@ fn genesis_stars_are_granted_and_superior_items_never_use_the_normal_table() {
     .expect("an item");
     let granted = value_item(
         engine(),
-        &no_level,
+        &GearItem::from(&no_level),
         class_profile("에반"),
         Options::default(),
     );
@@ -352,7 +353,12 @@ fn genesis_stars_are_granted_and_superior_items_never_use_the_normal_table() {
     }))
     .expect("an item");
     let profile = class_profile("에반");
-    let at_23 = value_item(engine(), &beyond, profile, Options::default());
+    let at_23 = value_item(
+        engine(),
+        &GearItem::from(&beyond),
+        profile,
+        Options::default(),
+    );
     let one_star = engine()
         .starforce
         .expect(&starforce::Request::plain(200, 22, 23))
@@ -360,7 +366,12 @@ fn genesis_stars_are_granted_and_superior_items_never_use_the_normal_table() {
     assert_eq!(at_23.starforce_mesos, Some(one_star.expected_mesos));
     // The same stars on a weapon that is not Genesis are priced from 0.
     beyond.item_name = Some("아케인셰이드 스태프".to_owned());
-    let normal = value_item(engine(), &beyond, profile, Options::default());
+    let normal = value_item(
+        engine(),
+        &GearItem::from(&beyond),
+        profile,
+        Options::default(),
+    );
     assert!(normal.starforce_mesos > at_23.starforce_mesos);
     assert_eq!(normal.starforce_note, None);
 }

@@ -1,0 +1,169 @@
+//! `GET /v1/characters/{name}/expectation`: a character's whole valuation, served like the
+//! equipment it prices. A valuation is kept as a ready answer ([`Valued`]: JSON and gzip, a
+//! strong ETag each) by (equipment content hash, options): a repeat sends bytes, honours
+//! `Accept-Encoding: gzip` and answers a matching `If-None-Match` with 304. A new option set
+//! for a body seen before starts from the body's parsed form ([`Gear`], kept by content hash)
+//! and costs the pricing only.
+//!
+//! Rule: everything cached is keyed by the equipment's content hash, so a changed body can
+//! never be answered with an old valuation: a body Nexon changed has a new hash, a new
+//! valuation and a new ETag.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maple_common::nexon::Ocid;
+use serde::Deserialize;
+
+use super::characters::{resolve, tier_headers};
+use super::client::ClientIp;
+use super::extract::{accepts_gzip, etag_matches, parse_name};
+use super::ready::{Ready, Valued};
+use super::state::AppState;
+use crate::engine::model::Method;
+use crate::engine::starforce;
+use crate::engine::valuation::{self, Gear, Options};
+use crate::equipment::Entry;
+use crate::error::ApiError;
+
+/// Says whether a valuation was `computed` now or `cached` for the same equipment content.
+pub const VALUATION_HEADER: &str = "x-maple-valuation";
+
+/// Pricing choices a client may make per request; the rest come from configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ValuationQuery {
+    method: Option<Method>,
+    miracle_time: Option<bool>,
+    star_catch: Option<bool>,
+    safeguard: Option<bool>,
+    discount_30: Option<bool>,
+    destroy_reduction: Option<bool>,
+    event_5_10_15: Option<bool>,
+    mvp: Option<starforce::Mvp>,
+    pc_room: Option<bool>,
+    replacement_mesos: Option<u64>,
+}
+
+impl ValuationQuery {
+    /// The options asked for, the configured defaults for the rest.
+    fn options(self, defaults: Options) -> Options {
+        Options {
+            method: self.method.unwrap_or(defaults.method),
+            miracle_time: self.miracle_time.unwrap_or(defaults.miracle_time),
+            star_catch: self.star_catch.unwrap_or(defaults.star_catch),
+            safeguard: self.safeguard.unwrap_or(defaults.safeguard),
+            discount_30: self.discount_30.unwrap_or(defaults.discount_30),
+            destroy_reduction: self.destroy_reduction.unwrap_or(defaults.destroy_reduction),
+            event_5_10_15: self.event_5_10_15.unwrap_or(defaults.event_5_10_15),
+            mvp: self.mvp.or(defaults.mvp),
+            pc_room: self.pc_room.unwrap_or(defaults.pc_room),
+            replacement_mesos: self.replacement_mesos.or(defaults.replacement_mesos),
+        }
+    }
+}
+
+/// `GET /v1/characters/{name}/expectation`.
+pub(super) async fn character(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ValuationQuery>, QueryRejection>,
+    request_headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = parse_name(path)?;
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery {
+        field: "query",
+        reason: e.body_text(),
+    })?;
+    let options = query.options(state.pricing.engine.defaults);
+    let ocid = resolve(&state, client, &name).await?;
+    let served = state.characters.equipment.get(&ocid).await?;
+    let key = (served.entry.sha256, options);
+    let (valued, outcome) = match state.pricing.valuations.get(&key) {
+        Some(valued) if valued.is_for(&name, &ocid) => (valued, "cached"),
+        cached => {
+            let (valued, outcome) = match cached {
+                // The same content under another name or ocid: its valuation holds as it is.
+                Some(other) => {
+                    let valuation = other.valuation();
+                    let valued = offload(move || Ok(Valued::new(name, ocid, &valuation))).await?;
+                    (valued, "cached")
+                }
+                None => {
+                    let gear = gear(&state, &served.entry, &ocid).await?;
+                    let engine = Arc::clone(&state.pricing.engine);
+                    let valued = offload(move || {
+                        let valuation = valuation::value_character(&engine, &gear, options);
+                        let json = serde_json::to_vec(&valuation).map_err(|e| {
+                            ApiError::Internal(format!("encoding a valuation: {e}"))
+                        })?;
+                        Ok(Valued::new(name, ocid, &json))
+                    })
+                    .await?;
+                    (valued, "computed")
+                }
+            };
+            let valued = Arc::new(valued);
+            state.pricing.valuations.insert(key, Arc::clone(&valued));
+            (valued, outcome)
+        }
+    };
+    let mut headers = tier_headers(&served);
+    headers.insert(VALUATION_HEADER, HeaderValue::from_static(outcome));
+    Ok(respond(&valued.ready, &request_headers, headers))
+}
+
+/// The parsed form of `entry`'s body: kept by content hash, else made from the body (the
+/// recently decompressed copy when there is one) off the async workers.
+async fn gear(state: &AppState, entry: &Arc<Entry>, ocid: &Ocid) -> Result<Arc<Gear>, ApiError> {
+    if let Some(gear) = state.pricing.gear.get(&entry.sha256) {
+        return Ok(gear);
+    }
+    let body = state.characters.bodies.get(&entry.sha256);
+    let (entry_, ocid) = (Arc::clone(entry), ocid.clone());
+    let gear = offload(move || {
+        let parsed = match body {
+            Some(body) => Gear::parse(&body),
+            None => Gear::parse(&entry_.decompress(&ocid)?),
+        };
+        parsed.map_err(|e| ApiError::UpstreamUnavailable {
+            cause: format!("malformed equipment response: {e}"),
+        })
+    })
+    .await?;
+    let gear = Arc::new(gear);
+    state.pricing.gear.insert(entry.sha256, Arc::clone(&gear));
+    Ok(gear)
+}
+
+/// `work` (CPU: decoding, pricing, compressing) on the blocking pool.
+async fn offload<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("valuation task: {e}")))?
+}
+
+/// `ready` in the representation the client takes, or 304 when its `If-None-Match` names it.
+fn respond(ready: &Ready, request_headers: &HeaderMap, mut headers: HeaderMap) -> Response {
+    let gzip = accepts_gzip(request_headers);
+    if let Ok(etag) = HeaderValue::from_str(ready.etag(gzip)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if etag_matches(request_headers, &ready.etags) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    (headers, ready.body(gzip)).into_response()
+}

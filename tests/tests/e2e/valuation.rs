@@ -1,0 +1,316 @@
+//! A character's valuation served like its equipment: ready bytes in both encodings (the same
+//! JSON after inflating), strong ETags that stay the same for the same content (on another
+//! instance too) and give 304s, the tier in the headers, and a changed equipment body that
+//! never answers with the old valuation.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::StatusCode as AxumStatus;
+use axum::response::{IntoResponse, Response};
+use maple_common::nexon::{API_KEY_HEADER, PATH_ITEM_EQUIPMENT};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::{Options, Stack, fresh_name};
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn inflate(gzip: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(gzip)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+async fn get(stack: &Stack, base: &str, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = stack.http.get(format!("{base}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("core answers")
+}
+
+#[tokio::test]
+async fn an_expectation_goes_out_in_both_encodings_with_stable_etags_and_304s() {
+    let stack = Stack::start().await;
+    let core = stack.core("");
+    let path = format!("/v1/characters/{}/expectation", fresh_name("ready"));
+
+    let plain = get(&stack, &core, &path, &[]).await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(header(&plain, "x-maple-valuation"), "computed");
+    assert_eq!(header(&plain, "x-maple-source"), "upstream");
+    assert_eq!(header(&plain, "vary"), "accept-encoding");
+    assert_eq!(header(&plain, "content-type"), "application/json");
+    assert!(plain.headers().get("content-encoding").is_none());
+    let etag = header(&plain, "etag");
+    assert!(etag.starts_with('"') && etag.len() == 66, "{etag}");
+    let plain = plain.bytes().await.expect("body");
+    let json: Value = serde_json::from_slice(&plain).expect("JSON");
+    assert!(json["valuation"]["total_mesos"].as_f64() > Some(0.0));
+
+    let gzipped = get(&stack, &core, &path, &[("accept-encoding", "gzip, br")]).await;
+    assert_eq!(header(&gzipped, "x-maple-valuation"), "cached");
+    assert_eq!(header(&gzipped, "x-maple-source"), "l1");
+    assert_eq!(header(&gzipped, "content-encoding"), "gzip");
+    let gzip_etag = header(&gzipped, "etag");
+    assert_eq!(gzip_etag, format!("{}-gz\"", etag.trim_end_matches('"')));
+    let compressed = gzipped.bytes().await.expect("body");
+    assert!(
+        compressed.len() * 3 < plain.len(),
+        "{} of {}",
+        compressed.len(),
+        plain.len()
+    );
+    assert_eq!(
+        inflate(&compressed),
+        plain.to_vec(),
+        "the same JSON after inflating"
+    );
+
+    // Repeats are the same bytes; a client refusing gzip gets the JSON.
+    for refusing in ["gzip;q=0", "identity", "br"] {
+        let again = get(&stack, &core, &path, &[("accept-encoding", refusing)]).await;
+        assert!(
+            again.headers().get("content-encoding").is_none(),
+            "{refusing}"
+        );
+        assert_eq!(header(&again, "etag"), etag);
+        assert_eq!(again.bytes().await.expect("body"), plain);
+    }
+
+    // Either ETag (weak comparison, in a list) answers 304 with no body, in either encoding.
+    for (tag, encoding) in [
+        (etag.clone(), "gzip"),
+        (gzip_etag.clone(), "identity"),
+        (format!("\"other\", W/{etag}"), "gzip"),
+    ] {
+        let not_modified = get(
+            &stack,
+            &core,
+            &path,
+            &[("if-none-match", &tag), ("accept-encoding", encoding)],
+        )
+        .await;
+        assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED, "{tag}");
+        assert_eq!(header(&not_modified, "x-maple-valuation"), "cached");
+        assert!(!header(&not_modified, "etag").is_empty());
+        assert!(not_modified.bytes().await.expect("body").is_empty());
+    }
+    let other_tag = get(&stack, &core, &path, &[("if-none-match", "\"other\"")]).await;
+    assert_eq!(other_tag.status(), StatusCode::OK);
+
+    // Other options are another valuation: another ETag, and the old one does not match it.
+    let red_path = format!("{path}?method=red");
+    let red = get(&stack, &core, &red_path, &[("if-none-match", &etag)]).await;
+    assert_eq!(red.status(), StatusCode::OK);
+    assert_eq!(header(&red, "x-maple-valuation"), "computed");
+    assert_ne!(header(&red, "etag"), etag);
+
+    // Another instance prices the same content afresh: byte for byte the same answer, the
+    // same ETags (a client's cached copy stays valid behind a load balancer).
+    let other = stack.another_core(&[]).await;
+    let fresh = get(&stack, &other.url(""), &path, &[]).await;
+    assert_eq!(header(&fresh, "x-maple-valuation"), "computed");
+    assert_eq!(header(&fresh, "etag"), etag);
+    assert_eq!(fresh.bytes().await.expect("body"), plain);
+    let fresh_gzip = get(
+        &stack,
+        &other.url(""),
+        &path,
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(header(&fresh_gzip, "etag"), gzip_etag);
+    other.stop().await;
+    stack.stop().await;
+}
+
+/// What the stand-in upstream does to item-equipment bodies.
+#[derive(Debug, Default)]
+struct Rewrite {
+    /// Serve this ocid's body instead of the one asked for.
+    body_of: Option<String>,
+    /// Set every equipped item's stars to this.
+    stars: Option<u32>,
+}
+
+/// An upstream in front of the simulator that passes everything through, except that it can
+/// rewrite item-equipment bodies (the simulator's are fixed per ocid).
+async fn rewriting_upstream(sim: SocketAddr, rewrite: Arc<Mutex<Rewrite>>) -> SocketAddr {
+    async fn pass(
+        State((sim, rewrite)): State<(SocketAddr, Arc<Mutex<Rewrite>>)>,
+        request: Request,
+    ) -> Response {
+        let uri = request.uri().clone();
+        let mut query = uri.query().unwrap_or_default().to_owned();
+        let (body_of, stars) = {
+            let rewrite = rewrite.lock().expect("rewrite");
+            (rewrite.body_of.clone(), rewrite.stars)
+        };
+        let equipment = uri.path() == PATH_ITEM_EQUIPMENT;
+        if let (true, Some(ocid)) = (equipment, &body_of) {
+            query = format!("ocid={ocid}");
+        }
+        let mut forward = reqwest::Client::new().get(format!("http://{sim}{}?{query}", uri.path()));
+        if let Some(key) = request.headers().get(API_KEY_HEADER) {
+            forward = forward.header(API_KEY_HEADER, key.as_bytes());
+        }
+        let Ok(answer) = forward.send().await else {
+            return AxumStatus::BAD_GATEWAY.into_response();
+        };
+        let status = AxumStatus::from_u16(answer.status().as_u16()).expect("status");
+        let body = answer.bytes().await.unwrap_or_default();
+        let body = match (equipment, stars) {
+            (true, Some(stars)) if status.is_success() => {
+                let mut json: Value = serde_json::from_slice(&body).expect("JSON");
+                for item in json["item_equipment"].as_array_mut().expect("items") {
+                    item["starforce"] = Value::from(stars.to_string());
+                }
+                Bytes::from(serde_json::to_vec(&json).expect("JSON"))
+            }
+            _ => body,
+        };
+        (status, [("content-type", "application/json")], body).into_response()
+    }
+    let app = Router::new().fallback(pass).with_state((sim, rewrite));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Starts a stack whose proxy reaches a simulator of its own through [`rewriting_upstream`]
+/// (the stack's own simulator stays idle), with nothing cached by the proxy and equipment
+/// fresh for no time in core: each request asks again, so a body changed upstream is seen at
+/// once.
+async fn rewriting_stack() -> (Stack, Arc<Mutex<Rewrite>>) {
+    let sim = maple_sim::Simulator::new(maple_sim::SimConfig::default()).expect("templates");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sim_addr = listener.local_addr().expect("addr");
+    tokio::spawn(sim.serve(listener, std::future::pending()));
+    let rewrite = Arc::new(Mutex::new(Rewrite::default()));
+    let upstream = rewriting_upstream(sim_addr, Arc::clone(&rewrite)).await;
+    let mut options = Options::uncached();
+    options
+        .proxy_env
+        .push(("MAPLE_PROXY_UPSTREAM", format!("http://{upstream}")));
+    options
+        .core_env
+        .push(("MAPLE_CORE_EQUIPMENT_FRESH_S", "0".to_owned()));
+    (Stack::start_with(options).await, rewrite)
+}
+
+#[tokio::test]
+async fn a_changed_equipment_body_never_answers_with_the_old_valuation() {
+    let (stack, rewrite) = rewriting_stack().await;
+    let core = stack.core("");
+    let path = format!("/v1/characters/{}/expectation", fresh_name("change"));
+
+    let first = get(&stack, &core, &path, &[]).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let etag = header(&first, "etag");
+    let first: Value = first.json().await.expect("JSON");
+    let again = get(&stack, &core, &path, &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::NOT_MODIFIED,
+        "unchanged content"
+    );
+
+    // Nexon's body changes (every item now 0★): a new valuation, a new ETag; the old ETag no
+    // longer matches, in either encoding.
+    rewrite.lock().expect("rewrite").stars = Some(0);
+    for encoding in ["identity", "gzip"] {
+        let changed = get(
+            &stack,
+            &core,
+            &path,
+            &[("if-none-match", &etag), ("accept-encoding", encoding)],
+        )
+        .await;
+        assert_eq!(changed.status(), StatusCode::OK, "{encoding}");
+        assert_ne!(header(&changed, "etag"), etag);
+        let gzip = encoding == "gzip";
+        if !gzip {
+            assert_eq!(header(&changed, "x-maple-valuation"), "computed");
+        }
+        let body = changed.bytes().await.expect("body");
+        let body = if gzip { inflate(&body) } else { body.to_vec() };
+        let changed: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(changed["valuation"]["total_starforce_mesos"], 0.0);
+        assert_ne!(
+            changed["valuation"]["total_mesos"],
+            first["valuation"]["total_mesos"]
+        );
+    }
+
+    // And back: the first content's valuation (still cached by its hash) is the right one.
+    rewrite.lock().expect("rewrite").stars = None;
+    let back = get(&stack, &core, &path, &[("if-none-match", &etag)]).await;
+    assert_eq!(back.status(), StatusCode::NOT_MODIFIED);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn two_names_with_the_same_equipment_each_get_their_own_answer() {
+    let (stack, rewrite) = rewriting_stack().await;
+    let core = stack.core("");
+    let (first_name, second_name) = (fresh_name("twina"), fresh_name("twinb"));
+    let first = get(
+        &stack,
+        &core,
+        &format!("/v1/characters/{first_name}/expectation"),
+        &[],
+    )
+    .await;
+    assert_eq!(header(&first, "x-maple-valuation"), "computed");
+    let first_etag = header(&first, "etag");
+    let first: Value = first.json().await.expect("JSON");
+
+    // The second name's equipment is the first one's, byte for byte.
+    rewrite.lock().expect("rewrite").body_of =
+        Some(first["ocid"].as_str().expect("ocid").to_owned());
+    let second_path = format!("/v1/characters/{second_name}/expectation");
+    let second = get(&stack, &core, &second_path, &[]).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(
+        header(&second, "x-maple-valuation"),
+        "cached",
+        "priced once"
+    );
+    assert_ne!(header(&second, "etag"), first_etag, "another answer");
+    let second: Value = second.json().await.expect("JSON");
+    assert_eq!(second["name"], second_name.as_str());
+    assert_ne!(second["ocid"], first["ocid"]);
+    assert_eq!(second["valuation"], first["valuation"]);
+    // Each name keeps being answered with its own name.
+    let first_again = get(
+        &stack,
+        &core,
+        &format!("/v1/characters/{first_name}/expectation"),
+        &[],
+    )
+    .await;
+    assert_eq!(header(&first_again, "etag"), first_etag);
+    let first_again: Value = first_again.json().await.expect("JSON");
+    assert_eq!(first_again["name"], first_name.as_str());
+    stack.stop().await;
+}
