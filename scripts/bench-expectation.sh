@@ -5,8 +5,12 @@
 #   1. equipment hit (gzip): 200 characters whose equipment is in L1 — the yardstick;
 #   2. expectation hit (gzip, then identity): the same 200, valuations cached;
 #   3. equipment cached, valuation not: 3,000 characters whose equipment is in L1, each
-#      request a (character, option set) pair not asked before — eight option sets in turn,
-#      then more (`replacement_mesos` values) if the run gets beyond 24,000 requests.
+#      request a (character, option set) pair not asked before, out of 96 option sets (8
+#      star-force variants × 12 cube variants). Twice: first with the star-force spreads
+#      cold (a star-force variant not seen before simulates the spreads of every level band
+#      and star range it meets, up to ~0.1 s of a core each, shared by all bodies), on 3,000
+#      other characters, which warms them; then with the spreads warm: what a new option set
+#      costs for a body once the process has priced that star-force variant for anyone.
 # With OLD_REV set (e.g. OLD_REV=1ab686b) that revision is built too (in a worktree under
 # target/, its own target dir seeded from this one's release build) and measured first in the
 # same run, stack for stack, so old and new face the same machine.
@@ -63,6 +67,7 @@ start_stack() { # binary
     MAPLE_PROXY_LISTEN=127.0.0.1:18081 MAPLE_PROXY_ADMIN_LISTEN=127.0.0.1:19081 \
     MAPLE_PROXY_URL=http://127.0.0.1:18081 MAPLE_CORE_LISTEN=$CORE MAPLE_CORE_CLIENT_RATE=0 \
     MAPLE_CORE_CLIENT_MISS_RATE=0 MAPLE_CORE_L1_MAX_BYTES=$((512 << 20)) \
+    MAPLE_CORE_PARSED_MAX_BYTES=$((512 << 20)) \
     MAPLE_CORE_EQUIPMENT_FRESH_S=3600 MAPLE_ACCESS_LOG=off \
     DATABASE_URL="sqlite://$work/db/maple.db" "$1" >>"$work/maple.log" 2>&1 &
   pid=$!
@@ -79,7 +84,7 @@ def name(i):
     for _ in range(5):
         s += chr(ord("a") + i % 26); i //= 26
     return s
-names = [name(i) for i in range(chars)]
+names = [name(i) for i in range(2 * chars)]
 open(f"{work}/names", "w").write("\n".join(names) + "\n")
 def lua_list(items):
     return ",".join(f'"{item}"' for item in items)
@@ -93,11 +98,31 @@ request = function()
   return wrk.format("GET", paths[(n % #paths) + 1])
 end
 """)
-options = ["", "method=red", "star_catch=true", "safeguard=true", "discount_30=true",
-           "destroy_reduction=true", "event_5_10_15=true", "mvp=gold"]
-open(f"{work}/unpriced.lua", "w").write(f"""
-local names = {{{lua_list(names)}}}
-local options = {{{lua_list(options)}}}
+# 96 option sets: 8 star-force variants (each its own spreads) × 12 cube variants (method ×
+# miracle time: the same spreads). Every query names all of them, so no two are one key.
+star = ["pc_room=false", "star_catch=true", "safeguard=true", "discount_30=true",
+        "destroy_reduction=true", "event_5_10_15=true", "mvp=gold", "pc_room=true"]
+cube = [f"method={m}&miracle_time={t}" for t in ["false", "true"]
+        for m in ["meso", "red", "black", "master", "meister", "occult"]]
+# Pair i → (character, star variant, cube variant). The cold run takes the star variants
+# fastest (every variant's spreads are met within its first requests, over many bodies); the
+# measured run takes the characters fastest (each body's first pricing is also its parse).
+orders = {
+    "unpriced-cold.lua": (names[chars:], """
+  local star_i = i % #star
+  local character = names[(math.floor(i / #star) % #names) + 1]
+  local cube_i = math.floor(i / (#star * #names)) % #cube"""),
+    "unpriced.lua": (names[:chars], """
+  local character = names[(i % #names) + 1]
+  local set = math.floor(i / #names)
+  local star_i = set % #star
+  local cube_i = math.floor(set / #star) % #cube"""),
+}
+for file, (part, pick) in orders.items():
+    open(f"{work}/{file}", "w").write(f"""
+local names = {{{lua_list(part)}}}
+local star = {{{lua_list(star)}}}
+local cube = {{{lua_list(cube)}}}
 local threads = {{}}
 function setup(thread)
   thread:set("first", #threads)
@@ -106,15 +131,13 @@ end
 function init(args)
   n = first
 end
--- Thread k of 2 takes pairs k, k+2, k+4…: no pair is asked twice in one run.
+-- Thread k of 2 takes pairs k, k+2, k+4…: no pair is asked twice in one run (up to
+-- {len(part) * 96:,} pairs).
 request = function()
   local i = n
-  n = n + 2
-  local character = names[(i % #names) + 1]
-  local set = math.floor(i / #names)
-  local query
-  if set < #options then query = options[set + 1] else query = "replacement_mesos=" .. set end
-  return wrk.format("GET", "/v1/characters/" .. character .. "/expectation?" .. query)
+  n = n + 2{pick}
+  return wrk.format("GET", "/v1/characters/" .. character .. "/expectation?" ..
+    cube[cube_i + 1] .. "&" .. star[star_i + 1])
 end
 """)
 PY
@@ -170,7 +193,10 @@ for i in "${!binaries[@]}"; do
   stop_stack
   # A fresh stack: equipment in L1 for every character, no valuation priced yet.
   start_stack "${binaries[$i]}"
-  warm equipment "$CHARS"
-  run "equipment cached, valuation not ($CHARS characters, 8+ option sets)" unpriced.lua -H 'accept-encoding: gzip'
+  warm equipment $((2 * CHARS))
+  run "equipment cached, valuation not, spreads cold ($CHARS characters)" \
+    unpriced-cold.lua -H 'accept-encoding: gzip'
+  run "equipment cached, valuation not, spreads warm ($CHARS other characters)" \
+    unpriced.lua -H 'accept-encoding: gzip'
   stop_stack
 done

@@ -118,26 +118,36 @@ pub(super) async fn character(
 }
 
 /// The parsed form of `entry`'s body: kept by content hash, else made from the body (the
-/// recently decompressed copy when there is one) off the async workers.
+/// recently decompressed copy when there is one) off the async workers. Concurrent requests
+/// for one body parse it once: the others wait for that parse.
 async fn gear(state: &AppState, entry: &Arc<Entry>, ocid: &Ocid) -> Result<Arc<Gear>, ApiError> {
     if let Some(gear) = state.pricing.gear.get(&entry.sha256) {
         return Ok(gear);
     }
-    let body = state.characters.bodies.get(&entry.sha256);
-    let (entry_, ocid) = (Arc::clone(entry), ocid.clone());
-    let gear = offload(move || {
-        let parsed = match body {
-            Some(body) => Gear::parse(&body),
-            None => Gear::parse(&entry_.decompress(&ocid)?),
-        };
-        parsed.map_err(|e| ApiError::UpstreamUnavailable {
-            cause: format!("malformed equipment response: {e}"),
-        })
+    let gears = state.pricing.gear.clone();
+    let bodies = state.characters.bodies.clone();
+    let (entry, ocid) = (Arc::clone(entry), ocid.clone());
+    offload(move || {
+        gears
+            .try_get_with(entry.sha256, || {
+                let parsed = match bodies.get(&entry.sha256) {
+                    Some(body) => Gear::parse(&body),
+                    None => Gear::parse(&entry.decompress(&ocid)?),
+                };
+                parsed
+                    .map(Arc::new)
+                    .map_err(|e| ApiError::UpstreamUnavailable {
+                        cause: format!("malformed equipment response: {e}"),
+                    })
+            })
+            // The parse's own error for the request that ran it; its text for those waiting.
+            .map_err(|shared| {
+                Arc::try_unwrap(shared).unwrap_or_else(|shared| ApiError::UpstreamUnavailable {
+                    cause: shared.to_string(),
+                })
+            })
     })
-    .await?;
-    let gear = Arc::new(gear);
-    state.pricing.gear.insert(entry.sha256, Arc::clone(&gear));
-    Ok(gear)
+    .await
 }
 
 /// `work` (CPU: decoding, pricing, compressing) on the blocking pool.
