@@ -186,7 +186,7 @@ impl App {
             metrics.clone(),
         );
         tokio::spawn(equipment.clone().follow_purges(followers.clone()));
-        let state = AppState {
+        let state = AppState::new(http::state::Shared {
             characters: http::state::Characters {
                 ocids: Ocids::new(
                     store.clone(),
@@ -238,7 +238,7 @@ impl App {
             metrics,
             shutdown: CancellationToken::new(),
             config: Arc::new(config.clone()),
-        };
+        });
         Ok(Self {
             config,
             state,
