@@ -450,6 +450,16 @@ pub async fn wait_until_healthy(http: &reqwest::Client, url: &str) {
     }
 }
 
+/// A response header as text ("" when absent or not text).
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The `error.code` of a JSON error response.
 pub async fn error_code(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.expect("JSON error body");

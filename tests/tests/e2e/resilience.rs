@@ -9,16 +9,7 @@ use maple_common::nexon::PATH_ID;
 use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
-use crate::harness::{Options, Stack, Webhook, error_code};
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
+use crate::harness::{Options, Stack, Webhook, error_code, header};
 
 fn id_calls(stack: &Stack) -> u64 {
     stack.sim.stats().calls(PATH_ID)

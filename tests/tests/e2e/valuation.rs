@@ -16,16 +16,7 @@ use maple_common::nexon::{API_KEY_HEADER, PATH_ITEM_EQUIPMENT};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{Options, Stack, fresh_name};
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
+use crate::harness::{Options, Stack, fresh_name, header};
 
 fn inflate(gzip: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
