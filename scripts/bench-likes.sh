@@ -10,12 +10,14 @@
 #      the flush-to-database delay is read from maple_core_like_sync_delay_seconds;
 #   3. the same with wrk (C, lighter than load-gen) as the client, for the HTTP ceiling; wrk
 #      does not count requests cut off when it stops, so its check is a range.
-# Usage: scripts/bench-likes.sh          (SECONDS_RUN=20 USERS=256 to change)
+# Usage: scripts/bench-likes.sh          (SECONDS_RUN=20 USERS=256 to change; MAPLE_BIN=path
+#        to measure another build of `maple`, e.g. an older commit's, MAPLE_BIN_LABEL to name it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_RUN=${SECONDS_RUN:-20}
 USERS=${USERS:-256}
+MAPLE_BIN=${MAPLE_BIN:-target/release/maple}
 CORE=127.0.0.1:18080
 
 # wrk (the third part's client) is installed here when missing, as bench-proxy.sh does.
@@ -41,7 +43,7 @@ start_stack() { # extra env as arguments
   env RUST_LOG=warn MAPLE_SIM_LISTEN=127.0.0.1:18090 MAPLE_PROXY_UPSTREAM=http://127.0.0.1:18090 \
     MAPLE_PROXY_LISTEN=127.0.0.1:18081 MAPLE_PROXY_ADMIN_LISTEN=127.0.0.1:19081 \
     MAPLE_PROXY_URL=http://127.0.0.1:18081 MAPLE_CORE_LISTEN=$CORE MAPLE_CORE_CLIENT_RATE=0 MAPLE_CORE_CLIENT_MISS_RATE=0 MAPLE_CORE_LIKES_RATE=0 \
-    MAPLE_CORE_BACKUP_DIR="$work/backup" "$@" target/release/maple >>"$work/maple.log" 2>&1 &
+    MAPLE_CORE_BACKUP_DIR="$work/backup" "$@" "$MAPLE_BIN" >>"$work/maple.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/dev/null && return; sleep 0.1; done
   echo "stack did not come up" >&2; tail -20 "$work/maple.log" >&2; exit 1
@@ -53,7 +55,7 @@ header() {
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 }
 
-echo "# bench-likes $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, maple $(git rev-parse --short HEAD), ${SECONDS_RUN} s per run, 200 characters"
+echo "# bench-likes $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, maple ${MAPLE_BIN_LABEL:-$(git rev-parse --short HEAD)}, ${SECONDS_RUN} s per run, 200 characters"
 
 echo
 echo "## embedded (SQLite)"
