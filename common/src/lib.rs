@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cli`]: command-line conventions (help, version with the git commit, exit 64).
 //! - [`breaker`]: the circuit breaker (resilience4j count-based semantics), clock injected.
+//! - [`encoding`]: whether a request's `Accept-Encoding` takes gzip.
 //! - [`error`]: the JSON error body every HTTP error of ours uses.
 //! - [`flight`]: request coalescing: concurrent misses for one key share one fetch.
 //! - [`metrics`]: register-and-create helpers and the text exposition.
@@ -17,6 +18,7 @@ pub mod breaker;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod encoding;
 pub mod error;
 pub mod flight;
 pub mod metrics;

@@ -11,7 +11,9 @@
 //! and an alert goes out. `Cache-Control: no-cache` skips the cache only for a client that
 //! presented a client token (with none configured, for nobody). Nexon's "no such character"
 //! is cached too, briefly (`MAPLE_PROXY_CACHE_NOT_FOUND_S`), and served as a `HIT` with
-//! Nexon's status and body. Metrics are recorded once, in `logging()`.
+//! Nexon's status and body. A data answer goes out gzip-compressed to a client whose
+//! `Accept-Encoding` takes gzip (the form made once when the body was stored), identity to the
+//! rest, with `Vary: Accept-Encoding`. Metrics are recorded once, in `logging()`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use maple_common::encoding::accepts_gzip;
 use maple_common::error::ErrorBody;
 use maple_common::flight::{Flights, Joined, land};
 use maple_common::nexon::{NexonErrorBody, NexonErrorCode};
@@ -199,12 +202,22 @@ fn error_reply(
     }
 }
 
+/// `stored` as the client takes it: gzip when it accepts gzip and a gzip form is kept, with
+/// `Vary: Accept-Encoding` on every data answer (a shared cache must key on it).
 fn stored_reply<'a>(
     stored: &'a Stored,
     result: CacheResult,
     stale_cause: Option<&'static str>,
+    accepts_gzip: bool,
 ) -> Reply<'a> {
     let mut extra = vec![(CACHE_HEADER, result.header().to_owned())];
+    let (body, gzip) = stored.body_for(accepts_gzip);
+    if !stored.is_not_found() {
+        extra.push(("vary", "accept-encoding".to_owned()));
+    }
+    if gzip {
+        extra.push(("content-encoding", "gzip".to_owned()));
+    }
     if matches!(result, CacheResult::Hit | CacheResult::Stale) {
         extra.push(("age", stored.age(Instant::now()).as_secs().to_string()));
     }
@@ -214,7 +227,7 @@ fn stored_reply<'a>(
     Reply {
         status: stored.status,
         content_type: stored.content_type.as_deref(),
-        body: stored.body.clone(),
+        body,
         extra,
     }
 }
@@ -237,6 +250,7 @@ fn not_found(route: Route, answer: &Answer, ttl: Duration) -> Option<Stored> {
         status: answer.status,
         content_type: answer.content_type.clone(),
         body: answer.body.clone(),
+        gzip: None,
         fetched_at: Instant::now(),
         ttl,
     })
@@ -362,6 +376,7 @@ impl NexonProxy {
         let key = canonical(path, header.uri.query());
         // `no-cache` only from a client with a token; from anyone else it is ignored.
         let revalidate = ctx.token_presented && wants_revalidation(header);
+        let gzip = accepts_gzip(&header.headers);
         let policy = self.config.routes.policy(ctx.route);
         let now = Instant::now();
         let deadline = now + policy.deadline;
@@ -370,14 +385,15 @@ impl NexonProxy {
             match freshness {
                 Freshness::Fresh => {
                     ctx.cache = Some(CacheResult::Hit);
-                    return write(session, stored_reply(&entry, CacheResult::Hit, None)).await;
+                    return write(session, stored_reply(&entry, CacheResult::Hit, None, gzip))
+                        .await;
                 }
                 Freshness::Revalidate => {
                     // One refresh at a time: a key already in flight is left to that flight.
                     drop(self.start_fetch(ctx.route, &key, deadline).0);
                     ctx.cache = Some(CacheResult::Stale);
                     ctx.stale_cause = Some("revalidating");
-                    let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause);
+                    let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause, gzip);
                     return write(session, reply).await;
                 }
                 Freshness::Stale => {}
@@ -401,7 +417,7 @@ impl NexonProxy {
         match fetched {
             Fetched::Ok(stored) => {
                 ctx.cache = Some(result);
-                write(session, stored_reply(&stored, result, None)).await
+                write(session, stored_reply(&stored, result, None, gzip)).await
             }
             Fetched::Answer(answer) => {
                 ctx.cache = Some(result);
@@ -421,7 +437,7 @@ impl NexonProxy {
                 {
                     ctx.cache = Some(CacheResult::Stale);
                     ctx.stale_cause = Some(failure.code());
-                    let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause);
+                    let reply = stored_reply(&entry, CacheResult::Stale, ctx.stale_cause, gzip);
                     return write(session, reply).await;
                 }
                 if failure.is_upstream_fault() {

@@ -294,6 +294,7 @@ impl Fetcher {
         let mut attempt = 1;
         loop {
             let failure = match self.attempt(route, target, deadline, attempts).await {
+                Step::Done(Fetched::Ok(stored)) => return Fetched::Ok(compressed(stored).await),
                 Step::Done(fetched) => return fetched,
                 Step::Failed {
                     failure,
@@ -482,6 +483,16 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Byte
     }
 }
 
+/// `stored` with its gzip form, compressed on the blocking pool (milliseconds of CPU for an
+/// equipment body, once per fetch). Should that task fail, the identity body alone is kept.
+async fn compressed(stored: Arc<Stored>) -> Arc<Stored> {
+    let plain = Arc::clone(&stored);
+    match tokio::task::spawn_blocking(move || Arc::unwrap_or_clone(plain).with_gzip()).await {
+        Ok(with_gzip) => Arc::new(with_gzip),
+        Err(_) => stored,
+    }
+}
+
 /// Turns one exchange into (metric outcome, step, breaker outcome). `None` for the breaker
 /// means the attempt said nothing about the upstream's health.
 fn classify(
@@ -558,6 +569,7 @@ fn classify(
             status: 200,
             content_type: exchange.content_type,
             body,
+            gzip: None,
             fetched_at: Instant::now(),
             ttl,
         };

@@ -450,6 +450,16 @@ pub async fn wait_until_healthy(http: &reqwest::Client, url: &str) {
     }
 }
 
+/// The bytes a gzip body inflates to (panics on anything that is not gzip).
+pub fn inflate(gzip: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(gzip)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
 /// A response header as text ("" when absent or not text).
 pub fn header(response: &reqwest::Response, name: &str) -> String {
     response

@@ -1,10 +1,10 @@
 //! The proxy used directly, as any other service would: key handling and what it refuses.
 
-use maple_common::nexon::{API_KEY_HEADER, PATH_ID};
+use maple_common::nexon::{API_KEY_HEADER, PATH_ID, PATH_ITEM_EQUIPMENT};
 use maple_sim::characters;
 use reqwest::StatusCode;
 
-use crate::harness::{Stack, error_code};
+use crate::harness::{Stack, error_code, header, inflate};
 
 #[tokio::test]
 async fn the_client_key_is_replaced_by_the_configured_one() {
@@ -24,6 +24,89 @@ async fn the_client_key_is_replaced_by_the_configured_one() {
     );
     let body: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(body["ocid"], characters::ocid_for("keythief").as_str());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn equipment_goes_out_gzip_to_clients_that_take_it_and_identity_to_the_rest() {
+    let stack = Stack::start().await;
+    let get = |ocid: String, encoding: Option<&'static str>| {
+        let mut request = stack
+            .http
+            .get(stack.proxy(PATH_ITEM_EQUIPMENT))
+            .query(&[("ocid", ocid)]);
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        async move {
+            let response = request.send().await.expect("proxy answers");
+            assert_eq!(response.status(), StatusCode::OK);
+            let cache = header(&response, "x-cache");
+            let coding = header(&response, "content-encoding");
+            assert_eq!(header(&response, "vary"), "accept-encoding", "{encoding:?}");
+            let length: usize = header(&response, "content-length")
+                .parse()
+                .expect("content-length");
+            let body = response.bytes().await.expect("body").to_vec();
+            assert_eq!(length, body.len(), "{encoding:?}");
+            (cache, coding, body)
+        }
+    };
+    // A miss answered in gzip: the compressed form is made before the first answer.
+    let first = characters::ocid_for("gzipfirst").as_str().to_owned();
+    let (cache, coding, gzip) = get(first.clone(), Some("gzip")).await;
+    assert_eq!((cache.as_str(), coding.as_str()), ("MISS", "gzip"));
+    let (cache, coding, identity) = get(first, None).await;
+    assert_eq!((cache.as_str(), coding.as_str()), ("HIT", ""));
+    assert_eq!(
+        inflate(&gzip),
+        identity,
+        "gzip inflates to the identity bytes"
+    );
+    serde_json::from_slice::<serde_json::Value>(&identity).expect("identity is the JSON");
+    assert!(
+        gzip.len() * 4 < identity.len(),
+        "{} gzip bytes for {} identity bytes",
+        gzip.len(),
+        identity.len()
+    );
+
+    // A miss answered in identity; then every way of asking, from the cache.
+    let second = characters::ocid_for("gzipsecond").as_str().to_owned();
+    let (cache, coding, identity) = get(second.clone(), None).await;
+    assert_eq!((cache.as_str(), coding.as_str()), ("MISS", ""));
+    for (encoding, gzipped) in [
+        ("gzip", true),
+        ("br, gzip;q=0.5", true),
+        ("*", true),
+        ("gzip;q=0, *", false),
+        ("identity", false),
+        ("br", false),
+    ] {
+        let (cache, coding, body) = get(second.clone(), Some(encoding)).await;
+        assert_eq!(cache, "HIT", "{encoding}");
+        if gzipped {
+            assert_eq!(coding, "gzip", "{encoding}");
+            assert_eq!(inflate(&body), identity, "{encoding}");
+        } else {
+            assert_eq!(coding, "", "{encoding}");
+            assert_eq!(body, identity, "{encoding}");
+        }
+    }
+
+    // A short body (the id route) goes out as it is, whatever the client takes.
+    let response = stack
+        .http
+        .get(stack.proxy(PATH_ID))
+        .query(&[("character_name", "gzipshort")])
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("proxy answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-encoding"), "");
+    let body: serde_json::Value = response.json().await.expect("plain JSON");
+    assert_eq!(body["ocid"], characters::ocid_for("gzipshort").as_str());
     stack.stop().await;
 }
 

@@ -3,7 +3,6 @@
 //! instance too) and give 304s, the tier in the headers, and a changed equipment body that
 //! never answers with the old valuation.
 
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -16,15 +15,7 @@ use maple_common::nexon::{API_KEY_HEADER, PATH_ITEM_EQUIPMENT};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{Options, Stack, fresh_name, header};
-
-fn inflate(gzip: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gzip)
-        .read_to_end(&mut out)
-        .expect("valid gzip");
-    out
-}
+use crate::harness::{Options, Stack, fresh_name, header, inflate};
 
 async fn get(stack: &Stack, base: &str, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = stack.http.get(format!("{base}{path}"));
