@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # maple-proxy and nginx (Debian package, proxy_cache + lock + use_stale + background update)
 # side by side in one run, both in front of one simulator, on this machine:
-#   1. cache-hit throughput and latency for a ~350 KB equipment body (wrk),
+#   1. cache-hit throughput and latency for a ~350 KB equipment body (wrk), identity and with
+#      `Accept-Encoding: gzip` (maple-proxy sends the gzip form it made when storing the body;
+#      nginx, `gzip on` at level 1 for JSON, compresses each answer),
 #   2. a 500-way stampede on one cold key (upstream calls, by the simulator's counter),
 #   3. an upstream outage (503s, then hangs) while clients read expired cached keys.
 # Usage: scripts/bench-proxy.sh            (OUTAGE_S=60 WRK_S=20 WRK_C=64 to change)
@@ -62,6 +64,10 @@ error_log $work/nginx/logs/error.log warn;
 events { worker_connections 8192; }
 http {
   access_log off;
+  gzip on;
+  gzip_types application/json;
+  gzip_min_length 1024;
+  gzip_comp_level 1;
   proxy_cache_path $work/nginx/cache levels=1:2 keys_zone=nexon:50m max_size=1g inactive=24h use_temp_path=off;
   upstream sim { server $SIM; keepalive 64; }
   server {
@@ -107,6 +113,8 @@ for target in "maple-proxy $MAPLE" "nginx $NGINX"; do
   curl -fsS -o /dev/null "$url"
   echo "### $1"
   wrk -t2 -c"$WRK_C" -d"${WRK_S}s" --latency "$url" | grep -E 'Latency|Req/Sec|requests in|Requests/sec|Transfer/sec|50%|90%|99%|Non-2xx|Socket errors'
+  echo "### $1, Accept-Encoding: gzip ($(curl -fsS -H 'accept-encoding: gzip' -o /dev/null -w '%{size_download}' "$url") bytes a body)"
+  wrk -t2 -c"$WRK_C" -d"${WRK_S}s" --latency -H 'Accept-Encoding: gzip' "$url" | grep -E 'Latency|Req/Sec|requests in|Requests/sec|Transfer/sec|50%|90%|99%|Non-2xx|Socket errors'
 done
 
 echo
