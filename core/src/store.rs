@@ -5,15 +5,13 @@
 //! check-then-insert); an equipment snapshot never replaces a newer one; bodies are stored
 //! gzip-compressed with their SHA-256.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use flate2::Compression;
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use maple_common::nexon::Ocid;
 use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
@@ -162,10 +160,7 @@ pub struct EquipmentSnapshot {
 impl EquipmentSnapshot {
     /// Compresses a response body fetched at `fetched_at_ms`.
     pub fn compress(ocid: Ocid, body: &[u8], fetched_at_ms: i64) -> Self {
-        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::fast());
-        // Writing into a Vec cannot fail.
-        let _ = encoder.write_all(body);
-        let body_gzip = encoder.finish().unwrap_or_default();
+        let body_gzip = maple_common::encoding::gzip(body);
         Self {
             ocid,
             body_gzip,

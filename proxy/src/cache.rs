@@ -63,7 +63,7 @@ impl Stored {
     #[must_use]
     pub fn with_gzip(mut self) -> Self {
         if self.body.len() >= GZIP_MIN_BYTES {
-            self.gzip = gzip(&self.body).ok().map(Bytes::from);
+            self.gzip = Some(Bytes::from(maple_common::encoding::gzip(&self.body)));
         }
         self
     }
@@ -84,18 +84,6 @@ impl Stored {
     pub fn age(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.fetched_at)
     }
-}
-
-/// `body` gzip-compressed at flate2's fast level (a tenth of an equipment body's bytes at a
-/// few milliseconds for 350 KB; made once per fetch, never per hit).
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(body)?;
-    encoder.finish()
 }
 
 /// How an entry may be used now.

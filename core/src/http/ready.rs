@@ -1,12 +1,9 @@
 //! Answers kept ready to send: the JSON bytes and the same bytes gzip-compressed, each with its
 //! own strong ETag. A leaf of `http`: the state's caches hold them, the handlers send them.
 
-use std::io::Write as _;
 use std::ops::Range;
 
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use maple_common::nexon::Ocid;
 use sha2::{Digest as _, Sha256};
 
@@ -27,13 +24,7 @@ impl Ready {
     /// hashes `identity` (CPU work, tens of µs for 20 KB: call it off the
     /// async workers).
     pub fn new(identity: Bytes) -> Self {
-        let mut encoder = GzEncoder::new(
-            Vec::with_capacity(identity.len() / 4 + 64),
-            Compression::fast(),
-        );
-        // Writing into a Vec cannot fail.
-        let _ = encoder.write_all(&identity);
-        let gzip = Bytes::from(encoder.finish().unwrap_or_default());
+        let gzip = Bytes::from(maple_common::encoding::gzip(&identity));
         let hash = hex::encode(Sha256::digest(&identity));
         Self {
             identity,
