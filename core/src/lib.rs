@@ -200,9 +200,7 @@ impl App {
                 equipment,
                 bodies: moka::sync::Cache::builder()
                     .max_capacity(config.tiers.raw_max_bytes)
-                    .weigher(|_: &[u8; 32], body: &bytes::Bytes| {
-                        u32::try_from(body.len() + 64).unwrap_or(u32::MAX)
-                    })
+                    .weigher(|_: &[u8; 32], body: &bytes::Bytes| weight(body.len() + 64))
                     .build(),
             },
             pricing: http::state::Pricing {

@@ -279,38 +279,35 @@ pub fn derive_target(
 pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> CharacterValuation {
     let profile = gear.character_class.as_deref().and_then(class_profile);
     // Presets mostly repeat equipped items (the same `Arc`): each distinct item is priced once.
-    let mut priced: Vec<(&std::sync::Arc<GearItem>, ItemValuation)> = Vec::new();
-    let mut lists: Vec<Vec<usize>> = Vec::with_capacity(4);
-    for list in std::iter::once(Some(&gear.items)).chain(gear.presets.iter().map(Option::as_ref)) {
-        let Some(list) = list else {
-            lists.push(Vec::new());
-            continue;
-        };
-        let indices = list
-            .iter()
+    let mut priced: Vec<(std::sync::Arc<GearItem>, ItemValuation)> = Vec::new();
+    let mut price_all = |list: &[std::sync::Arc<GearItem>]| -> Vec<usize> {
+        list.iter()
             .map(|item| {
                 priced
                     .iter()
                     .position(|(seen, _)| std::sync::Arc::ptr_eq(seen, item))
                     .unwrap_or_else(|| {
-                        priced.push((item, value_item(engine, item, profile, options)));
+                        let valuation = value_item(engine, item, profile, options);
+                        priced.push((std::sync::Arc::clone(item), valuation));
                         priced.len() - 1
                     })
             })
-            .collect();
-        lists.push(indices);
-    }
+            .collect()
+    };
+    let equipped = price_all(&gear.items);
+    let preset_lists = gear
+        .presets
+        .each_ref()
+        .map(|list| list.as_deref().map(&mut price_all));
     let of = |indices: &[usize]| -> Vec<&ItemValuation> {
         indices.iter().map(|&i| &priced[i].1).collect()
     };
-    let totals = Totals::of(&of(&lists[0]));
-    let presets = gear
-        .presets
+    let totals = Totals::of(&of(&equipped));
+    let presets = preset_lists
         .iter()
         .zip(1..)
-        .filter_map(|(list, preset_no)| {
-            list.as_ref()?;
-            let totals = Totals::of(&of(&lists[usize::try_from(preset_no).ok()?]));
+        .filter_map(|(indices, preset_no)| {
+            let totals = Totals::of(&of(indices.as_deref()?));
             Some(PresetValuation {
                 preset_no,
                 in_use: gear.preset_no == Some(preset_no),
@@ -326,7 +323,7 @@ pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> Charac
         character_class: gear.character_class.clone(),
         main_stat: profile.map(|(stat, _)| stat),
         options,
-        items: lists[0].iter().map(|&i| priced[i].1.clone()).collect(),
+        items: equipped.iter().map(|&i| priced[i].1.clone()).collect(),
         total_potential_mesos: totals.potential,
         total_additional_mesos: totals.additional,
         total_starforce_mesos: totals.starforce,
