@@ -112,6 +112,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             let simulator = Simulator::new(SimConfig {
                 api_key: proxy.api_key.expose().to_owned(),
                 data_dir,
+                gzip: true,
             })?;
             let listener = TcpListener::bind(listen)
                 .await

@@ -1,8 +1,9 @@
-//! Content codings: whether a client's `Accept-Encoding` takes gzip (RFC 9110 12.5.3), and
-//! the one gzip compression both binaries use for what they keep (bodies are kept
-//! gzip-compressed beside, or instead of, the identity bytes and chosen per request).
+//! Content codings: whether a client's `Accept-Encoding` takes gzip (RFC 9110 12.5.3), what
+//! coding a response's `Content-Encoding` names, the one gzip compression both binaries use for
+//! what they keep (bodies are kept gzip-compressed beside, or instead of, the identity bytes
+//! and chosen per request), and the bounded inflation of a gzip body someone else sent.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
 use http::{HeaderMap, header};
 
@@ -16,6 +17,87 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(body);
     encoder.finish().unwrap_or_default()
+}
+
+/// The content coding of a response body (`Content-Encoding`), among those we ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Identity,
+    Gzip,
+}
+
+/// A `Content-Encoding` we never asked for (or several stacked codings): the body cannot be
+/// read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported content coding {0:?}")]
+pub struct UnsupportedCoding(pub String);
+
+/// The coding `Content-Encoding` names: none or `identity` is [`Coding::Identity`], `gzip` or
+/// `x-gzip` is [`Coding::Gzip`].
+///
+/// # Errors
+/// [`UnsupportedCoding`] for any other coding, or for more than one coding applied in turn.
+pub fn content_coding(headers: &HeaderMap) -> Result<Coding, UnsupportedCoding> {
+    let mut coding = Coding::Identity;
+    let mut applied = 0;
+    for name in headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        if name.eq_ignore_ascii_case("identity") {
+            continue;
+        }
+        if !(name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip")) {
+            return Err(UnsupportedCoding(name.to_owned()));
+        }
+        applied += 1;
+        coding = Coding::Gzip;
+    }
+    if applied > 1 {
+        return Err(UnsupportedCoding("gzip applied more than once".to_owned()));
+    }
+    Ok(coding)
+}
+
+/// Why a gzip body could not be inflated.
+#[derive(Debug, thiserror::Error)]
+pub enum InflateError {
+    /// Not gzip, cut short, or failing its checksum.
+    #[error("the gzip body is corrupt: {0}")]
+    Corrupt(#[source] std::io::Error),
+    /// It inflates to more than the bound (a gzip bomb, or simply too large).
+    #[error("the gzip body inflates to more than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// `gzip` inflated, refusing to produce more than `limit` bytes however small the input (CPU
+/// work: about a millisecond for an equipment body; call it off the async workers).
+///
+/// # Errors
+/// [`InflateError::Corrupt`] for anything but whole, valid gzip members;
+/// [`InflateError::TooLarge`] past `limit`.
+pub fn gunzip(gzip: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
+    // A gzip member ends with the identity length modulo 2^32: a fair size hint, capped.
+    let hint = gzip
+        .len()
+        .checked_sub(4)
+        .and_then(|at| gzip.get(at..))
+        .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
+        .map_or(0, |tail| u32::from_le_bytes(tail) as usize);
+    let mut body = Vec::with_capacity(hint.min(limit).min(16 << 20));
+    // Several members in a row are one body (RFC 1952 2.2); anything else after one is not.
+    let read = flate2::bufread::MultiGzDecoder::new(gzip)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(InflateError::Corrupt)?;
+    if read > limit {
+        return Err(InflateError::TooLarge(limit));
+    }
+    Ok(body)
 }
 
 /// Whether `Accept-Encoding` allows gzip: an explicit `gzip` (or `x-gzip`) entry decides by
@@ -52,6 +134,75 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn coding(values: &[&str]) -> Result<Coding, UnsupportedCoding> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                header::CONTENT_ENCODING,
+                value.parse().expect("header value"),
+            );
+        }
+        content_coding(&headers)
+    }
+
+    #[test]
+    fn content_encoding_names_gzip_or_identity_and_nothing_else_is_read() {
+        assert_eq!(coding(&[]), Ok(Coding::Identity));
+        assert_eq!(coding(&["identity"]), Ok(Coding::Identity));
+        assert_eq!(coding(&["gzip"]), Ok(Coding::Gzip));
+        assert_eq!(coding(&["X-Gzip"]), Ok(Coding::Gzip));
+        assert_eq!(coding(&["identity, gzip"]), Ok(Coding::Gzip));
+        assert!(coding(&["br"]).is_err());
+        assert!(coding(&["gzip, br"]).is_err());
+        assert!(coding(&["gzip", "gzip"]).is_err(), "gzip twice");
+    }
+
+    #[test]
+    fn gunzip_gives_back_the_body_and_refuses_corrupt_or_oversized_input() {
+        let body = "{\"item\": \"Eternal Hat\"}, ".repeat(500).into_bytes();
+        let packed = gzip(&body);
+        assert_eq!(gunzip(&packed, body.len()).expect("inflates"), body);
+        assert!(matches!(
+            gunzip(&packed, body.len() - 1),
+            Err(InflateError::TooLarge(_))
+        ));
+        let cut = &packed[..packed.len() / 2];
+        assert!(matches!(
+            gunzip(cut, body.len()),
+            Err(InflateError::Corrupt(_))
+        ));
+        let mut flipped = packed.clone();
+        let last = flipped.len() - 5;
+        flipped[last] ^= 0xff; // the CRC
+        assert!(matches!(
+            gunzip(&flipped, body.len()),
+            Err(InflateError::Corrupt(_))
+        ));
+        let mut twice = packed.clone();
+        twice.extend_from_slice(&packed);
+        assert_eq!(
+            gunzip(&twice, 2 * body.len()).expect("two members"),
+            [body.as_slice(), body.as_slice()].concat()
+        );
+        let mut trailing = packed.clone();
+        trailing.extend_from_slice(b"junk");
+        assert!(matches!(
+            gunzip(&trailing, body.len()),
+            Err(InflateError::Corrupt(_))
+        ));
+        assert!(matches!(
+            gunzip(&body, body.len()),
+            Err(InflateError::Corrupt(_))
+        ));
+        // A bomb: 64 MiB of zeros in about 64 KB, stopped at the bound.
+        let bomb = gzip(&vec![0_u8; 64 << 20]);
+        assert!(bomb.len() < 1 << 20);
+        assert!(matches!(
+            gunzip(&bomb, 8 << 20),
+            Err(InflateError::TooLarge(_))
+        ));
+    }
 
     fn accepts(values: &[&str]) -> bool {
         let mut headers = HeaderMap::new();

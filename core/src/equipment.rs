@@ -27,7 +27,7 @@ pub use self::entry::{Entry, Source, StaleCause};
 use self::l2::L2;
 use crate::clock::now_ms;
 use crate::metrics::{CoreMetrics, LatchResult, Role, StoreOp};
-use crate::nexon::{NexonClient, NexonError};
+use crate::nexon::{Body, MAX_BODY_BYTES, NexonClient, NexonError};
 use crate::redis_link::RedisLink;
 use crate::store::Store;
 
@@ -486,12 +486,21 @@ impl EquipmentTiers {
             .metrics
             .nexon_call("item-equipment", self.inner.nexon.equipment(ocid))
             .await?;
+        // The proxy's gzip goes into the tiers as it is (inflated once to hash it); an
+        // identity body is compressed here.
         let target = ocid.clone();
-        let entry = tokio::task::spawn_blocking(move || Entry::compress(target, &body))
-            .await
-            .map_err(|e| NexonError::Unavailable {
-                cause: format!("compressing the response: {e}"),
-            })?;
+        let entry = tokio::task::spawn_blocking(move || match body {
+            Body::Gzip(gzip) => {
+                Entry::from_gzip(gzip, MAX_BODY_BYTES).map_err(|e| NexonError::Unavailable {
+                    cause: format!("proxy_bad_gzip: {e}"),
+                })
+            }
+            Body::Identity(body) => Ok(Entry::compress(target, &body)),
+        })
+        .await
+        .map_err(|e| NexonError::Unavailable {
+            cause: format!("compressing the response: {e}"),
+        })??;
         let entry = Arc::new(entry);
         if let Err(e) = self
             .inner
@@ -512,6 +521,24 @@ impl EquipmentTiers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_from_the_proxys_gzip_keeps_those_bytes_and_names_the_same_content() {
+        let ocid = Ocid::from_bytes([8; 16]);
+        let body = "{\"item_equipment\": [\"Eternal Hat\"]}".repeat(100);
+        let gzip = bytes::Bytes::from(maple_common::encoding::gzip(body.as_bytes()));
+        let taken = Entry::from_gzip(gzip.clone(), MAX_BODY_BYTES).expect("valid gzip");
+        assert_eq!(taken.gzip, gzip, "the bytes as they came");
+        let compressed = Entry::compress(ocid.clone(), body.as_bytes());
+        assert_eq!(taken.etag(), compressed.etag());
+        assert_eq!(taken.raw_len, compressed.raw_len);
+        assert_eq!(
+            taken.decompress(&ocid).expect("intact"),
+            body.as_bytes().to_vec()
+        );
+        assert!(Entry::from_gzip(gzip.slice(..gzip.len() / 2), MAX_BODY_BYTES).is_err());
+        assert!(Entry::from_gzip(gzip, body.len() - 1).is_err(), "bounded");
+    }
 
     #[test]
     fn entries_round_trip_and_name_their_content() {

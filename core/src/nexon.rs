@@ -2,11 +2,16 @@
 //!
 //! Rule: every call has a timeout; every failure is classified into [`NexonError`] here, so
 //! handlers never look at status codes or message text.
+//!
+//! Equipment is asked for in gzip and taken as the proxy sends it ([`Body`]): the tiers keep
+//! gzip anyway, so the proxy's compressed bytes go in as they are (inflated once here only to
+//! check and hash them) instead of ten times the bytes on the wire and a compression of our own.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use maple_common::contract::PROXY_ERROR_HEADER;
+use maple_common::encoding::{Coding, content_coding, gunzip};
 use maple_common::nexon::{
     NexonErrorBody, NexonErrorCode, Ocid, OcidResponse, PATH_BASIC, PATH_ID, PATH_ITEM_EQUIPMENT,
 };
@@ -14,8 +19,16 @@ use reqwest::StatusCode;
 
 use crate::character::CharacterName;
 
-/// Largest body accepted from the proxy; equipment is ~350 KB.
-const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest body accepted from the proxy, as sent and inflated; equipment is ~350 KB.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// A body as the proxy sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Identity(Bytes),
+    /// `Content-Encoding: gzip`: not inflated yet.
+    Gzip(Bytes),
+}
 
 /// Why a Nexon call did not produce data.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -78,8 +91,14 @@ impl NexonClient {
     /// [`NexonError::NotFound`] for an unknown name; other variants for failures.
     pub async fn ocid(&self, name: &CharacterName) -> Result<Ocid, NexonError> {
         let body = self
-            .get(PATH_ID, &[("character_name", name.as_str())], Lookup::Name)
-            .await?;
+            .get(
+                PATH_ID,
+                &[("character_name", name.as_str())],
+                Lookup::Name,
+                Coding::Identity,
+            )
+            .await?
+            .identity()?;
         let parsed: OcidResponse =
             serde_json::from_slice(&body).map_err(|e| NexonError::Unavailable {
                 cause: format!("malformed ocid response: {e}"),
@@ -92,37 +111,52 @@ impl NexonClient {
     /// # Errors
     /// As [`Self::ocid`].
     pub async fn basic(&self, ocid: &Ocid) -> Result<Bytes, NexonError> {
-        self.get(PATH_BASIC, &[("ocid", ocid.as_str())], Lookup::Ocid)
-            .await
+        self.get(
+            PATH_BASIC,
+            &[("ocid", ocid.as_str())],
+            Lookup::Ocid,
+            Coding::Identity,
+        )
+        .await?
+        .identity()
     }
 
-    /// The item-equipment JSON, as Nexon sent it.
+    /// The item-equipment JSON, as Nexon sent it: gzip-compressed when the proxy sent gzip.
     ///
     /// # Errors
     /// As [`Self::ocid`].
-    pub async fn equipment(&self, ocid: &Ocid) -> Result<Bytes, NexonError> {
+    pub async fn equipment(&self, ocid: &Ocid) -> Result<Body, NexonError> {
         self.get(
             PATH_ITEM_EQUIPMENT,
             &[("ocid", ocid.as_str())],
             Lookup::Ocid,
+            Coding::Gzip,
         )
         .await
     }
 
+    /// GETs `path`; `accept` is the coding to ask for (gzip is then taken as it comes).
     #[tracing::instrument(level = "info", name = "nexon.call", skip_all, fields(path))]
     async fn get(
         &self,
         path: &str,
         query: &[(&str, &str)],
         lookup: Lookup,
-    ) -> Result<Bytes, NexonError> {
-        let mut trace = http::HeaderMap::new();
-        maple_common::telemetry::inject(&tracing::Span::current(), &mut trace);
+        accept: Coding,
+    ) -> Result<Body, NexonError> {
+        let mut headers = http::HeaderMap::new();
+        maple_common::telemetry::inject(&tracing::Span::current(), &mut headers);
+        if accept == Coding::Gzip {
+            headers.insert(
+                http::header::ACCEPT_ENCODING,
+                http::HeaderValue::from_static("gzip"),
+            );
+        }
         let response = self
             .http
             .get(format!("{}{path}", self.base))
             .query(query)
-            .headers(trace)
+            .headers(headers)
             .send()
             .await
             .map_err(|e| NexonError::Unavailable {
@@ -144,6 +178,9 @@ impl NexonClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let coding = content_coding(response.headers()).map_err(|e| NexonError::Unavailable {
+            cause: format!("proxy_bad_coding: {e}"),
+        })?;
         if let Some(length) = response.content_length()
             && length > MAX_BODY_BYTES as u64
         {
@@ -168,14 +205,36 @@ impl NexonClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let body = body.freeze();
+        let body = match coding {
+            Coding::Identity => Body::Identity(body.freeze()),
+            Coding::Gzip => Body::Gzip(body.freeze()),
+        };
         if status.is_success() {
             return Ok(body);
         }
+        let body = body.identity()?;
         if let Some(cause) = proxy_error {
             return Err(classify_proxy_error(cause, retry_after));
         }
         Err(classify(status, &body, retry_after, lookup))
+    }
+}
+
+impl Body {
+    /// The identity bytes: a gzip body inflated here (bounded by [`MAX_BODY_BYTES`]; meant for
+    /// the short answers, which the proxy sends identity anyway).
+    ///
+    /// # Errors
+    /// [`NexonError::Unavailable`] when the gzip does not inflate within the bound.
+    pub fn identity(self) -> Result<Bytes, NexonError> {
+        match self {
+            Self::Identity(body) => Ok(body),
+            Self::Gzip(gzip) => gunzip(&gzip, MAX_BODY_BYTES).map(Bytes::from).map_err(|e| {
+                NexonError::Unavailable {
+                    cause: format!("proxy_bad_gzip: {e}"),
+                }
+            }),
+        }
     }
 }
 

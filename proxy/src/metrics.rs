@@ -32,6 +32,11 @@ metric_labels! {
     pub enum RetryDenied { Budget => "budget", Deadline => "deadline" }
 }
 
+metric_labels! {
+    /// `maple_proxy_upstream_body_bytes_total{coding}`: how upstream bodies crossed the wire.
+    pub enum BodyCoding { Gzip => "gzip", Identity => "identity" }
+}
+
 /// The proxy's metrics and the registry that exports them.
 #[derive(Debug, Clone)]
 pub struct ProxyMetrics {
@@ -52,6 +57,8 @@ pub struct ProxyMetrics {
     pub upstream_requests_total: IntCounterVec,
     /// Time of one upstream attempt, by route template.
     pub upstream_duration_seconds: HistogramVec,
+    /// Upstream body bytes received as sent (before inflating), by content coding.
+    pub upstream_body_bytes_total: Counters<BodyCoding>,
     /// Retries made, by route template and the failure retried.
     pub retries_total: IntCounterVec,
     /// Retries not made, by why: the budget was spent, or the deadline was too close.
@@ -127,6 +134,12 @@ impl ProxyMetrics {
                 "maple_proxy_upstream_duration_seconds",
                 "Time of one upstream attempt, by route template.",
                 &["route"],
+            )?,
+            upstream_body_bytes_total: Counters::register(
+                &r,
+                "maple_proxy_upstream_body_bytes_total",
+                "Upstream body bytes received as sent (before inflating), by content coding.",
+                "coding",
             )?,
             retries_total: counter_vec(
                 &r,

@@ -7,6 +7,11 @@
 //! full jitter; each retry is paid from the retry budget; no retry starts if its pause would end
 //! past the deadline. A fetch answers a [`Fetched`]: a 200 to cache, another answer from Nexon to
 //! pass on (its 4xx), or the [`Failure`] that ended it.
+//!
+//! Encoding: every call asks for gzip. A gzip answer is inflated once (bounded by the body
+//! limit, on the blocking pool) and a 200 keeps Nexon's own gzip bytes as the form gzip
+//! clients get; an identity 200 is compressed once here instead. A coding we did not ask for,
+//! or gzip that does not inflate, is a broken answer ([`Failure::Protocol`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,13 +20,14 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use maple_common::breaker::{Breaker, Outcome, Permit, Transition};
 use maple_common::config::Secret;
+use maple_common::encoding::{Coding, InflateError};
 use maple_common::nexon::API_KEY_HEADER;
 use tokio::sync::Semaphore;
 
 use crate::alerts::Alerter;
-use crate::cache::Stored;
+use crate::cache::{GZIP_MIN_BYTES, Stored};
 use crate::limits::{BulkheadConfig, RateLimitConfig, RetryBudget, RetryConfig, TokenBucket};
-use crate::metrics::{ProxyMetrics, RetryDenied};
+use crate::metrics::{BodyCoding, ProxyMetrics, RetryDenied};
 use crate::routes::{Route, RouteTable};
 
 /// What a [`Fetcher`] needs to know: its own settings, not the whole proxy's.
@@ -198,7 +204,8 @@ struct Exchange {
     status: u16,
     content_type: Option<String>,
     retry_after: Option<Duration>,
-    body: Result<Bytes, BodyError>,
+    /// The identity body, and the gzip bytes it came as (when Nexon sent gzip).
+    body: Result<(Bytes, Option<Bytes>), BodyError>,
 }
 
 enum BodyError {
@@ -294,7 +301,9 @@ impl Fetcher {
         let mut attempt = 1;
         loop {
             let failure = match self.attempt(route, target, deadline, attempts).await {
-                Step::Done(Fetched::Ok(stored)) => return Fetched::Ok(compressed(stored).await),
+                Step::Done(Fetched::Ok(stored)) if stored.gzip.is_none() => {
+                    return Fetched::Ok(compressed(stored).await);
+                }
                 Step::Done(fetched) => return fetched,
                 Step::Failed {
                     failure,
@@ -432,6 +441,7 @@ impl Fetcher {
             .get(format!("{}{target}", self.base))
             .headers(trace)
             .header(API_KEY_HEADER, key)
+            .header(http::header::ACCEPT_ENCODING, "gzip")
             .send()
             .await?;
         let status = response.status().as_u16();
@@ -448,7 +458,27 @@ impl Fetcher {
         let retry_after = header(http::header::RETRY_AFTER)
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(3600)));
-        let body = read_body(response, self.config.max_body_bytes).await;
+        let coding = maple_common::encoding::content_coding(response.headers());
+        let limit = self.config.max_body_bytes;
+        let received = |coding, body: &Bytes| {
+            let bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            self.metrics.upstream_body_bytes_total.inc_by(coding, bytes);
+        };
+        let body = match (coding, read_body(response, limit).await) {
+            (_, Err(e)) => Err(e),
+            (Ok(Coding::Identity), Ok(body)) => {
+                received(BodyCoding::Identity, &body);
+                Ok((body, None))
+            }
+            (Ok(Coding::Gzip), Ok(gzip)) => {
+                received(BodyCoding::Gzip, &gzip);
+                inflated(gzip, limit).await
+            }
+            (Err(unsupported), Ok(_)) => {
+                tracing::warn!(%unsupported, "upstream answered in a coding it was not asked for");
+                Err(BodyError::Broken)
+            }
+        };
         Ok(Exchange {
             status,
             content_type,
@@ -480,6 +510,23 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Byte
             Err(e) if e.is_timeout() => return Err(BodyError::Timeout),
             Err(_) => return Err(BodyError::Broken),
         }
+    }
+}
+
+/// `gzip` inflated on the blocking pool, bounded by `limit` (a gzip bomb is too large, not
+/// an allocation), with the gzip bytes kept beside it.
+async fn inflated(gzip: Bytes, limit: usize) -> Result<(Bytes, Option<Bytes>), BodyError> {
+    let packed = gzip.clone();
+    let inflated =
+        tokio::task::spawn_blocking(move || maple_common::encoding::gunzip(&packed, limit)).await;
+    match inflated {
+        Ok(Ok(body)) => Ok((Bytes::from(body), Some(gzip))),
+        Ok(Err(InflateError::TooLarge(_))) => Err(BodyError::TooLarge),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "upstream sent gzip that does not inflate");
+            Err(BodyError::Broken)
+        }
+        Err(_) => Err(BodyError::Broken),
     }
 }
 
@@ -540,7 +587,7 @@ fn classify(
             Some(Outcome::Failure),
         );
     }
-    let body = match exchange.body {
+    let (body, gzip) = match exchange.body {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             return (
@@ -568,8 +615,9 @@ fn classify(
         let stored = Stored {
             status: 200,
             content_type: exchange.content_type,
+            // Nexon's gzip serves gzip clients as it is; a short body goes out identity.
+            gzip: gzip.filter(|_| body.len() >= GZIP_MIN_BYTES),
             body,
-            gzip: None,
             fetched_at: Instant::now(),
             ttl,
         };

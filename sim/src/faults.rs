@@ -34,6 +34,10 @@ pub struct FaultSpec {
     /// Reset the TCP connection (RST) without answering.
     #[serde(default)]
     pub reset: bool,
+    /// Answer with `Content-Encoding: gzip` and the gzip body cut in half (a broken
+    /// compressor or a cut transfer behind a server that still said 200).
+    #[serde(default)]
+    pub corrupt_gzip: bool,
     /// Share of matching calls that get the failure (default 1: all of them).
     #[serde(default)]
     pub ratio: Option<f64>,
@@ -71,6 +75,14 @@ impl FaultSpec {
     pub fn connection_reset() -> Self {
         Self {
             reset: true,
+            ..Self::default()
+        }
+    }
+
+    /// Answer a cut gzip body under a 200.
+    pub fn corrupt_gzip() -> Self {
+        Self {
+            corrupt_gzip: true,
             ..Self::default()
         }
     }
@@ -115,13 +127,16 @@ impl FaultSpec {
             self.rate_limit_retry_after_s.is_some(),
             self.hang,
             self.reset,
+            self.corrupt_gzip,
         ]
         .into_iter()
         .filter(|set| *set)
         .count();
         if actions > 1 {
             return Err(InvalidFault(
-                "choose at most one of error_status, rate_limit_retry_after_s, hang, reset".into(),
+                "choose at most one of error_status, rate_limit_retry_after_s, hang, reset, \
+                 corrupt_gzip"
+                    .into(),
             ));
         }
         if let Some(status) = self.error_status
@@ -155,6 +170,7 @@ pub enum Action {
     RateLimit { retry_after_s: u64 },
     Hang(Hang),
     Reset,
+    CorruptGzip,
 }
 
 /// Which fault a hung call belongs to: it ends when that fault is cleared, replaced or expires.
@@ -269,6 +285,8 @@ impl Faults {
             }))
         } else if spec.reset {
             Some(Action::Reset)
+        } else if spec.corrupt_gzip {
+            Some(Action::CorruptGzip)
         } else {
             None
         };

@@ -4,6 +4,11 @@
 //! It is the upstream of every local run, test and benchmark (nothing here reaches Nexon).
 //! Control API on the same port: `POST /-/faults`, `DELETE /-/faults`, `GET /-/faults`,
 //! `GET /-/stats`, `DELETE /-/stats`.
+//!
+//! Like a web server with compression on, it answers gzip (`Content-Encoding: gzip`, `Vary:
+//! Accept-Encoding`) to a request whose `Accept-Encoding` takes it, for bodies of
+//! [`GZIP_MIN_BYTES`] or more; [`SimConfig::gzip`] (`MAPLE_SIM_GZIP`) or
+//! [`Simulator::set_gzip`] turns that off, to play an upstream that only sends identity.
 
 pub mod characters;
 pub mod faults;
@@ -14,6 +19,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +58,9 @@ const FIRST_SNAPSHOT_DATE: &str = "2023-12-21";
 const BODY_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 /// Remembered name of each ocid looked up, for `character/basic`'s `character_name`.
 const MAX_REMEMBERED_NAMES: usize = 100_000;
+/// Bodies shorter than this are sent as they are even to a client that takes gzip (as web
+/// servers' `gzip_min_length` does).
+pub const GZIP_MIN_BYTES: usize = 1024;
 /// How long open connections get to finish when the simulator stops.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -62,6 +71,8 @@ pub struct SimConfig {
     /// A folder with other templates (`MAPLE_DATA_DIR`); `None`: the copies built into the
     /// binary from the repository's `data/`.
     pub data_dir: Option<PathBuf>,
+    /// Whether a client that takes gzip gets it (bodies of [`GZIP_MIN_BYTES`] or more).
+    pub gzip: bool,
 }
 
 impl Default for SimConfig {
@@ -69,6 +80,7 @@ impl Default for SimConfig {
         Self {
             api_key: DEFAULT_API_KEY.to_owned(),
             data_dir: None,
+            gzip: true,
         }
     }
 }
@@ -85,8 +97,36 @@ struct SimState {
     templates: Templates,
     faults: Faults,
     stats: Stats,
-    bodies: moka::sync::Cache<(Endpoint, Ocid, Option<String>), Bytes>,
+    /// Whether gzip is offered (see the module's doc).
+    gzip: AtomicBool,
+    bodies: moka::sync::Cache<(Endpoint, Ocid, Option<String>), Body>,
     names: Mutex<HashMap<Ocid, String>>,
+}
+
+/// A generated body, kept with its gzip form (made once, when long enough to gain) at zlib's
+/// default level 6, as web servers commonly compress: not the level our binaries use, so a test
+/// can tell Nexon's gzip bytes, passed on as they are, from a compression of our own.
+#[derive(Debug, Clone)]
+struct Body {
+    identity: Bytes,
+    gzip: Option<Bytes>,
+}
+
+impl Body {
+    fn new(identity: Vec<u8>) -> Self {
+        let gzip = (identity.len() >= GZIP_MIN_BYTES).then(|| {
+            use std::io::Write as _;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            // Writing into a Vec cannot fail.
+            let _ = encoder.write_all(&identity);
+            Bytes::from(encoder.finish().unwrap_or_default())
+        });
+        Self {
+            identity: identity.into(),
+            gzip,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,7 +147,10 @@ impl Simulator {
         };
         let bodies = moka::sync::Cache::builder()
             .max_capacity(BODY_CACHE_BYTES)
-            .weigher(|_, body: &Bytes| u32::try_from(body.len()).unwrap_or(u32::MAX))
+            .weigher(|_, body: &Body| {
+                let gzip = body.gzip.as_ref().map_or(0, Bytes::len);
+                u32::try_from(body.identity.len() + gzip).unwrap_or(u32::MAX)
+            })
             .build();
         Ok(Self {
             state: Arc::new(SimState {
@@ -115,6 +158,7 @@ impl Simulator {
                 templates,
                 faults: Faults::default(),
                 stats: Stats::default(),
+                gzip: AtomicBool::new(config.gzip),
                 bodies,
                 names: Mutex::new(HashMap::new()),
             }),
@@ -129,6 +173,11 @@ impl Simulator {
     /// Zeroes the call counters.
     pub fn reset_stats(&self) {
         self.state.stats.reset();
+    }
+
+    /// Offers gzip to the clients that take it (`true`), or answers identity to everyone.
+    pub fn set_gzip(&self, offered: bool) {
+        self.state.gzip.store(offered, Ordering::Relaxed);
     }
 
     /// The fault switchboard, for tests that hold the simulator.
@@ -289,6 +338,7 @@ async fn inject_faults(State(sim): State<Simulator>, request: Request, next: Nex
             sim.state.faults.hang(hang).await;
             nexon_error_with_status(503)
         }
+        Some(Action::CorruptGzip) => corrupt_gzip(next.run(request).await).await,
         Some(Action::Reset) => {
             if let Some(reset) = request.extensions().get::<ConnectionReset>() {
                 reset.0.notify_one();
@@ -297,6 +347,26 @@ async fn inject_faults(State(sim): State<Simulator>, request: Request, next: Nex
             std::future::pending::<Response>().await
         }
     }
+}
+
+/// `response` with its body gzip-compressed (if it was not) and cut in half, still labelled
+/// gzip: what a client must refuse to read.
+async fn corrupt_gzip(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return nexon_error(NexonErrorCode::InternalServerError);
+    };
+    let gzip = if parts.headers.contains_key(header::CONTENT_ENCODING) {
+        body.to_vec()
+    } else {
+        maple_common::encoding::gzip(&body)
+    };
+    let cut = Bytes::copy_from_slice(&gzip[..gzip.len() / 2]);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    Response::from_parts(parts, axum::body::Body::from(cut))
 }
 
 async fn require_key(
@@ -343,21 +413,24 @@ async fn ocid_lookup(
 
 async fn basic(
     State(sim): State<Simulator>,
+    headers: HeaderMap,
     query: Result<Query<OcidQuery>, QueryRejection>,
 ) -> Response {
-    serve_character(&sim, Endpoint::Basic, query).await
+    serve_character(&sim, Endpoint::Basic, &headers, query).await
 }
 
 async fn item_equipment(
     State(sim): State<Simulator>,
+    headers: HeaderMap,
     query: Result<Query<OcidQuery>, QueryRejection>,
 ) -> Response {
-    serve_character(&sim, Endpoint::Equipment, query).await
+    serve_character(&sim, Endpoint::Equipment, &headers, query).await
 }
 
 async fn serve_character(
     sim: &Simulator,
     endpoint: Endpoint,
+    headers: &HeaderMap,
     query: Result<Query<OcidQuery>, QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
@@ -397,7 +470,7 @@ async fn serve_character(
                     }
                 };
                 // Pretty-printed like the published responses (~350 KB for equipment).
-                serde_json::to_vec_pretty(&value).map(Bytes::from)
+                serde_json::to_vec_pretty(&value).map(Body::new)
             })
             .await;
             match built {
@@ -409,11 +482,21 @@ async fn serve_character(
             }
         }
     };
-    (
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    let content_type = (header::CONTENT_TYPE, "application/json; charset=utf-8");
+    match body.gzip {
+        Some(gzip)
+            if sim.state.gzip.load(Ordering::Relaxed)
+                && maple_common::encoding::accepts_gzip(headers) =>
+        {
+            let gzip_headers = [
+                content_type,
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ];
+            (gzip_headers, gzip).into_response()
+        }
+        _ => ([content_type], body.identity).into_response(),
+    }
 }
 
 async fn unknown_api_path() -> Response {

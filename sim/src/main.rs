@@ -1,7 +1,8 @@
 //! `nexon-sim`: the Nexon Open API simulator as a process.
 //!
 //! Environment: `MAPLE_SIM_LISTEN` (default 127.0.0.1:8090), `MAPLE_SIM_API_KEY` (default
-//! `maple-sim-dev-key`), `MAPLE_DATA_DIR` (default: the templates built into the binary).
+//! `maple-sim-dev-key`), `MAPLE_DATA_DIR` (default: the templates built into the binary),
+//! `MAPLE_SIM_GZIP` (default true: gzip to clients that take it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use maple_sim::{self as sim, SimConfig, Simulator};
   MAPLE_SIM_LISTEN    where to listen (default 127.0.0.1:8090)
   MAPLE_SIM_API_KEY   the x-nxopen-api-key it accepts (default maple-sim-dev-key)
   MAPLE_DATA_DIR      a folder with other templates (default: data/ built into the binary)
+  MAPLE_SIM_GZIP      gzip answers to clients that take gzip (default true)
   MAPLE_LOG_FORMAT    json (default) or text; RUST_LOG filters the log lines
 The full configuration table: README.md, section Configuration."
 )]
@@ -32,9 +34,10 @@ async fn main() -> ExitCode {
     let env = Env::process();
     let format = LogFormat::from_env(&env, LogFormat::Json);
     let listen = env.parse_or::<SocketAddr>("MAPLE_SIM_LISTEN", sim_default_listen());
-    let (format, listen) = match (format, listen) {
-        (Ok(f), Ok(l)) => (f, l),
-        (Err(e), _) | (_, Err(e)) => {
+    let gzip = env.parse_or::<bool>("MAPLE_SIM_GZIP", true);
+    let (format, listen, gzip) = match (format, listen, gzip) {
+        (Ok(f), Ok(l), Ok(g)) => (f, l, g),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("nexon-sim: {e}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
@@ -49,6 +52,7 @@ async fn main() -> ExitCode {
     let config = SimConfig {
         api_key: env.string_or("MAPLE_SIM_API_KEY", sim::DEFAULT_API_KEY),
         data_dir: env.get("MAPLE_DATA_DIR").map(PathBuf::from),
+        gzip,
     };
     let simulator = match Simulator::new(config) {
         Ok(s) => s,

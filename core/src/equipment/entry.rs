@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use maple_common::encoding::InflateError;
 use maple_common::nexon::Ocid;
 use sha2::{Digest, Sha256};
 
@@ -26,6 +27,22 @@ impl Entry {
     /// Compresses a body fetched now (CPU work: call it off the async workers).
     pub fn compress(ocid: Ocid, body: &[u8]) -> Self {
         Self::from(EquipmentSnapshot::compress(ocid, body, now_ms()))
+    }
+
+    /// An entry for a body fetched now that arrived gzip-compressed: the gzip bytes kept as they
+    /// came, inflated once (bounded by `limit`) for the hash and length (CPU work: call it off
+    /// the async workers; inflating is a fraction of what compressing costs).
+    ///
+    /// # Errors
+    /// [`InflateError`] when the gzip is corrupt or inflates past `limit`.
+    pub fn from_gzip(gzip: Bytes, limit: usize) -> Result<Self, InflateError> {
+        let body = maple_common::encoding::gunzip(&gzip, limit)?;
+        Ok(Self {
+            sha256: Sha256::digest(&body).into(),
+            raw_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            gzip,
+            fetched_at_ms: now_ms(),
+        })
     }
 
     /// The body, checked against its hash (CPU work: call it off the async workers).

@@ -352,6 +352,29 @@ impl Stack {
             .expect("core answers")
     }
 
+    /// `ocid`'s equipment body as the simulator (Nexon) sends it, asked directly with its key:
+    /// its gzip bytes when `gzip` (and the simulator offers gzip), else the JSON.
+    pub async fn nexon_equipment(&self, ocid: &str, gzip: bool) -> Vec<u8> {
+        let mut request = self
+            .http
+            .get(format!(
+                "http://{}{}",
+                self.sim_addr,
+                maple_common::nexon::PATH_ITEM_EQUIPMENT
+            ))
+            .query(&[("ocid", ocid)])
+            .header(
+                maple_common::nexon::API_KEY_HEADER,
+                maple_sim::DEFAULT_API_KEY,
+            );
+        if gzip {
+            request = request.header("accept-encoding", "gzip");
+        }
+        let response = request.send().await.expect("simulator answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.bytes().await.expect("body").to_vec()
+    }
+
     /// The proxy's `/maplestory/v1/id` lookup for `name`, sent straight to the proxy.
     pub async fn lookup(&self, name: &str) -> reqwest::Response {
         self.http

@@ -2,6 +2,7 @@
 
 use maple_common::nexon::{API_KEY_HEADER, PATH_ID, PATH_ITEM_EQUIPMENT};
 use maple_sim::characters;
+use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
 
 use crate::harness::{Stack, error_code, header, inflate};
@@ -107,6 +108,113 @@ async fn equipment_goes_out_gzip_to_clients_that_take_it_and_identity_to_the_res
     assert_eq!(header(&response, "content-encoding"), "");
     let body: serde_json::Value = response.json().await.expect("plain JSON");
     assert_eq!(body["ocid"], characters::ocid_for("gzipshort").as_str());
+    stack.stop().await;
+}
+
+/// The proxy's equipment answer for `ocid`: (x-cache, content-encoding, body).
+async fn proxied_equipment(stack: &Stack, ocid: &str, gzip: bool) -> (String, String, Vec<u8>) {
+    let mut request = stack
+        .http
+        .get(stack.proxy(PATH_ITEM_EQUIPMENT))
+        .query(&[("ocid", ocid)]);
+    if gzip {
+        request = request.header("accept-encoding", "gzip");
+    }
+    let response = request.send().await.expect("proxy answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let cache = header(&response, "x-cache");
+    let coding = header(&response, "content-encoding");
+    (
+        cache,
+        coding,
+        response.bytes().await.expect("body").to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn nexon_is_asked_for_gzip_and_its_bytes_go_out_as_they_came() {
+    let stack = Stack::start().await;
+    let wire = |coding: &'static str| {
+        let stack = &stack;
+        async move {
+            stack
+                .proxy_metric(&format!(
+                    "maple_proxy_upstream_body_bytes_total{{coding=\"{coding}\"}}"
+                ))
+                .await
+        }
+    };
+    // The simulator compresses at level 6, our binaries at level 1: equal bytes mean Nexon's
+    // gzip went out as it came, not inflated and compressed again.
+    let ocid = characters::ocid_for("wiregzip").as_str().to_owned();
+    let nexon_gzip = stack.nexon_equipment(&ocid, true).await;
+    let nexon_json = stack.nexon_equipment(&ocid, false).await;
+    assert_eq!(inflate(&nexon_gzip), nexon_json);
+    assert_ne!(
+        nexon_gzip,
+        maple_common::encoding::gzip(&nexon_json),
+        "the simulator's gzip is not ours"
+    );
+    let (cache, coding, body) = proxied_equipment(&stack, &ocid, true).await;
+    assert_eq!((cache.as_str(), coding.as_str()), ("MISS", "gzip"));
+    assert_eq!(body, nexon_gzip, "Nexon's gzip bytes, as they came");
+    let (cache, coding, body) = proxied_equipment(&stack, &ocid, false).await;
+    assert_eq!((cache.as_str(), coding.as_str()), ("HIT", ""));
+    assert_eq!(body, nexon_json, "inflated once for identity clients");
+    assert_eq!(wire("gzip").await, nexon_gzip.len() as f64);
+    assert_eq!(wire("identity").await, 0.0);
+
+    // An upstream that sends identity only: the proxy compresses (once) itself.
+    stack.sim.set_gzip(false);
+    let plain = characters::ocid_for("wireplain").as_str().to_owned();
+    let nexon_json = stack.nexon_equipment(&plain, true).await;
+    serde_json::from_slice::<serde_json::Value>(&nexon_json).expect("identity JSON");
+    let (cache, coding, body) = proxied_equipment(&stack, &plain, true).await;
+    assert_eq!((cache.as_str(), coding.as_str()), ("MISS", "gzip"));
+    assert_eq!(inflate(&body), nexon_json);
+    assert_eq!(wire("identity").await, nexon_json.len() as f64);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_that_does_not_inflate_is_a_broken_answer_and_is_not_cached() {
+    let stack = Stack::start().await;
+    stack
+        .sim
+        .faults()
+        .set(FaultSpec::corrupt_gzip().on_path(PATH_ITEM_EQUIPMENT))
+        .await
+        .expect("valid fault");
+    let ocid = characters::ocid_for("brokengzip").as_str().to_owned();
+    for gzip in [true, false] {
+        let mut request = stack
+            .http
+            .get(stack.proxy(PATH_ITEM_EQUIPMENT))
+            .query(&[("ocid", ocid.as_str())]);
+        if gzip {
+            request = request.header("accept-encoding", "gzip");
+        }
+        let response = request.send().await.expect("proxy answers");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()["x-maple-proxy-error"],
+            "upstream_protocol_error"
+        );
+        assert_eq!(error_code(response).await, "upstream_protocol_error");
+    }
+    assert_eq!(
+        stack
+            .proxy_metric(
+                "maple_proxy_upstream_requests_total{outcome=\"protocol\",route=\"/maplestory/v1/character/item-equipment\"}"
+            )
+            .await,
+        2.0,
+        "each a broken answer, not retried"
+    );
+    stack.sim.faults().clear().await;
+    let (cache, coding, body) = proxied_equipment(&stack, &ocid, true).await;
+    assert_eq!((cache.as_str(), coding.as_str()), ("MISS", "gzip"));
+    assert_eq!(body, stack.nexon_equipment(&ocid, true).await);
     stack.stop().await;
 }
 

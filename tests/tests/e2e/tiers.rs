@@ -147,6 +147,56 @@ async fn gzip_goes_out_as_stored_and_etags_give_304() {
 }
 
 #[tokio::test]
+async fn the_proxys_gzip_goes_into_the_tiers_as_it_came() {
+    let stack = Stack::start().await;
+    let equipment = |path: String, gzip: bool| {
+        let stack = &stack;
+        async move {
+            let mut request = stack.http.get(stack.core(&path));
+            if gzip {
+                request = request.header("accept-encoding", "gzip");
+            }
+            let response = request.send().await.expect("answers");
+            assert_eq!(response.status(), StatusCode::OK);
+            let etag = response.headers()["etag"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            (etag, response.bytes().await.expect("body").to_vec())
+        }
+    };
+    // The simulator compresses at level 6, core and the proxy at level 1: core answering the
+    // simulator's bytes means nobody inflated and compressed them again on the way.
+    let name = fresh_name("wire");
+    let ocid = maple_sim::characters::ocid_for(&name).as_str().to_owned();
+    let path = format!("/v1/characters/{name}/equipment");
+    let nexon_gzip = stack.nexon_equipment(&ocid, true).await;
+    let nexon_json = stack.nexon_equipment(&ocid, false).await;
+    let (gzip_etag, body) = equipment(path.clone(), true).await;
+    assert_eq!(body, nexon_gzip, "Nexon's gzip bytes, as they came");
+    let (etag, body) = equipment(path.clone(), false).await;
+    assert_eq!(body, nexon_json);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&nexon_json));
+    assert_eq!(etag, format!("\"{sha}\""), "the ETag names the JSON");
+    assert_eq!(gzip_etag, format!("\"{sha}-gz\""));
+
+    // Nexon sending identity only: the proxy's own gzip is what core keeps.
+    stack.sim.set_gzip(false);
+    let name = fresh_name("wire");
+    let ocid = maple_sim::characters::ocid_for(&name).as_str().to_owned();
+    let path = format!("/v1/characters/{name}/equipment");
+    let nexon_json = stack.nexon_equipment(&ocid, true).await;
+    let (_, body) = equipment(path.clone(), true).await;
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .read_to_end(&mut inflated)
+        .expect("valid gzip");
+    assert_eq!(inflated, nexon_json);
+    assert_eq!(equipment(path, false).await.1, nexon_json);
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn five_hundred_requests_over_two_instances_make_one_fetch() {
     let stack = Stack::start_with(Options {
         db: Db::MySql,
