@@ -16,6 +16,11 @@ use maple_sim::{SimConfig, Simulator};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: the small, short-lived blocks of a request cost a fraction of glibc's malloc and
+/// free (docs/benchmarks.md, likes over HTTP).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// MapleExpectation on one machine: the Nexon simulator (unless a Nexon key is set), the proxy
 /// and core, in the embedded mode (SQLite under var/, no Redis).
 #[derive(Debug, clap::Parser)]

@@ -7,10 +7,10 @@
 //!   ([`inject`]), so one trace runs client → core → proxy → Nexon. Spans are exported by OTLP
 //!   over HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://otel-collector:4318`);
 //!   otherwise trace ids are still made and propagated, and nothing is sent.
-//! - Access log: one line per request, events with target [`ACCESS_TARGET`], in the log
-//!   format, on unless `MAPLE_ACCESS_LOG=off`. They are written by a thread of their own (a
-//!   non-blocking writer): a request never waits for the terminal or the pipe, and when the
-//!   writer falls 64k lines behind, lines are dropped rather than requests slowed.
+//! - Access log ([`access`]): one line per request, in the log format, on unless
+//!   `MAPLE_ACCESS_LOG=off`, formatted directly (not a `tracing` event) and written by a thread
+//!   of its own: a request never waits for the terminal or the pipe, and when the writer falls
+//!   64k lines behind, lines are dropped rather than requests slowed.
 //! - Third-party crates log only warnings at the default level (no exporter chatter at start).
 
 use std::io::IsTerminal as _;
@@ -21,12 +21,13 @@ use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::filter::{FilterExt as _, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{ConfigError, Env};
+
+pub mod access;
 
 /// `json` (one JSON object per line, for collectors) or `text` (for a terminal).
 pub const LOG_FORMAT_VAR: &str = "MAPLE_LOG_FORMAT";
@@ -40,12 +41,6 @@ pub const TRACE_FILTER_VAR: &str = "MAPLE_TRACE_FILTER";
 
 /// One line per request, on by default: `on` or `off`.
 pub const ACCESS_LOG_VAR: &str = "MAPLE_ACCESS_LOG";
-
-/// The target of access-log events: `tracing::info!(target: ACCESS_TARGET, …)`.
-pub const ACCESS_TARGET: &str = "access";
-
-/// Access lines the writer may fall behind before it drops lines.
-const ACCESS_BUFFER_LINES: usize = 64 * 1024;
 
 /// Added to every default filter: the exporter's and pingora's informational lines ("Global
 /// tracer provider is set…", "Starting service…") are noise at start-up and shutdown.
@@ -169,13 +164,9 @@ pub fn init(
     let provider = builder.build();
     let tracer = provider.tracer(service);
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_filter},{QUIET_CRATES}")))
-        // Access lines go through their own layer only.
-        .and(filter_fn(|meta| meta.target() != ACCESS_TARGET));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_filter},{QUIET_CRATES}")));
     let trace_filter = EnvFilter::try_from_env(TRACE_FILTER_VAR)
-        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_TRACE_FILTER))
-        // An access line repeats its span's fields: as a span event it would only cost.
-        .and(filter_fn(|meta| meta.target() != ACCESS_TARGET));
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_TRACE_FILTER));
     let logs = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -189,37 +180,19 @@ pub fn init(
             .with_ansi(std::io::stdout().is_terminal())
             .boxed(),
     };
-    let (access, access_guard) = if access_log {
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(ACCESS_BUFFER_LINES)
-            .thread_name("access-log")
-            .finish(std::io::stdout());
-        let layer = match format {
-            LogFormat::Json => tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_writer(writer)
-                .boxed(),
-            LogFormat::Text => tracing_subscriber::fmt::layer()
-                .event_format(AccessText)
-                .with_ansi(std::io::stdout().is_terminal())
-                .with_writer(writer)
-                .boxed(),
-        };
-        let only_access = Targets::new().with_target(ACCESS_TARGET, tracing::Level::INFO);
-        (Some(layer.with_filter(only_access)), Some(guard))
-    } else {
-        (None, None)
-    };
     let result = tracing_subscriber::registry()
         .with(logs.with_filter(filter))
-        .with(access)
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                // Each poll of an instrumented future enters and exits its span: no clock
+                // reads for busy/idle times, and no OpenTelemetry context made current (our
+                // propagation reads the span's context directly, and no library here asks
+                // for the current one). The thread a span began on says nothing on a
+                // work-stealing runtime.
+                .with_tracked_inactivity(false)
+                .with_context_activation(false)
+                .with_threads(false)
                 .with_filter(trace_filter),
         )
         .try_init();
@@ -233,32 +206,12 @@ pub fn init(
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(Telemetry {
         provider: Some(provider),
-        access: access_guard,
+        access: if access_log {
+            access::install(format)
+        } else {
+            None
+        },
     })
-}
-
-/// An access line as text: the time, `access:` and the line's own fields. Not the default
-/// format, which adds the level and the request span's fields (method, route, trace id: all
-/// of them in the line already) and costs a tenth of a small request's instructions.
-struct AccessText;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for AccessText
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        use tracing_subscriber::fmt::time::FormatTime as _;
-        tracing_subscriber::fmt::time::SystemTime.format_time(&mut writer)?;
-        writer.write_str(" access: ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
 }
 
 /// [`init`] with the OTLP endpoint read from `env` ([`OTLP_ENDPOINT_VAR`]).
@@ -303,15 +256,15 @@ impl Injector for HeaderInjector<'_> {
 
 /// Makes `span` a child of the trace named by `headers`' `traceparent` (if any, and valid),
 /// and records the trace id in its `trace_id` field (declared empty by the caller) so log
-/// lines inside it carry it.
-pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+/// lines inside it carry it. Returns that trace id (none when tracing is not installed).
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) -> Option<String> {
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
     }
-    if let Some(id) = trace_id(span) {
-        span.record("trace_id", id.as_str());
-    }
+    let id = trace_id(span)?;
+    span.record("trace_id", id.as_str());
+    Some(id)
 }
 
 /// Writes `span`'s context as `traceparent` into `headers` (for the next hop).
@@ -322,9 +275,19 @@ pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
 
 /// The trace id of `span`, as 32 hex digits (none when tracing is not installed).
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
+    let otel_span = context.span();
+    let span_context = otel_span.span_context();
+    if !span_context.is_valid() {
+        return None;
+    }
+    // By hand: `Display` for the id goes through `u128`'s formatting machinery.
+    let bytes = span_context.trace_id().to_bytes();
+    let mut id = String::with_capacity(32);
+    for byte in bytes {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    Some(id)
 }

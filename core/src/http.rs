@@ -21,7 +21,6 @@ use axum::routing::{MethodRouter, get, post};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 
@@ -96,15 +95,14 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal("handler panicked".into()).into_response()
                 }))
-                // 2. A span per request (continuing the caller's trace): every log line below,
-                //    the error line included, carries its trace id.
-                .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
-                // 3. RED metrics per route template, and each error logged exactly once.
+                // 2. A span per request (continuing the caller's trace: every log line below,
+                //    the error line included, carries its trace id), RED metrics per route
+                //    template, each error logged exactly once, the access line.
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     middleware::observe,
                 ))
-                // 4. Sizes, load shedding, per-client rate: before any work.
+                // 3. Sizes, load shedding, per-client rate: before any work.
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     middleware::guard,
@@ -112,7 +110,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(
                     state.config.limits.max_body_bytes,
                 ))
-                // 5. Every request ends within the timeout (503 JSON), so a drain always ends.
+                // 4. Every request ends within the timeout (503 JSON), so a drain always ends.
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
                     ApiError::Timeout
                 }))

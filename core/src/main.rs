@@ -12,6 +12,11 @@ use maple_common::config::{EXIT_CONFIG, Env};
 use maple_common::telemetry::{self, LogFormat};
 use maple_core::{App, CoreConfig};
 
+/// mimalloc: the small, short-lived blocks of a request cost a fraction of glibc's malloc and
+/// free (docs/benchmarks.md, likes over HTTP).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// MapleExpectation core: the HTTP API that prices a character's equipment (potential resets
 /// and star force), with its cache tiers, likes and admin API.
 #[derive(Debug, clap::Parser)]

@@ -491,8 +491,8 @@ impl ProxyHttp for NexonProxy {
                     route = ctx.route.label(),
                     trace_id = tracing::field::Empty,
                 );
-                maple_common::telemetry::continue_trace(&span, &session.req_header().headers);
-                ctx.trace_id = maple_common::telemetry::trace_id(&span);
+                ctx.trace_id =
+                    maple_common::telemetry::continue_trace(&span, &session.req_header().headers);
                 tracing::Instrument::instrument(self.serve(session, ctx), span).await?
             }
         };
@@ -537,25 +537,30 @@ impl ProxyHttp for NexonProxy {
     }
 }
 
-/// One access-log line (target `access`), written off the request path by the telemetry
-/// layer; nothing is built when the access log is off.
+/// One access-log line (`maple_common::telemetry::access`), written off the request path;
+/// nothing is built when the access log is off.
 fn access_line(session: &Session, ctx: &RequestCtx) {
-    use maple_common::telemetry::ACCESS_TARGET;
-    if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+    use maple_common::telemetry::access::{self, Value};
+    if !access::enabled() {
         return;
     }
-    tracing::info!(
-        target: ACCESS_TARGET,
-        method = session.req_header().method.as_str(),
-        route = ctx.route.label(),
-        status = ctx.status,
-        cache = ctx.cache.map(CacheResult::label),
-        stale_cause = ctx.stale_cause,
-        upstream_attempts = ctx.attempts.as_ref().map_or(0, |a| a.load(Ordering::Relaxed)),
-        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-        trace_id = ctx.trace_id.as_deref(),
-        "request"
-    );
+    let attempts = ctx
+        .attempts
+        .as_ref()
+        .map_or(0, |a| a.load(Ordering::Relaxed));
+    access::write(&[
+        (
+            "method",
+            Some(Value::Str(session.req_header().method.as_str())),
+        ),
+        ("route", Some(Value::Str(ctx.route.label()))),
+        ("status", Some(Value::U64(u64::from(ctx.status)))),
+        ("cache", ctx.cache.map(|c| Value::Str(c.label()))),
+        ("stale_cause", ctx.stale_cause.map(Value::Str)),
+        ("upstream_attempts", Some(Value::U64(u64::from(attempts)))),
+        ("duration_ms", Some(Value::Millis(ctx.started.elapsed()))),
+        ("trace_id", ctx.trace_id.as_deref().map(Value::Str)),
+    ]);
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The middleware of the one stack in [`router`](super::router): `observe` (the client address,
-//! RED metrics per route template, each error logged once, the access line), `guard` (sizes,
-//! load shedding, the per-client rate, the in-flight count) and the request span.
+//! The middleware of the one stack in [`router`](super::router): `observe` (the request span,
+//! the client address, RED metrics per route template, each error logged once, the access
+//! line) and `guard` (sizes, load shedding, the per-client rate, the in-flight count).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +9,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use maple_common::telemetry::access::{self, Value};
+use tracing::Instrument as _;
 
 use super::characters::SOURCE_HEADER;
 use super::client::{ClientIp, client_ip};
@@ -105,45 +107,51 @@ impl Drop for InFlight<'_> {
 }
 
 /// The span of one request: a child of the caller's trace when it sent `traceparent`; its
-/// `trace_id` field puts the trace id on every log line inside it.
-pub(super) fn request_span(request: &Request) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
+/// `trace_id` field puts the trace id on every log line inside it. Also the trace id.
+fn request_span(request: &Request, route: &str) -> (tracing::Span, Option<String>) {
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         route,
         trace_id = tracing::field::Empty,
     );
-    maple_common::telemetry::continue_trace(&span, request.headers());
-    span
+    let trace_id = maple_common::telemetry::continue_trace(&span, request.headers());
+    (span, trace_id)
 }
 
-/// Counts and times each request per route template, logs its error once, and writes its
-/// access-log line (`MAPLE_ACCESS_LOG`). Decides the client address first ([`ClientIp`]).
+/// Runs each request in its span (continuing the caller's trace), counts and times it per
+/// route template, logs its error once, and writes its access-log line (`MAPLE_ACCESS_LOG`).
+/// Decides the client address first ([`ClientIp`]).
 pub(super) async fn observe(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (span, trace_id) = request_span(&request, route);
     let method = request.method().clone();
     let client = crate::server::peer(&request)
         .map(|peer| client_ip(&state.config.trusted_proxies, peer.ip(), request.headers()));
     if let Some(client) = client {
         request.extensions_mut().insert(ClientIp(client));
     }
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status();
-    access_line(&method, &route, &response, elapsed, client);
+    if access::enabled() {
+        access_line(
+            &method,
+            route,
+            &response,
+            elapsed,
+            client,
+            trace_id.as_deref(),
+        );
+    }
     if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
+        let _in_span = span.enter();
         if status.is_server_error() {
             tracing::warn!(%route, %status, error = %error, "request failed");
         } else {
@@ -158,29 +166,25 @@ pub(super) async fn observe(
     state
         .metrics
         .http_requests_total
-        .with_label_values(&[route.as_str(), method, status.as_str()])
+        .with_label_values(&[route, method, status.as_str()])
         .inc();
     state
         .metrics
         .http_request_duration_seconds
-        .with_label_values(&[route.as_str(), method])
+        .with_label_values(&[route, method])
         .observe(elapsed.as_secs_f64());
     response
 }
 
-/// One access-log line (target `access`): a structured event the telemetry layer writes off
-/// the request path. Cheap when the access log is off (the event is disabled).
+/// One access-log line ([`access`]), formatted here and written off the request path.
 fn access_line(
     method: &axum::http::Method,
     route: &str,
     response: &Response,
     elapsed: Duration,
     client: Option<std::net::IpAddr>,
+    trace_id: Option<&str>,
 ) {
-    use maple_common::telemetry::ACCESS_TARGET;
-    if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
-        return;
-    }
     let bytes = axum::body::HttpBody::size_hint(response.body())
         .exact()
         .or_else(|| {
@@ -194,17 +198,17 @@ fn access_line(
         .headers()
         .get(SOURCE_HEADER)
         .and_then(|v| v.to_str().ok());
-    let trace_id = maple_common::telemetry::trace_id(&tracing::Span::current());
-    tracing::info!(
-        target: ACCESS_TARGET,
-        method = %method,
-        route,
-        status = response.status().as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        bytes,
-        source,
-        client = client.map(tracing::field::display),
-        trace_id,
-        "request"
-    );
+    access::write(&[
+        ("method", Some(Value::Str(method.as_str()))),
+        ("route", Some(Value::Str(route))),
+        (
+            "status",
+            Some(Value::U64(u64::from(response.status().as_u16()))),
+        ),
+        ("duration_ms", Some(Value::Millis(elapsed))),
+        ("bytes", bytes.map(Value::U64)),
+        ("source", source.map(Value::Str)),
+        ("client", client.map(Value::Ip)),
+        ("trace_id", trace_id.map(Value::Str)),
+    ]);
 }
