@@ -8,7 +8,8 @@
 #   2. distributed (the machine's MariaDB and Redis, one instance): likes only, closed loop,
 #      then the database's total is compared with the acknowledged likes after the sync, and
 #      the flush-to-database delay is read from maple_core_like_sync_delay_seconds;
-#   3. the same with wrk (C, lighter than load-gen) as the client, for the HTTP ceiling; wrk
+#   3. wrk (C, lighter than load-gen) as the client, likes only, against each stack in turn
+#      (after 1 and after 2), for the HTTP ceiling of one instance; wrk
 #      does not count requests cut off when it stops, so its check is a range.
 # Usage: scripts/bench-likes.sh          (SECONDS_RUN=20 USERS=256 to change; MAPLE_BIN=path
 #        to measure another build of `maple`, e.g. an older commit's, MAPLE_BIN_LABEL to name it)
@@ -55,6 +56,62 @@ header() {
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 }
 
+python3 - "$work/likes.lua" <<'PY'
+import sys
+def name(i):
+    s = "load"
+    for _ in range(6):
+        s += chr(ord("a") + i % 26); i //= 26
+    return s
+paths = ",".join(f'"/v1/characters/{name(i)}/likes"' for i in range(200))
+open(sys.argv[1], "w").write(f"""
+local paths = {{{paths}}}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", paths[(n % #paths) + 1])
+end
+""")
+PY
+sum_likes() {
+  python3 - "$CORE" <<'PY'
+import json, sys, urllib.request
+def name(i):
+    s = "load"
+    for _ in range(6):
+        s += chr(ord("a") + i % 26); i //= 26
+    return s
+total = 0
+for i in range(200):
+    with urllib.request.urlopen(f"http://{sys.argv[1]}/v1/characters/{name(i)}/likes") as r:
+        total += json.load(r)["likes"]
+print(total)
+PY
+}
+# wrk (C, lighter than load-gen) as the client against the stack running now: likes only, one
+# thread, $USERS connections; every like is counted by reading the 200 counts before and after.
+# Also the CPU `maple` spent meanwhile (user and system, from /proc), per like acknowledged: what
+# the server costs, apart from the client that shares its cores.
+wrk_likes() {
+  local before after completed non2xx acked cpu0 cpu1 tick
+  before=$(sum_likes)
+  tick=$(getconf CLK_TCK)
+  cpu0=$(awk '{print $14, $15}' "/proc/$pid/stat")
+  wrk -t1 -c"$USERS" -d"${SECONDS_RUN}s" --latency -s "$work/likes.lua" "http://$CORE" | tee "$work/wrk"
+  cpu1=$(awk '{print $14, $15}' "/proc/$pid/stat")
+  sleep 1
+  after=$(sum_likes)
+  completed=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk")
+  non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$work/wrk")
+  acked=$((completed - ${non2xx:-0}))
+  echo
+  echo "wrk: $acked acknowledged (202) of $completed completed; counts grew by $((after - before)) (at most $USERS more than acknowledged: requests in flight when wrk stopped)."
+  echo "$cpu0 $cpu1" | awk -v n="$acked" -v tick="$tick" -v s="$SECONDS_RUN" '{
+    user = ($3 - $1) / tick; sys = ($4 - $2) / tick
+    printf "maple CPU while wrk ran: %.2f cores (user %.1f s, system %.1f s): %.1f µs user + %.1f µs system per like\n",
+      (user + sys) / s, user, sys, 1e6 * user / n, 1e6 * sys / n }'
+}
+
 echo "# bench-likes $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, maple ${MAPLE_BIN_LABEL:-$(git rev-parse --short HEAD)}, ${SECONDS_RUN} s per run, 200 characters"
 
 echo
@@ -67,6 +124,12 @@ target/release/load-gen --label "3:1 equipment:likes, closed loop, gzip" --targe
   --users 64 --think-min-ms 0 --think-max-ms 0 --seconds "$SECONDS_RUN" --like-share 0.25
 target/release/load-gen --label "3:1 equipment:likes, think 0.1–0.5 s, gzip" --target "http://$CORE" \
   --users 500 --think-min-ms 100 --think-max-ms 500 --seconds "$SECONDS_RUN" --like-share 0.25
+echo
+echo "## embedded, wrk as the client (likes only, 1 thread, $USERS connections, ${SECONDS_RUN} s)"
+wrk_likes
+echo
+echo "The HTTP stack alone, same stack and client: GET /health/live (middleware, span, access line; no like work)"
+wrk -t1 -c"$USERS" -d"${SECONDS_RUN}s" "http://$CORE/health/live" | grep -E 'Requests/sec|Non-2xx'
 stop_stack
 
 echo
@@ -101,47 +164,6 @@ def quantile(q):
 print(f"Flush → database delay over {int(total)} batches (histogram bucket upper bounds): "
       f"p50 ≤ {quantile(0.5)} s, p99 ≤ {quantile(0.99)} s.")
 PY
-
 echo
 echo "## distributed, wrk as the client (likes only, 1 thread, $USERS connections, ${SECONDS_RUN} s)"
-python3 - "$work/likes.lua" <<'PY'
-import sys
-def name(i):
-    s = "load"
-    for _ in range(6):
-        s += chr(ord("a") + i % 26); i //= 26
-    return s
-paths = ",".join(f'"/v1/characters/{name(i)}/likes"' for i in range(200))
-open(sys.argv[1], "w").write(f"""
-local paths = {{{paths}}}
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("POST", paths[(n % #paths) + 1])
-end
-""")
-PY
-sum_likes() {
-  python3 - "$CORE" <<'PY'
-import json, sys, urllib.request
-def name(i):
-    s = "load"
-    for _ in range(6):
-        s += chr(ord("a") + i % 26); i //= 26
-    return s
-total = 0
-for i in range(200):
-    with urllib.request.urlopen(f"http://{sys.argv[1]}/v1/characters/{name(i)}/likes") as r:
-        total += json.load(r)["likes"]
-print(total)
-PY
-}
-before=$(sum_likes)
-wrk -t1 -c"$USERS" -d"${SECONDS_RUN}s" --latency -s "$work/likes.lua" "http://$CORE" | tee "$work/wrk"
-sleep 1
-after=$(sum_likes)
-completed=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk")
-non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$work/wrk")
-acked=$((completed - ${non2xx:-0}))
-echo
-echo "wrk: $acked acknowledged (202) of $completed completed; counts grew by $((after - before)) (at most $USERS more than acknowledged: requests in flight when wrk stopped)."
+wrk_likes

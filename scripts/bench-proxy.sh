@@ -2,11 +2,14 @@
 # maple-proxy and nginx (Debian package, proxy_cache + lock + use_stale + background update)
 # side by side in one run, both in front of one simulator, on this machine:
 #   1. cache-hit throughput and latency for a ~350 KB equipment body (wrk), identity and with
-#      `Accept-Encoding: gzip` (maple-proxy sends the gzip form it made when storing the body;
-#      nginx, `gzip on` at level 1 for JSON, compresses each answer),
+#      `Accept-Encoding: gzip`: maple-proxy sends the gzip form it keeps with the body (the
+#      simulator's own gzip, level 6, as it came; with SIM_GZIP=false the simulator sends
+#      identity and maple-proxy's form is its own level 1); nginx, `gzip on` at level 1 for
+#      JSON, compresses each answer from an identity upstream, and with an upstream that
+#      offers gzip caches the gzip variant it was sent (the simulator sends `Vary`),
 #   2. a 500-way stampede on one cold key (upstream calls, by the simulator's counter),
 #   3. an upstream outage (503s, then hangs) while clients read expired cached keys.
-# Usage: scripts/bench-proxy.sh            (OUTAGE_S=60 WRK_S=20 WRK_C=64 to change)
+# Usage: scripts/bench-proxy.sh            (OUTAGE_S=60 WRK_S=20 WRK_C=64 SIM_GZIP=false to change)
 # Needs nginx-light and wrk (installed here when missing) and release binaries (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,7 @@ cd "$(dirname "$0")/.."
 OUTAGE_S=${OUTAGE_S:-60}
 WRK_S=${WRK_S:-20}
 WRK_C=${WRK_C:-64}
+SIM_GZIP=${SIM_GZIP:-true}
 TTL_S=10
 SIM=127.0.0.1:18090
 MAPLE=127.0.0.1:18081
@@ -37,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-RUST_LOG=warn MAPLE_SIM_LISTEN=$SIM target/release/nexon-sim >"$work/sim.log" 2>&1 &
+RUST_LOG=warn MAPLE_SIM_LISTEN=$SIM MAPLE_SIM_GZIP=$SIM_GZIP target/release/nexon-sim >"$work/sim.log" 2>&1 &
 pids+=($!)
 
 cat >"$work/proxy.yaml" <<EOF
@@ -100,7 +104,7 @@ for url in "http://$SIM/-/stats" "http://$MAPLE_ADMIN/health"; do
 done
 sleep 0.5
 
-echo "# bench-proxy $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores: $(nginx -v 2>&1), maple-proxy $(git rev-parse --short HEAD)"
+echo "# bench-proxy $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores: $(nginx -v 2>&1), maple-proxy $(git rev-parse --short HEAD), simulator gzip $SIM_GZIP"
 
 echo
 echo "## 1. Cache hit, ~350 KB equipment body: wrk -t2 -c$WRK_C -d${WRK_S}s --latency"
