@@ -102,12 +102,14 @@ wrk_likes() {
   sleep 1
   after=$(sum_likes)
   completed=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk")
+  completed=${completed:-0}
   non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$work/wrk")
   acked=$((completed - ${non2xx:-0}))
   echo
   echo "wrk: $acked acknowledged (202) of $completed completed; counts grew by $((after - before)) (at most $USERS more than acknowledged: requests in flight when wrk stopped)."
   echo "$cpu0 $cpu1" | awk -v n="$acked" -v tick="$tick" -v s="$SECONDS_RUN" '{
     user = ($3 - $1) / tick; sys = ($4 - $2) / tick
+    if (n <= 0) { print "maple CPU while wrk ran: no like acknowledged"; exit }
     printf "maple CPU while wrk ran: %.2f cores (user %.1f s, system %.1f s): %.1f µs user + %.1f µs system per like\n",
       (user + sys) / s, user, sys, 1e6 * user / n, 1e6 * sys / n }'
 }

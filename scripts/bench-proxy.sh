@@ -9,7 +9,8 @@
 #      offers gzip caches the gzip variant it was sent (the simulator sends `Vary`),
 #   2. a 500-way stampede on one cold key (upstream calls, by the simulator's counter),
 #   3. an upstream outage (503s, then hangs) while clients read expired cached keys.
-# Usage: scripts/bench-proxy.sh            (OUTAGE_S=60 WRK_S=20 WRK_C=64 SIM_GZIP=false to change)
+# Usage: scripts/bench-proxy.sh            (OUTAGE_S=60 WRK_S=20 WRK_C=64 to change; SIM_GZIP=false,
+#        or true, the default, for the simulator's gzip)
 # Needs nginx-light and wrk (installed here when missing) and release binaries (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,9 +113,11 @@ ocid=$(curl -fsS "http://$SIM/maplestory/v1/id?character_name=benchhit" -H 'x-nx
 for target in "maple-proxy $MAPLE" "nginx $NGINX"; do
   set -- $target
   url="http://$2/maplestory/v1/character/item-equipment?ocid=$ocid"
-  # Warm the entry. Its TTL is the outage test's 10 s: both proxies refresh it in the
-  # background during the run (stale-while-revalidate / background update), alike.
+  # Warm the entry, both ways (an upstream that sends gzip gives nginx a variant for each).
+  # Its TTL is the outage test's 10 s: both proxies refresh it in the background during the
+  # run (stale-while-revalidate / background update), alike.
   curl -fsS -o /dev/null "$url"
+  curl -fsS -o /dev/null -H 'accept-encoding: gzip' "$url"
   echo "### $1"
   wrk -t2 -c"$WRK_C" -d"${WRK_S}s" --latency "$url" | grep -E 'Latency|Req/Sec|requests in|Requests/sec|Transfer/sec|50%|90%|99%|Non-2xx|Socket errors'
   echo "### $1, Accept-Encoding: gzip ($(curl -fsS -H 'accept-encoding: gzip' -o /dev/null -w '%{size_download}' "$url") bytes a body)"

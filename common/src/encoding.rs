@@ -81,14 +81,15 @@ pub enum InflateError {
 /// [`InflateError::Corrupt`] for anything but whole, valid gzip members;
 /// [`InflateError::TooLarge`] past `limit`.
 pub fn gunzip(gzip: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
-    // A gzip member ends with the identity length modulo 2^32: a fair size hint, capped.
+    // A gzip member ends with the identity length modulo 2^32: a size hint, capped by the
+    // bound and by what deflate can plausibly gain (the trailer is the sender's to set).
     let hint = gzip
         .len()
         .checked_sub(4)
         .and_then(|at| gzip.get(at..))
         .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
         .map_or(0, |tail| u32::from_le_bytes(tail) as usize);
-    let mut body = Vec::with_capacity(hint.min(limit).min(16 << 20));
+    let mut body = Vec::with_capacity(hint.min(limit).min(gzip.len().saturating_mul(64)));
     // Several members in a row are one body (RFC 1952 2.2); anything else after one is not.
     let read = flate2::bufread::MultiGzDecoder::new(gzip)
         .take(limit as u64 + 1)

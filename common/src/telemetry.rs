@@ -207,7 +207,10 @@ pub fn init(
     Ok(Telemetry {
         provider: Some(provider),
         access: if access_log {
-            access::install(format)
+            access::install(match format {
+                LogFormat::Json => access::Format::Json,
+                LogFormat::Text => access::Format::Text,
+            })
         } else {
             None
         },

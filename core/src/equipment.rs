@@ -537,6 +537,19 @@ mod tests {
             body.as_bytes().to_vec()
         );
         assert!(Entry::from_gzip(gzip.slice(..gzip.len() / 2), MAX_BODY_BYTES).is_err());
+        // Two gzip members in a row are one body, stored and read back whole.
+        let half = body.len() / 2;
+        let members = [
+            maple_common::encoding::gzip(&body.as_bytes()[..half]),
+            maple_common::encoding::gzip(&body.as_bytes()[half..]),
+        ]
+        .concat();
+        let joined = Entry::from_gzip(members.into(), MAX_BODY_BYTES).expect("two members");
+        assert_eq!(joined.etag(), compressed.etag());
+        assert_eq!(
+            joined.decompress(&ocid).expect("read back whole"),
+            body.as_bytes().to_vec()
+        );
         assert!(Entry::from_gzip(gzip, body.len() - 1).is_err(), "bounded");
     }
 

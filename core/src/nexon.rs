@@ -178,9 +178,7 @@ impl NexonClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let coding = content_coding(response.headers()).map_err(|e| NexonError::Unavailable {
-            cause: format!("proxy_bad_coding: {e}"),
-        })?;
+        let coding = content_coding(response.headers());
         if let Some(length) = response.content_length()
             && length > MAX_BODY_BYTES as u64
         {
@@ -205,17 +203,26 @@ impl NexonClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let body = match coding {
-            Coding::Identity => Body::Identity(body.freeze()),
-            Coding::Gzip => Body::Gzip(body.freeze()),
-        };
+        let body = body.freeze();
         if status.is_success() {
-            return Ok(body);
+            return match coding {
+                Ok(Coding::Identity) => Ok(Body::Identity(body)),
+                Ok(Coding::Gzip) => Ok(Body::Gzip(body)),
+                Err(e) => Err(NexonError::Unavailable {
+                    cause: format!("proxy_bad_coding: {e}"),
+                }),
+            };
         }
-        let body = body.identity()?;
+        // A failure is classified by the proxy's own error header first; the body (Nexon's
+        // error, read for its code) matters only without one, and a body that cannot be
+        // decoded is classified by its status alone.
         if let Some(cause) = proxy_error {
             return Err(classify_proxy_error(cause, retry_after));
         }
+        let body = match coding {
+            Ok(Coding::Gzip) => Body::Gzip(body).identity().unwrap_or_default(),
+            _ => body,
+        };
         Err(classify(status, &body, retry_after, lookup))
     }
 }

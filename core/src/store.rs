@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use maple_common::nexon::Ocid;
 use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
@@ -178,7 +178,8 @@ impl EquipmentSnapshot {
         // The stored length sizes the buffer only up to a sane bound (a corrupt row must not
         // make us reserve gigabytes).
         let mut body = Vec::with_capacity((self.body_bytes as usize).min(16 << 20));
-        GzDecoder::new(self.body_gzip.as_slice())
+        // Several gzip members in a row are one body (as the proxy's gzip is taken in).
+        MultiGzDecoder::new(self.body_gzip.as_slice())
             .take(u64::from(self.body_bytes) + 1)
             .read_to_end(&mut body)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;

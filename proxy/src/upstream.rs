@@ -464,8 +464,23 @@ impl Fetcher {
             let bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
             self.metrics.upstream_body_bytes_total.inc_by(coding, bytes);
         };
+        // Only a 200 and a 4xx passed on need their body: a 5xx's or a 429's is not read
+        // into anything, so it is not decoded either.
+        let needed = status != 429 && status < 500;
         let body = match (coding, read_body(response, limit).await) {
             (_, Err(e)) => Err(e),
+            (coding, Ok(body)) if !needed || body.is_empty() => {
+                let gzip = matches!(coding, Ok(Coding::Gzip));
+                received(
+                    if gzip {
+                        BodyCoding::Gzip
+                    } else {
+                        BodyCoding::Identity
+                    },
+                    &body,
+                );
+                Ok((body, None))
+            }
             (Ok(Coding::Identity), Ok(body)) => {
                 received(BodyCoding::Identity, &body);
                 Ok((body, None))

@@ -34,8 +34,9 @@ pub struct FaultSpec {
     /// Reset the TCP connection (RST) without answering.
     #[serde(default)]
     pub reset: bool,
-    /// Answer with `Content-Encoding: gzip` and the gzip body cut in half (a broken
-    /// compressor or a cut transfer behind a server that still said 200).
+    /// Send the answer's body gzip-compressed and cut in half, labelled `Content-Encoding:
+    /// gzip`, with the answer's status (a broken compressor, or a cut transfer behind a server
+    /// that still said 200).
     #[serde(default)]
     pub corrupt_gzip: bool,
     /// Share of matching calls that get the failure (default 1: all of them).

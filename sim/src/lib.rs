@@ -495,7 +495,14 @@ async fn serve_character(
             ];
             (gzip_headers, gzip).into_response()
         }
-        _ => ([content_type], body.identity).into_response(),
+        // A body that has a gzip form varies by Accept-Encoding even when sent identity (a
+        // shared cache must not hand the identity bytes to a gzip client, or the reverse).
+        Some(_) => (
+            [content_type, (header::VARY, "accept-encoding")],
+            body.identity,
+        )
+            .into_response(),
+        None => ([content_type], body.identity).into_response(),
     }
 }
 

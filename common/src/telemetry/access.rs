@@ -19,8 +19,6 @@ use std::time::{Duration, SystemTime};
 
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
-use super::LogFormat;
-
 /// The `target` every access line carries (in JSON, the key that tells them from log lines).
 pub const TARGET: &str = "access";
 
@@ -32,13 +30,22 @@ static WRITER: OnceLock<Writer> = OnceLock::new();
 
 struct Writer {
     lines: NonBlocking,
-    format: LogFormat,
+    format: Format,
+}
+
+/// The line's format: the process's log format (`MAPLE_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The object a `tracing` JSON event would make.
+    Json,
+    /// The time, `access:` and `name=value` fields.
+    Text,
 }
 
 /// Starts the writer thread (stdout) and makes it this process's access log; the first call
 /// wins (tests start several stacks in one process). The guard, dropped, writes what is
 /// queued and stops the thread; `None` when an earlier call installed the log.
-pub(super) fn install(format: LogFormat) -> Option<WorkerGuard> {
+pub(super) fn install(format: Format) -> Option<WorkerGuard> {
     let mut guard = None;
     WRITER.get_or_init(|| {
         let (lines, worker) = NonBlockingBuilder::default()
@@ -98,7 +105,7 @@ pub fn write(fields: &[(&'static str, Option<Value<'_>>)]) {
 /// The line for `fields` at `now`, ending in a newline.
 fn format(
     line: &mut String,
-    format: LogFormat,
+    format: Format,
     now: SystemTime,
     fields: &[(&'static str, Option<Value<'_>>)],
 ) {
@@ -106,7 +113,7 @@ fn format(
         .iter()
         .filter_map(|(name, value)| value.map(|v| (*name, v)));
     match format {
-        LogFormat::Json => {
+        Format::Json => {
             line.push_str("{\"timestamp\":\"");
             timestamp(line, now);
             line.push_str("\",\"level\":\"INFO\",\"message\":\"request\"");
@@ -118,7 +125,7 @@ fn format(
             }
             line.push_str(",\"target\":\"access\"}\n");
         }
-        LogFormat::Text => {
+        Format::Text => {
             timestamp(line, now);
             line.push_str(" access: request");
             for (name, value) in present {
@@ -227,7 +234,7 @@ fn civil_date(days: i64) -> (i64, i64, i64) {
 mod tests {
     use super::*;
 
-    fn line(format_: LogFormat, fields: &[(&'static str, Option<Value<'_>>)]) -> String {
+    fn line(format_: Format, fields: &[(&'static str, Option<Value<'_>>)]) -> String {
         let mut line = String::new();
         let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_796_433_629_123_456);
         format(&mut line, format_, at, fields);
@@ -268,7 +275,7 @@ mod tests {
             ("source", Some(Value::Str("odd \"quote\" \\ and\nline"))),
             ("client", Some(Value::Ip(IpAddr::from([203, 0, 113, 9])))),
         ];
-        let text = line(LogFormat::Json, &fields);
+        let text = line(Format::Json, &fields);
         assert!(text.ends_with('\n'));
         let parsed: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
         assert_eq!(
@@ -300,7 +307,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            line(LogFormat::Text, &fields),
+            line(Format::Text, &fields),
             "2026-12-05T01:20:29.123456Z access: request status=404 route=\"unmatched\" \
              duration_ms=0.012\n"
         );
