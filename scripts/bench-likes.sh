@@ -56,15 +56,18 @@ header() {
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 }
 
-python3 - "$work/likes.lua" <<'PY'
+# The 200 characters wrk likes: their names once (for the sum below), then wrk's script.
+python3 - "$work/names" "$work/likes.lua" <<'PY'
 import sys
 def name(i):
     s = "load"
     for _ in range(6):
         s += chr(ord("a") + i % 26); i //= 26
     return s
-paths = ",".join(f'"/v1/characters/{name(i)}/likes"' for i in range(200))
-open(sys.argv[1], "w").write(f"""
+names = [name(i) for i in range(200)]
+open(sys.argv[1], "w").write("\n".join(names) + "\n")
+paths = ",".join(f'"/v1/characters/{n}/likes"' for n in names)
+open(sys.argv[2], "w").write(f"""
 local paths = {{{paths}}}
 local n = 0
 request = function()
@@ -74,16 +77,11 @@ end
 """)
 PY
 sum_likes() {
-  python3 - "$CORE" <<'PY'
+  python3 - "$CORE" "$work/names" <<'PY'
 import json, sys, urllib.request
-def name(i):
-    s = "load"
-    for _ in range(6):
-        s += chr(ord("a") + i % 26); i //= 26
-    return s
 total = 0
-for i in range(200):
-    with urllib.request.urlopen(f"http://{sys.argv[1]}/v1/characters/{name(i)}/likes") as r:
+for name in open(sys.argv[2]).read().split():
+    with urllib.request.urlopen(f"http://{sys.argv[1]}/v1/characters/{name}/likes") as r:
         total += json.load(r)["likes"]
 print(total)
 PY

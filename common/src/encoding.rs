@@ -10,9 +10,15 @@ use http::{HeaderMap, header};
 /// `body` gzip-compressed at the fast level (level 1: a tenth of an equipment body's bytes in
 /// a few milliseconds for 350 KB; CPU work, call it off the async workers).
 pub fn gzip(body: &[u8]) -> Vec<u8> {
+    gzip_at(body, 1)
+}
+
+/// `body` gzip-compressed at zlib `level` (0–9; 6 is zlib's default, what web servers commonly
+/// send). Our binaries keep [`gzip`]'s level 1; the simulator plays an upstream at level 6.
+pub fn gzip_at(body: &[u8], level: u32) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 8 + 64),
-        flate2::Compression::fast(),
+        flate2::Compression::new(level.min(9)),
     );
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(body);
@@ -136,15 +142,17 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
 
-    fn coding(values: &[&str]) -> Result<Coding, UnsupportedCoding> {
+    /// `values` as lines of the header `name`.
+    fn headers(name: header::HeaderName, values: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for value in values {
-            headers.append(
-                header::CONTENT_ENCODING,
-                value.parse().expect("header value"),
-            );
+            headers.append(&name, value.parse().expect("header value"));
         }
-        content_coding(&headers)
+        headers
+    }
+
+    fn coding(values: &[&str]) -> Result<Coding, UnsupportedCoding> {
+        content_coding(&headers(header::CONTENT_ENCODING, values))
     }
 
     #[test]
@@ -206,14 +214,7 @@ mod tests {
     }
 
     fn accepts(values: &[&str]) -> bool {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(
-                header::ACCEPT_ENCODING,
-                value.parse().expect("header value"),
-            );
-        }
-        accepts_gzip(&headers)
+        accepts_gzip(&headers(header::ACCEPT_ENCODING, values))
     }
 
     #[test]

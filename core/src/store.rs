@@ -5,13 +5,11 @@
 //! check-then-insert); an equipment snapshot never replaces a newer one; bodies are stored
 //! gzip-compressed with their SHA-256.
 
-use std::io::Read as _;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use flate2::read::MultiGzDecoder;
 use maple_common::nexon::Ocid;
 use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
@@ -175,13 +173,8 @@ impl EquipmentSnapshot {
     /// # Errors
     /// [`StoreError::Corrupt`] when the gzip is broken or the hash differs.
     pub fn decompress(&self) -> Result<Vec<u8>, StoreError> {
-        // The stored length sizes the buffer only up to a sane bound (a corrupt row must not
-        // make us reserve gigabytes).
-        let mut body = Vec::with_capacity((self.body_bytes as usize).min(16 << 20));
-        // Several gzip members in a row are one body (as the proxy's gzip is taken in).
-        MultiGzDecoder::new(self.body_gzip.as_slice())
-            .take(u64::from(self.body_bytes) + 1)
-            .read_to_end(&mut body)
+        // Bounded by the stored length: a corrupt row must not inflate to gigabytes.
+        let body = maple_common::encoding::gunzip(&self.body_gzip, self.body_bytes as usize)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if Sha256::digest(&body).as_slice() != self.body_sha256.as_slice() {
             return Err(StoreError::Corrupt("content hash mismatch".into()));

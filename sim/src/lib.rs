@@ -114,14 +114,8 @@ struct Body {
 
 impl Body {
     fn new(identity: Vec<u8>) -> Self {
-        let gzip = (identity.len() >= GZIP_MIN_BYTES).then(|| {
-            use std::io::Write as _;
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            // Writing into a Vec cannot fail.
-            let _ = encoder.write_all(&identity);
-            Bytes::from(encoder.finish().unwrap_or_default())
-        });
+        let gzip = (identity.len() >= GZIP_MIN_BYTES)
+            .then(|| Bytes::from(maple_common::encoding::gzip_at(&identity, 6)));
         Self {
             identity: identity.into(),
             gzip,

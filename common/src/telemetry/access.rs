@@ -123,11 +123,15 @@ fn format(
                 line.push_str("\":");
                 json_value(line, value);
             }
-            line.push_str(",\"target\":\"access\"}\n");
+            line.push_str(",\"target\":\"");
+            line.push_str(TARGET);
+            line.push_str("\"}\n");
         }
         Format::Text => {
             timestamp(line, now);
-            line.push_str(" access: request");
+            line.push(' ');
+            line.push_str(TARGET);
+            line.push_str(": request");
             for (name, value) in present {
                 line.push(' ');
                 line.push_str(name);

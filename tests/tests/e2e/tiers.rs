@@ -11,8 +11,8 @@ use maple_tests::tcp_fault::TcpFault;
 use reqwest::StatusCode;
 
 use crate::harness::{
-    Db, Options, Stack, UNCACHED, error_code, free_port, fresh_name, metric_value, redis_addr,
-    redis_url,
+    Db, Options, Stack, UNCACHED, error_code, free_port, fresh_name, inflate, metric_value,
+    redis_addr, redis_url,
 };
 use crate::private::{PrivateMariaDb, PrivateRedis};
 
@@ -187,11 +187,7 @@ async fn the_proxys_gzip_goes_into_the_tiers_as_it_came() {
     let path = format!("/v1/characters/{name}/equipment");
     let nexon_json = stack.nexon_equipment(&ocid, true).await;
     let (_, body) = equipment(path.clone(), true).await;
-    let mut inflated = Vec::new();
-    flate2::read::GzDecoder::new(body.as_slice())
-        .read_to_end(&mut inflated)
-        .expect("valid gzip");
-    assert_eq!(inflated, nexon_json);
+    assert_eq!(inflate(&body), nexon_json);
     assert_eq!(equipment(path, false).await.1, nexon_json);
     stack.stop().await;
 }
