@@ -54,7 +54,7 @@ fn admin_dir() -> PathBuf {
 /// purge below waits on a partitioned Redis (up to its 1.5 s timeout) while the client gives
 /// up after 200 ms. The hang-up used to drop the request's future with the action half done
 /// and no audit row written.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_admin_action_is_audited_when_the_client_hangs_up() {
     let dir = admin_dir();
     let (purger, stored) = key("purger", &[Scope::CachePurge, Scope::Read]);
@@ -123,7 +123,7 @@ async fn an_admin_action_is_audited_when_the_client_hangs_up() {
 /// Refused attempts are bounded in the audit log (anyone can make them): 300 refusals with a
 /// bound of 50 leave 50 to 55 refused rows (the bound plus a tenth), every admitted attempt
 /// kept and the pruned count on `/metrics`. Every refusal used to stay. Both dialects.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn refused_attempts_are_pruned_beyond_their_bound() {
     for db in [Db::Sqlite, Db::MySql] {
         let dir = admin_dir();
@@ -195,7 +195,7 @@ async fn refused_attempts_are_pruned_beyond_their_bound() {
 
 /// The keys file's state is on `/metrics`: deleting it revokes every key (401 for the key
 /// that worked), a broken file keeps the keys and shows `invalid` (the alert's input).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_keys_file_state_is_on_metrics_and_deleting_it_revokes_the_keys() {
     let dir = admin_dir();
     let (reader, reader_stored) = key("reader", &[Scope::Read]);
@@ -247,7 +247,7 @@ async fn the_keys_file_state_is_on_metrics_and_deleting_it_revokes_the_keys() {
 /// A target cut to the audit's 256 bytes must be cut between characters: 255 ASCII bytes and
 /// then `é` (two bytes) once made the cut land inside `é`, and the request answered 500 from a
 /// panic, unaudited.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_long_multibyte_target_is_refused_and_audited_not_a_panic() {
     let dir = admin_dir();
     let (reader, reader_stored) = key("reader", &[Scope::Read]);
@@ -291,7 +291,7 @@ async fn a_long_multibyte_target_is_refused_and_audited_not_a_panic() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn keys_are_checked_scoped_audited_and_rotated_without_a_restart() {
     let dir = admin_dir();
     let (reader, reader_stored) = key("reader", &[Scope::Read]);
@@ -389,7 +389,7 @@ async fn keys_are_checked_scoped_audited_and_rotated_without_a_restart() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn purge_makes_the_next_request_fetch_from_nexon() {
     let dir = admin_dir();
     let (purger, stored) = key("purger", &[Scope::CachePurge]);
@@ -505,7 +505,7 @@ async fn purge_makes_the_next_request_fetch_from_nexon() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_forced_sync_and_backup_files_through_the_admin_api() {
     let dir = admin_dir();
     let (operator, stored) = key(

@@ -75,7 +75,7 @@ async fn trip(stack: &Stack) {
     wait_for_state(stack, "open").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_open_breaker_keeps_every_call_from_the_upstream_then_closes() {
     let stack = start().await;
     trip(&stack).await;
@@ -125,7 +125,7 @@ async fn an_open_breaker_keeps_every_call_from_the_upstream_then_closes() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_failed_probe_reopens_the_breaker() {
     let stack = start().await;
     trip(&stack).await;
@@ -153,7 +153,7 @@ async fn a_failed_probe_reopens_the_breaker() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn client_errors_do_not_open_the_breaker() {
     let stack = Stack::start().await;
     // Unknown names are Nexon 400s: the upstream is healthy, the caller is wrong.

@@ -1,19 +1,24 @@
 //! The chaos suite: the whole distributed shape on real processes — a private MariaDB, Redis
 //! primary + replica (no persistence, as the machine's) + three sentinels, the simulator, the
 //! proxy, two `maple-core` processes — under a steady load of equipment reads and likes,
-//! through ten faults: the Redis primary killed (failover), all Redis killed, MariaDB stopped
-//! for 30 s, a 60 s Nexon outage, Nexon slow, a 429 storm, `kill -9` of a core, partitions
-//! between a core and the proxy and between a core and MariaDB, and a rolling restart of both
-//! cores. For each: how requests were answered (fresh, stale, 503, other), p99 before, during
-//! and after, the time to recover, and the likes acknowledged against those stored. The test
-//! fails if any acknowledged like is lost (per fault and in all), any is counted twice, or a
-//! duplicate row appears, or if during "Nexon slow" and the core ↔ proxy partition no copy
-//! answered at the soft deadline (`x-maple-stale-cause: refreshing`). Their p99 is a
-//! wall-clock figure: `scripts/chaos.sh` checks it against `MAPLE_CHAOS_P99_BOUND_MS` (500),
-//! the test suite only reports it.
+//! through ten faults: the Redis primary killed (failover), all Redis killed, MariaDB stopped,
+//! a Nexon outage, Nexon slow, a 429 storm, `kill -9` of a core, partitions between a core and
+//! the proxy and between a core and MariaDB, and a rolling restart of both cores. For each: how
+//! requests were answered (fresh, stale, 503, other), p99 before, during and after, the time to
+//! recover, and the likes acknowledged against those stored. The test fails if any
+//! acknowledged like is lost (per fault and in all), any is counted twice, or a duplicate row
+//! appears, or if during "Nexon slow" and the core ↔ proxy partition no copy answered at the
+//! soft deadline (`x-maple-stale-cause: refreshing`). Their p99 is a wall-clock figure:
+//! `scripts/chaos.sh` checks it against `MAPLE_CHAOS_P99_BOUND_MS` (500), the test suite only
+//! reports it.
+//!
+//! How long each fault is held is [`Pace`]'s: in the test command as long as what it proves
+//! needs (about two minutes in all), in `scripts/chaos.sh` as long as an incident might last
+//! (`MAPLE_CHAOS_LONG=1`: Nexon down 60 s, MariaDB 30 s, the rest 10 s; about five minutes).
 //!
 //! Two more tests in its group: `chaos::stores` (Redis slow, a full disk under the backup
-//! folder) and `chaos::backlog` (MariaDB down five minutes, likes to 5,000 characters).
+//! folder) and `chaos::backlog` (MariaDB down while likes go to 5,000 characters: 45 s here,
+//! five minutes in `scripts/chaos.sh`).
 //!
 //! It runs with the rest of the tests (`.config/nextest.toml` gives it both cores and a longer
 //! bound); `scripts/chaos.sh` runs it alone and writes the table to `docs/chaos.md`
@@ -168,6 +173,47 @@ fn start_load(
     }
 }
 
+/// How long the suite holds each fault, and watches before and after it.
+struct Pace {
+    before: Duration,
+    after: Duration,
+    /// Per fault, in the order of the windows (the rolling restart takes as long as it takes).
+    hold: [Duration; WINDOWS],
+}
+
+impl Pace {
+    /// `MAPLE_CHAOS_LONG=1` (`scripts/chaos.sh`): each fault held as long as an incident might
+    /// last (a minute's Nexon outage, half a minute without the database). Otherwise (the test
+    /// command) each is held as long as what it proves needs: the sentinels (down after 1 s)
+    /// fail over in about two seconds; the proxy's breaker (open 3 s here) opens after five
+    /// failed calls, so 8 s of Nexon outage see it open, probe and open again; core's
+    /// database breaker opens on two failures and probes after 5 s, so 8 s without MariaDB
+    /// see the same while likes go to Redis; a 5 s Nexon latency held 6 s makes refreshes miss
+    /// the 200 ms soft deadline; partitions and the 429 storm cut every call from their first
+    /// second.
+    fn from_env() -> Self {
+        let long = std::env::var("MAPLE_CHAOS_LONG").is_ok_and(|v| v == "1");
+        let secs =
+            |long_s: u64, short_s: u64| Duration::from_secs(if long { long_s } else { short_s });
+        Self {
+            before: secs(2, 1),
+            after: secs(8, 5),
+            hold: [
+                secs(10, 5),
+                secs(10, 4),
+                secs(30, 8),
+                secs(60, 8),
+                secs(10, 6),
+                secs(10, 5),
+                secs(10, 3),
+                secs(10, 5),
+                secs(10, 5),
+                Duration::ZERO,
+            ],
+        }
+    }
+}
+
 /// One scenario's window: before (from), fault (at..until), after (..end).
 struct Window {
     name: String,
@@ -296,10 +342,11 @@ impl Cores {
     }
 
     /// SIGTERM and the exit status (a clean shutdown exits 0).
-    fn terminate(&mut self, i: usize) -> bool {
-        self.processes[i]
-            .take()
-            .is_some_and(|p| p.stop("TERM").success())
+    async fn terminate(&mut self, i: usize) -> bool {
+        match self.processes[i].take() {
+            Some(process) => process.stop("TERM").await.success(),
+            None => false,
+        }
     }
 
     /// A counter summed over both instances; a restarted instance's counter starts again
@@ -365,19 +412,17 @@ const FLUSHED: [&str; 3] = [
     r#"maple_core_like_flushes_total{result="ok",target="backup"}"#,
 ];
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
     let dir = std::env::temp_dir().join(format!("maple-chaos-{}", free_port().port()));
-    let mut db = PrivateMariaDb::install();
+    let mut db = PrivateMariaDb::install().await;
     let database_url = db.database_url().await;
     let (port_0, port_1) = (free_port().port(), free_port().port());
     let mut nodes = [
-        PrivateRedis::start_node(port_0, None),
-        PrivateRedis::start_node(port_1, Some(port_0)),
+        PrivateRedis::start_node(port_0, None).await,
+        PrivateRedis::start_node(port_1, Some(port_0)).await,
     ];
-    let sentinels: Vec<PrivateRedis> = (0..3)
-        .map(|_| PrivateRedis::start_sentinel(free_port().port(), port_0, &dir))
-        .collect();
+    let sentinels: Vec<PrivateRedis> = PrivateRedis::start_sentinels(3, port_0, &dir).await;
     let list = sentinels
         .iter()
         .map(|s| format!("127.0.0.1:{}", s.port()))
@@ -455,8 +500,8 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
         assert_eq!(warm.status(), StatusCode::OK);
     }
     let load = start_load(&stack.http, bases.clone(), &names, &like_names);
-    let (before, after) = (Duration::from_secs(2), Duration::from_secs(8));
-    let short = Duration::from_secs(10);
+    let pace = Pace::from_env();
+    let (before, after) = (pace.before, pace.after);
     let mut windows = Vec::new();
     let mut reapplied = Vec::new();
     let mut flushes: Vec<Vec<f64>> = Vec::new();
@@ -484,77 +529,82 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
         }
         tokio::time::sleep(before).await;
         let fault = Instant::now();
+        let hold = pace.hold[scenario];
+        let secs = hold.as_secs();
         let name = match scenario {
             0 => {
                 let primary = current_primary(&sentinels, &nodes).await;
-                nodes[primary].kill();
-                tokio::time::sleep(short).await;
+                nodes[primary].kill().await;
+                tokio::time::sleep(hold).await;
                 // It returns empty; the sentinels make it the new primary's replica (or, had
                 // no failover happened yet, it is the primary again — empty).
-                nodes[primary].restart();
+                nodes[primary].restart().await;
                 let now = current_primary(&sentinels, &nodes).await;
                 if now == primary {
-                    "Redis primary killed, back empty after 10 s (no failover in time: it is primary again)".to_owned()
+                    format!(
+                        "Redis primary killed, back empty after {secs} s (no failover in time: it is primary again)"
+                    )
                 } else {
-                    "Redis primary killed (Sentinel failover), back empty after 10 s as a replica"
-                        .to_owned()
+                    format!(
+                        "Redis primary killed (Sentinel failover), back empty after {secs} s as a replica"
+                    )
                 }
             }
             1 => {
                 for node in &mut nodes {
-                    node.kill();
+                    node.kill().await;
                 }
-                tokio::time::sleep(short).await;
+                tokio::time::sleep(hold).await;
                 for node in &mut nodes {
-                    node.restart();
+                    node.restart().await;
                 }
-                "all Redis killed for 10 s, back empty".to_owned()
+                format!("all Redis killed for {secs} s, back empty")
             }
             2 => {
-                db.kill();
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                db.start();
-                "MariaDB stopped for 30 s".to_owned()
+                db.kill().await;
+                tokio::time::sleep(hold).await;
+                db.start().await;
+                format!("MariaDB stopped for {secs} s")
             }
             3 => {
                 faults.set(FaultSpec::status(503)).await.expect("fault");
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(hold).await;
                 faults.clear().await;
-                "Nexon outage for 60 s (every call 503)".to_owned()
+                format!("Nexon outage for {secs} s (every call 503)")
             }
             4 => {
                 faults.set(FaultSpec::latency(5_000)).await.expect("fault");
-                tokio::time::sleep(short).await;
+                tokio::time::sleep(hold).await;
                 faults.clear().await;
-                "Nexon slow for 10 s (5 s latency)".to_owned()
+                format!("Nexon slow for {secs} s (5 s latency)")
             }
             5 => {
                 faults.set(FaultSpec::rate_limit(1)).await.expect("fault");
-                tokio::time::sleep(short).await;
+                tokio::time::sleep(hold).await;
                 faults.clear().await;
-                "Nexon 429 storm for 10 s".to_owned()
+                format!("Nexon 429 storm for {secs} s")
             }
             6 => {
                 cores.kill(0);
-                tokio::time::sleep(short).await;
+                tokio::time::sleep(hold).await;
                 cores.start(&stack.http, 0).await;
-                "kill -9 of core B, restarted after 10 s".to_owned()
+                format!("kill -9 of core B, restarted after {secs} s")
             }
             7 => {
                 proxy_link.partition();
-                tokio::time::sleep(short).await;
+                tokio::time::sleep(hold).await;
                 proxy_link.heal();
-                "partition core B ↔ proxy for 10 s".to_owned()
+                format!("partition core B ↔ proxy for {secs} s")
             }
             8 => {
                 db_link.partition();
-                tokio::time::sleep(short).await;
+                tokio::time::sleep(hold).await;
                 db_link.heal();
-                "partition core B ↔ MariaDB for 10 s".to_owned()
+                format!("partition core B ↔ MariaDB for {secs} s")
             }
             _ => {
                 for i in 0..2 {
-                    assert!(cores.terminate(i), "clean SIGTERM exit of core {i}");
+                    assert!(cores.terminate(i).await, "clean SIGTERM exit of core {i}");
                     cores.start(&stack.http, i).await;
                 }
                 "rolling restart: SIGTERM + restart of B, then of C".to_owned()
@@ -666,7 +716,7 @@ async fn the_chaos_suite_loses_no_like_and_recovers_from_every_fault() {
         }
     }
     for i in 0..2 {
-        assert!(cores.terminate(i), "clean SIGTERM exit of core {i}");
+        assert!(cores.terminate(i).await, "clean SIGTERM exit of core {i}");
     }
     stack.stop().await;
     drop(sentinels);

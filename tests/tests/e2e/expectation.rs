@@ -17,7 +17,7 @@ async fn post(stack: &Stack, path: &str, body: Value) -> reqwest::Response {
         .expect("core answers")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn probability_matches_the_worked_check() {
     let stack = Stack::start().await;
     let response = post(
@@ -41,7 +41,7 @@ async fn probability_matches_the_worked_check() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn probability_takes_from_grade_and_value_targets() {
     let stack = Stack::start().await;
     let ask = |patch: Value| {
@@ -90,7 +90,7 @@ async fn probability_takes_from_grade_and_value_targets() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn starforce_matches_the_published_destroy_count() {
     let stack = Stack::start().await;
     let response = post(
@@ -140,7 +140,7 @@ async fn starforce_matches_the_published_destroy_count() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn invalid_engine_requests_name_the_field() {
     let stack = Stack::start().await;
     let hat = |patch: Value| {
@@ -227,7 +227,7 @@ async fn invalid_engine_requests_name_the_field() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_character_is_valued_item_by_item() {
     let stack = Stack::start().await;
     let response = stack.get("/v1/characters/ValueMe/expectation").await;
@@ -272,7 +272,7 @@ async fn a_character_is_valued_item_by_item() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn broken_rate_tables_stop_start_up_with_the_reason() {
     let dir = std::env::temp_dir().join(format!("maple-bad-tables-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -297,7 +297,7 @@ async fn broken_rate_tables_stop_start_up_with_the_reason() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_fixed_characters_are_priced_from_the_real_responses_with_presets() {
     let stack = Stack::start().await;
     for (name, class, weapon) in [
@@ -378,7 +378,7 @@ async fn the_fixed_characters_are_priced_from_the_real_responses_with_presets() 
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn star_force_events_discounts_and_replacements_over_http() {
     let stack = Stack::start().await;
     let plain = json!({"level":200,"from":15,"to":22});

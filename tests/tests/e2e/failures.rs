@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 
 use crate::harness::{Options, Stack, error_code};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_names_are_rejected_before_reaching_upstream() {
     let stack = Stack::start().await;
     for path in [
@@ -31,7 +31,7 @@ async fn bad_names_are_rejected_before_reaching_upstream() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn unknown_characters_and_routes_are_404_json() {
     let stack = Stack::start().await;
     let response = stack.get("/v1/characters/ghostly/equipment").await;
@@ -53,7 +53,7 @@ async fn unknown_characters_and_routes_are_404_json() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn upstream_gone_gives_503_json_not_a_hang() {
     let mut stack = Stack::start().await;
     stack.stop_simulator().await;
@@ -63,7 +63,7 @@ async fn upstream_gone_gives_503_json_not_a_hang() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
     let stack = Stack::start_with(Options {
         proxy_read_timeout_ms: 1_500,
@@ -106,7 +106,7 @@ async fn hung_upstream_is_cut_by_the_proxy_timeout_and_recovery_is_immediate() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn upstream_errors_resets_and_rate_limits_map_to_503() {
     // One attempt per request: this is about how core maps each failure, and retries would
     // add enough failures to open the breaker half-way through.
@@ -145,7 +145,7 @@ async fn upstream_errors_resets_and_rate_limits_map_to_503() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_api_key_is_our_fault_not_the_clients() {
     let stack = Stack::start_with(Options {
         proxy_api_key: Some("not-the-right-key".into()),

@@ -5,14 +5,16 @@
 //! line per request carries the caller's trace id, in core's log and in the proxy's.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::harness::{free_port, wait_until_healthy};
-use crate::processes::{Process, wait_bounded, workspace_binary};
+use tokio::process::Command;
+
+use crate::processes::{Process, send, wait_bounded, workspace_binary};
 
 const BINARIES: [&str; 4] = ["maple", "maple-core", "maple-proxy", "nexon-sim"];
 
@@ -30,8 +32,9 @@ fn empty_dir(tag: &str) -> PathBuf {
 
 /// Runs `binary args` with a clean environment; a binary that does not exit within 20 s (it
 /// started serving instead of answering) fails the test.
-fn run(binary: &Path, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Output {
-    let mut child = Command::new(binary)
+async fn run(binary: &Path, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Output {
+    let child = Command::new(binary)
+        .kill_on_drop(true)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -43,11 +46,13 @@ fn run(binary: &Path, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Outpu
         .spawn()
         .expect("spawns");
     let what = format!("{} {args:?}", binary.display());
-    wait_bounded(&mut child, Duration::from_secs(20), &what);
-    child.wait_with_output().expect("output")
+    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not exit within 20 s"))
+        .expect("output")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn maple_copied_alone_into_an_empty_directory_prices_a_character() {
     let root = empty_dir("alone");
     let bin = root.join("bin");
@@ -64,6 +69,7 @@ async fn maple_copied_alone_into_an_empty_directory_prices_a_character() {
     let log = root.join("maple.log");
     let file = std::fs::File::create(&log).expect("log");
     let mut child = Command::new(&maple)
+        .kill_on_drop(true)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MAPLE_SIM_LISTEN", sim.to_string())
@@ -106,10 +112,8 @@ async fn maple_copied_alone_into_an_empty_directory_prices_a_character() {
 
     // The embedded database was made where the user ran it.
     assert!(cwd.join("var/maple.db").is_file());
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let status = wait_bounded(&mut child, Duration::from_secs(30), "maple after SIGINT");
+    send(&child, "INT", "maple");
+    let status = wait_bounded(&mut child, Duration::from_secs(30), "maple after SIGINT").await;
     assert!(status.success(), "maple exited with {status}");
     let output = std::fs::read_to_string(&log).expect("log");
     assert!(output.contains(&format!("http://{core}")), "{output}");
@@ -121,14 +125,14 @@ async fn maple_copied_alone_into_an_empty_directory_prices_a_character() {
     let _ = std::fs::remove_dir_all(root);
 }
 
-#[test]
-fn help_and_version_answer_at_once_and_unknown_flags_exit_64() {
+#[tokio::test(flavor = "multi_thread")]
+async fn help_and_version_answer_at_once_and_unknown_flags_exit_64() {
     let cwd = empty_dir("cli");
     let version = maple_common::cli::VERSION;
     for binary in BINARIES {
         let path = workspace_binary(binary);
         for flag in ["--help", "-h"] {
-            let out = run(&path, &[flag], &[], &cwd);
+            let out = run(&path, &[flag], &[], &cwd).await;
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert_eq!(out.status.code(), Some(0), "{binary} {flag}");
             assert!(
@@ -144,13 +148,13 @@ fn help_and_version_answer_at_once_and_unknown_flags_exit_64() {
                 "{binary} names its settings: {stdout}"
             );
         }
-        let out = run(&path, &["--version"], &[], &cwd);
+        let out = run(&path, &["--version"], &[], &cwd).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{binary} --version");
         assert_eq!(stdout.trim(), format!("{binary} {version}"));
         assert!(!maple_common::cli::GIT_COMMIT.is_empty());
 
-        let out = run(&path, &["--no-such-flag"], &[], &cwd);
+        let out = run(&path, &["--no-such-flag"], &[], &cwd).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{binary}: {stderr}");
         assert!(
@@ -163,7 +167,8 @@ fn help_and_version_answer_at_once_and_unknown_flags_exit_64() {
         &["help", "admin-key"],
         &[],
         &cwd,
-    );
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout.contains("admin-key <NAME> <SCOPES>"), "{stdout}");
@@ -172,7 +177,8 @@ fn help_and_version_answer_at_once_and_unknown_flags_exit_64() {
         &["admin-key", "ops", "admin:read,cache:purge"],
         &[],
         &cwd,
-    );
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stdout)
@@ -181,8 +187,8 @@ fn help_and_version_answer_at_once_and_unknown_flags_exit_64() {
     let _ = std::fs::remove_dir_all(cwd);
 }
 
-#[test]
-fn a_start_up_error_names_its_cause_once() {
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_up_error_names_its_cause_once() {
     let cwd = empty_dir("cause");
     let missing = cwd.join("nowhere");
     let missing = missing.display().to_string();
@@ -213,7 +219,7 @@ fn a_start_up_error_names_its_cause_once() {
             ("MAPLE_CORE_LISTEN", port.as_str()),
             ("DATABASE_URL", "sqlite::memory:"),
         ];
-        let out = run(&workspace_binary(binary), &[], &envs, &cwd);
+        let out = run(&workspace_binary(binary), &[], &envs, &cwd).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{binary} must not start");
         assert_eq!(stderr.matches(file).count(), 1, "{binary}: {stderr}");
@@ -265,7 +271,7 @@ fn start_up_lines(log: &Path) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn one_quiet_start_line_then_an_access_line_per_request_with_the_callers_trace_id() {
     let dir = empty_dir("access");
     let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
@@ -388,12 +394,12 @@ async fn one_quiet_start_line_then_an_access_line_per_request_with_the_callers_t
 
     for process in [core_process, proxy_process, sim_process] {
         let name = process.name;
-        assert!(process.stop("TERM").success(), "{name}");
+        assert!(process.stop("TERM").await.success(), "{name}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_access_log_can_be_turned_off() {
     let dir = empty_dir("access-off");
     let core = free_port();
@@ -421,7 +427,7 @@ async fn the_access_log_can_be_turned_off() {
             .expect("core answers");
         assert_eq!(response.status(), StatusCode::OK);
     }
-    assert!(process.stop("TERM").success());
+    assert!(process.stop("TERM").await.success());
     assert!(
         access_lines(&log).is_empty(),
         "{}",
@@ -433,7 +439,8 @@ async fn the_access_log_can_be_turned_off() {
         &[],
         &[("MAPLE_ACCESS_LOG", "loud")],
         &dir,
-    );
+    )
+    .await;
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MAPLE_ACCESS_LOG"));
     let _ = std::fs::remove_dir_all(dir);

@@ -129,7 +129,7 @@ fn bodies(valid: &Value, rng: &mut StdRng) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn mutated_requests_get_2xx_or_json_4xx_never_5xx() {
     let stack = Stack::start().await;
     let mut rng = StdRng::seed_from_u64(seed());
@@ -235,7 +235,7 @@ fn hostile_target(rng: &mut StdRng) -> String {
 
 /// The admin routes under mutated keys, targets and queries: never a 5xx, every error a JSON
 /// body, and each attempt that reached a route in the audit log.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn admin_routes_fuzzed_get_json_answers_never_5xx_and_are_audited() {
     use maple_core::admin::{Scope, new_key};
 

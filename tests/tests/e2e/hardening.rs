@@ -3,13 +3,13 @@
 //! that trickles its request head (slowloris). Each gets a clear answer — JSON 4xx, 429, 503 —
 //! or its connection closed; nothing hangs and nothing reaches Nexon.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use maple_sim::faults::FaultSpec;
 use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 use crate::harness::{Options, Stack, error_code, fresh_name, metric_value};
 
@@ -23,7 +23,7 @@ fn with(core_env: &[(&'static str, &str)]) -> Options {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_malformed_requests_get_json_4xx() {
     let stack = Stack::start().await;
     let http = &stack.http;
@@ -96,7 +96,7 @@ async fn oversized_and_malformed_requests_get_json_4xx() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_bogus_names_are_refused_without_reaching_nexon() {
     let stack = Stack::start().await;
     let before = stack.sim.stats().total;
@@ -144,7 +144,7 @@ async fn ten_thousand_bogus_names_are_refused_without_reaching_nexon() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn beyond_its_capacity_core_sheds_load_with_503_and_health_still_answers() {
     let stack = Stack::start_with(with(&[("MAPLE_CORE_MAX_IN_FLIGHT", "2")])).await;
     stack
@@ -195,7 +195,7 @@ async fn beyond_its_capacity_core_sheds_load_with_503_and_health_still_answers()
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn one_client_is_rate_limited_on_the_api_but_not_on_health() {
     let stack = Stack::start_with(with(&[
         ("MAPLE_CORE_CLIENT_RATE", "1"),
@@ -218,41 +218,33 @@ async fn one_client_is_rate_limited_on_the_api_but_not_on_health() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_client_trickling_its_request_head_is_cut_off() {
     let stack = Stack::start_with(with(&[("MAPLE_CORE_HEADER_READ_TIMEOUT_MS", "500")])).await;
     let addr = stack.core_addr;
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut socket = TcpStream::connect(addr).expect("connect");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("timeout");
-        socket
-            .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
-            .expect("write");
-        let started = Instant::now();
-        // One header byte every 100 ms, never finishing the head.
-        loop {
-            if started.elapsed() > Duration::from_secs(15) {
-                return "still open after 15 s";
-            }
-            if socket.write_all(b"X").is_err() {
-                return "closed";
-            }
-            let mut buffer = [0_u8; 512];
-            match socket.read(&mut buffer) {
-                Ok(0) => return "closed",
-                Ok(_) => return "answered",
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return "closed",
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    let mut socket = TcpStream::connect(addr).await.expect("connect");
+    socket
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    // One header byte every 100 ms (50 ms waiting for an answer, 50 ms apart), never
+    // finishing the head.
+    let outcome = loop {
+        if started.elapsed() > Duration::from_secs(15) {
+            break "still open after 15 s";
         }
-    })
-    .await
-    .expect("task");
+        if socket.write_all(b"X").await.is_err() {
+            break "closed";
+        }
+        let mut buffer = [0_u8; 512];
+        match tokio::time::timeout(Duration::from_millis(50), socket.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => break "closed",
+            Ok(Ok(_)) => break "answered",
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         outcome == "closed" || outcome == "answered",
         "the slow client was not cut off: {outcome}"
@@ -262,7 +254,7 @@ async fn a_client_trickling_its_request_head_is_cut_off() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn behind_a_trusted_load_balancer_each_forwarded_client_has_its_own_limit() {
     let stack = Stack::start_with(with(&[
         ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1"),
@@ -293,7 +285,7 @@ async fn behind_a_trusted_load_balancer_each_forwarded_client_has_its_own_limit(
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_proxy_checks_nexon_parameters_before_going_upstream() {
     let stack = Stack::start().await;
     let before = stack.sim.stats().total;
@@ -338,7 +330,7 @@ fn id_calls(stack: &Stack) -> u64 {
 /// A name no character has, asked on every route that takes a name, costs one Nexon call: core
 /// remembers the "not found" (`MAPLE_CORE_NOT_FOUND_TTL_S`) and asks again once it is past.
 /// The proxy's cache is off, so this is core's own memory. Each lookup used to be a call.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_name_costs_one_nexon_call_until_its_memory_ends() {
     let mut options = Options::uncached();
     options.core_env = vec![("MAPLE_CORE_NOT_FOUND_TTL_S", "2".to_owned())];
@@ -374,7 +366,7 @@ async fn an_unknown_name_costs_one_nexon_call_until_its_memory_ends() {
 /// route, `OPENAPI00003` for an ocid on any route, each served as a `HIT` with Nexon's own
 /// status and body until `MAPLE_PROXY_CACHE_NOT_FOUND_S` ends or a purge; other 4xx answers
 /// (a missing ocid is `OPENAPI00004` off the id route) are not. Five asks used to be five calls.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_proxy_caches_no_such_character_and_nothing_else_of_nexons_4xx() {
     let stack = Stack::start_with(Options::proxy(&[
         ("MAPLE_PROXY_CACHE_NOT_FOUND_S", "2"),
@@ -456,7 +448,7 @@ async fn the_proxy_caches_no_such_character_and_nothing_else_of_nexons_4xx() {
 /// Name lookups that must ask Nexon are limited per client (`MAPLE_CORE_CLIENT_MISS_RATE`):
 /// one client making up names cannot spend the API key's quota. Names already known are not
 /// misses and stay served; so does another client.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn made_up_names_from_one_client_are_held_to_its_miss_rate() {
     let stack = Stack::start_with(with(&[
         ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1"),
@@ -522,7 +514,7 @@ async fn made_up_names_from_one_client_are_held_to_its_miss_rate() {
 /// An IPv6 client is its /64 for the per-client limits (`MAPLE_CORE_CLIENT_IPV6_PREFIX`):
 /// rotating addresses inside it, which any host on a /64 can do freely, gets no new allowance;
 /// the next /64 is another client. Each address used to get its own bucket.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn rotating_ipv6_addresses_inside_a_64_is_one_client() {
     let stack = Stack::start_with(with(&[
         ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1"),

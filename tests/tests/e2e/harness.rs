@@ -391,6 +391,20 @@ impl Stack {
         metric_value(&self.proxy_metrics().await, sample)
     }
 
+    /// The proxy's `sample` once it reads `expected`, or its value after 5 s. The proxy counts
+    /// a request in its logging phase, a moment after the client has the answer: a test that
+    /// checks a count right after its requests waits for it to settle.
+    pub async fn proxy_metric_settled(&self, sample: &str, expected: f64) -> f64 {
+        let started = Instant::now();
+        loop {
+            let value = self.proxy_metric(sample).await;
+            if value == expected || started.elapsed() > Duration::from_secs(5) {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Core's Prometheus text.
     pub async fn core_metrics(&self) -> String {
         metrics_of(&self.http, &format!("http://{}", self.core_addr)).await

@@ -67,7 +67,7 @@ fn the_name_extraction_reads_promql() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_metric_the_dashboards_and_rules_use_is_exported() {
     let mut referenced = BTreeSet::new();
     let dir = observability_dir();

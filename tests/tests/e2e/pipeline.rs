@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use crate::harness::Stack;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn equipment_goes_through_proxy_and_simulator_and_is_stored() {
     let stack = Stack::start().await;
     let response = stack.get("/v1/characters/MapleHero/equipment").await;
@@ -58,7 +58,7 @@ async fn equipment_goes_through_proxy_and_simulator_and_is_stored() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn character_returns_ocid_and_basic_info() {
     let stack = Stack::start().await;
     // "아델", percent-encoded as a browser sends it.
@@ -73,7 +73,7 @@ async fn character_returns_ocid_and_basic_info() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn health_and_metrics_report_real_traffic() {
     let stack = Stack::start().await;
     assert_eq!(stack.get("/health/live").await.status(), StatusCode::OK);

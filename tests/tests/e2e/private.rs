@@ -1,20 +1,45 @@
 //! Private servers from the machine's binaries (redis-server, mariadbd) that a test may kill,
 //! partition or restart — never the machine's shared instances.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
 
 use crate::harness::free_port;
 
-/// Waits until a server listens on `port` (bounded: panics after `patience`).
-pub fn wait_for_port(port: u16, server: &str, patience: Duration) {
+/// Waits until a server listens on `port` (bounded: panics after `patience`). Asynchronous, so
+/// the runtime it waits on goes on serving whatever else the test runs.
+pub async fn wait_for_port(port: u16, server: &str, patience: Duration) {
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(
             started.elapsed() < patience,
             "{server} never came up on port {port}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `command` as a child the test owns: killed if the test drops it (a failed assertion
+/// included), reaped by tokio.
+fn spawn_owned(command: &mut Command, what: &str) -> Child {
+    command
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} runs: {e}"))
+}
+
+/// `kill -9` and the exit reaped.
+async fn kill_child(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill().await;
     }
 }
 
@@ -27,14 +52,14 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     /// Keeps nothing on disk (as the machine's Redis).
-    pub fn start(port: u16) -> Self {
-        Self::spawn(port, &["--save", "", "--appendonly", "no"])
+    pub async fn start(port: u16) -> Self {
+        Self::spawn(port, &["--save", "", "--appendonly", "no"]).await
     }
 
     /// Appends every write to a file in `dir` and syncs it before answering (the
     /// configuration that loses nothing acknowledged when Redis is killed), so a restart on
     /// the same `dir` has everything back.
-    pub fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
+    pub async fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
         std::fs::create_dir_all(dir).expect("redis dir");
         let dir = dir.display().to_string();
         Self::spawn(
@@ -50,10 +75,11 @@ impl PrivateRedis {
                 &dir,
             ],
         )
+        .await
     }
 
     /// A replica of the Redis on `primary` (no disk).
-    pub fn start_replica(port: u16, primary: u16) -> Self {
+    pub async fn start_replica(port: u16, primary: u16) -> Self {
         Self::spawn(
             port,
             &[
@@ -66,13 +92,14 @@ impl PrivateRedis {
                 &primary.to_string(),
             ],
         )
+        .await
     }
 
     /// A Redis node of a replicated set, started from its own configuration file (no data on
     /// disk, as the machine's Redis): a primary, or a replica of the Redis on `replica_of`.
     /// Sentinel rewrites the file when it changes the node's role (`CONFIG REWRITE`), so a
     /// restart comes back in the role the node last had — as a deployed Redis does.
-    pub fn start_node(port: u16, replica_of: Option<u16>) -> Self {
+    pub async fn start_node(port: u16, replica_of: Option<u16>) -> Self {
         let own = Self::folder(port);
         let conf = own.join("redis.conf");
         let mut text = format!(
@@ -88,12 +115,12 @@ impl PrivateRedis {
             args: vec![conf.display().to_string()],
             child: None,
         };
-        node.restart();
+        node.restart().await;
         node
     }
 
     /// A Sentinel watching the primary on `primary` as `maple` (quorum 2, down after 1 s).
-    pub fn start_sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Self {
+    pub async fn start_sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Self {
         std::fs::create_dir_all(dir).expect("sentinel dir");
         let conf = dir.join(format!("sentinel-{port}.conf"));
         std::fs::write(
@@ -110,29 +137,34 @@ impl PrivateRedis {
             args: vec![conf.display().to_string(), "--sentinel".to_owned()],
             child: None,
         };
-        let child = Command::new("redis-server")
-            .current_dir(dir)
-            .args(&sentinel.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server --sentinel runs");
+        let child = spawn_owned(
+            Command::new("redis-server")
+                .current_dir(dir)
+                .args(&sentinel.args),
+            "redis-server --sentinel",
+        );
         sentinel.child = Some(child);
-        wait_for_port(port, "sentinel", Duration::from_secs(10));
+        wait_for_port(port, "sentinel", Duration::from_secs(10)).await;
         sentinel
+    }
+
+    /// `count` Sentinels watching the primary on `primary`, started together.
+    pub async fn start_sentinels(count: usize, primary: u16, dir: &std::path::Path) -> Vec<Self> {
+        let starting = (0..count).map(|_| Self::start_sentinel(free_port().port(), primary, dir));
+        futures::future::join_all(starting).await
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    fn spawn(port: u16, args: &[&str]) -> Self {
+    async fn spawn(port: u16, args: &[&str]) -> Self {
         let mut redis = Self {
             port,
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             child: None,
         };
-        redis.restart();
+        redis.restart().await;
         redis
     }
 
@@ -147,17 +179,16 @@ impl PrivateRedis {
 
     /// Starts it again on the same port with the same settings (a configuration file, if it
     /// has one, comes first, as redis-server requires).
-    pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .current_dir(Self::folder(self.port))
-            .args(&self.args)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs");
+    pub async fn restart(&mut self) {
+        let child = spawn_owned(
+            Command::new("redis-server")
+                .current_dir(Self::folder(self.port))
+                .args(&self.args)
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]),
+            "redis-server",
+        );
         self.child = Some(child);
-        wait_for_port(self.port, "redis-server", Duration::from_secs(10));
+        wait_for_port(self.port, "redis-server", Duration::from_secs(10)).await;
     }
 
     pub fn url(&self) -> String {
@@ -180,11 +211,8 @@ impl PrivateRedis {
     }
 
     /// `kill -9`.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    pub async fn kill(&mut self) {
+        kill_child(self.child.take()).await;
     }
 }
 
@@ -201,12 +229,6 @@ pub async fn sentinel_primary(sentinel: u16) -> Option<u16> {
     answer.and_then(|(_, port)| port.parse().ok())
 }
 
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// A private MariaDB from the machine's binaries, in a temporary data folder, that the test may
 /// kill and restart (never the machine's shared server).
 pub struct PrivateMariaDb {
@@ -216,35 +238,36 @@ pub struct PrivateMariaDb {
 }
 
 impl PrivateMariaDb {
-    pub fn install() -> Self {
+    pub async fn install() -> Self {
         let port = free_port().port();
         let dir = std::env::temp_dir().join(format!("maple-mariadb-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let status = Command::new("mariadb-install-db")
-            .args([
+        let status = spawn_owned(
+            Command::new("mariadb-install-db").args([
                 "--no-defaults",
                 &format!("--datadir={}", dir.join("data").display()),
                 "--user=root",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("mariadb-install-db runs");
+            ]),
+            "mariadb-install-db",
+        )
+        .wait()
+        .await
+        .expect("mariadb-install-db runs");
         assert!(status.success(), "mariadb-install-db failed");
         let mut db = Self {
             dir,
             port,
             child: None,
         };
-        db.start();
+        db.start().await;
         db
     }
 
-    pub fn start(&mut self) {
-        let child = Command::new("mariadbd")
-            .args([
+    pub async fn start(&mut self) {
+        let child = spawn_owned(
+            Command::new("mariadbd").args([
                 "--no-defaults".to_owned(),
                 format!("--datadir={}", self.dir.join("data").display()),
                 format!("--port={}", self.port),
@@ -253,20 +276,16 @@ impl PrivateMariaDb {
                 "--user=root".to_owned(),
                 "--skip-log-bin".to_owned(),
                 "--innodb-buffer-pool-size=32M".to_owned(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd runs");
+            ]),
+            "mariadbd",
+        );
         self.child = Some(child);
-        wait_for_port(self.port, "mariadbd", Duration::from_secs(30));
+        wait_for_port(self.port, "mariadbd", Duration::from_secs(30)).await;
     }
 
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// `kill -9`.
+    pub async fn kill(&mut self) {
+        kill_child(self.child.take()).await;
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -289,8 +308,8 @@ impl PrivateMariaDb {
 }
 
 impl Drop for PrivateMariaDb {
+    /// The server is killed as its child is dropped (`kill_on_drop`).
     fn drop(&mut self) {
-        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

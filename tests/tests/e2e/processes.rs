@@ -3,10 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use reqwest::StatusCode;
+use tokio::process::{Child, Command};
 
 use crate::harness::{free_port, wait_until_healthy};
 
@@ -59,6 +62,7 @@ impl Process {
     ) -> Self {
         let mut command = Command::new(workspace_binary(name));
         command
+            .kill_on_drop(true)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdin(Stdio::null())
@@ -75,44 +79,37 @@ impl Process {
         Self { name, child }
     }
 
+    /// Sends `signal` (`"TERM"`, `"INT"`, `"KILL"`).
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} {}", self.name);
+        send(&self.child, signal, self.name);
     }
 
     /// Sends `signal` and waits (bounded) for the exit status.
-    pub fn stop(mut self, signal: &str) -> ExitStatus {
+    pub async fn stop(mut self, signal: &str) -> ExitStatus {
         self.signal(signal);
         let what = format!("{} after SIG{signal}", self.name);
-        wait_bounded(&mut self.child, Duration::from_secs(30), &what)
+        wait_bounded(&mut self.child, Duration::from_secs(30), &what).await
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Sends `signal` (`"TERM"`, `"INT"`, `"KILL"`) to `child`, named `what` in a failure.
+pub fn send(child: &Child, signal: &str, what: &str) {
+    let signal: Signal = format!("SIG{signal}").parse().expect("a signal's name");
+    let pid = child.id().expect("the child has not been reaped yet");
+    let pid = Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    kill(pid, signal).unwrap_or_else(|e| panic!("kill -{signal} {what}: {e}"));
 }
 
 /// Waits for `child` to exit; past `limit` it is killed and the test fails, naming `what`.
-/// (Blocking: not for a test whose own runtime serves the child.)
-pub fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
+/// Asynchronous: the runtime goes on serving whatever else the test runs (a simulator, a
+/// fault proxy) meanwhile.
+pub async fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.expect("wait"),
+        Err(_) => {
+            let _ = child.kill().await;
             panic!("{what} did not exit within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -139,7 +136,7 @@ async fn fetch_equipment(http: &reqwest::Client, core: SocketAddr) {
     assert!(body.len() > 300_000);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_three_binaries_serve_together_and_stop_cleanly_on_sigterm() {
     let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
     let (dir, database_url) = temp_sqlite();
@@ -169,13 +166,13 @@ async fn the_three_binaries_serve_together_and_stop_cleanly_on_sigterm() {
 
     for process in [core_process, proxy_process, sim_process] {
         let name = process.name;
-        let status = process.stop("TERM");
+        let status = process.stop("TERM").await;
         assert!(status.success(), "{name} exited with {status}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_configuration_exits_64_naming_the_variable() {
     for (binary, var, value) in [
         ("maple-core", "DATABASE_URL", "postgres://nope"),
@@ -186,6 +183,7 @@ async fn bad_configuration_exits_64_naming_the_variable() {
             .env_clear()
             .env(var, value)
             .output()
+            .await
             .expect("runs");
         assert_eq!(output.status.code(), Some(64), "{binary}");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -193,7 +191,7 @@ async fn bad_configuration_exits_64_naming_the_variable() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_launcher_runs_everything_and_stops_on_ctrl_c() {
     let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
     let (dir, database_url) = temp_sqlite();
@@ -212,12 +210,12 @@ async fn the_launcher_runs_everything_and_stops_on_ctrl_c() {
     let http = reqwest::Client::new();
     wait_until_healthy(&http, &format!("http://{core}/health/ready")).await;
     fetch_equipment(&http, core).await;
-    let status = launcher.stop("INT");
+    let status = launcher.stop("INT").await;
     assert!(status.success(), "maple exited with {status}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_proxy_reads_its_yaml_file_and_drains_in_flight_requests_on_sigterm() {
     let (sim, proxy, admin) = (free_port(), free_port(), free_port());
     let (dir, _) = temp_sqlite();
@@ -258,16 +256,16 @@ async fn the_proxy_reads_its_yaml_file_and_drains_in_flight_requests_on_sigterm(
         }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let stopping = tokio::task::spawn_blocking(move || proxy_process.stop("TERM"));
+    let stopping = tokio::spawn(proxy_process.stop("TERM"));
     let response = in_flight.await.expect("task").expect("answered, not cut");
     assert_eq!(response.status(), StatusCode::OK, "drained");
     let status = stopping.await.expect("stopped");
     assert!(status.success(), "maple-proxy exited with {status}");
-    assert!(sim_process.stop("TERM").success());
+    assert!(sim_process.stop("TERM").await.success());
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bad_proxy_config_file_exits_64_naming_the_key() {
     let (dir, _) = temp_sqlite();
     let config = dir.join("proxy.yaml");
@@ -281,6 +279,7 @@ async fn a_bad_proxy_config_file_exits_64_naming_the_key() {
             .env_clear()
             .env("MAPLE_PROXY_CONFIG", &config)
             .output()
+            .await
             .expect("runs");
         assert_eq!(output.status.code(), Some(64), "{text}");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -290,6 +289,7 @@ async fn a_bad_proxy_config_file_exits_64_naming_the_key() {
         .env_clear()
         .env("MAPLE_PROXY_CONFIG", dir.join("absent.yaml"))
         .output()
+        .await
         .expect("runs");
     assert_eq!(missing.status.code(), Some(64));
     let _ = std::fs::remove_dir_all(dir);

@@ -5,26 +5,26 @@
 //! shortened in the test's copy; nothing else of the rules changes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use maple_common::nexon::PATH_ID;
 use maple_sim::faults::FaultSpec;
 use serde_json::Value;
+use tokio::process::{Child, Command};
 
 use crate::harness::{Options, Stack, free_port};
 
-/// A private Prometheus with its own data folder, stopped on drop.
+/// A private Prometheus with its own data folder, killed on drop.
 struct Prometheus {
-    child: Child,
+    /// Killed when dropped (`kill_on_drop`).
+    _child: Child,
     base: String,
     dir: PathBuf,
 }
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -50,7 +50,7 @@ fn rules_with_short_for(for_: &str) -> String {
 }
 
 impl Prometheus {
-    fn start(proxy_admin: std::net::SocketAddr, core: std::net::SocketAddr) -> Self {
+    async fn start(proxy_admin: std::net::SocketAddr, core: std::net::SocketAddr) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "maple-prometheus-{}-{}",
             std::process::id(),
@@ -71,6 +71,7 @@ impl Prometheus {
             .args(["check", "config"])
             .arg(dir.join("prometheus.yml"))
             .output()
+            .await
             .expect("promtool runs (scripts/services.sh installs prometheus)");
         assert!(
             check.status.success(),
@@ -80,6 +81,7 @@ impl Prometheus {
         let listen = free_port();
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
         let child = Command::new("prometheus")
+            .kill_on_drop(true)
             .arg(format!(
                 "--config.file={}",
                 dir.join("prometheus.yml").display()
@@ -95,7 +97,7 @@ impl Prometheus {
             .spawn()
             .expect("prometheus starts (scripts/services.sh installs it)");
         Self {
-            child,
+            _child: child,
             base: format!("http://{listen}"),
             dir,
         }
@@ -150,7 +152,7 @@ fn firing(data: &Value, alert: &str) -> bool {
         .any(|a| a["labels"]["alertname"] == alert && a["state"] == "firing")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn prometheus_evaluates_every_rule_and_a_failing_upstream_fires_the_breaker_alert() {
     let stack = Stack::start_with(Options {
         proxy_env: vec![
@@ -160,7 +162,7 @@ async fn prometheus_evaluates_every_rule_and_a_failing_upstream_fires_the_breake
         ..Options::default()
     })
     .await;
-    let prometheus = Prometheus::start(stack.proxy_admin, stack.core_addr);
+    let prometheus = Prometheus::start(stack.proxy_admin, stack.core_addr).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 
 use crate::harness::{Stack, error_code, header, inflate};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_client_key_is_replaced_by_the_configured_one() {
     let stack = Stack::start().await;
     let response = stack
@@ -28,7 +28,7 @@ async fn the_client_key_is_replaced_by_the_configured_one() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn equipment_goes_out_gzip_to_clients_that_take_it_and_identity_to_the_rest() {
     let stack = Stack::start().await;
     let get = |ocid: String, encoding: Option<&'static str>| {
@@ -131,7 +131,7 @@ async fn proxied_equipment(stack: &Stack, ocid: &str, gzip: bool) -> (String, St
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn nexon_is_asked_for_gzip_and_its_bytes_go_out_as_they_came() {
     let stack = Stack::start().await;
     let wire = |coding: &'static str| {
@@ -176,7 +176,7 @@ async fn nexon_is_asked_for_gzip_and_its_bytes_go_out_as_they_came() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn gzip_that_does_not_inflate_is_a_broken_answer_and_is_not_cached() {
     let stack = Stack::start().await;
     stack
@@ -218,7 +218,7 @@ async fn gzip_that_does_not_inflate_is_a_broken_answer_and_is_not_cached() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn nexon_errors_pass_through_unchanged() {
     let stack = Stack::start().await;
     let response = stack
@@ -235,7 +235,7 @@ async fn nexon_errors_pass_through_unchanged() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn only_nexon_reads_are_proxied() {
     let stack = Stack::start().await;
     let cases = [
@@ -285,7 +285,7 @@ async fn only_nexon_reads_are_proxied() {
 
 /// A path with an encoded letter is the same route: decoded once, routed, cached and sent
 /// upstream as the plain path (one upstream call for both spellings).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_encoded_letter_is_the_same_path() {
     let stack = Stack::start().await;
     let ocid = characters::ocid_for("spelled");

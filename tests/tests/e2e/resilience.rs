@@ -19,7 +19,7 @@ async fn set_fault(stack: &Stack, fault: FaultSpec) {
     stack.sim.faults().set(fault).await.expect("valid fault");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn hits_are_served_from_the_cache_and_anonymous_no_cache_is_ignored() {
     let stack = Stack::start().await;
     let first = stack.lookup("cachedname").await;
@@ -73,8 +73,9 @@ async fn hits_are_served_from_the_cache_and_anonymous_no_cache_is_ignored() {
 
     assert_eq!(
         stack
-            .proxy_metric(
-                r#"maple_proxy_cache_requests_total{result="hit",route="/maplestory/v1/id"}"#
+            .proxy_metric_settled(
+                r#"maple_proxy_cache_requests_total{result="hit",route="/maplestory/v1/id"}"#,
+                5.0
             )
             .await,
         5.0
@@ -82,7 +83,7 @@ async fn hits_are_served_from_the_cache_and_anonymous_no_cache_is_ignored() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_entry_stands_in_when_the_upstream_fails() {
     let stack = Stack::start_with(Options::proxy(&[
         ("MAPLE_PROXY_ROUTES_ID_TTL_S", "1"),
@@ -139,7 +140,7 @@ async fn an_expired_entry_stands_in_when_the_upstream_fails() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn nothing_cached_fails_fast_with_the_cause_and_one_alert() {
     let webhook = Webhook::start().await;
     let stack = Stack::start_with(Options::proxy(&[
@@ -176,7 +177,7 @@ async fn nothing_cached_fails_fast_with_the_cause_and_one_alert() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_just_expired_entry_is_served_while_one_refresh_runs() {
     let stack = Stack::start_with(Options::proxy(&[
         ("MAPLE_PROXY_ROUTES_ID_TTL_S", "1"),
@@ -209,7 +210,7 @@ async fn a_just_expired_entry_is_served_while_one_refresh_runs() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_500_way_stampede_makes_one_upstream_call() {
     let stack = Stack::start().await;
     // The upstream is slow, so every request arrives while the first is in flight.
@@ -248,7 +249,7 @@ async fn a_500_way_stampede_makes_one_upstream_call() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn failures_are_retried_and_retry_after_is_honoured() {
     let stack = Stack::start_with(Options::uncached()).await;
     // Every second call fails: the first lookup passes, the second fails once then succeeds.
@@ -284,7 +285,7 @@ async fn failures_are_retried_and_retry_after_is_honoured() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_empty_retry_budget_stops_retries() {
     let stack = Stack::start_with(Options::proxy(&[
         ("MAPLE_PROXY_RETRY_BUDGET_PCT", "0"),
@@ -308,7 +309,7 @@ async fn an_empty_retry_budget_stops_retries() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_deadline_cuts_a_hung_upstream_before_the_read_timeout() {
     let stack = Stack::start_with(Options {
         proxy_read_timeout_ms: 20_000,
@@ -322,7 +323,7 @@ async fn the_deadline_cuts_a_hung_upstream_before_the_read_timeout() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_rate_limiter_keeps_calls_within_the_quota() {
     let stack = Stack::start_with(Options::proxy(&[
         ("MAPLE_PROXY_RATELIMIT_RPS", "0.1"),
@@ -351,7 +352,7 @@ async fn the_rate_limiter_keeps_calls_within_the_quota() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_bulkhead_bounds_concurrent_upstream_calls() {
     let stack = Stack::start_with(Options::proxy(&[
         ("MAPLE_PROXY_BULKHEAD_MAX_CONCURRENT", "1"),
@@ -370,7 +371,7 @@ async fn the_bulkhead_bounds_concurrent_upstream_calls() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn client_tokens_guard_the_proxy_and_the_admin_token_guards_purge() {
     let client_token = "client-token-0123456789";
     let admin_token = "admin-token-0123456789";

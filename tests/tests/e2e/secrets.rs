@@ -29,7 +29,7 @@ async fn record(response: reqwest::Response) -> (StatusCode, String) {
     (status, text)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn no_secret_appears_in_logs_metrics_errors_or_the_config_dump() {
     let (sim, proxy, proxy_admin, core) = (free_port(), free_port(), free_port(), free_port());
     let (dir, database_url) = temp_sqlite();
@@ -211,7 +211,10 @@ async fn no_secret_appears_in_logs_metrics_errors_or_the_config_dump() {
 
     for process in processes.into_iter().rev() {
         let name = process.name;
-        assert!(process.stop("TERM").success(), "{name} stopped cleanly");
+        assert!(
+            process.stop("TERM").await.success(),
+            "{name} stopped cleanly"
+        );
     }
     let logs = std::fs::read_to_string(&log).expect("log");
     // Lines inside a request carry its trace id (JSON: the span's fields).

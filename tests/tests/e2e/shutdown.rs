@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 
 use crate::harness::Stack;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn in_flight_requests_finish_during_drain() {
     let mut stack = Stack::start().await;
     stack
@@ -35,7 +35,7 @@ async fn in_flight_requests_finish_during_drain() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_equipment_load_whose_client_left_is_stored_before_exit() {
     let mut stack = Stack::start().await;
     stack
@@ -75,7 +75,7 @@ async fn an_equipment_load_whose_client_left_is_stored_before_exit() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_pool_and_the_shutdown_phases_are_exported() {
     let mut stack = Stack::start().await;
     let metrics = stack
@@ -112,7 +112,7 @@ async fn the_pool_and_the_shutdown_phases_are_exported() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_in_flight_gauge_forgets_a_request_whose_client_hung_up() {
     let stack = Stack::start().await;
     stack

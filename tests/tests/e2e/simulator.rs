@@ -20,7 +20,7 @@ async fn nexon_error_name(response: reqwest::Response) -> String {
         .to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn speaks_nexon_errors() {
     let stack = Stack::start().await;
     let get = |path: &str, key: Option<&str>| {
@@ -83,7 +83,7 @@ async fn speaks_nexon_errors() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn control_api_sets_faults_and_reports_stats() {
     let stack = Stack::start().await;
     let set = stack
@@ -148,7 +148,7 @@ async fn control_api_sets_faults_and_reports_stats() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn reset_fault_aborts_the_connection() {
     let stack = Stack::start().await;
     stack

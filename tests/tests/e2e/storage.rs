@@ -28,17 +28,17 @@ async fn concurrent_first_requests_create_one_row(db: Db) {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn sqlite_character_rows_are_race_free() {
     concurrent_first_requests_create_one_row(Db::Sqlite).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn mysql_character_rows_are_race_free() {
     concurrent_first_requests_create_one_row(Db::MySql).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn mysql_stores_the_equipment_snapshot_compressed() {
     let stack = Stack::start_with(Options {
         db: Db::MySql,
@@ -61,7 +61,7 @@ async fn mysql_stores_the_equipment_snapshot_compressed() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_older_snapshot_never_replaces_a_newer_one() {
     for db in [Db::Sqlite, Db::MySql] {
         let stack = Stack::start_with(Options {

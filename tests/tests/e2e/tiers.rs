@@ -32,7 +32,7 @@ fn with_redis(url: &str) -> Options {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn each_tier_answers_in_turn() {
     let stack = Stack::start_with(with_redis(&redis_url())).await;
     let path = format!("/v1/characters/{}/equipment", fresh_name("tier"));
@@ -72,7 +72,7 @@ async fn each_tier_answers_in_turn() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn gzip_goes_out_as_stored_and_etags_give_304() {
     let stack = Stack::start().await;
     let path = format!("/v1/characters/{}/equipment", fresh_name("gz"));
@@ -146,7 +146,7 @@ async fn gzip_goes_out_as_stored_and_etags_give_304() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_proxys_gzip_goes_into_the_tiers_as_it_came() {
     let stack = Stack::start().await;
     let equipment = |path: String, gzip: bool| {
@@ -192,7 +192,7 @@ async fn the_proxys_gzip_goes_into_the_tiers_as_it_came() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn five_hundred_requests_over_two_instances_make_one_fetch() {
     let stack = Stack::start_with(Options {
         db: Db::MySql,
@@ -235,8 +235,9 @@ async fn five_hundred_requests_over_two_instances_make_one_fetch() {
         *sources.entry(source).or_default() += 1;
     }
     let proxy_calls = stack
-        .proxy_metric(
+        .proxy_metric_settled(
             r#"maple_proxy_requests_total{route="/maplestory/v1/character/item-equipment",status="200"}"#,
+            1.0,
         )
         .await;
     assert_eq!(
@@ -254,7 +255,7 @@ async fn five_hundred_requests_over_two_instances_make_one_fetch() {
 /// `x-maple-stale-cause: refreshing`, while the one refresh goes on and lands in the tiers. A
 /// character without a copy still waits for Nexon. The first request used to wait the 1.5 s
 /// for Nexon (and answer `upstream`).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_slow_refresh_answers_the_copy_as_stale_and_lands_in_the_tiers() {
     let mut options = Options::uncached();
     options.core_env = vec![("MAPLE_CORE_EQUIPMENT_FRESH_S", "2".to_owned())];
@@ -319,7 +320,7 @@ async fn a_slow_refresh_answers_the_copy_as_stale_and_lands_in_the_tiers() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stored_copy_stands_in_for_a_dead_upstream() {
     let mut options = Options::uncached();
     options.core_env = vec![("MAPLE_CORE_EQUIPMENT_FRESH_S", "1".to_owned())];
@@ -357,7 +358,7 @@ async fn a_stored_copy_stands_in_for_a_dead_upstream() {
 /// (1,450 ms) inside the last call (the latch's release, after L1 holds the fresh copy); the
 /// stand-in used to take that fresh copy and answer it as `stale`, as CI once saw on a cold
 /// first request.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_fetch_landing_at_the_soft_deadline_answers_fetched_not_stale() {
     let redis = TcpFault::start(redis_addr()).await.expect("fault proxy");
     let mut options = Options::uncached();
@@ -392,10 +393,10 @@ async fn a_fetch_landing_at_the_soft_deadline_answers_fetched_not_stale() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
     let port = free_port().port();
-    let mut redis = PrivateRedis::start(port);
+    let mut redis = PrivateRedis::start(port).await;
     let mut options = with_redis(&redis.url());
     options.proxy_env = UNCACHED
         .iter()
@@ -405,7 +406,7 @@ async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
     let before = format!("/v1/characters/{}/equipment", fresh_name("pre"));
     assert_eq!(source(&stack.get(&before).await), "upstream");
 
-    redis.kill();
+    redis.kill().await;
     // Every request is still answered: from L1, or fetched and stored in the database.
     for _ in 0..5 {
         let response = stack.get(&before).await;
@@ -442,7 +443,7 @@ async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
 
     // Redis returns; after the open period a probe finds it and this instance writes new
     // entries there again (a second instance finds one in L2 without fetching).
-    let _redis = PrivateRedis::start(port);
+    let _redis = PrivateRedis::start(port).await;
     let started = Instant::now();
     loop {
         let fresh = format!("/v1/characters/{}/equipment", fresh_name("post"));
@@ -468,9 +469,9 @@ async fn a_dead_redis_costs_speed_not_answers_and_is_picked_up_again() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dead_database_costs_persistence_not_answers_and_is_picked_up_again() {
-    let mut db = PrivateMariaDb::install();
+    let mut db = PrivateMariaDb::install().await;
     let database_url = db.database_url().await;
     let options = Options {
         core_env: vec![("DATABASE_URL", database_url), ("REDIS_URL", redis_url())],
@@ -482,7 +483,7 @@ async fn a_dead_database_costs_persistence_not_answers_and_is_picked_up_again() 
     // A second instance, started while the database is up (core needs it to start).
     let other = stack.another_core(&[]).await;
 
-    db.kill();
+    db.kill().await;
     // Readiness says the database is gone; answers keep coming from memory, Redis and Nexon.
     let ready = stack.get("/health/ready").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -506,7 +507,7 @@ async fn a_dead_database_costs_persistence_not_answers_and_is_picked_up_again() 
     assert_eq!(source(&fetched), "upstream");
 
     // The database returns: readiness recovers by itself and new data is stored again.
-    db.start();
+    db.start().await;
     let started = Instant::now();
     while stack.get("/health/ready").await.status() != StatusCode::OK {
         assert!(

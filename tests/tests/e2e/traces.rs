@@ -32,7 +32,7 @@ fn parts(traceparent: &str) -> (String, String) {
     (fields[1].to_owned(), fields[2].to_owned())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_trace_runs_from_the_client_through_core_and_the_proxy_to_nexon() {
     // This test process's subscriber: spans become OpenTelemetry spans (nothing exported).
     let _telemetry = telemetry::init(
@@ -113,7 +113,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (otlp, received) = collector().await;
     let (sim, proxy, admin, core) = (free_port(), free_port(), free_port(), free_port());
@@ -142,7 +142,7 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
         .expect("core answers");
     assert_eq!(response.status(), StatusCode::OK);
     // Ctrl-C: the launcher drains and flushes the spans it still holds.
-    assert!(launcher.stop("INT").success());
+    assert!(launcher.stop("INT").await.success());
     let started = Instant::now();
     let trace_bytes: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&trace[i * 2..i * 2 + 2], 16).expect("hex"))

@@ -25,7 +25,7 @@ async fn get(stack: &Stack, base: &str, path: &str, headers: &[(&str, &str)]) ->
     request.send().await.expect("core answers")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expectation_goes_out_in_both_encodings_with_stable_etags_and_304s() {
     let stack = Stack::start().await;
     let core = stack.core("");
@@ -200,7 +200,7 @@ async fn rewriting_stack() -> (Stack, Arc<Mutex<Rewrite>>) {
     (Stack::start_with(options).await, rewrite)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_changed_equipment_body_never_answers_with_the_old_valuation() {
     let (stack, rewrite) = rewriting_stack().await;
     let core = stack.core("");
@@ -251,7 +251,7 @@ async fn a_changed_equipment_body_never_answers_with_the_old_valuation() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn two_names_with_the_same_equipment_each_get_their_own_answer() {
     let (stack, rewrite) = rewriting_stack().await;
     let core = stack.core("");

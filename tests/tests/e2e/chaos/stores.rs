@@ -3,11 +3,13 @@
 //! Redis (with AOF, so a restart keeps what it acknowledged) through a TCP fault proxy and a
 //! private MariaDB, its backup folder on a 1 MiB tmpfs, under the main suite's load.
 //!
-//! 1. **Redis slow**: every command towards Redis waits 100 ms for 10 s (below core's 250 ms
-//!    Redis timeout: slow, not dead).
-//! 2. **Full disk**: Redis and MariaDB down and the backup folder's filesystem full for 10 s,
-//!    so a like has nowhere to go: it is refused (503), never acknowledged and lost. Then
-//!    space, Redis and MariaDB come back.
+//! 1. **Redis slow**: every command towards Redis waits 100 ms (below core's 250 ms Redis
+//!    timeout: slow, not dead).
+//! 2. **Full disk**: Redis and MariaDB down and the backup folder's filesystem full, so a like
+//!    has nowhere to go: it is refused (503), never acknowledged and lost. Then space, Redis
+//!    and MariaDB come back.
+//!
+//! Each is held 5 s in the test command, 10 s in `scripts/chaos.sh` (`MAPLE_CHAOS_LONG=1`).
 //!
 //! Fails if an acknowledged like is missing from the database, more are stored than sent, the
 //! full disk refused no backup write, or a window answered nothing fresh. The table goes to
@@ -18,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use maple_tests::tcp_fault::TcpFault;
+use nix::mount::{MsFlags, mount, umount};
 use reqwest::StatusCode;
 
 use super::{
@@ -35,15 +38,17 @@ impl Tmpfs {
     fn mount(bytes: u64) -> Self {
         let dir = std::env::temp_dir().join(format!("maple-fulldisk-{}", free_port().port()));
         std::fs::create_dir_all(&dir).expect("mount point");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "the full-disk fault mounts a small tmpfs (it needs root, as CI has)"
-        );
+        let options = format!("size={bytes}");
+        mount(
+            Some("tmpfs"),
+            &dir,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .unwrap_or_else(|e| {
+            panic!("the full-disk fault mounts a small tmpfs (it needs root, as CI has): {e}")
+        });
         Self { dir }
     }
 
@@ -59,7 +64,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+        let _ = umount(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -68,18 +73,18 @@ async fn counter(http: &reqwest::Client, base: &str, sample: &str) -> f64 {
     metric_value(&metrics_of(http, base).await, sample)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn redis_slow_and_a_full_disk_lose_no_acknowledged_like() {
     let disk = Tmpfs::mount(1 << 20);
     let redis_dir = std::env::temp_dir().join(format!("maple-chaos-redis-{}", free_port().port()));
-    let mut redis = PrivateRedis::start_persistent(free_port().port(), &redis_dir);
+    let mut redis = PrivateRedis::start_persistent(free_port().port(), &redis_dir).await;
     let redis_addr: std::net::SocketAddr = redis
         .url()
         .trim_start_matches("redis://")
         .parse()
         .expect("addr");
     let link = TcpFault::start(redis_addr).await.expect("fault proxy");
-    let mut db = PrivateMariaDb::install();
+    let mut db = PrivateMariaDb::install().await;
     let database_url = db.database_url().await;
     let stack = Stack::start_with(Options {
         proxy_env: UNCACHED
@@ -115,11 +120,24 @@ async fn redis_slow_and_a_full_disk_lose_no_acknowledged_like() {
         &names,
         &like_names,
     );
-    let (before, during, after) = (
-        Duration::from_secs(2),
-        Duration::from_secs(10),
-        Duration::from_secs(8),
-    );
+    // As the main suite: `MAPLE_CHAOS_LONG=1` (scripts/chaos.sh) holds each fault 10 s; the test
+    // command 5 s, long enough for a hundred slowed Redis calls and for the full disk to refuse
+    // backup writes.
+    let long = std::env::var("MAPLE_CHAOS_LONG").is_ok_and(|v| v == "1");
+    let (before, during, after) = if long {
+        (
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+            Duration::from_secs(8),
+        )
+    } else {
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+    };
+    let secs = during.as_secs();
     let mut windows = Vec::new();
     let mut flushes = Vec::new();
     let mut reapplied = Vec::new();
@@ -138,19 +156,19 @@ async fn redis_slow_and_a_full_disk_lose_no_acknowledged_like() {
             link.set_latency(Duration::from_millis(100));
             tokio::time::sleep(during).await;
             link.set_latency(Duration::ZERO);
-            "Redis slow for 10 s (100 ms on every command)".to_owned()
+            format!("Redis slow for {secs} s (100 ms on every command)")
         } else {
             let failed = r#"maple_core_like_backups_total{result="failed"}"#;
             let failed_before = counter(&stack.http, &base, failed).await;
             let filler = disk.fill();
-            redis.kill();
-            db.kill();
+            redis.kill().await;
+            db.kill().await;
             tokio::time::sleep(during).await;
             backup_failures = counter(&stack.http, &base, failed).await - failed_before;
             std::fs::remove_file(filler).expect("space again");
-            redis.restart();
-            db.start();
-            "full disk under the backup folder, Redis and MariaDB down, for 10 s".to_owned()
+            redis.restart().await;
+            db.start().await;
+            format!("full disk under the backup folder, Redis and MariaDB down, for {secs} s")
         };
         let healed = Instant::now();
         tokio::time::sleep(after).await;
@@ -222,6 +240,6 @@ async fn redis_slow_and_a_full_disk_lose_no_acknowledged_like() {
     );
     stack.stop().await;
     drop(redis);
-    db.kill();
+    db.kill().await;
     let _ = std::fs::remove_dir_all(redis_dir);
 }

@@ -10,7 +10,7 @@ use maple_tests::tcp_fault::TcpFault;
 /// batches times out, is split in halves, and the first half (one batch: the pass stops there)
 /// times out too — yet the database breaker has no failure on record (these two timeouts
 /// opened it before). Once the database is quick again the same claim syncs, every like once.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_sync_commit_that_times_out_is_split_and_leaves_the_breaker_closed() {
     let stack = Stack::start_with(distributed(
         &redis_url(),

@@ -2,12 +2,12 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn with_redis_and_the_database_dead_likes_go_to_a_backup_file_and_come_back() {
-    let mut db = PrivateMariaDb::install();
+    let mut db = PrivateMariaDb::install().await;
     let database_url = db.database_url().await;
     let redis_dir = std::env::temp_dir().join(format!("maple-redis-{}", free_port().port()));
-    let mut redis = PrivateRedis::start_persistent(free_port().port(), &redis_dir);
+    let mut redis = PrivateRedis::start_persistent(free_port().port(), &redis_dir).await;
     let options = Options {
         core_env: vec![
             ("DATABASE_URL", database_url),
@@ -29,8 +29,8 @@ async fn with_redis_and_the_database_dead_likes_go_to_a_backup_file_and_come_bac
     );
     assert_eq!(read_likes(&stack.http, &base, &name).await, 5);
 
-    db.kill();
-    redis.kill();
+    db.kill().await;
+    redis.kill().await;
     for _ in 0..10 {
         let (status, body, _) = like(&stack.http, &base, &name, None)
             .await
@@ -53,8 +53,8 @@ async fn with_redis_and_the_database_dead_likes_go_to_a_backup_file_and_come_bac
     assert_eq!(body["likes"], 15, "{body}");
     assert_eq!(body["partial"], true, "{body}");
 
-    db.start();
-    redis.restart();
+    db.start().await;
+    redis.restart().await;
     // Recovery (every 5 s) applies the files; the sync moves everything to the database.
     assert_eq!(
         wait_for_stored(&store, &name, 15, Duration::from_secs(40)).await,
@@ -85,7 +85,7 @@ async fn with_redis_and_the_database_dead_likes_go_to_a_backup_file_and_come_bac
     let _ = std::fs::remove_dir_all(redis_dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn backup_files_are_applied_at_boot_and_bad_ones_kept() {
     let stack = Stack::start().await;
     let base = format!("http://{}", stack.core_addr);
@@ -146,11 +146,11 @@ fn tempdir_beside(dir: &std::path::Path) -> std::path::PathBuf {
 /// so the answer is 503 `outcome_unknown` (retry with the same key) — it used to be
 /// `likes_unavailable`, "not counted". With Redis dead too (its breaker open, nothing sent),
 /// it is `likes_unavailable`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn with_no_store_confirming_a_like_the_answer_says_whether_it_may_count() {
-    let mut db = PrivateMariaDb::install();
+    let mut db = PrivateMariaDb::install().await;
     let database_url = db.database_url().await;
-    let mut redis = PrivateRedis::start(free_port().port());
+    let mut redis = PrivateRedis::start(free_port().port()).await;
     let blocked = std::env::temp_dir().join(format!("maple-not-a-dir-{}", free_port().port()));
     std::fs::write(&blocked, b"a file, so no directory can be made under it").expect("file");
     let options = Options {
@@ -169,7 +169,7 @@ async fn with_no_store_confirming_a_like_the_answer_says_whether_it_may_count() 
     let base = format!("http://{}", stack.core_addr);
     let name = fresh_name("ou");
     assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
-    db.kill();
+    db.kill().await;
 
     let response = stack
         .http
@@ -188,7 +188,7 @@ async fn with_no_store_confirming_a_like_the_answer_says_whether_it_may_count() 
     assert!(metric_value(&metrics, "maple_core_like_outcome_unknown_total") >= 1.0);
 
     // Redis dies too: once its breaker is open nothing is sent, and "not counted" is certain.
-    redis.kill();
+    redis.kill().await;
     let mut last = String::new();
     for _ in 0..20 {
         let (status, body, _) = like(&stack.http, &base, &name, None)

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn embedded_likes_are_stored_and_read_back() {
     let stack = Stack::start().await;
     let base = format!("http://{}", stack.core_addr);
@@ -94,7 +94,7 @@ async fn one_key_counts_once(stack: &Stack) {
     assert_eq!(read_likes(&stack.http, &base, &name).await, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_idempotency_key_counts_once_in_both_modes() {
     let embedded = Stack::start().await;
     one_key_counts_once(&embedded).await;
@@ -104,7 +104,7 @@ async fn an_idempotency_key_counts_once_in_both_modes() {
     distributed.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn each_client_is_rate_limited_with_retry_after() {
     let stack = Stack::start_with(Options {
         core_env: vec![
@@ -135,7 +135,7 @@ async fn each_client_is_rate_limited_with_retry_after() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn likes_over_two_instances_end_exact_in_the_database() {
     // Frequent syncs, so reads overlap commits.
     let stack = Stack::start_with(distributed(
@@ -216,9 +216,9 @@ async fn likes_over_two_instances_end_exact_in_the_database() {
 /// costs the same in Redis and the database however long it is. A retry with the same key
 /// still counts once. The raw key used to be stored (up to 128 bytes, 24 h, in a Redis that
 /// does not evict).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn idempotency_keys_are_stored_as_digests() {
-    let redis = PrivateRedis::start(free_port().port());
+    let redis = PrivateRedis::start(free_port().port()).await;
     let stack = Stack::start_with(distributed(&redis.url(), &[])).await;
     let base = format!("http://{}", stack.core_addr);
     let name = fresh_name("ik");
@@ -248,9 +248,9 @@ async fn idempotency_keys_are_stored_as_digests() {
 
 /// Core reports Redis's memory against its `maxmemory` (`maple_core_redis_memory_bytes`),
 /// which `MapleRedisMemoryHigh` watches: with `noeviction` a full Redis refuses writes.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn redis_memory_is_reported_against_its_limit() {
-    let redis = PrivateRedis::start(free_port().port());
+    let redis = PrivateRedis::start(free_port().port()).await;
     let mut connection = redis_connection(&redis.url()).await;
     let () = redis::cmd("CONFIG")
         .arg("SET")
@@ -284,7 +284,7 @@ async fn redis_memory_is_reported_against_its_limit() {
 /// each is remembered 24 h in a Redis that does not evict, so one client must not be able to
 /// fill it. Beyond the cap a keyed like is 429 with the window's end in `Retry-After`; likes
 /// without a key, and other clients, go on. There was no cap.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn each_client_has_a_daily_allowance_of_idempotency_keys() {
     let stack = Stack::start_with(Options {
         core_env: vec![

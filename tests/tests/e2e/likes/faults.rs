@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_sigterm_under_load_loses_no_like() {
     let mut stack = Stack::start_with(distributed(
         &redis_url(),
@@ -52,7 +52,7 @@ async fn a_sigterm_under_load_loses_no_like() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_kill_9_under_load_loses_no_like_and_retries_count_once() {
     let stack = Stack::start_with(distributed(
         &redis_url(),
@@ -117,11 +117,11 @@ async fn a_kill_9_under_load_loses_no_like_and_retries_count_once() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dead_redis_mid_run_costs_no_like() {
     let redis_dir = std::env::temp_dir().join(format!("maple-redis-{}", free_port().port()));
     let port = free_port().port();
-    let mut redis = PrivateRedis::start_persistent(port, &redis_dir);
+    let mut redis = PrivateRedis::start_persistent(port, &redis_dir).await;
     let stack = Stack::start_with(distributed(
         &redis.url(),
         &[("MAPLE_CORE_LIKES_SYNC_MS", "200")],
@@ -147,14 +147,14 @@ async fn a_dead_redis_mid_run_costs_no_like() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    redis.kill();
+    redis.kill().await;
     let during = accepted.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         accepted.load(Ordering::Relaxed) > during + 10,
         "likes kept being accepted while Redis was dead"
     );
-    redis.restart();
+    redis.restart().await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
@@ -184,15 +184,13 @@ async fn a_dead_redis_mid_run_costs_no_like() {
     let _ = std::fs::remove_dir_all(redis_dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn core_follows_a_sentinel_failover_and_loses_no_like() {
     let dir = std::env::temp_dir().join(format!("maple-sentinel-{}", free_port().port()));
     let (primary_port_0, replica_port) = (free_port().port(), free_port().port());
-    let mut primary = PrivateRedis::start(primary_port_0);
-    let _replica = PrivateRedis::start_replica(replica_port, primary_port_0);
-    let sentinels: Vec<PrivateRedis> = (0..3)
-        .map(|_| PrivateRedis::start_sentinel(free_port().port(), primary_port_0, &dir))
-        .collect();
+    let mut primary = PrivateRedis::start(primary_port_0).await;
+    let _replica = PrivateRedis::start_replica(replica_port, primary_port_0).await;
+    let sentinels: Vec<PrivateRedis> = PrivateRedis::start_sentinels(3, primary_port_0, &dir).await;
     // The replica is in sync before anything counts on it.
     let started = Instant::now();
     while !primary.has_replica_online().await {
@@ -250,7 +248,7 @@ async fn core_follows_a_sentinel_failover_and_loses_no_like() {
     );
 
     // The primary dies; the sentinels promote the replica; likes go on meanwhile.
-    primary.kill();
+    primary.kill().await;
     let started = Instant::now();
     while sentinel_primary(sentinels[0].port()).await != Some(replica_port) {
         assert!(started.elapsed() < Duration::from_secs(30), "no failover");
@@ -258,7 +256,7 @@ async fn core_follows_a_sentinel_failover_and_loses_no_like() {
     }
     // The old primary returns and the sentinels make it the new primary's replica, so
     // batches can be confirmed by a replica again; core writes to the new primary.
-    primary.restart();
+    primary.restart().await;
     let before = redis_ok(&metrics_of(&stack.http, &base).await);
     let started = Instant::now();
     while redis_ok(&metrics_of(&stack.http, &base).await) <= before + 5.0 {
@@ -284,11 +282,11 @@ async fn core_follows_a_sentinel_failover_and_loses_no_like() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn likes_redis_loses_before_the_sync_are_applied_from_the_flushing_instance() {
     // A Redis without persistence (as the machine's), and neither syncs nor checks on their
     // own: the test decides when each runs.
-    let mut redis = PrivateRedis::start(free_port().port());
+    let mut redis = PrivateRedis::start(free_port().port()).await;
     let stack = Stack::start_with(distributed(
         &redis.url(),
         &[
@@ -386,8 +384,8 @@ async fn likes_redis_loses_before_the_sync_are_applied_from_the_flushing_instanc
         pending_in_redis(&redis.url(), &stack.namespace, &store, &name).await,
         Some(8 + 1)
     );
-    redis.kill();
-    redis.restart();
+    redis.kill().await;
+    redis.restart().await;
     // Core reconnects (its Redis breaker may hold calls back a while), then each instance
     // finds its batches gone.
     let (started, mut rescued) = (Instant::now(), 0);
@@ -475,7 +473,7 @@ async fn likes_redis_loses_before_the_sync_are_applied_from_the_flushing_instanc
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_graceful_stop_syncs_what_the_instance_flushed_to_redis() {
     // No sync of its own while running: what the instance flushed to Redis stays there until
     // its shutdown's last sync.
@@ -524,9 +522,9 @@ async fn last_commands(
 /// shortfalls used to open it, as failures), and the connection that ran `WAIT` runs nothing
 /// else while equipment reads go on — before, one connection carried both, so each wait held
 /// every read, latch poll and lease renewal behind it.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_replica_shortfall_goes_to_the_database_on_a_connection_of_its_own() {
-    let redis = PrivateRedis::start(free_port().port());
+    let redis = PrivateRedis::start(free_port().port()).await;
     let stack = Stack::start_with(distributed(
         &redis.url(),
         &[
@@ -657,7 +655,7 @@ async fn a_replica_shortfall_goes_to_the_database_on_a_connection_of_its_own() {
 /// A like's 202 does not wait long on the count read that follows the write: with Redis
 /// answering in 400 ms, the batch is stored (the 202 says so) and the count comes from memory
 /// after 250 ms, marked `"partial": true`. It used to wait for the read, however long.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_slow_count_read_after_a_like_is_cut_short_and_marked_partial() {
     let link = maple_tests::tcp_fault::TcpFault::start(redis_addr())
         .await

@@ -60,7 +60,7 @@ async fn sync_all(stack: &Stack, redis: &str, names: &[&str]) {
 /// the retry of a like already synced as a repeat (the sync recorded its key with its batch),
 /// and when the first attempt was not synced yet, the sync finds the key the database path
 /// recorded and does not count the batch's like again. Both counted twice before.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_like_through_redis_then_the_database_counts_once() {
     let link = TcpFault::start(redis_addr()).await.expect("fault proxy");
     let stack = stack_on(&format!("redis://{}", link.addr)).await;
@@ -109,21 +109,21 @@ async fn a_like_through_redis_then_the_database_counts_once() {
 /// Acknowledged by the database while Redis was down, retried once Redis is back: the flush
 /// asks the database's record first, so the retry is a repeat — in the answer, in reads
 /// before any sync, and in the database after it. It was counted again in Redis before.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_like_through_the_database_then_redis_counts_once() {
     // Down, not partitioned: a partition holds the timed-out flush and delivers it on healing,
     // and a batch that lands so is in both stores until the sync (reads count it twice then).
-    let mut redis = PrivateRedis::start(free_port().port());
+    let mut redis = PrivateRedis::start(free_port().port()).await;
     let stack = stack_on(&redis.url()).await;
     let base = format!("http://{}", stack.core_addr);
     let (name, other) = (fresh_name("kd"), fresh_name("ko"));
     for name in [&name, &other] {
         assert_eq!(read_likes(&stack.http, &base, name).await, 0);
     }
-    redis.kill();
+    redis.kill().await;
     assert!(keyed_like(&stack, &name, "first-db").await);
     assert_eq!(flushes(&stack, "db").await, 1.0);
-    redis.restart();
+    redis.restart().await;
 
     // Until a flush reaches Redis again (its breaker may be open for a few seconds).
     let deadline = Instant::now() + Duration::from_secs(30);

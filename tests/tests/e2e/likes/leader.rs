@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_leader_killed_between_commit_and_cleanup_counts_nothing_twice() {
     let stack = manual_sync_stack().await;
     let name = fresh_name("lm");
@@ -65,7 +65,7 @@ async fn a_leader_killed_between_commit_and_cleanup_counts_nothing_twice() {
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_paused_leader_whose_lease_expired_is_fenced_out() {
     let stack = manual_sync_stack().await;
     let name = fresh_name("fz");
@@ -156,7 +156,7 @@ async fn contend(
     backends.lock().expect("backends").clone()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_lock_excludes_across_instances_with_increasing_fences_and_falls_back_to_mysql() {
     let stack = Stack::start_with(distributed(&redis_url(), &[])).await;
     let other = stack.another_core(&[]).await;
@@ -180,7 +180,7 @@ async fn the_lock_excludes_across_instances_with_increasing_fences_and_falls_bac
     stack.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_held_lock_is_renewed_past_its_lease_and_freed_by_release() {
     // Leases of 600 ms: without renewal the lock would be free after 0.6 s.
     let stack = manual_sync_stack().await;
