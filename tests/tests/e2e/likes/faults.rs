@@ -70,15 +70,17 @@ async fn a_kill_9_under_load_loses_no_like_and_retries_count_once() {
 
     // Each like has its own key; a send that fails is retried with the same key on the other
     // instance until it is acknowledged: the count must be exactly the number of likes.
-    let (tasks, per_task) = (8_usize, 60_usize);
+    let (tasks, per_task) = (8_usize, 150_usize);
     let killed = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sends = (0..tasks).map(|t| {
-        let (http, victim, fallback, name, killed) = (
+        let (http, victim, fallback, name, killed, acked) = (
             stack.http.clone(),
             victim.clone(),
             fallback.clone(),
             name.clone(),
             killed.clone(),
+            acked.clone(),
         );
         tokio::spawn(async move {
             for i in 0..per_task {
@@ -94,6 +96,7 @@ async fn a_kill_9_under_load_loses_no_like_and_retries_count_once() {
                         _ => target = &fallback,
                     }
                 }
+                acked.fetch_add(1, Ordering::Relaxed);
                 if i % 10 == 0 {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
@@ -101,9 +104,22 @@ async fn a_kill_9_under_load_loses_no_like_and_retries_count_once() {
         })
     });
     let sends: Vec<_> = sends.collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The kill comes under load: once a sixth of the likes are acknowledged.
+    let started = Instant::now();
+    while acked.load(Ordering::Relaxed) < tasks * per_task / 6 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "likes never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     process.signal("KILL");
     killed.store(true, Ordering::Relaxed);
+    let at_kill = acked.load(Ordering::Relaxed);
+    assert!(
+        at_kill < tasks * per_task,
+        "the kill came after the load ({at_kill} acknowledged)"
+    );
     for send in sends {
         send.await.expect("sender");
     }
