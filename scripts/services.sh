@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Makes this machine ready to build and test: installs the build's system packages and the
-# test tools (Prometheus with promtool, schemathesis) when missing, and starts the machine's shared Redis and MariaDB when they are down (never stops
+# Makes this machine ready to build and test: installs the build's system packages
+# (scripts/build-deps.sh) and the test tools (Prometheus with promtool, schemathesis) when
+# missing, and starts the machine's shared Redis and MariaDB when they are down (never stops
 # them). Idempotent; called by scripts/test.sh and .ci/run.
 set -euo pipefail
 
+# The build's own packages (cmake for pingora's zlib-ng), as the run command installs them.
+bash "$(dirname "$0")/build-deps.sh"
+
 need_apt=()
-command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
-command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # A real Prometheus for the alert-rule test, and promtool for the config and rule checks.
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then

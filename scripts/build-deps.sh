@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages the build needs when they are missing: cmake, which pingora's
+# zlib-ng (libz-ng-sys) builds with, and pkg-config. Idempotent and quiet when all is there;
+# called by scripts/run.sh (the run command) and scripts/services.sh (the test command's set-up).
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "installing the build's system packages: ${need[*]}"
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "no apt-get here: install ${need[*]} with this system's package manager, then run again" >&2
+  exit 1
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "installing ${need[*]} needs root: run 'apt-get install ${need[*]}' as root, then run again" >&2
+    exit 1
+  fi
+  sudo=(sudo)
+fi
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
