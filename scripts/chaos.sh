@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 runs=${1:-1}
 bash scripts/services.sh
-cargo build --workspace --bins
+cargo build --workspace --bins --tests --examples
 report=$(mktemp)
 stores=$(mktemp)
 backlog=$(mktemp)

@@ -26,8 +26,10 @@ promtool check rules observability/alerts.yml >/dev/null
 python3 scripts/import-loops.py
 
 # The process-level tests start the shipped binaries (maple, maple-core, maple-proxy), which
-# nextest does not build for another package's tests: build them first.
-cargo build --workspace --bins
+# nextest does not build for another package's tests: build them first, together with the
+# tests, so both share one feature set. (Built alone, the binaries resolve their dependencies'
+# features without the dev-dependencies', and nextest then compiles some 40 crates again.)
+cargo build --workspace --bins --tests --examples
 status=0
 cargo nextest run --workspace --no-fail-fast --profile "$profile" "$@" || status=$?
 python3 scripts/slowest-tests.py "${CARGO_TARGET_DIR:-target}/nextest/$profile/junit.xml" 10
