@@ -35,7 +35,7 @@ impl Likes {
         }
         static TICKETS: AtomicU64 = AtomicU64::new(0);
         let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
-        let mut done = {
+        let (mut done, buffered) = {
             let mut shard = inner.shards[shard_index()]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
@@ -50,9 +50,14 @@ impl Likes {
                     .push((ocid.as_str().to_owned(), key.clone(), ticket)),
                 None => *shard.counts.entry(ocid.as_str().to_owned()).or_default() += 1,
             }
-            shard.done.subscribe()
+            // Counted under the shard's lock too: a flush takes the shard under this lock and
+            // then subtracts what it took, so it never subtracts a like not yet counted here.
+            // (Counted after the lock, a flush on another thread could subtract first: the
+            // counter wrapped below zero and the next like's `+ 1` overflowed — a panic in
+            // debug builds, with the like buffered but answered 500.)
+            let buffered = inner.buffered.fetch_add(1, Ordering::Relaxed) + 1;
+            (shard.done.subscribe(), buffered)
         };
-        let buffered = inner.buffered.fetch_add(1, Ordering::Relaxed) + 1;
         inner.metrics.like_buffer.set(gauge(buffered));
         inner.wake.notify_one();
         let flushed = match done.wait_for(Option::is_some).await {
