@@ -122,7 +122,6 @@ async fn a_long_database_outage_leaves_a_backlog_that_drains_with_no_like_lost()
             ("MAPLE_CORE_LIKES_SYNC_MS", "200".to_owned()),
             ("MAPLE_CORE_LIKES_RATE", "100000".to_owned()),
             ("MAPLE_CORE_LIKES_BURST", "100000".to_owned()),
-            ("MAPLE_CORE_LIKES_KEYS_PER_CLIENT", "1000000".to_owned()),
         ],
         // 10,000 name lookups up front: above the key's default quota.
         proxy_env: vec![
