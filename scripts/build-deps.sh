@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs when they are missing: cmake, which pingora's
-# zlib-ng (libz-ng-sys) builds with, and pkg-config. Idempotent and quiet when all is there;
-# called by scripts/run.sh (the run command) and scripts/services.sh (the test command's set-up).
+# zlib-ng (libz-ng-sys) builds with, and pkg-config; and any more packages named as arguments,
+# each checked by the command of the same name (scripts/services.sh adds the tests' prometheus).
+# Idempotent and quiet when all is there; called by scripts/run.sh (the run command) and
+# scripts/services.sh (the test command's set-up).
 set -euo pipefail
 
 need=()
-command -v cmake >/dev/null 2>&1 || need+=(cmake)
-command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+for package in cmake pkg-config "$@"; do
+  command -v "$package" >/dev/null 2>&1 || need+=("$package")
+done
 [ ${#need[@]} -eq 0 ] && exit 0
 
-echo "installing the build's system packages: ${need[*]}"
+echo "installing system packages: ${need[*]}"
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "no apt-get here: install ${need[*]} with this system's package manager, then run again" >&2
   exit 1

@@ -5,16 +5,9 @@
 # them). Idempotent; called by scripts/test.sh and .ci/run.
 set -euo pipefail
 
-# The build's own packages (cmake for pingora's zlib-ng), as the run command installs them.
-bash "$(dirname "$0")/build-deps.sh"
-
-need_apt=()
-# A real Prometheus for the alert-rule test, and promtool for the config and rule checks.
-command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing system packages: ${need_apt[*]}"
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
-fi
+# The build's own packages (cmake for pingora's zlib-ng), as the run command installs them, and
+# a real Prometheus for the alert-rule test, with promtool for the config and rule checks.
+bash "$(dirname "$0")/build-deps.sh" prometheus
 # The packaged Prometheus starts a system service on install; the tests start their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 

@@ -175,6 +175,8 @@ fn start_load(
 
 /// How long the suite holds each fault, and watches before and after it.
 struct Pace {
+    /// `MAPLE_CHAOS_LONG=1`: full length.
+    long: bool,
     before: Duration,
     after: Duration,
     /// Per fault, in the order of the windows (the rolling restart takes as long as it takes).
@@ -193,9 +195,9 @@ impl Pace {
     /// second.
     fn from_env() -> Self {
         let long = std::env::var("MAPLE_CHAOS_LONG").is_ok_and(|v| v == "1");
-        let secs =
-            |long_s: u64, short_s: u64| Duration::from_secs(if long { long_s } else { short_s });
+        let secs = |long_s, short_s| Self::secs_for(long, long_s, short_s);
         Self {
+            long,
             before: secs(2, 1),
             after: secs(8, 5),
             hold: [
@@ -211,6 +213,15 @@ impl Pace {
                 Duration::ZERO,
             ],
         }
+    }
+
+    /// `long_s` seconds at full length, else `short_s` (for the group's other tests' faults).
+    fn secs(&self, long_s: u64, short_s: u64) -> Duration {
+        Self::secs_for(self.long, long_s, short_s)
+    }
+
+    fn secs_for(long: bool, long_s: u64, short_s: u64) -> Duration {
+        Duration::from_secs(if long { long_s } else { short_s })
     }
 }
 

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-
-use crate::harness::{free_port, wait_until_healthy};
 use tokio::process::Command;
 
+use crate::harness::{free_port, wait_until_healthy};
 use crate::processes::{Process, send, wait_bounded, workspace_binary};
 
 const BINARIES: [&str; 4] = ["maple", "maple-core", "maple-proxy", "nexon-sim"];

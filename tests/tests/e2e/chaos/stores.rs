@@ -24,7 +24,8 @@ use nix::mount::{MsFlags, mount, umount};
 use reqwest::StatusCode;
 
 use super::{
-    FLUSHED, REAPPLIED, TABLE_HEAD, WINDOWS, Window, start_load, summarize, table_line, total_likes,
+    FLUSHED, Pace, REAPPLIED, TABLE_HEAD, WINDOWS, Window, start_load, summarize, table_line,
+    total_likes,
 };
 use crate::harness::{Options, Stack, UNCACHED, free_port, fresh_name, metric_value, metrics_of};
 use crate::private::{PrivateMariaDb, PrivateRedis};
@@ -120,23 +121,11 @@ async fn redis_slow_and_a_full_disk_lose_no_acknowledged_like() {
         &names,
         &like_names,
     );
-    // As the main suite: `MAPLE_CHAOS_LONG=1` (scripts/chaos.sh) holds each fault 10 s; the test
-    // command 5 s, long enough for a hundred slowed Redis calls and for the full disk to refuse
+    // The main suite's pace: each fault held 10 s at full length (scripts/chaos.sh), 5 s in the
+    // test command, long enough for a hundred slowed Redis calls and for the full disk to refuse
     // backup writes.
-    let long = std::env::var("MAPLE_CHAOS_LONG").is_ok_and(|v| v == "1");
-    let (before, during, after) = if long {
-        (
-            Duration::from_secs(2),
-            Duration::from_secs(10),
-            Duration::from_secs(8),
-        )
-    } else {
-        (
-            Duration::from_secs(1),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        )
-    };
+    let pace = Pace::from_env();
+    let (before, during, after) = (pace.before, pace.secs(10, 5), pace.after);
     let secs = during.as_secs();
     let mut windows = Vec::new();
     let mut flushes = Vec::new();
