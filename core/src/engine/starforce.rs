@@ -1,36 +1,115 @@
-//! Star force: exact expected mesos, destructions and attempts from star a to b, and their
-//! spread.
+//! Star force: exact expected mesos, destructions, spare items and attempts from star a to
+//! b, and their spread.
 //!
-//! KMS rates since 2025-03 (DOMAIN.md §6): failure keeps the star; destruction returns the
-//! item to 12★. With C[s] the expected cost of going from s to s+1,
-//! C[s] = (cost_s + d_s · Σ_{t=12}^{s−1} C[t]) / p_s — the same recursion gives destructions
-//! and attempts. No simulation for the means.
+//! Two rule sets (DOMAIN.md §6), chosen per request by [`Rules`]:
+//! - **kms-2026** (the default; KMS since 2026-03-19, Update/799): star catch is gone and its
+//!   bonus always applies (success × 1.05, keep and destroy shrunk in proportion); a destroyed
+//!   item becomes a trace at min(star, 22), repaired either back to 12★ with one identical
+//!   item, or at its own star with 1–4 identical items and recovery mesos ([`recovery`]). Which
+//!   repair, per star, is [`Repair`]: the cheapest by default.
+//! - **kms-2025** (2025-03-20 to 2026-03-18): star catch optional, a destroyed item goes back
+//!   to 12★ and is replaced by one item.
 //!
-//! The spread ([`Spread`]): destructions are exact (their count is a zero-modified geometric
-//! law, see [`destroy_quantile`]); mesos come from a seeded simulation of
-//! [`SPREAD_TRIALS`] climbs, deterministic for a request (same seed, same figures on every
-//! machine) and cached per (level band, stars, options) in [`Starforce`]. Its error against
-//! a million-climb reference is measured by `examples/starforce_spread_error.rs` and stated in
+//! Failure keeps the star under both. With C[s] the expected cost of going from s to s+1 and
+//! r(s) the star a destroyed item comes back at, C[s] = (cost_s + d_s·(R_s + Σ_{t=r(s)}^{s−1}
+//! C[t])) / p_s, R_s the repair's own price. A destroyed item only ever comes back lower, so
+//! C[s] depends on the stars below alone, and choosing the cheaper repair star by star is the
+//! optimal policy of the decision problem E(s) = c + p·E(s+1) + k·E(s) + d·min(R + E(r)).
+//! The same recursion gives destructions, items, recovery mesos and attempts. No simulation
+//! for the means.
+//!
+//! The spread ([`Spread`]): destructions are exact (a zero-modified geometric law when every
+//! repair goes to 12★, see [`destroy_quantile`]; a small dynamic programme otherwise); mesos
+//! come from a seeded simulation of [`SPREAD_TRIALS`] climbs, deterministic for a request and
+//! cached per (level band, stars, options) in [`Starforce`]. Its error against a
+//! million-climb reference is measured by `examples/starforce_spread_error.rs` and stated in
 //! `docs/benchmarks.md`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use maple_common::splitmix::SplitMix64;
 use serde::{Deserialize, Serialize};
 
-/// Success rates (percent) from 0★ to 29★.
+pub mod recovery;
+
+/// Base success rates (percent) from 0★ to 29★ (Update/767; before the × 1.05).
 const SUCCESS: [f64; 30] = [
     95.0, 90.0, 85.0, 85.0, 80.0, 75.0, 70.0, 65.0, 60.0, 55.0, 50.0, 45.0, 40.0, 35.0, 30.0, 30.0,
     30.0, 15.0, 15.0, 15.0, 30.0, 15.0, 15.0, 10.0, 10.0, 10.0, 7.0, 5.0, 3.0, 1.0,
 ];
-/// Destruction rates (percent) from 0★ to 29★.
+/// Base destruction rates (percent) from 0★ to 29★.
 const DESTROY: [f64; 30] = [
     0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.1, 2.1, 6.8, 6.8,
     8.5, 10.5, 12.75, 17.0, 18.0, 18.0, 18.0, 18.6, 19.0, 19.4, 19.8,
 ];
-/// Where a destroyed item restarts.
+/// Where the basic repair (and every destruction under kms-2025) brings an item back.
 const RESTART_STAR: usize = 12;
+/// A trace never sits above this star (destroyed at 23★ or more → 22★).
+const HIGHEST_TRACE: usize = 22;
+/// The star-catch bonus on success (always on under kms-2026).
+const CATCH_BONUS: f64 = 1.05;
+/// Shining Star Force and the destroy-reduction event: 30% less destruction up to this star.
+const DESTROY_REDUCTION_UP_TO: usize = 21;
+/// The Shining event's share off recovery mesos (not off the items).
+const SHINING_RECOVERY_DISCOUNT: f64 = 0.20;
+/// The 1+1 event: a success at this star or below adds a second star.
+const ONE_PLUS_ONE_UP_TO: usize = 10;
+
+/// Which game rules price the stars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Rules {
+    /// KMS since 2026-03-19 (Update/799): star catch always applied, traces and two repairs.
+    #[default]
+    #[serde(rename = "kms-2026")]
+    Kms2026,
+    /// KMS 2025-03-20 to 2026-03-18 (Update/767): optional star catch, back to 12★.
+    #[serde(rename = "kms-2025")]
+    Kms2025,
+}
+
+impl Rules {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kms2026 => "kms-2026",
+            Self::Kms2025 => "kms-2025",
+        }
+    }
+}
+
+impl FromStr for Rules {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "kms-2026" => Ok(Self::Kms2026),
+            "kms-2025" => Ok(Self::Kms2025),
+            _ => Err("must be kms-2026 or kms-2025".to_owned()),
+        }
+    }
+}
+
+/// How a destroyed item is repaired (kms-2026).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Repair {
+    /// Per star, whichever of the two costs less in expectation (items at `spare_mesos`).
+    #[default]
+    Cheapest,
+    /// Always back to 12★ with one identical item.
+    Twelve,
+    /// Always at the trace's own star, with 1–4 identical items and recovery mesos.
+    Keep,
+}
+
+/// The repair chosen at one star.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepairChoice {
+    Twelve,
+    Keep,
+}
 
 /// MVP grades' discount on attempts below 17★ (silver 3%, gold 5%, diamond and red 10%).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,56 +146,108 @@ pub struct Request {
     pub level: u32,
     pub from: u32,
     pub to: u32,
+    /// The rule set; kms-2026 unless asked.
+    #[serde(default)]
+    pub rules: Rules,
+    /// Under kms-2025, the star-catch bonus (success × 1.05). Under kms-2026 the bonus always
+    /// applies: the field is accepted and changes nothing.
     #[serde(default)]
     pub star_catch: bool,
+    /// Safeguard at 15–17★: destruction becomes keep for +200% of the undiscounted cost.
     #[serde(default)]
     pub safeguard: bool,
+    /// The 30% discount event on attempts (part of Shining Star Force).
     #[serde(default)]
     pub discount_30: bool,
+    /// 30% less destruction at ≤ 21★ (part of Shining Star Force).
     #[serde(default)]
     pub destroy_reduction: bool,
-    /// The 5/10/15 event: attempts at 5★, 10★ and 15★ always succeed.
+    /// Shining Star Force: 30% off attempts, 30% less destruction at ≤ 21★, 20% off
+    /// recovery mesos.
+    #[serde(default)]
+    pub shining: bool,
+    /// The 5/10/15 event: attempts at 5★, 10★ and 15★ always succeed (not run since
+    /// 2025-07-20).
     #[serde(default)]
     pub event_5_10_15: bool,
-    /// The player's MVP grade (discount below 17★, added to the 30% event).
+    /// The 1+1 event: a success at ≤ 10★ adds a second star.
+    #[serde(default)]
+    pub one_plus_one: bool,
+    /// The player's MVP grade (discount on attempts at 0–16★).
     #[serde(default)]
     pub mvp: Option<Mvp>,
-    /// Enhancing from a PC room (5% below 17★, added to the others).
+    /// Enhancing from a PC room (5% off attempts at 0–16★).
     #[serde(default)]
     pub pc_room: bool,
-    /// What a replacement item costs; each expected destruction adds it to the cost.
+    /// How a destroyed item is repaired (kms-2026 only).
     #[serde(default)]
-    pub replacement_mesos: Option<u64>,
+    pub repair: Repair,
+    /// The price of one identical item (a spare); every item a repair takes costs it.
+    /// `replacement_mesos` is the same field's older name. Free when absent.
+    #[serde(default, alias = "replacement_mesos")]
+    pub spare_mesos: Option<u64>,
 }
 
 impl Request {
-    /// From `from` to `to` on an item of `level`, with no option.
+    /// From `from` to `to` on an item of `level`, by today's rules, with no option.
     pub fn plain(level: u32, from: u32, to: u32) -> Self {
         Self {
             level,
             from,
             to,
+            rules: Rules::Kms2026,
             star_catch: false,
             safeguard: false,
             discount_30: false,
             destroy_reduction: false,
+            shining: false,
             event_5_10_15: false,
+            one_plus_one: false,
             mvp: None,
             pc_room: false,
-            replacement_mesos: None,
+            repair: Repair::Cheapest,
+            spare_mesos: None,
         }
+    }
+
+    #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
+    fn spare_price(&self) -> f64 {
+        self.spare_mesos.map_or(0.0, |price| price as f64)
+    }
+
+    fn destroy_reduced(&self) -> bool {
+        self.destroy_reduction || self.shining
+    }
+
+    fn discounted(&self) -> bool {
+        self.discount_30 || self.shining
     }
 }
 
 /// The answer.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Expectation {
-    /// Enhancement mesos plus, when `replacement_mesos` was given, replacements.
+    /// Everything the stars cost: attempts, recovery mesos and the spare items at
+    /// `spare_mesos` (0 each when no price was given).
     pub expected_mesos: f64,
-    pub expected_destroys: f64,
-    pub expected_attempts: f64,
-    /// The replacements' part of `expected_mesos` (0 without `replacement_mesos`).
+    /// The attempts' part of `expected_mesos`.
+    pub expected_attempt_mesos: f64,
+    /// The recovery mesos' part (star-keeping repairs).
+    pub expected_recovery_mesos: f64,
+    /// The spare items' part: `expected_spares` × `spare_mesos`.
+    pub expected_spare_mesos: f64,
+    /// `expected_spare_mesos` under its older name.
     pub expected_replacement_mesos: f64,
+    pub expected_destroys: f64,
+    /// Identical items the repairs take.
+    pub expected_spares: f64,
+    pub expected_attempts: f64,
+    pub rules: Rules,
+    /// The repair taken at each star where the item can be destroyed on the way.
+    pub repair_policy: BTreeMap<u32, RepairChoice>,
+    /// Whether a recovery-meso figure behind the answer is extrapolated (the item's level has
+    /// no published row; see [`recovery`]).
+    pub recovery_extrapolated: bool,
 }
 
 /// A request that makes no sense; the message names the field.
@@ -128,6 +259,8 @@ pub enum StarforceError {
     Order { from: u32, to: u32 },
     #[error("to: {to} stars exceed the maximum of {max} for level {level}")]
     AboveMaximum { to: u32, max: u32, level: u32 },
+    #[error("repair: kms-2025 has one repair only (back to 12★); keep exists from kms-2026")]
+    RepairUnderOldRules,
 }
 
 /// Which 0–14★ cost table prices an attempt (from 15★ both agree).
@@ -217,7 +350,7 @@ pub fn base_cost(table: CostTable, level: u32, star: u32) -> f64 {
     100.0 * (multiplier * l.powi(3) * (s + 1.0).powf(exponent) / divisor + 10.0).round()
 }
 
-/// Success, keep and destroy probabilities (fractions) and the cost of one attempt.
+/// Success and destroy probabilities (fractions) and the cost of one attempt.
 fn attempt(table: CostTable, request: &Request, star: usize) -> (f64, f64, f64) {
     let mut success = SUCCESS[star] / 100.0;
     let mut destroy = DESTROY[star] / 100.0;
@@ -225,38 +358,57 @@ fn attempt(table: CostTable, request: &Request, star: usize) -> (f64, f64, f64) 
         success = 1.0;
         destroy = 0.0;
     }
-    if request.star_catch {
+    if request.rules == Rules::Kms2026 || request.star_catch {
         // Success ×1.05; destroy and keep shrink in proportion to fill the rest.
-        let caught = (success * 1.05).min(1.0);
+        let caught = (success * CATCH_BONUS).min(1.0);
         let rest = 1.0 - success;
         if rest > 0.0 {
             destroy *= (1.0 - caught) / rest;
         }
         success = caught;
     }
-    if request.destroy_reduction && star <= 21 {
+    if request.destroy_reduced() && star <= DESTROY_REDUCTION_UP_TO {
         destroy *= 0.7;
     }
     let star_u32 = u32::try_from(star).unwrap_or(u32::MAX);
     let base = base_cost(table, request.level, star_u32);
-    // The discounts add up (30% event + MVP + PC room), the member ones below 17★ only.
-    let mut discount = if request.discount_30 {
+    let member = if star < MEMBER_DISCOUNT_BELOW {
+        request.mvp.map_or(0.0, Mvp::discount)
+            + if request.pc_room {
+                PC_ROOM_DISCOUNT
+            } else {
+                0.0
+            }
+    } else {
+        0.0
+    };
+    let event = if request.discounted() {
         EVENT_DISCOUNT
     } else {
         0.0
     };
-    if star < MEMBER_DISCOUNT_BELOW {
-        discount += request.mvp.map_or(0.0, Mvp::discount);
-        if request.pc_room {
-            discount += PC_ROOM_DISCOUNT;
-        }
-    }
-    let mut cost = base * (1.0 - discount);
+    let mut cost = match request.rules {
+        // MVP and PC room add up; the 30% event then multiplies (research §3).
+        Rules::Kms2026 => base * (1.0 - member) * (1.0 - event),
+        // As priced until 2026: every discount added up.
+        Rules::Kms2025 => base * (1.0 - member - event),
+    };
     if request.safeguard && (15..=17).contains(&star) {
         destroy = 0.0;
+        // The surcharge is never discounted.
         cost += 2.0 * base;
     }
     (success, destroy, cost)
+}
+
+/// The star after a success at `star`.
+fn next_star(request: &Request, star: usize) -> usize {
+    let step = if request.one_plus_one && star <= ONE_PLUS_ONE_UP_TO {
+        2
+    } else {
+        1
+    };
+    (star + step).min(request.to as usize)
 }
 
 /// Refuses a request that makes no sense.
@@ -278,7 +430,174 @@ fn validate(request: &Request) -> Result<(), StarforceError> {
             level: request.level,
         });
     }
+    if request.rules == Rules::Kms2025 && request.repair == Repair::Keep {
+        return Err(StarforceError::RepairUnderOldRules);
+    }
     Ok(())
+}
+
+/// What a destruction at one star leads to.
+#[derive(Debug, Clone, Copy)]
+struct Destruction {
+    /// The star the item comes back at.
+    back: usize,
+    /// Recovery mesos (after the Shining discount).
+    recovery: f64,
+    /// Identical items taken.
+    spares: f64,
+    choice: RepairChoice,
+}
+
+/// One star of the chain: the attempt's odds and cost and what a destruction leads to.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    success: f64,
+    destroy: f64,
+    cost: f64,
+    /// `None` where the item cannot be destroyed.
+    destruction: Option<Destruction>,
+}
+
+/// Per star s, the expected amounts spent going from s to s+1 (re-climbs included).
+#[derive(Debug, Clone, Copy, Default)]
+struct Step {
+    attempt_mesos: f64,
+    recovery_mesos: f64,
+    spares: f64,
+    destroys: f64,
+    attempts: f64,
+}
+
+impl Step {
+    fn total(&self, spare_price: f64) -> f64 {
+        self.attempt_mesos + self.recovery_mesos + self.spares * spare_price
+    }
+
+    fn add(&mut self, other: &Self) {
+        self.attempt_mesos += other.attempt_mesos;
+        self.recovery_mesos += other.recovery_mesos;
+        self.spares += other.spares;
+        self.destroys += other.destroys;
+        self.attempts += other.attempts;
+    }
+}
+
+/// The chain of a validated request: each star's link (repairs chosen) and step.
+struct Chain {
+    links: Vec<Link>,
+    steps: Vec<Step>,
+    recovery_extrapolated: bool,
+}
+
+impl Chain {
+    fn of(table: CostTable, request: &Request) -> Self {
+        let to = request.to as usize;
+        let price = request.spare_price();
+        let mut links = Vec::with_capacity(to);
+        let mut steps: Vec<Step> = Vec::with_capacity(to);
+        let mut recovery_extrapolated = false;
+        let climb = |steps: &[Step], back: usize, star: usize| -> Step {
+            let mut sum = Step::default();
+            for step in &steps[back.min(star)..star] {
+                sum.add(step);
+            }
+            sum
+        };
+        for star in 0..to {
+            let (success, destroy, cost) = attempt(table, request, star);
+            let destruction = (destroy > 0.0).then(|| {
+                let twelve = Destruction {
+                    back: RESTART_STAR,
+                    recovery: 0.0,
+                    spares: 1.0,
+                    choice: RepairChoice::Twelve,
+                };
+                if request.rules == Rules::Kms2025 || request.repair == Repair::Twelve {
+                    return twelve;
+                }
+                let trace = star.min(HIGHEST_TRACE);
+                let trace_u32 = u32::try_from(trace).unwrap_or(u32::MAX);
+                let (mesos, extrapolated) = recovery::mesos(table, request.level, trace_u32);
+                let shining = if request.shining {
+                    1.0 - SHINING_RECOVERY_DISCOUNT
+                } else {
+                    1.0
+                };
+                let keep = Destruction {
+                    back: trace,
+                    recovery: mesos * shining,
+                    spares: f64::from(recovery::items_needed(trace_u32)),
+                    choice: RepairChoice::Keep,
+                };
+                recovery_extrapolated |= extrapolated;
+                if request.repair == Repair::Keep {
+                    return keep;
+                }
+                let after = |d: &Destruction| {
+                    d.recovery + d.spares * price + climb(&steps, d.back, star).total(price)
+                };
+                if after(&keep) < after(&twelve) {
+                    keep
+                } else {
+                    twelve
+                }
+            });
+            let mut step = Step {
+                attempt_mesos: cost,
+                attempts: 1.0,
+                ..Step::default()
+            };
+            if let Some(d) = destruction {
+                let back = climb(&steps, d.back, star);
+                step.attempt_mesos += destroy * back.attempt_mesos;
+                step.recovery_mesos = destroy * (d.recovery + back.recovery_mesos);
+                step.spares = destroy * (d.spares + back.spares);
+                step.destroys = destroy * (1.0 + back.destroys);
+                step.attempts += destroy * back.attempts;
+            }
+            step.attempt_mesos /= success;
+            step.recovery_mesos /= success;
+            step.spares /= success;
+            step.destroys /= success;
+            step.attempts /= success;
+            links.push(Link {
+                success,
+                destroy,
+                cost,
+                destruction,
+            });
+            steps.push(step);
+        }
+        Self {
+            links,
+            steps,
+            recovery_extrapolated,
+        }
+    }
+
+    /// The stars a climb from `from` tries (each until it leaves it upwards).
+    fn path(&self, request: &Request) -> impl Iterator<Item = usize> {
+        let request = *request;
+        let to = request.to as usize;
+        std::iter::successors(Some(request.from as usize), move |&star| {
+            Some(next_star(&request, star))
+        })
+        .take_while(move |&star| star < to)
+    }
+
+    /// Whether every repair goes back to 12★.
+    fn all_twelve(&self) -> bool {
+        self.links
+            .iter()
+            .filter_map(|link| link.destruction)
+            .all(|d| d.choice == RepairChoice::Twelve)
+    }
+
+    /// P(leaving `star` upwards rather than destroyed).
+    fn up(&self, star: usize) -> f64 {
+        let link = self.links[star];
+        link.success / (link.success + link.destroy)
+    }
 }
 
 /// Exact expectations for `request`, attempts priced with `table`.
@@ -287,35 +606,43 @@ fn validate(request: &Request) -> Result<(), StarforceError> {
 /// [`StarforceError`] naming the field that is out of range.
 pub fn expect(table: CostTable, request: &Request) -> Result<Expectation, StarforceError> {
     validate(request)?;
-    let to = request.to as usize;
-    let mut cost = [0.0_f64; 30];
-    let mut destroys = [0.0_f64; 30];
-    let mut attempts = [0.0_f64; 30];
-    for star in 0..to {
-        let (p, d, c) = attempt(table, request, star);
-        // A destroyed item climbs back from 12★ to `star` first.
-        let climb = |v: &[f64; 30]| -> f64 {
-            if star > RESTART_STAR {
-                v[RESTART_STAR..star].iter().sum()
-            } else {
-                0.0
-            }
-        };
-        cost[star] = (c + d * climb(&cost)) / p;
-        destroys[star] = d * (1.0 + climb(&destroys)) / p;
-        attempts[star] = (1.0 + d * climb(&attempts)) / p;
+    let chain = Chain::of(table, request);
+    let mut sum = Step::default();
+    for star in chain.path(request) {
+        sum.add(&chain.steps[star]);
     }
-    let from = request.from as usize;
-    let expected_destroys: f64 = destroys[from..to].iter().sum();
-    #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
-    let expected_replacement_mesos =
-        request.replacement_mesos.map_or(0.0, |price| price as f64) * expected_destroys;
+    // The repairs a climb may meet: every destructible star from the lowest it can come back
+    // to (or `from`) up to `to`.
+    let lowest = chain
+        .path(request)
+        .filter_map(|star| chain.links[star].destruction.map(|d| d.back.min(star)))
+        .min();
+    let repair_policy = lowest
+        .map(|lowest| {
+            (lowest..request.to as usize)
+                .filter_map(|star| {
+                    let d = chain.links[star].destruction?;
+                    Some((u32::try_from(star).ok()?, d.choice))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let spare_mesos = sum.spares * request.spare_price();
     // `+ 0.0`: an empty sum is −0.0, which JSON would show as `-0.0`.
     Ok(Expectation {
-        expected_mesos: cost[from..to].iter().sum::<f64>() + expected_replacement_mesos + 0.0,
-        expected_destroys: expected_destroys + 0.0,
-        expected_attempts: attempts[from..to].iter().sum::<f64>() + 0.0,
-        expected_replacement_mesos: expected_replacement_mesos + 0.0,
+        expected_mesos: sum.attempt_mesos + sum.recovery_mesos + spare_mesos + 0.0,
+        expected_attempt_mesos: sum.attempt_mesos + 0.0,
+        expected_recovery_mesos: sum.recovery_mesos + 0.0,
+        expected_spare_mesos: spare_mesos + 0.0,
+        expected_replacement_mesos: spare_mesos + 0.0,
+        expected_destroys: sum.destroys + 0.0,
+        expected_spares: sum.spares + 0.0,
+        expected_attempts: sum.attempts + 0.0,
+        rules: request.rules,
+        repair_policy,
+        recovery_extrapolated: chain.recovery_extrapolated
+            && request.rules == Rules::Kms2026
+            && lowest.is_some(),
     })
 }
 
@@ -380,22 +707,17 @@ impl Spread {
 
 /// One star's odds and cost, as the simulation uses them.
 #[derive(Debug, Clone, Copy)]
-struct Step {
+struct Move {
     cost: f64,
     /// ln(1 − P(leave)) for the geometric count of attempts; `None` when every attempt leaves.
     ln_stay: Option<f64>,
     /// P(success | the attempt leaves the star).
     up: f64,
-}
-
-/// P(leaving `star` upwards before a destruction) for each star below `to`.
-fn up_odds(table: CostTable, request: &Request) -> Vec<f64> {
-    (0..request.to as usize)
-        .map(|star| {
-            let (p, d, _) = attempt(table, request, star);
-            p / (p + d)
-        })
-        .collect()
+    /// Where a success lands.
+    next: usize,
+    /// Where a destroyed item comes back, and what its repair costs (recovery and items).
+    back: usize,
+    repair_mesos: f64,
 }
 
 /// The smallest k with P(destructions ≤ k) ≥ q.
@@ -403,7 +725,7 @@ fn up_odds(table: CostTable, request: &Request) -> Vec<f64> {
 /// From `from` the item reaches `to` without a destruction with probability a = Π r_s over
 /// `from..to` (r_s: leaving s upwards rather than destroyed); after a destruction each climb
 /// from 12★ succeeds with b = Π r_s over `12..to`. So P(D = 0) = a and
-/// P(D = k) = (1 − a)(1 − b)^(k−1) b for k ≥ 1.
+/// P(D = k) = (1 − a)(1 − b)^(k−1) b for k ≥ 1. Holds when every repair goes back to 12★.
 pub fn destroy_quantile(a: f64, b: f64, q: f64) -> u64 {
     if q <= a || b >= 1.0 {
         return u64::from(q > a);
@@ -419,6 +741,48 @@ pub fn destroy_quantile(a: f64, b: f64, q: f64) -> u64 {
     k
 }
 
+/// Destruction quantiles of any repair policy: f_k(s) = P(at most k destructions from s to
+/// `to`) = r_s·f_k(next(s)) + (1 − r_s)·f_{k−1}(back(s)), layer by layer until the highest
+/// quantile is reached (or `max_layers`, which then stands for every quantile not reached).
+fn destroy_quantiles_by_layers(
+    chain: &Chain,
+    request: &Request,
+    max_layers: u64,
+) -> Quantiles<u64> {
+    let (from, to) = (request.from as usize, request.to as usize);
+    let mut previous = vec![0.0_f64; to + 1];
+    let mut current = vec![0.0_f64; to + 1];
+    let mut reached: [Option<u64>; 5] = [None; 5];
+    for k in 0..=max_layers {
+        current[to] = 1.0;
+        for star in (0..to).rev() {
+            let up = chain.up(star);
+            let next = next_star(request, star);
+            let destroyed = chain.links[star]
+                .destruction
+                .map_or(0.0, |d| previous[d.back]);
+            current[star] = up * current[next] + (1.0 - up) * destroyed;
+        }
+        for (slot, level) in reached.iter_mut().zip(Quantiles::<u64>::LEVELS) {
+            if slot.is_none() && current[from] >= level - 1e-12 {
+                *slot = Some(k);
+            }
+        }
+        if reached[4].is_some() {
+            break;
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    let [a, b, c, d, e] = reached.map(|k| k.unwrap_or(max_layers));
+    Quantiles {
+        p50: a,
+        p75: b,
+        p90: c,
+        p95: d,
+        p99: e,
+    }
+}
+
 /// The spread of `request`: exact destruction quantiles, simulated mesos quantiles.
 ///
 /// # Errors
@@ -432,25 +796,42 @@ pub fn spread(table: CostTable, request: &Request) -> Result<Spread, StarforceEr
 /// may sit in a lower band of [`max_stars`] than the request itself).
 fn spread_unchecked(table: CostTable, request: &Request) -> Spread {
     let (from, to) = (request.from as usize, request.to as usize);
-    let up = up_odds(table, request);
-    let a: f64 = up[from..to].iter().product();
-    let b: f64 = up[RESTART_STAR.min(to)..to].iter().product();
-    let destroys = Quantiles::from_fn(|q| destroy_quantile(a, b, q));
     if from == to {
         return Spread::zero();
     }
+    let chain = Chain::of(table, request);
+    let destroys = if chain.all_twelve() {
+        let a: f64 = (from..to).map(|star| chain.up(star)).product();
+        let b: f64 = (RESTART_STAR.min(to)..to)
+            .map(|star| chain.up(star))
+            .product();
+        Quantiles::from_fn(|q| destroy_quantile(a, b, q))
+    } else {
+        let mean: f64 = chain
+            .path(request)
+            .map(|star| chain.steps[star].destroys)
+            .sum();
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a positive bound far below 2^64"
+        )]
+        let bound = (100.0 + 50.0 * mean).min(1.0e6) as u64;
+        destroy_quantiles_by_layers(&chain, request, bound)
+    };
     // Work per climb: each leave is one loop turn; E[leaves] by the same recursion as the
-    // means (L[s] = (1 + (1 − r_s) Σ_{12..s} L) / r_s).
-    let mut leaves = vec![0.0_f64; to];
-    for star in 0..to {
-        let climb: f64 = if star > RESTART_STAR {
-            leaves[RESTART_STAR..star].iter().sum()
-        } else {
-            0.0
-        };
-        leaves[star] = (1.0 + (1.0 - up[star]) * climb) / up[star];
-    }
-    let per_climb: f64 = leaves[from..to].iter().sum();
+    // means, a leave counted like an attempt with certain departure.
+    let per_climb: f64 = {
+        let mut leaves = vec![0.0_f64; to];
+        for star in 0..to {
+            let up = chain.up(star);
+            let climb: f64 = chain.links[star]
+                .destruction
+                .map_or(0.0, |d| leaves[d.back.min(star)..star].iter().sum());
+            leaves[star] = (1.0 + (1.0 - up) * climb) / up;
+        }
+        chain.path(request).map(|star| leaves[star]).sum()
+    };
     #[expect(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
@@ -481,19 +862,25 @@ struct Climb {
 /// `trials` climbs of a validated `request` from `seed`.
 fn climbs(table: CostTable, request: &Request, trials: usize, seed: u64) -> Vec<Climb> {
     let (from, to) = (request.from as usize, request.to as usize);
-    let steps: Vec<Step> = (0..to)
+    let chain = Chain::of(table, request);
+    let price = request.spare_price();
+    let moves: Vec<Move> = (0..to)
         .map(|star| {
-            let (p, d, cost) = attempt(table, request, star);
-            let leave = p + d;
-            Step {
-                cost,
+            let link = chain.links[star];
+            let leave = link.success + link.destroy;
+            let (back, repair_mesos) = link
+                .destruction
+                .map_or((star, 0.0), |d| (d.back, d.recovery + d.spares * price));
+            Move {
+                cost: link.cost,
                 ln_stay: (leave < 1.0).then(|| (1.0 - leave).ln()),
-                up: p / leave,
+                up: link.success / leave,
+                next: next_star(request, star),
+                back,
+                repair_mesos,
             }
         })
         .collect();
-    #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
-    let replacement = request.replacement_mesos.map_or(0.0, |price| price as f64);
     let mut rng = SplitMix64::new(seed);
     (0..trials)
         .map(|_| {
@@ -503,18 +890,18 @@ fn climbs(table: CostTable, request: &Request, trials: usize, seed: u64) -> Vec<
             };
             let mut star = from;
             while star < to {
-                let step = steps[star];
+                let step = moves[star];
                 // Attempts until one leaves the star: geometric, drawn at once.
                 let attempts = step
                     .ln_stay
                     .map_or(1.0, |ln_stay| 1.0 + (rng.open01().ln() / ln_stay).floor());
                 climb.mesos += attempts * step.cost;
                 if rng.open01() < step.up {
-                    star += 1;
+                    star = step.next;
                 } else {
-                    star = RESTART_STAR;
+                    star = step.back;
                     climb.destroys += 1;
-                    climb.mesos += replacement;
+                    climb.mesos += step.repair_mesos;
                 }
             }
             climb
@@ -596,17 +983,21 @@ impl Starforce {
     }
 
     /// [`spread`], cached: requests that only differ by the level within its band of ten
-    /// (the cost formula floors it) share one entry once validated. Concurrent misses on one
+    /// (the cost formula floors it; levels with a published recovery row keep their own)
+    /// share one entry once validated. Concurrent misses on one
     /// key simulate once; misses on different keys simulate one after the other.
     ///
     /// # Errors
     /// [`StarforceError`] naming the field that is out of range.
     pub fn spread(&self, request: &Request) -> Result<Spread, StarforceError> {
         validate(request)?;
-        let key = Request {
-            level: request.level / 10 * 10,
-            ..*request
+        // The cost formula floors the level; a published recovery row does not.
+        let level = if recovery::is_published(request.level) {
+            request.level
+        } else {
+            request.level / 10 * 10
         };
+        let key = Request { level, ..*request };
         Ok(self.spreads.get_with(key, || {
             // A poisoned lock only means another simulation panicked; the guard holds no data.
             let _one_at_a_time = self

@@ -390,19 +390,7 @@ fn value_item(
     } else {
         (0, None)
     };
-    let request = level.map(|level| starforce::Request {
-        level,
-        from,
-        to: stars,
-        star_catch: options.star_catch,
-        safeguard: options.safeguard,
-        discount_30: options.discount_30,
-        destroy_reduction: options.destroy_reduction,
-        event_5_10_15: options.event_5_10_15,
-        mvp: options.mvp,
-        pc_room: options.pc_room,
-        replacement_mesos: options.replacement_mesos,
-    });
+    let request = level.map(|level| options.starforce(level, from, stars));
     let (starforce_mesos, starforce_destroys, starforce_quantiles, starforce_unpriced) = if stars
         == 0
     {

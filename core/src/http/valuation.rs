@@ -38,31 +38,69 @@ pub const VALUATION_HEADER: &str = "x-maple-valuation";
 pub(super) struct ValuationQuery {
     method: Option<Method>,
     miracle_time: Option<bool>,
+    rules: Option<starforce::Rules>,
     star_catch: Option<bool>,
     safeguard: Option<bool>,
     discount_30: Option<bool>,
     destroy_reduction: Option<bool>,
+    shining: Option<bool>,
     event_5_10_15: Option<bool>,
+    one_plus_one: Option<bool>,
     mvp: Option<starforce::Mvp>,
     pc_room: Option<bool>,
-    replacement_mesos: Option<u64>,
+    repair: Option<starforce::Repair>,
+    #[serde(alias = "replacement_mesos")]
+    spare_mesos: Option<u64>,
+    /// The flame score's weight of a secondary stat, 0..=1.
+    flame_secondary_weight: Option<f64>,
 }
 
 impl ValuationQuery {
     /// The options asked for, the configured defaults for the rest.
-    fn options(self, defaults: Options) -> Options {
-        Options {
+    fn options(self, defaults: Options) -> Result<Options, ApiError> {
+        let flame_secondary_per_mille = match self.flame_secondary_weight {
+            None => defaults.flame_secondary_per_mille,
+            Some(weight) if (0.0..=1.0).contains(&weight) => {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "within 0..=1000"
+                )]
+                let per_mille = (weight * 1000.0).round() as u16;
+                per_mille
+            }
+            Some(weight) => {
+                return Err(ApiError::InvalidQuery {
+                    field: "flame_secondary_weight",
+                    reason: format!("must be within 0..=1 (got {weight})"),
+                });
+            }
+        };
+        let rules = self.rules.unwrap_or(defaults.rules);
+        let repair = self.repair.unwrap_or(defaults.repair);
+        if rules == starforce::Rules::Kms2025 && repair == starforce::Repair::Keep {
+            return Err(ApiError::InvalidQuery {
+                field: "repair",
+                reason: starforce::StarforceError::RepairUnderOldRules.to_string(),
+            });
+        }
+        Ok(Options {
             method: self.method.unwrap_or(defaults.method),
             miracle_time: self.miracle_time.unwrap_or(defaults.miracle_time),
+            rules,
             star_catch: self.star_catch.unwrap_or(defaults.star_catch),
             safeguard: self.safeguard.unwrap_or(defaults.safeguard),
             discount_30: self.discount_30.unwrap_or(defaults.discount_30),
             destroy_reduction: self.destroy_reduction.unwrap_or(defaults.destroy_reduction),
+            shining: self.shining.unwrap_or(defaults.shining),
             event_5_10_15: self.event_5_10_15.unwrap_or(defaults.event_5_10_15),
+            one_plus_one: self.one_plus_one.unwrap_or(defaults.one_plus_one),
             mvp: self.mvp.or(defaults.mvp),
             pc_room: self.pc_room.unwrap_or(defaults.pc_room),
-            replacement_mesos: self.replacement_mesos.or(defaults.replacement_mesos),
-        }
+            repair,
+            spare_mesos: self.spare_mesos.or(defaults.spare_mesos),
+            flame_secondary_per_mille,
+        })
     }
 }
 
@@ -79,7 +117,7 @@ pub(super) async fn character(
         field: "query",
         reason: e.body_text(),
     })?;
-    let options = query.options(state.pricing.engine.defaults);
+    let options = query.options(state.pricing.engine.defaults)?;
     let ocid = resolve(&state, client, &name).await?;
     let served = state.characters.equipment.get(&ocid).await?;
     let key = (served.entry.sha256, options);

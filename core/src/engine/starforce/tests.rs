@@ -1,10 +1,293 @@
-//! Star force's tests: hand-checked cases, the options, both cost tables, and the spread
-//! against the exact chain.
+//! Star force's tests: DOMAIN.md §6's worked checks for both rule sets, hand-checked cases,
+//! the options, both cost tables, the repairs, and the spread against the exact chain.
 
 use super::*;
 
+/// A request under the 2025 rules (what most of the older checks were written for).
 fn plain(level: u32, from: u32, to: u32) -> Request {
+    Request {
+        rules: Rules::Kms2025,
+        ..Request::plain(level, from, to)
+    }
+}
+
+/// A request under today's rules.
+fn today(level: u32, from: u32, to: u32) -> Request {
     Request::plain(level, from, to)
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+/// DOMAIN.md §6: level 200, 17★→22★, the bonus always on, repaired to 12★ with free items:
+/// 31,084,601,521 mesos and 7.3541 destructions; repaired at the trace star (recovery mesos
+/// from the published table, items free): 30.39 billion, 2.5194 destructions, 4.9852 items.
+#[test]
+fn domain_checks_2026() {
+    let twelve = ex(&Request {
+        repair: Repair::Twelve,
+        ..today(200, 17, 22)
+    })
+    .expect("valid");
+    assert!(
+        relative(twelve.expected_mesos, 31_084_601_521.0) < 1e-9,
+        "{}",
+        twelve.expected_mesos
+    );
+    assert!((twelve.expected_destroys - 7.3541).abs() < 5e-5);
+    assert_eq!(twelve.expected_spares, twelve.expected_destroys);
+    assert_eq!(twelve.expected_recovery_mesos, 0.0);
+    assert!(
+        twelve
+            .repair_policy
+            .values()
+            .all(|&c| c == RepairChoice::Twelve)
+    );
+    assert_eq!(
+        twelve.repair_policy.keys().copied().collect::<Vec<_>>(),
+        vec![15, 16, 17, 18, 19, 20, 21]
+    );
+    assert!(!twelve.recovery_extrapolated);
+
+    let keep = ex(&Request {
+        repair: Repair::Keep,
+        ..today(200, 17, 22)
+    })
+    .expect("valid");
+    assert!(
+        (keep.expected_mesos / 1e9 - 30.39).abs() < 0.005,
+        "{}",
+        keep.expected_mesos
+    );
+    assert!((keep.expected_destroys - 2.5194).abs() < 5e-5, "{keep:?}");
+    assert!((keep.expected_spares - 4.9852).abs() < 5e-5, "{keep:?}");
+    assert!(keep.expected_recovery_mesos > 0.0);
+    assert!(
+        (keep.expected_attempt_mesos + keep.expected_recovery_mesos - keep.expected_mesos).abs()
+            < 1e-3
+    );
+    // With free items the cheapest policy costs no more than either fixed one.
+    let cheapest = ex(&today(200, 17, 22)).expect("valid");
+    assert!(cheapest.expected_mesos <= keep.expected_mesos.min(twelve.expected_mesos) + 1e-3);
+}
+
+/// The per-star choice is the cheaper repair: at each star it agrees with comparing the two
+/// fixed policies' cost of that star alone, and an expensive spare pushes it back to 12★
+/// where the trace would take several items.
+#[test]
+fn the_cheapest_repair_depends_on_the_spare_price() {
+    let free = ex(&today(200, 15, 22)).expect("valid");
+    let dear = ex(&Request {
+        spare_mesos: Some(20_000_000_000),
+        ..today(200, 15, 22)
+    })
+    .expect("valid");
+    // Free items: at 15★ the recovery (4.33억) beats climbing 12→15 again (≈ 6.18억).
+    assert_eq!(free.repair_policy[&15], RepairChoice::Keep);
+    // A 200억 spare: four items at 22★ … at 21★ three cost more than one plus the climb.
+    assert!(
+        dear.repair_policy
+            .values()
+            .any(|&c| c == RepairChoice::Twelve),
+        "{:?}",
+        dear.repair_policy
+    );
+    for spare in [0, 1_000_000_000, 10_000_000_000, 100_000_000_000_u64] {
+        let request = |repair| Request {
+            repair,
+            spare_mesos: Some(spare),
+            ..today(200, 12, 22)
+        };
+        let best = ex(&request(Repair::Cheapest))
+            .expect("valid")
+            .expected_mesos;
+        for fixed in [Repair::Twelve, Repair::Keep] {
+            let other = ex(&request(fixed)).expect("valid").expected_mesos;
+            assert!(
+                best <= other * (1.0 + 1e-12),
+                "{spare}: {best} vs {fixed:?} {other}"
+            );
+        }
+    }
+    // Under the 2025 rules a keep repair does not exist.
+    assert_eq!(
+        ex(&Request {
+            repair: Repair::Keep,
+            ..plain(200, 15, 22)
+        }),
+        Err(StarforceError::RepairUnderOldRules)
+    );
+}
+
+/// The 2026 odds: success × 1.05 and the rest split in proportion (research table rows).
+#[test]
+fn the_2026_odds_and_events() {
+    let request = today(200, 0, 30);
+    let row = |star| attempt(CostTable::Kms, &request, star);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    let (p, d, _) = row(15);
+    assert!(close(p, 0.315) && close(d, 0.02055), "{p} {d}");
+    let (p, d, _) = row(22);
+    assert!(close(p, 0.1575) && close(d, 0.1685), "{p} {d}");
+    let (p, d, _) = row(26);
+    assert!(close(p, 0.0735) && close(d, 0.1853), "{p} {d}");
+    // `star_catch` changes nothing under kms-2026.
+    let caught = Request {
+        star_catch: true,
+        ..request
+    };
+    assert_eq!(
+        ex(&Request { to: 22, ..caught }),
+        ex(&Request { to: 22, ..request })
+    );
+    // Shining: 30% off attempts, 30% less destruction at ≤ 21★ only, 20% off recovery.
+    let shining = Request {
+        shining: true,
+        ..request
+    };
+    let (_, d21, c21) = attempt(CostTable::Kms, &shining, 21);
+    assert!(close(d21, 0.126_375 * 0.7) && close(c21, 0.7 * base_cost(CostTable::Kms, 200, 21)));
+    let (_, d22, _) = attempt(CostTable::Kms, &shining, 22);
+    assert!(close(d22, 0.1685));
+    let keep = |shining| {
+        ex(&Request {
+            repair: Repair::Keep,
+            shining,
+            ..today(200, 22, 23)
+        })
+        .expect("valid")
+    };
+    // At 22★ both have the same odds (no reduction above 21★): recovery is 80%, attempts 70%.
+    let (plain_keep, shining_keep) = (keep(false), keep(true));
+    assert!(
+        relative(
+            shining_keep.expected_recovery_mesos,
+            0.8 * plain_keep.expected_recovery_mesos
+        ) < 1e-12
+    );
+    assert!(
+        relative(
+            shining_keep.expected_attempt_mesos,
+            0.7 * plain_keep.expected_attempt_mesos
+        ) < 1e-12
+    );
+    // Safeguard's surcharge is never discounted: 0.7·base + 2·base at 15★ in a Shining event.
+    let (_, d, c) = attempt(
+        CostTable::Kms,
+        &Request {
+            safeguard: true,
+            mvp: Some(Mvp::Diamond),
+            ..shining
+        },
+        15,
+    );
+    let base = base_cost(CostTable::Kms, 200, 15);
+    assert!(d == 0.0 && close(c, base * 0.9 * 0.7 + 2.0 * base), "{c}");
+    // MVP and PC room add up, then the 30% event multiplies; none above 16★.
+    let (_, _, c) = attempt(
+        CostTable::Kms,
+        &Request {
+            mvp: Some(Mvp::Diamond),
+            pc_room: true,
+            discount_30: true,
+            ..request
+        },
+        16,
+    );
+    assert!(close(c, base_cost(CostTable::Kms, 200, 16) * 0.85 * 0.7));
+    let (_, _, c) = attempt(
+        CostTable::Kms,
+        &Request {
+            mvp: Some(Mvp::Diamond),
+            ..request
+        },
+        17,
+    );
+    assert!(close(c, base_cost(CostTable::Kms, 200, 17)));
+}
+
+/// The 1+1 event: from 0★ a success lands two stars up up to 10★, so about half the
+/// attempts below 11★; it changes nothing from 11★.
+#[test]
+fn one_plus_one_skips_stars_up_to_ten() {
+    let with = Request {
+        one_plus_one: true,
+        ..today(200, 0, 12)
+    };
+    let without = ex(&today(200, 0, 12)).expect("valid");
+    let event = ex(&with).expect("valid");
+    assert!(event.expected_attempts < 0.7 * without.expected_attempts);
+    // 0 → 2 → 4 → 6 → 8 → 10 → 12: exactly the stars 0, 2, 4, 6, 8, 10 are tried.
+    let tried: f64 = [0, 2, 4, 6, 8, 10]
+        .iter()
+        .map(|&s| 1.0 / (SUCCESS[s] / 100.0 * 1.05))
+        .sum();
+    assert!(relative(event.expected_attempts, tried) < 1e-12);
+    assert_eq!(
+        ex(&Request {
+            one_plus_one: true,
+            ..today(200, 12, 22)
+        }),
+        ex(&today(200, 12, 22))
+    );
+    // The simulation follows the same jumps: its mean is within four standard errors.
+    let (mean, sd, _) = simulate_for_test(&with, SPREAD_TRIALS);
+    assert!((mean - event.expected_mesos).abs() < 4.0 * sd / (SPREAD_TRIALS as f64).sqrt());
+}
+
+/// With star-keeping repairs the destructions' law is no longer geometric: the layered
+/// programme gives it; checked against a seeded simulation of the same chain.
+#[test]
+fn mixed_policies_spread_agrees_with_a_simulation() {
+    for request in [
+        today(200, 15, 22),
+        Request {
+            repair: Repair::Keep,
+            ..today(250, 17, 25)
+        },
+        Request {
+            spare_mesos: Some(3_000_000_000),
+            shining: true,
+            ..today(160, 12, 22)
+        },
+    ] {
+        let exact = ex(&request).expect("valid");
+        let spread = spread(CostTable::Kms, &request).expect("valid");
+        let (mean, sd, destroys) = simulate_for_test(&request, SPREAD_TRIALS);
+        assert!(
+            (mean - exact.expected_mesos).abs() < 4.0 * sd / (SPREAD_TRIALS as f64).sqrt(),
+            "{request:?}: {mean} vs {}",
+            exact.expected_mesos
+        );
+        let mean_destroys = destroys.iter().sum::<u64>() as f64 / destroys.len() as f64;
+        assert!(relative(mean_destroys, exact.expected_destroys) < 0.05);
+        let d = spread.destroys;
+        for (q, exact_quantile) in Quantiles::<u64>::LEVELS
+            .into_iter()
+            .zip([d.p50, d.p75, d.p90, d.p95, d.p99])
+        {
+            let rank =
+                |q: f64| ((q * destroys.len() as f64).ceil() as usize).clamp(1, destroys.len());
+            let low = destroys[rank((q - 0.02).max(0.0)) - 1];
+            let high = destroys[rank((q + 0.02).min(1.0)) - 1];
+            assert!(
+                (low..=high).contains(&exact_quantile),
+                "{request:?} q{q}: exact {exact_quantile}, simulated {low}..={high}"
+            );
+        }
+    }
+    // For an all-twelve policy the layered programme and the closed form agree.
+    let request = Request {
+        repair: Repair::Twelve,
+        ..today(200, 15, 22)
+    };
+    let chain = Chain::of(CostTable::Kms, &request);
+    let layered = destroy_quantiles_by_layers(&chain, &request, 100_000);
+    assert_eq!(
+        layered,
+        spread(CostTable::Kms, &request).expect("valid").destroys
+    );
 }
 
 /// Expectations with the default (KMS) cost table.
@@ -57,7 +340,7 @@ fn events_discounts_and_replacements() {
     assert!(high.expected_mesos > 0.55 * plain_high.expected_mesos);
     // A replacement price adds destructions × price.
     let replaced = ex(&Request {
-        replacement_mesos: Some(1_000_000_000),
+        spare_mesos: Some(1_000_000_000),
         ..plain(200, 15, 22)
     })
     .expect("valid");
@@ -102,7 +385,7 @@ fn the_spread_agrees_with_the_exact_chain() {
         Request {
             star_catch: true,
             safeguard: true,
-            replacement_mesos: Some(2_000_000_000),
+            spare_mesos: Some(2_000_000_000),
             ..plain(200, 15, 21)
         },
     ] {
@@ -122,10 +405,10 @@ fn the_spread_agrees_with_the_exact_chain() {
             "{request:?}: simulated mean {mean} vs exact {}",
             exact.expected_mesos
         );
-        let up = up_odds(CostTable::Kms, &request);
+        let chain = Chain::of(CostTable::Kms, &request);
         let (from, to) = (request.from as usize, request.to as usize);
-        let a: f64 = up[from..to].iter().product();
-        let b: f64 = up[12..to].iter().product();
+        let a: f64 = (from..to).map(|s| chain.up(s)).product();
+        let b: f64 = (12..to).map(|s| chain.up(s)).product();
         for q in Quantiles::<u64>::LEVELS {
             let rank = ((q * destroys.len() as f64).ceil() as usize).max(1);
             let simulated = destroys[rank - 1];
