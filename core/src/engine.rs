@@ -20,6 +20,7 @@
 //! - [`valuation`]: pricing a whole character's equipment.
 
 pub mod additional;
+pub mod flame;
 pub mod gear;
 pub mod model;
 pub mod option;
