@@ -51,6 +51,8 @@ pub struct Engine {
     pub defaults: Options,
     /// The star-force cost table and the cache of spreads.
     pub starforce: Starforce,
+    /// The flame laws already computed.
+    pub flames: flame::Flames,
 }
 
 impl Engine {
@@ -73,6 +75,7 @@ impl Engine {
             prices,
             defaults,
             starforce: Starforce::new(costs),
+            flames: flame::Flames::default(),
         })
     }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::engine::flame;
 use crate::engine::model::Grade;
 use crate::engine::option::{self, ParsedOption};
 
@@ -63,6 +64,9 @@ pub struct Item {
     /// `사용` when the stars came from a star-force scroll, not from enhancing with mesos.
     #[serde(default)]
     pub starforce_scroll_flag: Option<String>,
+    /// The flames' totals per stat.
+    #[serde(default)]
+    pub item_add_option: Option<AddOption>,
 }
 
 impl Item {
@@ -118,6 +122,84 @@ fn parse_lines(texts: [&Option<String>; 3]) -> Vec<ParsedOption> {
 pub struct BaseOption {
     #[serde(default)]
     pub base_equipment_level: Option<u32>,
+    /// The item's own ATT and MATT (a weapon's flame line is a share of them).
+    #[serde(default, deserialize_with = "lenient")]
+    pub attack_power: u32,
+    #[serde(default, deserialize_with = "lenient")]
+    pub magic_power: u32,
+}
+
+/// `item_add_option`: Nexon sends every figure as a string but `equipment_level_decrease`,
+/// a number; either is read, anything else counts as 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct AddOption {
+    #[serde(deserialize_with = "lenient")]
+    pub str: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub dex: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub int: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub luk: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub max_hp: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub max_mp: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub attack_power: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub magic_power: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub armor: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub speed: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub jump: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub boss_damage: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub damage: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub all_stat: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub equipment_level_decrease: u32,
+}
+
+impl From<AddOption> for flame::Totals {
+    fn from(a: AddOption) -> Self {
+        Self {
+            str: a.str,
+            dex: a.dex,
+            int: a.int,
+            luk: a.luk,
+            max_hp: a.max_hp,
+            max_mp: a.max_mp,
+            attack_power: a.attack_power,
+            magic_power: a.magic_power,
+            armor: a.armor,
+            speed: a.speed,
+            jump: a.jump,
+            boss_damage: a.boss_damage,
+            damage: a.damage,
+            all_stat: a.all_stat,
+            equipment_level_decrease: a.equipment_level_decrease,
+        }
+    }
+}
+
+/// A non-negative figure sent as a string or a number; anything else (null, a negative or
+/// unreadable figure) is 0, never a failed decode.
+fn lenient<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(match value {
+        serde_json::Value::String(text) => text.trim().parse().unwrap_or(0),
+        serde_json::Value::Number(number) => number
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        _ => 0,
+    })
 }
 
 /// What the valuation reads of one item, parsed.
@@ -134,6 +216,11 @@ pub struct GearItem {
     pub stars: u32,
     /// The stars came from a star-force scroll, not from enhancing with mesos.
     pub from_scroll: bool,
+    /// The flames' totals (`None` when the item has none).
+    pub flames: Option<flame::Totals>,
+    /// The item's own ATT and MATT.
+    pub base_attack: u32,
+    pub base_magic: u32,
 }
 
 impl From<&Item> for GearItem {
@@ -152,6 +239,12 @@ impl From<&Item> for GearItem {
                 .and_then(|s| s.trim().parse::<u32>().ok())
                 .unwrap_or(0),
             from_scroll: item.starforce_scroll_flag.as_deref() == Some("사용"),
+            flames: item
+                .item_add_option
+                .map(flame::Totals::from)
+                .filter(|totals| !totals.is_empty()),
+            base_attack: item.item_base_option.as_ref().map_or(0, |b| b.attack_power),
+            base_magic: item.item_base_option.as_ref().map_or(0, |b| b.magic_power),
         }
     }
 }

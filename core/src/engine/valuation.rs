@@ -11,13 +11,14 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::engine::additional;
+use crate::engine::flame::{self, FlameItem, FlameKind, Resets, Scorer};
 pub use crate::engine::gear::{BaseOption, Equipment, Gear, GearItem, Item};
 use crate::engine::model::{Grade, ItemType, MainStat};
 use crate::engine::option::ParsedOption;
 pub use crate::engine::options::Options;
 use crate::engine::potential::{self, Target, Term};
 use crate::engine::prices::Prices;
-use crate::engine::starforce;
+use crate::engine::starforce::{self, Quantiles};
 use crate::engine::tables::RateTables;
 use crate::engine::tierup;
 
@@ -65,6 +66,46 @@ pub struct ItemValuation {
     /// granted stars).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starforce_note: Option<String>,
+    /// The flames priced: meso resets until they are at least as good as now. `None` when
+    /// the item has no flames (or they are not priced: see `flame_unpriced`).
+    pub flame: Option<FlamePrice>,
+    /// Why the flames are not priced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flame_unpriced: Option<String>,
+}
+
+/// How a flame's boss class was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BossBy {
+    /// The shipped catalogue names the item.
+    Catalogue,
+    /// Only one class's lines add up to the totals.
+    Totals,
+    /// Both classes fit and the catalogue does not know the item: priced as a normal item.
+    Assumed,
+}
+
+/// One item's flames, priced (DOMAIN.md §6d).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlamePrice {
+    /// Armour and accessories: the score to reach (main stat + 10 × all stat % + 4 × ATT or
+    /// MATT, secondary stat at its weight).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Weapons: the tier of the ATT (MATT) line to reach (0: the weapon has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u32>,
+    pub boss: bool,
+    pub boss_by: BossBy,
+    /// P(one meso reset is at least as good).
+    pub probability: f64,
+    /// 1/p (0 when there is nothing to reach).
+    pub expected_resets: f64,
+    /// `expected_resets` × 3,000,000 mesos.
+    pub expected_mesos: f64,
+    /// Resets at the five quantiles of the geometric law.
+    pub resets: Quantiles<u64>,
 }
 
 /// Genesis weapons are granted this many stars when liberated: no meso is spent on them.
@@ -103,6 +144,8 @@ pub struct CharacterValuation {
     /// The additional potentials' part of `total_mesos`.
     pub total_additional_mesos: f64,
     pub total_starforce_mesos: f64,
+    /// The flames' part of `total_mesos`.
+    pub total_flame_mesos: f64,
     pub total_mesos: f64,
     pub unpriced_items: usize,
     /// Each preset of the response priced the same way (players compare them; the totals
@@ -120,6 +163,7 @@ pub struct PresetValuation {
     pub total_potential_mesos: f64,
     pub total_additional_mesos: f64,
     pub total_starforce_mesos: f64,
+    pub total_flame_mesos: f64,
     pub unpriced_items: usize,
 }
 
@@ -129,7 +173,8 @@ struct Totals {
     potential: f64,
     additional: f64,
     starforce: f64,
-    /// Items with some figure missing (potential, additional potential or star force).
+    flame: f64,
+    /// Items with some figure missing (potential, additional potential, star force, flames).
     unpriced: usize,
 }
 
@@ -143,19 +188,24 @@ impl Totals {
                 .filter_map(|i| mesos(&i.additional_potential))
                 .sum(),
             starforce: items.iter().filter_map(|i| i.starforce_mesos).sum(),
+            flame: items
+                .iter()
+                .filter_map(|i| i.flame.as_ref().map(|f| f.expected_mesos))
+                .sum(),
             unpriced: items
                 .iter()
                 .filter(|i| {
                     i.potential_unpriced.is_some()
                         || i.additional_unpriced.is_some()
                         || i.starforce_unpriced.is_some()
+                        || i.flame_unpriced.is_some()
                 })
                 .count(),
         }
     }
 
     fn mesos(self) -> f64 {
-        self.potential + self.additional + self.starforce
+        self.potential + self.additional + self.starforce + self.flame
     }
 }
 
@@ -315,6 +365,7 @@ pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> Charac
                 total_potential_mesos: totals.potential,
                 total_additional_mesos: totals.additional,
                 total_starforce_mesos: totals.starforce,
+                total_flame_mesos: totals.flame,
                 unpriced_items: totals.unpriced,
             })
         })
@@ -327,6 +378,7 @@ pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> Charac
         total_potential_mesos: totals.potential,
         total_additional_mesos: totals.additional,
         total_starforce_mesos: totals.starforce,
+        total_flame_mesos: totals.flame,
         total_mesos: totals.mesos(),
         unpriced_items: totals.unpriced,
         presets,
@@ -349,6 +401,9 @@ fn value_item(
         additional_lines,
         stars,
         from_scroll,
+        flames,
+        base_attack,
+        base_magic,
     } = item;
     let (level, grade, additional_grade, stars) = (*level, *grade, *additional_grade, *stars);
 
@@ -423,6 +478,22 @@ fn value_item(
         (None, None, None, Some(reason))
     };
     let starforce_note = starforce_note.filter(|_| starforce_mesos.is_some());
+    let (flame, flame_unpriced) = match flames {
+        None => (None, None),
+        Some(totals) => match price_flames(
+            engine,
+            slot,
+            name,
+            level,
+            (*base_attack, *base_magic),
+            totals,
+            profile,
+            options,
+        ) {
+            Ok(price) => (Some(price), None),
+            Err(reason) => (None, Some(reason)),
+        },
+    };
     ItemValuation {
         slot: slot.clone(),
         name: name.clone(),
@@ -441,7 +512,118 @@ fn value_item(
         starforce_quantiles,
         starforce_unpriced,
         starforce_note,
+        flame,
+        flame_unpriced,
     }
+}
+
+/// Prices one item's flames: its class (catalogue, else its totals), the target it has
+/// now, and the meso resets until one is at least as good.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the item's facts, read once by value_item"
+)]
+fn price_flames(
+    engine: &Engine,
+    slot: &str,
+    name: &str,
+    level: Option<u32>,
+    (base_attack, base_magic): (u32, u32),
+    totals: &flame::Totals,
+    profile: Option<(MainStat, bool)>,
+    options: Options,
+) -> Result<FlamePrice, String> {
+    let level = level.ok_or("the item level is missing")?;
+    let (main, magician) = profile.ok_or("the character's class is unknown: no flame score")?;
+    if main == MainStat::Hp {
+        return Err(
+            "Demon Avenger's flames are scored by HP, and no community score for it is sourced"
+                .to_owned(),
+        );
+    }
+    let item = |boss| FlameItem {
+        level,
+        weapon: slot == "무기",
+        boss,
+        base_attack,
+        base_magic,
+    };
+    let fits = |boss| flame::split(&item(boss), totals);
+    let (boss, boss_by, split) = match flame::catalogue_says_boss(name) {
+        Some(boss) => {
+            let split = fits(boss).ok_or_else(|| {
+                let class = if boss { "four boss lines (tiers 3–7)" } else { "1–4 lines of tiers 1–5" };
+                format!("the flame totals do not split into {class}: not a normal flamed item, or the catalogue is wrong")
+            })?;
+            (boss, BossBy::Catalogue, split)
+        }
+        None => match (fits(true), fits(false)) {
+            (Some(split), None) => (true, BossBy::Totals, split),
+            (None, Some(split)) => (false, BossBy::Totals, split),
+            (Some(_), Some(split)) => (false, BossBy::Assumed, split),
+            (None, None) => {
+                return Err("the flame totals split into no valid lines, boss or not".to_owned());
+            }
+        },
+    };
+    let item = item(boss);
+    let kind = FlameKind::Reset;
+    let (score, tier, probability) = if item.weapon {
+        let tier = if magician {
+            split.magic_tier
+        } else {
+            split.attack_tier
+        }
+        .unwrap_or(0);
+        let probability = if tier == 0 {
+            1.0
+        } else {
+            flame::weapon_probability(&item, kind, tier)
+        };
+        (None, Some(tier), probability)
+    } else {
+        let scorer = Scorer {
+            main,
+            magician,
+            secondary_per_mille: options.flame_secondary_per_mille,
+        };
+        let milli = scorer.score_milli(totals);
+        let probability = engine.flames.probability(&item, &scorer, kind, milli);
+        #[expect(clippy::cast_precision_loss, reason = "a score far below 2^53")]
+        let score = milli as f64 / 1000.0;
+        (Some(score), None, probability)
+    };
+    let nothing_to_reach = score == Some(0.0) || tier == Some(0);
+    let resets = Resets::of(probability);
+    let (Some(expected), Some(quantiles)) = (resets.expected_resets, resets.quantiles) else {
+        return Err("the current flames cannot be reached by a meso reset".to_owned());
+    };
+    let (expected_resets, quantiles) = if nothing_to_reach {
+        (
+            0.0,
+            Quantiles {
+                p50: 0,
+                p75: 0,
+                p90: 0,
+                p95: 0,
+                p99: 0,
+            },
+        )
+    } else {
+        (expected, quantiles)
+    };
+    #[expect(clippy::cast_precision_loss, reason = "a fixed price")]
+    let price = flame::MESO_RESET_PRICE as f64;
+    Ok(FlamePrice {
+        score,
+        tier,
+        boss,
+        boss_by,
+        probability,
+        expected_resets,
+        expected_mesos: expected_resets * price,
+        resets: quantiles,
+    })
 }
 
 #[expect(

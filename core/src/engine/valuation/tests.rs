@@ -265,7 +265,8 @@ fn the_real_characters_are_priced_with_reasons_for_the_rest() {
         assert_eq!(additional, valuation.total_additional_mesos);
         let sum = valuation.total_potential_mesos
             + valuation.total_additional_mesos
-            + valuation.total_starforce_mesos;
+            + valuation.total_starforce_mesos
+            + valuation.total_flame_mesos;
         assert!((valuation.total_mesos - sum).abs() < 1e-3);
         // Medal, pocket item and the level-<120 items are unpriced, with a reason.
         let medal = valuation
@@ -394,7 +395,8 @@ fn each_preset_is_priced_beside_the_equipped_set() {
         assert!(preset.total_mesos > 0.0);
         let sum = preset.total_potential_mesos
             + preset.total_additional_mesos
-            + preset.total_starforce_mesos;
+            + preset.total_starforce_mesos
+            + preset.total_flame_mesos;
         assert!((preset.total_mesos - sum).abs() < 1e-6);
         assert!(preset.total_additional_mesos > 0.0);
     }
@@ -418,4 +420,73 @@ fn classes_map_to_main_stats() {
     assert_eq!(class_profile("메카닉"), Some((MainStat::Dex, false)));
     assert_eq!(class_profile("제논"), Some((MainStat::All, false)));
     assert_eq!(class_profile("없는직업"), None);
+}
+
+/// Every flamed item of both real responses carries a flame block (armour by score, weapons
+/// by tier), none is left unpriced, and the totals include the flames, equipped and per
+/// preset.
+#[test]
+fn flames_are_priced_and_counted_in_the_totals() {
+    for file in ["evan_equip.json", "mechanic_equip.json"] {
+        let valuation = priced(&fixture(file));
+        let mut flamed = 0;
+        let mut sum = 0.0;
+        for item in &valuation.items {
+            assert!(
+                item.flame_unpriced.is_none(),
+                "{file} {}: {:?}",
+                item.name,
+                item.flame_unpriced
+            );
+            let Some(flame) = &item.flame else { continue };
+            flamed += 1;
+            sum += flame.expected_mesos;
+            assert!((0.0..=1.0).contains(&flame.probability));
+            if item.slot == "무기" {
+                assert_eq!(flame.tier, Some(7), "{}", item.name);
+                assert!(flame.score.is_none());
+                // Tier 7 on a boss weapon: 4/19 × 1 %.
+                assert!((flame.probability - 4.0 / 19.0 * 0.01).abs() < 1e-15);
+            } else {
+                assert!(flame.score.is_some_and(|s| s > 0.0), "{}", item.name);
+                assert!(flame.tier.is_none());
+            }
+            assert!(
+                flame.boss && flame.boss_by == BossBy::Catalogue,
+                "{}",
+                item.name
+            );
+            assert!((flame.expected_mesos - flame.expected_resets * 3_000_000.0).abs() < 1e-3);
+        }
+        assert_eq!(flamed, 14, "{file}");
+        assert!((valuation.total_flame_mesos - sum).abs() < 1e-3);
+        let parts = valuation.total_potential_mesos
+            + valuation.total_additional_mesos
+            + valuation.total_starforce_mesos
+            + valuation.total_flame_mesos;
+        assert!((valuation.total_mesos - parts).abs() < 1e-3 * valuation.total_mesos);
+        for preset in &valuation.presets {
+            let parts = preset.total_potential_mesos
+                + preset.total_additional_mesos
+                + preset.total_starforce_mesos
+                + preset.total_flame_mesos;
+            assert!((preset.total_mesos - parts).abs() < 1e-3 * preset.total_mesos.max(1.0));
+        }
+    }
+    // The research note's figures: Evan's Eternal hat at 180 about 1,791 resets, the
+    // 데이브레이크 펜던트 (level 140) at 148 about 10,763.
+    let evan = priced(&fixture("evan_equip.json"));
+    let flame_of = |name: &str| {
+        evan.items
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| i.flame.clone())
+            .expect(name)
+    };
+    let hat = flame_of("에테르넬 메이지햇");
+    assert_eq!(hat.score, Some(180.0));
+    assert_eq!(hat.expected_resets.round(), 1791.0);
+    let pendant = flame_of("데이브레이크 펜던트");
+    assert_eq!(pendant.score, Some(148.0));
+    assert_eq!(pendant.expected_resets.round(), 10_763.0);
 }
