@@ -60,6 +60,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/v1/potential/probability", post(expectation::probability)),
         ("/v1/starforce/expectation", post(expectation::starforce)),
+        ("/v1/flames/probability", post(expectation::flames)),
         ("/health/live", get(ops::live)),
         ("/health/ready", get(ops::ready)),
         ("/metrics", get(ops::metrics)),

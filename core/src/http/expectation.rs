@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::state::AppState;
+use crate::engine::flame;
 use crate::engine::model::{Grade, ItemType, MainStat, Method};
 use crate::engine::potential::{self, QUANTILES, Target, Term};
 use crate::engine::starforce;
@@ -199,4 +200,137 @@ pub(super) async fn starforce(
     answer
         .map(Json)
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+/// `POST /v1/flames/probability`: a target the user picks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FlameRequest {
+    level: u32,
+    #[serde(default)]
+    weapon: bool,
+    #[serde(default)]
+    boss: bool,
+    main_stat: MainStat,
+    #[serde(default)]
+    magician: bool,
+    /// Armour and accessories: the score to reach.
+    #[serde(default)]
+    min_score: Option<f64>,
+    /// Weapons: the ATT (MATT) line's tier to reach.
+    #[serde(default)]
+    min_tier: Option<u32>,
+    #[serde(default)]
+    flame: flame::FlameKind,
+    /// Mesos per flame, for the flames the game sells no meso price for.
+    #[serde(default)]
+    flame_price: Option<u64>,
+    /// A secondary stat's weight in the score, 0..=1 (hundredths).
+    #[serde(default)]
+    secondary_weight: Option<f64>,
+}
+
+/// The answer: the odds of one flame and the resets until success.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct FlameAnswer {
+    #[serde(flatten)]
+    resets: flame::Resets,
+    /// `expected_resets` × the price of one (null without a price for that flame).
+    expected_mesos: Option<f64>,
+    price_per_flame: Option<u64>,
+    flame: flame::FlameKind,
+}
+
+/// `POST /v1/flames/probability`.
+pub(super) async fn flames(
+    State(state): State<AppState>,
+    request: Result<Json<FlameRequest>, JsonRejection>,
+) -> Result<Json<FlameAnswer>, ApiError> {
+    let request = body(request)?;
+    let invalid = |message: &str| ApiError::InvalidRequest(message.to_owned());
+    if request.level > 300 {
+        return Err(invalid("level: must be within 0..=300"));
+    }
+    if request.main_stat == MainStat::Hp {
+        return Err(invalid(
+            "main_stat: HP (Demon Avenger) has no sourced flame score; use STR, DEX, INT, LUK or ALL",
+        ));
+    }
+    let secondary_per_mille = secondary_per_mille(request.secondary_weight)
+        .map_err(|reason| ApiError::InvalidRequest(format!("secondary_weight: {reason}")))?;
+    let item = flame::FlameItem {
+        level: request.level,
+        weapon: request.weapon,
+        boss: request.boss,
+        base_attack: 0,
+        base_magic: 0,
+    };
+    let probability = match (request.weapon, request.min_score, request.min_tier) {
+        (true, None, Some(tier)) if (1..=7).contains(&tier) => {
+            flame::weapon_probability(&item, request.flame, tier)
+        }
+        (true, None, Some(_)) => return Err(invalid("min_tier: must be within 1..=7")),
+        (true, _, _) => {
+            return Err(invalid(
+                "a weapon takes min_tier (its ATT/MATT line's tier), not min_score",
+            ));
+        }
+        (false, Some(score), None) if score.is_finite() && (0.0..=100_000.0).contains(&score) => {
+            let scorer = flame::Scorer {
+                main: request.main_stat,
+                magician: request.magician,
+                secondary_per_mille,
+            };
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "within 0..=1e8"
+            )]
+            let milli = (score * 1000.0).ceil() as u64;
+            let engine = state.pricing.engine.clone();
+            tokio::task::spawn_blocking(move || {
+                engine
+                    .flames
+                    .probability(&item, &scorer, request.flame, milli)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+        }
+        (false, Some(_), None) => return Err(invalid("min_score: must be within 0..=100000")),
+        (false, _, _) => {
+            return Err(invalid(
+                "armour and accessories take min_score, not min_tier",
+            ));
+        }
+    };
+    let price = request.flame_price.or(request.flame.price());
+    let resets = flame::Resets::of(probability);
+    #[expect(clippy::cast_precision_loss, reason = "meso prices are far below 2^53")]
+    let expected_mesos = resets
+        .expected_resets
+        .zip(price)
+        .map(|(n, price)| n * price as f64);
+    Ok(Json(FlameAnswer {
+        resets,
+        expected_mesos,
+        price_per_flame: price,
+        flame: request.flame,
+    }))
+}
+
+/// A secondary stat's weight (0..=1, rounded to hundredths) in thousandths.
+pub(super) fn secondary_per_mille(weight: Option<f64>) -> Result<u16, String> {
+    match weight {
+        None => Ok(0),
+        Some(weight) if (0.0..=1.0).contains(&weight) => {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "within 0..=100"
+            )]
+            let hundredths = (weight * 100.0).round() as u16;
+            Ok(hundredths * 10)
+        }
+        Some(weight) => Err(format!("must be within 0..=1 (got {weight})")),
+    }
 }

@@ -60,21 +60,12 @@ impl ValuationQuery {
     fn options(self, defaults: Options) -> Result<Options, ApiError> {
         let flame_secondary_per_mille = match self.flame_secondary_weight {
             None => defaults.flame_secondary_per_mille,
-            Some(weight) if (0.0..=1.0).contains(&weight) => {
-                #[expect(
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "within 0..=1000"
-                )]
-                let per_mille = (weight * 1000.0).round() as u16;
-                per_mille
-            }
-            Some(weight) => {
-                return Err(ApiError::InvalidQuery {
+            weight => super::expectation::secondary_per_mille(weight).map_err(|reason| {
+                ApiError::InvalidQuery {
                     field: "flame_secondary_weight",
-                    reason: format!("must be within 0..=1 (got {weight})"),
-                });
-            }
+                    reason,
+                }
+            })?,
         };
         let rules = self.rules.unwrap_or(defaults.rules);
         let repair = self.repair.unwrap_or(defaults.repair);

@@ -96,8 +96,8 @@ async fn starforce_matches_the_published_destroy_count() {
     let response = post(
         &stack,
         "/v1/starforce/expectation",
-        json!({"level":200,"from":15,"to":22,"star_catch":false,"safeguard":false,
-               "discount_30":false,"destroy_reduction":false}),
+        json!({"level":200,"from":15,"to":22,"rules":"kms-2025","star_catch":false,
+               "safeguard":false,"discount_30":false,"destroy_reduction":false}),
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -130,7 +130,7 @@ async fn starforce_matches_the_published_destroy_count() {
     let again: Value = post(
         &stack,
         "/v1/starforce/expectation",
-        json!({"level":200,"from":15,"to":22}),
+        json!({"level":200,"from":15,"to":22,"rules":"kms-2025"}),
     )
     .await
     .json()
@@ -395,8 +395,13 @@ async fn star_force_events_discounts_and_replacements_over_http() {
     let replacement = options["expected_replacement_mesos"]
         .as_f64()
         .expect("number");
+    let spares = options["expected_spares"].as_f64().expect("number");
     let destroys = options["expected_destroys"].as_f64().expect("number");
-    assert!((replacement - destroys * 1e9).abs() < 1.0, "{options}");
+    assert!((replacement - spares * 1e9).abs() < 1.0, "{options}");
+    assert_eq!(
+        options["expected_spare_mesos"],
+        options["expected_replacement_mesos"]
+    );
     assert!(destroys < base["expected_destroys"].as_f64().expect("number"));
     let bad = post(
         &stack,
@@ -521,4 +526,166 @@ fn simulated_lines_are_lines_the_engine_admits() {
         assert_eq!(valued.presets.len(), 3);
     }
     assert!(checked > 1000 && junk > 0, "checked {checked}, junk {junk}");
+}
+
+/// DOMAIN.md §6's check over HTTP: level 200, 17★→22★, kms-2026, repaired to 12★ with free
+/// items: 31,084,601,521 mesos and 7.3541 destructions; the repair choice and its refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn star_force_by_the_2026_rules_over_http() {
+    let stack = Stack::start().await;
+    let answer = |body: Value| {
+        let stack = &stack;
+        async move {
+            let response = post(stack, "/v1/starforce/expectation", body).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let twelve = answer(json!({"level":200,"from":17,"to":22,"repair":"twelve"})).await;
+    let mesos = twelve["expected_mesos"].as_f64().expect("number");
+    assert!((mesos / 31_084_601_521.0 - 1.0).abs() < 1e-6, "{twelve}");
+    let destroys = twelve["expected_destroys"].as_f64().expect("number");
+    assert!((destroys - 7.3541).abs() < 5e-5, "{destroys}");
+    assert_eq!(twelve["rules"], "kms-2026");
+    assert_eq!(twelve["repair_policy"]["21"], "twelve");
+    assert_eq!(twelve["recovery_extrapolated"], false);
+    let keep = answer(json!({"level":200,"from":17,"to":22,"repair":"keep"})).await;
+    assert!((keep["expected_spares"].as_f64().expect("number") - 4.9852).abs() < 5e-5);
+    assert!(keep["expected_recovery_mesos"].as_f64() > Some(0.0));
+    // A level without a published recovery row says its figures are extrapolated.
+    let other = answer(json!({"level":210,"from":17,"to":22,"spare_mesos":1})).await;
+    assert_eq!(other["recovery_extrapolated"], true);
+    // The older name of the spare's price still works; both at once is a 400.
+    let old = answer(json!({"level":200,"from":17,"to":22,"replacement_mesos":5})).await;
+    let new = answer(json!({"level":200,"from":17,"to":22,"spare_mesos":5})).await;
+    assert_eq!(old["expected_mesos"], new["expected_mesos"]);
+    for bad in [
+        json!({"level":200,"from":17,"to":22,"spare_mesos":5,"replacement_mesos":5}),
+        json!({"level":200,"from":17,"to":22,"rules":"kms-2025","repair":"keep"}),
+        json!({"level":200,"from":17,"to":22,"rules":"kms-2024"}),
+        json!({"level":200,"from":17,"to":22,"repair":"sometimes"}),
+    ] {
+        let response = post(&stack, "/v1/starforce/expectation", bad.clone()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_code(response).await, "invalid_request");
+    }
+    let response = stack
+        .get("/v1/characters/에반샘플/expectation?rules=kms-2025&repair=keep")
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "invalid_query");
+    stack.stop().await;
+}
+
+/// Flames over HTTP: DOMAIN.md §6d's worked checks, the other flames' odds, the refusals,
+/// and a character's valuation counting its flames in every total.
+#[tokio::test(flavor = "multi_thread")]
+async fn flames_over_http() {
+    let stack = Stack::start().await;
+    let answer = |body: Value| {
+        let stack = &stack;
+        async move {
+            let response = post(stack, "/v1/flames/probability", body.clone()).await;
+            assert_eq!(response.status(), StatusCode::OK, "{body}");
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let armour = answer(
+        json!({"level":250,"boss":true,"main_stat":"INT","magician":true,
+                               "min_score":180}),
+    )
+    .await;
+    let p = armour["probability"].as_f64().expect("number");
+    assert!((p - 0.000558).abs() < 5e-7, "{armour}");
+    assert_eq!(
+        armour["expected_resets"].as_f64().map(f64::round),
+        Some(1791.0)
+    );
+    assert_eq!(armour["price_per_flame"], 3_000_000);
+    let weapon = answer(
+        json!({"level":200,"weapon":true,"boss":true,"main_stat":"DEX",
+                               "min_tier":7}),
+    )
+    .await;
+    let p = weapon["probability"].as_f64().expect("number");
+    assert!((p - 4.0 / 19.0 * 0.01).abs() < 1e-12, "{weapon}");
+    // 강력한 cannot reach tier 7 on a boss weapon; its price is the user's.
+    let powerful = answer(
+        json!({"level":200,"weapon":true,"boss":true,"main_stat":"DEX",
+                                 "min_tier":7,"flame":"powerful","flame_price":9_000_000}),
+    )
+    .await;
+    assert_eq!(powerful["probability"], 0.0);
+    assert!(powerful["expected_resets"].is_null() && powerful["expected_mesos"].is_null());
+    let abyss = answer(
+        json!({"level":200,"boss":true,"main_stat":"INT","magician":true,
+                              "min_score":140,"flame":"abyss"}),
+    )
+    .await;
+    assert!(
+        abyss["expected_mesos"].is_null(),
+        "no price given for 심연: {abyss}"
+    );
+    for bad in [
+        json!({"level":200,"main_stat":"INT"}),
+        json!({"level":200,"main_stat":"INT","min_score":100,"min_tier":5}),
+        json!({"level":200,"weapon":true,"main_stat":"INT","min_score":100}),
+        json!({"level":200,"weapon":true,"main_stat":"INT","min_tier":9}),
+        json!({"level":301,"main_stat":"INT","min_score":1}),
+        json!({"level":200,"main_stat":"HP","min_score":1}),
+        json!({"level":200,"main_stat":"INT","min_score":1,"secondary_weight":2}),
+        json!({"level":200,"main_stat":"INT","min_score":-1}),
+        json!({"level":200,"main_stat":"INT","min_score":1,"flame":"golden"}),
+    ] {
+        let response = post(&stack, "/v1/flames/probability", bad.clone()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_code(response).await, "invalid_request");
+    }
+
+    let response = stack.get("/v1/characters/에반샘플/expectation").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    let valuation = &body["valuation"];
+    let flames = valuation["total_flame_mesos"].as_f64().expect("number");
+    assert!(flames > 0.0, "{flames}");
+    let parts: f64 = [
+        "total_potential_mesos",
+        "total_additional_mesos",
+        "total_starforce_mesos",
+        "total_flame_mesos",
+    ]
+    .iter()
+    .map(|k| valuation[k].as_f64().expect("number"))
+    .sum();
+    let total = valuation["total_mesos"].as_f64().expect("number");
+    assert!((total - parts).abs() < 1e-3 * total, "{total} vs {parts}");
+    let flamed: Vec<&Value> = valuation["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|item| !item["flame"].is_null())
+        .collect();
+    assert!(!flamed.is_empty());
+    for item in flamed {
+        let flame = &item["flame"];
+        assert!(
+            flame["score"].is_number() || flame["tier"].is_number(),
+            "{item}"
+        );
+        assert!(flame["expected_mesos"].as_f64() >= Some(0.0));
+    }
+    for preset in valuation["presets"].as_array().expect("presets") {
+        assert!(preset["total_flame_mesos"].as_f64() >= Some(0.0));
+    }
+    // A secondary stat's weight can only raise the score; outside 0..=1 it is refused.
+    let weighted = stack
+        .get("/v1/characters/에반샘플/expectation?flame_secondary_weight=0.1")
+        .await;
+    assert_eq!(weighted.status(), StatusCode::OK);
+    let bad = stack
+        .get("/v1/characters/에반샘플/expectation?flame_secondary_weight=1.5")
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(bad).await, "invalid_query");
+    stack.stop().await;
 }
