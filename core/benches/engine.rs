@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use maple_core::engine::Engine;
+use maple_core::engine::flame;
 use maple_core::engine::model::{Cube, Grade, ItemType, MainStat};
 use maple_core::engine::potential::{self, Target, Term};
 use maple_core::engine::prices::Prices;
@@ -84,10 +85,31 @@ fn engine(c: &mut Criterion) {
             )
         })
     });
-    let request = starforce::Request {
-        star_catch: true,
-        ..starforce::Request::plain(200, 0, 22)
+    // A flame law computed from nothing (what the first valuation of a new item class pays;
+    // later ones read it from the engine's cache).
+    let boss_armour = flame::FlameItem {
+        level: 200,
+        weapon: false,
+        boss: true,
+        base_attack: 0,
+        base_magic: 0,
     };
+    let scorer = flame::Scorer {
+        main: MainStat::Int,
+        magician: true,
+        secondary_per_mille: 0,
+    };
+    c.bench_function("flame_law_boss_armour_200_uncached", |b| {
+        b.iter(|| {
+            flame::Flames::default().probability(
+                black_box(&boss_armour),
+                &scorer,
+                flame::FlameKind::Reset,
+                140_000,
+            )
+        })
+    });
+    let request = starforce::Request::plain(200, 0, 22);
     c.bench_function("starforce_0_to_22", |b| {
         b.iter(|| starforce::expect(CostTable::Kms, black_box(&request)))
     });

@@ -427,7 +427,73 @@ fn best_of(
     best.map(|(lines, _)| lines)
 }
 
+/// Flames re-drawn for an item that has some: the best of a few meso resets for the class
+/// (armour by main stat + 10 × all stat % + 4 × ATT/MATT, weapons by their ATT/MATT).
+fn vary_flames(item: &mut Value, class: Class, rng: &mut Rng) {
+    let Some(add_option) = item.get("item_add_option") else {
+        return;
+    };
+    let flamed = add_option.as_object().is_some_and(|fields| {
+        fields.values().any(|v| match v {
+            Value::String(s) => s.parse::<u64>().is_ok_and(|n| n > 0),
+            Value::Number(n) => n.as_u64().is_some_and(|n| n > 0),
+            _ => false,
+        })
+    });
+    if !flamed {
+        return; // rings, secondaries, shoulders, badges …: no flames
+    }
+    let level = item
+        .pointer("/item_base_option/base_equipment_level")
+        .and_then(Value::as_u64)
+        .unwrap_or(150);
+    let base = |field: &str| {
+        item.pointer(&format!("/item_base_option/{field}"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let name = item.get("item_name").and_then(Value::as_str).unwrap_or("");
+    let flame_item = crate::flames::Item {
+        level,
+        weapon: item.get("item_equipment_slot").and_then(Value::as_str) == Some("무기"),
+        boss: level >= 140 || name.starts_with("제네시스"),
+        base_attack: base("attack_power"),
+        base_magic: base("magic_power"),
+    };
+    let worth = |t: &crate::flames::Totals| -> u64 {
+        let attack = if class.magician {
+            t.magic_power
+        } else {
+            t.attack_power
+        };
+        if flame_item.weapon {
+            return attack;
+        }
+        let main = match class.stat {
+            MainStat::Str => t.stats[0],
+            MainStat::Dex => t.stats[1],
+            MainStat::Int => t.stats[2],
+            MainStat::Luk => t.stats[3],
+            MainStat::All => t.stats[0] + t.stats[1] + t.stats[3],
+        };
+        main + 10 * t.all_stat + 4 * attack
+    };
+    let resets = *rng.pick(&RESETS_KEPT);
+    let mut best: Option<crate::flames::Totals> = None;
+    for _ in 0..resets {
+        let drawn = crate::flames::draw(&flame_item, || crate::lines::Uniform::uniform(rng));
+        if best.as_ref().is_none_or(|b| worth(&drawn) > worth(b)) {
+            best = Some(drawn);
+        }
+    }
+    if let (Some(best), Some(add_option)) = (best, item.get_mut("item_add_option")) {
+        crate::flames::write(add_option, &best);
+    }
+}
+
 fn vary_item(item: &mut Value, class: Class, rng: &mut Rng) {
+    vary_flames(item, class, rng);
     if item
         .get("potential_option_grade")
         .is_none_or(Value::is_null)
@@ -627,6 +693,40 @@ mod tests {
             "every grade appears: {grades:?}"
         );
         assert!(grades[3] > grades[0], "{grades:?}");
+    }
+
+    /// Flamed template items get new flames (strings, the level reduction a number); items
+    /// without flames keep none.
+    #[test]
+    fn simulated_flames_vary_and_keep_nexons_shape() {
+        let t = templates();
+        let template: Vec<Value> = t.evan["item_equipment"].as_array().expect("items").clone();
+        let mut changed = 0;
+        for n in 0..20 {
+            let body = equipment(&t, &ocid_for(&format!("flame{n}")), None);
+            for item in body["item_equipment"].as_array().expect("items") {
+                let add = &item["item_add_option"];
+                assert!(add["str"].is_string() && add["equipment_level_decrease"].is_number());
+                let Some(original) = template
+                    .iter()
+                    .find(|o| o["item_name"] == item["item_name"])
+                else {
+                    continue;
+                };
+                let empty = |v: &Value| {
+                    v.as_object()
+                        .is_some_and(|f| f.values().all(|x| x == "0" || x == 0 || x.is_null()))
+                };
+                assert_eq!(
+                    empty(add),
+                    empty(&original["item_add_option"]),
+                    "{}",
+                    item["item_name"]
+                );
+                changed += usize::from(*add != original["item_add_option"]);
+            }
+        }
+        assert!(changed > 50, "{changed}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod characters;
 pub mod faults;
+pub mod flames;
 pub mod lines;
 pub mod stats;
 

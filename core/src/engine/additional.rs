@@ -3,10 +3,12 @@
 //! Tables: `data/additional_rates.csv`, Nexon's published per-line rates for the additional
 //! potential (maplestory.nexon.com, 확률형 아이템 → 에디셔널 잠재능력 재설정), legendary grade, per
 //! part and level band (100–119, 120–249, 250+; the page's tables are identical from 120 to
-//! 200). Options are kept in Nexon's own text and read with the same parser as the items'
-//! lines, so the tables and the responses cannot disagree on a spelling; lines the targets
-//! never count (per-level stats, HP recovery, …) are `Junk`. Lower grades are not shipped:
-//! an item below legendary says so instead of a figure.
+//! 200), legendary from Nexon's page as one calculator scraped it, epic and unique (120–249 and
+//! 250+, 16 and 12 parts) as another copied it (`data/README.md` names both). Options are kept
+//! in Nexon's own text and read with the same parser as the items' lines, so the tables and
+//! the responses cannot disagree on a spelling; lines the targets never count (per-level
+//! stats, HP recovery, …) are `Junk`. Rare tables are not shipped: such an item says so
+//! instead of a figure.
 //!
 //! Prices and tier-up: the KMS meso reset of the additional potential (DOMAIN.md §6b, Nexon
 //! update notes 737 and 746): mesos per reset by level band and grade, tier-up 2.381% (pity
@@ -169,10 +171,10 @@ impl AdditionalTables {
             )
         })?;
         self.groups.get(&(part, band, grade)).ok_or_else(|| {
-            if grade == Grade::Legendary {
-                format!("Nexon publishes no additional-potential table for {part} items of level {band}+")
+            if grade == Grade::Rare {
+                "rare additional-potential tables are not shipped".to_owned()
             } else {
-                format!("additional-potential tables are shipped for legendary only (this one is {grade})")
+                format!("no {grade} additional-potential table is shipped for {part} items of level {band}+")
             }
         })
     }
@@ -199,40 +201,59 @@ mod tests {
     #[test]
     fn the_built_in_table_loads_with_every_part_it_should() {
         let tables = built_in();
-        // 18 parts at 100 and 120; at 250 Nexon lists 11 of them (no 250 emblem, secondary,
-        // overall, belt, eye, earrings, heart).
-        assert_eq!(tables.len(), 18 + 18 + 11, "{}", tables.len());
+        // Legendary: 18 parts at 100 and 120; at 250 Nexon lists 11 of them (no 250 emblem,
+        // secondary, overall, belt, eye, earrings, heart). Epic and unique: 16 parts at 120
+        // (no overall, no heart) and 12 at 250.
+        assert_eq!(
+            tables.len(),
+            18 + 18 + 11 + 2 * (16 + 12),
+            "{}",
+            tables.len()
+        );
+        assert!(tables.lines(Part::Face, 160, Grade::Unique).is_ok());
+        assert!(tables.lines(Part::Shoes, 200, Grade::Epic).is_ok());
         assert!(tables.lines(Part::Weapon, 200, Grade::Legendary).is_ok());
         assert!(tables.lines(Part::Weapon, 250, Grade::Legendary).is_ok());
         let secondary = tables
             .lines(Part::Secondary, 250, Grade::Legendary)
             .expect_err("no 250 table");
         assert!(
-            secondary.contains("no additional-potential table"),
+            secondary.contains("no legendary additional-potential table"),
             "{secondary}"
         );
-        let unique = tables
-            .lines(Part::Hat, 200, Grade::Unique)
-            .expect_err("legendary only");
-        assert!(unique.contains("legendary only"), "{unique}");
+        let rare = tables
+            .lines(Part::Hat, 200, Grade::Rare)
+            .expect_err("no rare tables");
+        assert!(rare.contains("rare"), "{rare}");
+        let heart = tables
+            .lines(Part::Heart, 200, Grade::Unique)
+            .expect_err("no unique heart table");
+        assert!(heart.contains("no unique"), "{heart}");
         assert!(tables.lines(Part::Hat, 99, Grade::Legendary).is_err());
     }
 
     /// Every additional-potential line of both real responses (equipped and presets) whose
-    /// item is legendary, from level 100, of a shipped part, is an option Nexon's table lists
-    /// for that part, band and line — text for text — but for one legacy option: defense %
+    /// part, band and grade have a shipped table is an option Nexon's table lists for that
+    /// part, band, grade and line — text for text — but for one legacy option: defense %
     /// (`방어력 +7%` on a level-140 earring), which today's tables no longer list (an item
     /// keeps a line it rolled before a table changed; no target counts it).
     #[test]
-    fn every_legendary_additional_line_of_the_real_responses_is_in_the_table() {
+    fn every_additional_line_of_the_real_responses_is_in_the_table() {
         use std::collections::HashSet;
-        let mut listed: HashSet<(String, String, String, String)> = HashSet::new();
+        let mut listed: HashSet<(String, String, String, String, String)> = HashSet::new();
         let mut reader = csv::Reader::from_reader(BUILT_IN.as_bytes());
         for record in reader.records() {
             let r = record.expect("a row");
-            listed.insert((r[0].into(), r[1].into(), r[3].into(), r[4].into()));
+            listed.insert((
+                r[0].into(),
+                r[1].into(),
+                r[2].into(),
+                r[3].into(),
+                r[4].into(),
+            ));
         }
         let (mut checked, mut legacy, mut wrong) = (0, 0, Vec::new());
+        let mut below_legendary = 0;
         for (file, item) in crate::engine::tables::tests::real_items() {
             let slot = item["item_equipment_slot"].as_str().unwrap_or_default();
             let level = item["item_base_option"]["base_equipment_level"]
@@ -242,11 +263,16 @@ mod tests {
             let (Some(part), Some(band)) = (part_of_slot(slot), band_of(level)) else {
                 continue;
             };
-            if item["additional_potential_option_grade"] != "레전드리"
-                || built_in().lines(part, level, Grade::Legendary).is_err()
-            {
+            let Some(grade) = item["additional_potential_option_grade"]
+                .as_str()
+                .and_then(Grade::from_korean)
+            else {
+                continue;
+            };
+            if built_in().lines(part, level, grade).is_err() {
                 continue;
             }
+            below_legendary += usize::from(grade != Grade::Legendary);
             for line in 1..=3 {
                 let Some(text) = item[format!("additional_potential_option_{line}")].as_str()
                 else {
@@ -256,6 +282,7 @@ mod tests {
                 let key = (
                     part.to_string(),
                     band.to_string(),
+                    grade.to_string(),
                     line.to_string(),
                     text.to_owned(),
                 );
@@ -270,6 +297,8 @@ mod tests {
         }
         assert!(wrong.is_empty(), "not in the table:\n{}", wrong.join("\n"));
         assert!(checked > 100, "checked {checked}");
+        // The unique face, eye and shoes of the Evan response (equipped and presets).
+        assert!(below_legendary >= 3, "{below_legendary}");
         assert_eq!(
             legacy, 2,
             "the earring of the equipped set and of one preset"

@@ -164,8 +164,15 @@ pub enum PotentialError {
     RepeatedTerm,
     #[error("target: a minimum must be within 1..=1000")]
     MinOutOfRange,
-    #[error("level: potential tables cover item levels 120..=250 (got {0})")]
-    LevelOutOfTables(u32),
+    #[error(
+        "level: the potential tables for {item_type} on {cube} cover item levels {lowest}..=250 (got {level})"
+    )]
+    LevelOutOfTables {
+        item_type: ItemType,
+        cube: Cube,
+        level: u32,
+        lowest: u32,
+    },
     #[error("the tables have no {item_type} / {cube} / {grade} table")]
     NoTable {
         item_type: ItemType,
@@ -247,7 +254,28 @@ fn allowed(class: &Class, used: &[u8; CAPPED.len()]) -> bool {
     class.cap.is_none_or(|i| used[i] < CAPPED[i].1)
 }
 
-/// The +1 that items of level 250 get on stat, attack and HP percentages (KMS).
+/// The lowest item level whose lines the shipped tables hold for `item_type` on `cube`.
+///
+/// The tables are Nexon's for levels 120–200, and hold to 249 ([`level_bump`]). Below 120 an
+/// item's options are another band's, and Nexon's pages for two parts are the same as at 120,
+/// so those are priced with the shipped table (black cube, i.e. the meso reset, only):
+/// - the heart (기계 심장): the level-80 legendary and unique pools on Nexon's page
+///   (nam3856/DobakSimulator `public/rules/potential.json`, rule `kms-potential-2026-09-17`)
+///   equal the shipped level-120 line 1 option for option and rate for rate;
+/// - the secondary weapon (보조무기): Nexon's black-cube page at level 100 (Dae-Y/maple_tools
+///   `data/cube-simulator/bcprobs.json`, commit f5369b3f) equals its level-120 table.
+///
+/// Other parts and cubes below 120 are not shipped.
+pub fn lowest_level(item_type: ItemType, cube: Cube) -> u32 {
+    match (item_type, cube) {
+        (ItemType::Heart, Cube::Black) => 80,
+        (ItemType::Secondary, Cube::Black) => 100,
+        _ => 120,
+    }
+}
+
+/// The +1 that items of level 250 get on stat, attack and HP percentages (KMS), for an item
+/// of `item_type` and `level` priced on `cube`.
 ///
 /// KMS's tables hold as they are for item levels 120–249: a level-160 or level-200 item rolls
 /// the same 12/9/6 main-stat and 9/6 all-stat values as a level-150 one. Evidence: every
@@ -256,12 +284,18 @@ fn allowed(class: &Class, used: &[u8; CAPPED.len()]) -> bool {
 /// them all). A +1 from level 160 is a GMS-calculator convention, not KMS.
 ///
 /// # Errors
-/// [`PotentialError::LevelOutOfTables`] below 120 or above 250.
-pub fn level_bump(level: u32) -> Result<u32, PotentialError> {
+/// [`PotentialError::LevelOutOfTables`] below [`lowest_level`] or above 250.
+pub fn level_bump(item_type: ItemType, cube: Cube, level: u32) -> Result<u32, PotentialError> {
+    let lowest = lowest_level(item_type, cube);
     match level {
-        120..=249 => Ok(0),
         250 => Ok(1),
-        other => Err(PotentialError::LevelOutOfTables(other)),
+        level if (lowest..250).contains(&level) => Ok(0),
+        level => Err(PotentialError::LevelOutOfTables {
+            item_type,
+            cube,
+            level,
+            lowest,
+        }),
     }
 }
 
@@ -277,7 +311,7 @@ pub fn probability(
     cube: Cube,
     target: &Target,
 ) -> Result<f64, PotentialError> {
-    let bump = level_bump(level)?;
+    let bump = level_bump(item_type, cube, level)?;
     let lines = tables
         .lines(GroupKey {
             item_type,
@@ -487,8 +521,37 @@ mod tests {
         assert_eq!(at(160), at(150), "no bump from 160 (KMS)");
         assert_eq!(at(249), at(150), "no bump below 250");
         assert!(at(250) > 5.0 * at(249), "{} vs {}", at(250), at(249));
-        assert_eq!(level_bump(119), Err(PotentialError::LevelOutOfTables(119)));
-        assert_eq!(level_bump(251), Err(PotentialError::LevelOutOfTables(251)));
+        let out = |item_type, cube, level, lowest| {
+            Err(PotentialError::LevelOutOfTables {
+                item_type,
+                cube,
+                level,
+                lowest,
+            })
+        };
+        assert_eq!(
+            level_bump(ItemType::Top, Cube::Red, 119),
+            out(ItemType::Top, Cube::Red, 119, 120)
+        );
+        assert_eq!(
+            level_bump(ItemType::Top, Cube::Red, 251),
+            out(ItemType::Top, Cube::Red, 251, 120)
+        );
+        // The heart from 80 and the secondary from 100 on the black cube only.
+        assert_eq!(level_bump(ItemType::Heart, Cube::Black, 80), Ok(0));
+        assert_eq!(
+            level_bump(ItemType::Heart, Cube::Black, 79),
+            out(ItemType::Heart, Cube::Black, 79, 80)
+        );
+        assert_eq!(
+            level_bump(ItemType::Heart, Cube::Red, 100),
+            out(ItemType::Heart, Cube::Red, 100, 120)
+        );
+        assert_eq!(level_bump(ItemType::Secondary, Cube::Black, 100), Ok(0));
+        assert_eq!(
+            level_bump(ItemType::Secondary, Cube::Black, 99),
+            out(ItemType::Secondary, Cube::Black, 99, 100)
+        );
     }
 
     /// P(a level-200 legendary item of `item_type` meets `terms` in one meso reset).

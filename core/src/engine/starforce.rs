@@ -401,6 +401,43 @@ fn attempt(table: CostTable, request: &Request, star: usize) -> (f64, f64, f64) 
     (success, destroy, cost)
 }
 
+/// Recovery mesos at `trace_star` (15..=22) for an item of `level`, and whether the figure is
+/// extrapolated: the published row ([`recovery`]) when there is one, else [`recovery_model`].
+pub fn recovery_mesos(table: CostTable, level: u32, trace_star: u32) -> (f64, bool) {
+    match recovery::published(level, trace_star) {
+        Some(mesos) => (mesos, false),
+        None => (recovery_model(table, level, trace_star), true),
+    }
+}
+
+/// The model both published recovery tables follow (it reproduces the 140/160/200/250 rows
+/// to the 0.01억 they are printed with): the expected mesos of climbing from 12★ back to the
+/// trace's star during a Shining Star Force event (30% off the attempts, 30% less destruction
+/// at ≤ 21★), safeguard bought at 15–17★, a destruction on the way repaired at its own star:
+/// F(12) = 0, F(s+1) = F(s) + (c_s + d_s·F(s)) / p_s.
+pub fn recovery_model(table: CostTable, level: u32, trace_star: u32) -> f64 {
+    let mut climbed = 0.0;
+    for star in 12..trace_star {
+        let index = star as usize;
+        let success = (SUCCESS[index] / 100.0 * CATCH_BONUS).min(1.0);
+        let base = base_cost(table, level, star);
+        let (cost, destroy) = if (15..=17).contains(&star) {
+            (base * (1.0 - EVENT_DISCOUNT) + 2.0 * base, 0.0)
+        } else {
+            let raw = DESTROY[index] / 100.0;
+            let scaled = raw * (1.0 - success) / (1.0 - SUCCESS[index] / 100.0);
+            let reduced = if index <= DESTROY_REDUCTION_UP_TO {
+                scaled * 0.7
+            } else {
+                scaled
+            };
+            (base * (1.0 - EVENT_DISCOUNT), reduced)
+        };
+        climbed += (cost + destroy * climbed) / success;
+    }
+    climbed
+}
+
 /// The star after a success at `star`.
 fn next_star(request: &Request, star: usize) -> usize {
     let step = if request.one_plus_one && star <= ONE_PLUS_ONE_UP_TO {
@@ -517,7 +554,7 @@ impl Chain {
                 }
                 let trace = star.min(HIGHEST_TRACE);
                 let trace_u32 = u32::try_from(trace).unwrap_or(u32::MAX);
-                let (mesos, extrapolated) = recovery::mesos(table, request.level, trace_u32);
+                let (mesos, extrapolated) = recovery_mesos(table, request.level, trace_u32);
                 let shining = if request.shining {
                     1.0 - SHINING_RECOVERY_DISCOUNT
                 } else {

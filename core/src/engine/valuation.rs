@@ -643,9 +643,9 @@ fn price_potential(
     let item_type = item_type_of_slot(slot).ok_or("this slot has no potential")?;
     let grade = grade.ok_or("no potential on this item")?;
     let level = level.ok_or("the item level is missing")?;
-    potential::level_bump(level).map_err(|e| e.to_string())?;
-    let (stat, magician) = profile.ok_or("unknown class: main stat not known")?;
     let method = options.method;
+    potential::level_bump(item_type, method.tables(), level).map_err(|e| e.to_string())?;
+    let (stat, magician) = profile.ok_or("unknown class: main stat not known")?;
     let terms = derive_target(item_type, lines, stat, magician);
     let tier_steps = tierup::path(Grade::Rare, grade, method, options.miracle_time)
         .ok_or_else(|| format!("no tier-up rates for {method}"))?;

@@ -452,7 +452,7 @@ fn simulated_lines_are_lines_the_engine_admits() {
 
     let engine = Engine::built_in().expect("built-in tables");
     let templates = Templates::embedded().expect("templates");
-    let (mut checked, mut junk) = (0, 0);
+    let (mut checked, mut junk, mut flamed) = (0, 0, 0);
     for n in 0..30 {
         let body = equipment(&templates, &ocid_for(&format!("admit{n}")), None);
         let parsed: Equipment = serde_json::from_value(body.clone()).expect("equipment");
@@ -521,11 +521,21 @@ fn simulated_lines_are_lines_the_engine_admits() {
                     .as_ref()
                     .is_some_and(|p| p.unpriced_reason.is_some());
             assert!(potential, "{}: priced or explained", item.slot);
+            // The simulator's flames are drawn by the rules the engine prices with: each
+            // splits into valid lines and is priced.
+            assert!(
+                item.flame_unpriced.is_none(),
+                "{}: {:?}",
+                item.name,
+                item.flame_unpriced
+            );
+            flamed += usize::from(item.flame.is_some());
         }
         assert!(valued.total_mesos > 0.0);
         assert_eq!(valued.presets.len(), 3);
     }
     assert!(checked > 1000 && junk > 0, "checked {checked}, junk {junk}");
+    assert!(flamed >= 30 * 14, "{flamed} flamed items");
 }
 
 /// DOMAIN.md §6's check over HTTP: level 200, 17★→22★, kms-2026, repaired to 12★ with free

@@ -1,5 +1,6 @@
 //! Recovery mesos: what repairing a destroyed item's trace at its own star costs (KMS since
-//! 2026-03-19, DOMAIN.md §6).
+//! 2026-03-19, DOMAIN.md §6). This module holds the published table; the extrapolation for
+//! other levels is `starforce::recovery_mesos`.
 //!
 //! Nexon publishes no table and no formula. Two public calculators publish the same figures
 //! for eight levels (130, 135, 140, 145, 150, 160, 200, 250); they are shipped in
@@ -12,8 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
-
-use super::{CostTable, DESTROY, SUCCESS, base_cost};
 
 /// The shipped table: level → (trace star 15..=22 → mesos).
 static PUBLISHED: LazyLock<BTreeMap<u32, BTreeMap<u32, f64>>> =
@@ -30,38 +29,14 @@ pub fn items_needed(trace_star: u32) -> u32 {
     }
 }
 
-/// Recovery mesos at `trace_star` (15..=22) for an item of `level`, and whether the figure is
-/// extrapolated (no published row for the level or the star).
-pub fn mesos(table: CostTable, level: u32, trace_star: u32) -> (f64, bool) {
-    match PUBLISHED.get(&level).and_then(|row| row.get(&trace_star)) {
-        Some(&mesos) => (mesos, false),
-        None => (model(table, level, trace_star), true),
-    }
+/// The published recovery mesos at `trace_star` for an item of `level`, if there is a row.
+pub fn published(level: u32, trace_star: u32) -> Option<f64> {
+    PUBLISHED.get(&level)?.get(&trace_star).copied()
 }
 
 /// Whether `level` has a published row.
 pub fn is_published(level: u32) -> bool {
     PUBLISHED.contains_key(&level)
-}
-
-/// The re-climb model: F(12) = 0, F(s+1) = F(s) + (c_s + d_s·F(s)) / p_s under Shining
-/// conditions with safeguard at 15–17★ (see the module's doc).
-pub fn model(table: CostTable, level: u32, trace_star: u32) -> f64 {
-    let mut climbed = 0.0;
-    for star in 12..trace_star {
-        let index = star as usize;
-        let success = (SUCCESS[index] / 100.0 * 1.05).min(1.0);
-        let base = base_cost(table, level, star);
-        let (cost, destroy) = if (15..=17).contains(&star) {
-            (base * 0.7 + 2.0 * base, 0.0)
-        } else {
-            let raw = DESTROY[index] / 100.0;
-            let scaled = raw * (1.0 - success) / (1.0 - SUCCESS[index] / 100.0);
-            (base * 0.7, if star <= 21 { scaled * 0.7 } else { scaled })
-        };
-        climbed += (cost + destroy * climbed) / success;
-    }
-    climbed
 }
 
 fn parse(text: &str) -> BTreeMap<u32, BTreeMap<u32, f64>> {
@@ -98,30 +73,12 @@ fn parse(text: &str) -> BTreeMap<u32, BTreeMap<u32, f64>> {
 mod tests {
     use super::*;
 
-    /// The model reproduces the rows both public tables share (140, 160, 200, 250) to the
-    /// 0.01억 they are published with; that is what licenses it for other levels.
     #[test]
-    fn the_model_reproduces_the_shared_rows() {
-        for level in [140, 160, 200, 250] {
-            for star in 15..=22 {
-                let (published, extrapolated) = mesos(CostTable::Kms, level, star);
-                assert!(!extrapolated);
-                let modelled = model(CostTable::Kms, level, star);
-                assert!(
-                    (published - modelled).abs() <= 0.5e6 + 1.0,
-                    "{level}/{star}: published {published}, model {modelled}"
-                );
-            }
-        }
-        // Level 200, 15★: 0.7 × (c12/p12 + c13/p13 + c14/p14) = 432,932,936 (4.33억).
-        assert!((model(CostTable::Kms, 200, 15) - 432_932_936.0).abs() < 1.0);
-    }
-
-    #[test]
-    fn unpublished_levels_are_extrapolated_and_said_so() {
-        let (mesos_at_210, extrapolated) = mesos(CostTable::Kms, 210, 22);
-        assert!(extrapolated);
-        assert!(mesos_at_210 > mesos(CostTable::Kms, 200, 22).0);
+    fn the_table_and_the_item_counts() {
+        // Level 200: 15★ 4.33억 … 22★ 241.68억; levels 130 and 135 stop at 19★.
+        assert_eq!(published(200, 15), Some(433_000_000.0));
+        assert_eq!(published(200, 22), Some(24_168_000_000.0));
+        assert_eq!(published(130, 20), None);
         assert!(!is_published(210) && is_published(200));
         assert_eq!(
             [15, 18, 19, 20, 21, 22].map(items_needed),

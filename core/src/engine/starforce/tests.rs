@@ -546,3 +546,120 @@ fn invalid_requests_name_the_field() {
     ));
     assert!(ex(&plain(200, 0, 30)).is_ok());
 }
+
+/// The recovery model reproduces the rows both public tables share (140, 160, 200, 250) to
+/// the 0.01억 they are published with; that is what licenses it for other levels.
+#[test]
+fn the_recovery_model_reproduces_the_shared_rows() {
+    for level in [140, 160, 200, 250] {
+        for star in 15..=22 {
+            let (published, extrapolated) = recovery_mesos(CostTable::Kms, level, star);
+            assert!(!extrapolated);
+            let modelled = recovery_model(CostTable::Kms, level, star);
+            assert!(
+                (published - modelled).abs() <= 0.5e6 + 1.0,
+                "{level}/{star}: published {published}, model {modelled}"
+            );
+        }
+    }
+    // Level 200, 15★: 0.7 × (c12/p12 + c13/p13 + c14/p14) = 432,932,936 (4.33억).
+    assert!((recovery_model(CostTable::Kms, 200, 15) - 432_932_936.0).abs() < 1.0);
+    let (at_210, extrapolated) = recovery_mesos(CostTable::Kms, 210, 22);
+    assert!(extrapolated && at_210 > recovery_mesos(CostTable::Kms, 200, 22).0);
+}
+
+/// Seeded random requests over every option: every figure finite and non-negative, the parts
+/// add up to `expected_mesos`, one more star never costs less, the cheapest repair never costs
+/// more than either fixed one, and the quantiles are ordered.
+#[test]
+fn properties_over_random_requests() {
+    let mut rng = maple_common::splitmix::SplitMix64::new(0x5354_4152);
+    let mut below = |n: u64| rng.next_u64() % n;
+    for case in 0..400 {
+        let level = [100, 130, 140, 150, 160, 200, 210, 250][below(8) as usize];
+        let max = max_stars(level);
+        let to = u32::try_from(below(u64::from(max) + 1)).expect("small");
+        let from = u32::try_from(below(u64::from(to) + 1)).expect("small");
+        let flag = |n: u64| n == 1;
+        let request = Request {
+            rules: if below(4) == 0 {
+                Rules::Kms2025
+            } else {
+                Rules::Kms2026
+            },
+            star_catch: flag(below(2)),
+            safeguard: flag(below(2)),
+            discount_30: flag(below(3)),
+            destroy_reduction: flag(below(3)),
+            shining: flag(below(3)),
+            event_5_10_15: flag(below(5)),
+            one_plus_one: flag(below(4)),
+            mvp: [None, Some(Mvp::Silver), Some(Mvp::Gold), Some(Mvp::Diamond)][below(4) as usize],
+            pc_room: flag(below(2)),
+            repair: [Repair::Cheapest, Repair::Twelve, Repair::Keep][below(3) as usize],
+            spare_mesos: [None, Some(0), Some(1_000_000_000), Some(50_000_000_000)]
+                [below(4) as usize],
+            ..today(level, from, to)
+        };
+        let request = if request.rules == Rules::Kms2025 && request.repair == Repair::Keep {
+            Request {
+                repair: Repair::Cheapest,
+                ..request
+            }
+        } else {
+            request
+        };
+        let e = ex(&request).expect("valid");
+        let figures = [
+            e.expected_mesos,
+            e.expected_attempt_mesos,
+            e.expected_recovery_mesos,
+            e.expected_spare_mesos,
+            e.expected_destroys,
+            e.expected_spares,
+            e.expected_attempts,
+        ];
+        assert!(
+            figures.iter().all(|f| f.is_finite() && *f >= 0.0),
+            "{request:?}: {e:?}"
+        );
+        let parts = e.expected_attempt_mesos + e.expected_recovery_mesos + e.expected_spare_mesos;
+        assert!(
+            relative(parts, e.expected_mesos.max(1.0)) < 1e-9
+                || (parts - e.expected_mesos).abs() < 1e-6
+        );
+        if to < max {
+            let further = ex(&Request {
+                to: to + 1,
+                ..request
+            })
+            .expect("valid");
+            assert!(
+                further.expected_mesos >= e.expected_mesos * (1.0 - 1e-12),
+                "{request:?}"
+            );
+            assert!(further.expected_attempts >= e.expected_attempts * (1.0 - 1e-12));
+        }
+        if request.rules == Rules::Kms2026 && request.repair == Repair::Cheapest {
+            for fixed in [Repair::Twelve, Repair::Keep] {
+                let other = ex(&Request {
+                    repair: fixed,
+                    ..request
+                })
+                .expect("valid");
+                assert!(
+                    e.expected_mesos <= other.expected_mesos * (1.0 + 1e-12),
+                    "{request:?} vs {fixed:?}"
+                );
+            }
+        }
+        if case % 8 == 0 && to <= 22 {
+            let s = spread(CostTable::Kms, &request).expect("valid");
+            let d = s.destroys;
+            assert!(d.p50 <= d.p75 && d.p75 <= d.p90 && d.p90 <= d.p95 && d.p95 <= d.p99);
+            if let Some(m) = s.mesos {
+                assert!(m.p50 <= m.p75 && m.p75 <= m.p90 && m.p90 <= m.p95 && m.p95 <= m.p99);
+            }
+        }
+    }
+}
