@@ -457,7 +457,7 @@ fn vary_flames(item: &mut Value, class: Class, rng: &mut Rng) {
     let flame_item = crate::flames::Item {
         level,
         weapon: item.get("item_equipment_slot").and_then(Value::as_str) == Some("무기"),
-        boss: level >= 140 || name.starts_with("제네시스"),
+        boss: crate::flames::is_boss(name),
         base_attack: base("attack_power"),
         base_magic: base("magic_power"),
     };

@@ -7,10 +7,35 @@
 //! uniform over the item's pool (19 types; weapons trade speed and jump for boss damage from
 //! level 90 and damage; other items get ATT/MATT from 60 and all stat % from 70). Values by
 //! the level formulas. Which items are boss items the response does not say; the simulator
-//! takes its templates' flamed items of level 140 and up (and Genesis weapons) as boss items,
-//! which is what the engine's catalogue says of every one of them.
+//! reads the same catalogue as the engine (`data/flame_boss_items.csv`), so every item it
+//! flames as a boss item is one the engine prices as one.
 
 use serde_json::Value;
+
+/// The boss-item catalogue the engine reads too.
+const BOSS_CATALOGUE: &str = include_str!("../../data/flame_boss_items.csv");
+
+/// Whether the catalogue names `name` a boss item (rows `prefix`, `contains`, `name`; `not`
+/// wins).
+pub fn is_boss(name: &str) -> bool {
+    let rows = BOSS_CATALOGUE
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with("match,"))
+        .filter_map(|line| line.split_once(','));
+    let mut boss = false;
+    for (kind, text) in rows {
+        let text = text.trim();
+        match kind {
+            "not" if name == text => return false,
+            "prefix" => boss |= name.starts_with(text),
+            "contains" => boss |= name.contains(text),
+            "name" => boss |= name == text,
+            _ => {}
+        }
+    }
+    boss
+}
 
 /// Tier odds of the meso reset for tiers 1–5 (boss items: 3–7), percent.
 const TIER_ODDS: [u64; 5] = [0, 29, 45, 25, 1];
@@ -203,6 +228,13 @@ mod tests {
             // lines, so no stat exceeds 4 × 77.
             assert!(t.stats.iter().all(|&s| s <= 4 * 77), "{t:?}");
         }
+    }
+
+    #[test]
+    fn the_catalogue_names_the_boss_items() {
+        assert!(is_boss("제네시스 스태프") && is_boss("레드 매지션 마이스터 심볼"));
+        assert!(is_boss("에테르넬 메이지햇") && is_boss("데이브레이크 펜던트"));
+        assert!(!is_boss("그리드 펜던트") && !is_boss("혼테일의 목걸이"));
     }
 
     #[test]

@@ -18,7 +18,6 @@
 //! (totals that split into no valid lines are reported, not priced) and tells a boss item
 //! from another where the catalogue (`data/flame_boss_items.csv`) does not know it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
@@ -167,9 +166,10 @@ fn hp_per_tier(level: u32) -> u32 {
 fn weapon_attack(base: u32, level: u32, tier: u32, boss: bool) -> u32 {
     let shift = if boss { 3 } else { 1 };
     let power = tier.saturating_sub(shift);
+    // u128: no product of u32 inputs overflows it.
     let numerator =
-        u64::from(base) * u64::from(level / 40 + 1) * u64::from(tier) * 11_u64.pow(power);
-    let denominator = 100 * 10_u64.pow(power);
+        u128::from(base) * u128::from(level / 40 + 1) * u128::from(tier) * 11_u128.pow(power);
+    let denominator = 100 * 10_u128.pow(power);
     u32::try_from(numerator.div_ceil(denominator)).unwrap_or(u32::MAX)
 }
 
@@ -459,7 +459,8 @@ impl Resets {
             if probability >= 1.0 {
                 return 1;
             }
-            let n = ((1.0 - q).ln() / (1.0 - probability).ln()).ceil().max(1.0);
+            // ln_1p keeps a tiny p exact where 1 − p would round to 1.
+            let n = ((1.0 - q).ln() / (-probability).ln_1p()).ceil().max(1.0);
             #[expect(
                 clippy::cast_possible_truncation,
                 clippy::cast_sign_loss,
@@ -493,7 +494,8 @@ pub struct Split {
 }
 
 /// A split of `totals` into valid lines for `item` (boss: exactly 4 lines at tiers 3–7;
-/// others 1–4 lines at tiers 1–5), if one exists. The split of the four stats may be
+/// others 1–4 lines at tiers 1–5; on a weapon without MATT or ATT of its own, one of them may
+/// be a line that adds 0), if one exists. The split of the four stats may be
 /// ambiguous; any one is returned (the score depends on the totals only).
 pub fn split(item: &FlameItem, totals: &Totals) -> Option<Split> {
     let pool = pool(item.level, item.weapon);
@@ -554,13 +556,18 @@ pub fn split(item: &FlameItem, totals: &Totals) -> Option<Split> {
         .copied()
         .filter(|line| matches!(line, LineType::Single(_) | LineType::Double(..)))
         .collect();
+    // A weapon's ATT (MATT) line is a share of its own ATT (MATT): on a weapon with none it
+    // adds 0 and does not show in the totals.
+    let invisible = item.weapon
+        && ((item.base_attack == 0 && totals.attack_power == 0)
+            || (item.base_magic == 0 && totals.magic_power == 0));
     let budget = 4_u32.checked_sub(lines)?;
     let stat_lines = (0..=budget).find(|&n| {
         let total = lines + n;
         let count_ok = if item.boss {
-            total == 4
+            total == 4 || (invisible && total == 3)
         } else {
-            (1..=4).contains(&total)
+            (1..=4).contains(&total) || (invisible && total == 0)
         };
         count_ok && stats_split(item, &candidates, remaining, n)
     })?;
@@ -609,14 +616,30 @@ fn stats_split(item: &FlameItem, candidates: &[LineType], remaining: [u32; 4], n
 /// What a law depends on: the item's class, whose score, which flame.
 type LawKey = (FlameItem, Scorer, FlameKind);
 
-/// The laws already computed, by [`LawKey`].
-#[derive(Debug, Clone, Default)]
+/// The laws already computed, by [`LawKey`], bounded by their size: a law holds one float per
+/// score unit (a few hundred for whole-point weights, tens of thousands for a secondary weight
+/// in hundredths), and the key is the client's to choose.
+#[derive(Debug, Clone)]
 pub struct Flames {
-    laws: Arc<std::sync::Mutex<HashMap<LawKey, Arc<Distribution>>>>,
+    laws: moka::sync::Cache<LawKey, Arc<Distribution>>,
 }
 
-/// Laws kept: one per (level, class, weights) seen, a few dozen in practice.
-const LAWS_KEPT: usize = 4096;
+/// Bytes of laws kept.
+const LAWS_BYTES: u64 = 64 << 20;
+
+impl Default for Flames {
+    fn default() -> Self {
+        Self {
+            laws: moka::sync::Cache::builder()
+                .max_capacity(LAWS_BYTES)
+                .weigher(|_, law: &Arc<Distribution>| {
+                    u32::try_from(law.at_least.len() * std::mem::size_of::<f64>() + 64)
+                        .unwrap_or(u32::MAX)
+                })
+                .build(),
+        }
+    }
+}
 
 impl Flames {
     /// P(one reset scores ≥ `milli` thousandths) on `item`.
@@ -627,7 +650,7 @@ impl Flames {
         kind: FlameKind,
         milli: u64,
     ) -> f64 {
-        // Weapons' own ATT do not enter an armour score.
+        // A weapon's own ATT does not enter an armour score.
         let key = (
             FlameItem {
                 base_attack: 0,
@@ -637,24 +660,9 @@ impl Flames {
             *scorer,
             kind,
         );
-        let cached = self
+        let law = self
             .laws
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-            .cloned();
-        let law = cached.unwrap_or_else(|| {
-            let law = Arc::new(Distribution::of(&key.0, scorer, kind));
-            let mut laws = self
-                .laws
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if laws.len() >= LAWS_KEPT {
-                laws.clear();
-            }
-            laws.insert(key, Arc::clone(&law));
-            law
-        });
+            .get_with(key, || Arc::new(Distribution::of(&key.0, scorer, kind)));
         law.at_least(milli)
     }
 }

@@ -259,23 +259,24 @@ fn allowed(class: &Class, used: &[u8; CAPPED.len()]) -> bool {
 /// The tables are Nexon's for levels 120–200, and hold to 249 ([`level_bump`]). Below 120 an
 /// item's options are another band's, and Nexon's pages for two parts are the same as at 120,
 /// so those are priced with the shipped table (black cube, i.e. the meso reset, only):
-/// - the heart (기계 심장): the level-80 legendary and unique pools on Nexon's page
+/// - the heart (기계 심장), legendary and unique: the level-80 pools on Nexon's page
 ///   (nam3856/DobakSimulator `public/rules/potential.json`, rule `kms-potential-2026-09-17`)
 ///   equal the shipped level-120 line 1 option for option and rate for rate;
-/// - the secondary weapon (보조무기): Nexon's black-cube page at level 100 (Dae-Y/maple_tools
+/// - the secondary weapon (보조무기), legendary: Nexon's black-cube page at level 100 (Dae-Y/maple_tools
 ///   `data/cube-simulator/bcprobs.json`, commit f5369b3f) equals its level-120 table.
 ///
-/// Other parts and cubes below 120 are not shipped.
-pub fn lowest_level(item_type: ItemType, cube: Cube) -> u32 {
-    match (item_type, cube) {
-        (ItemType::Heart, Cube::Black) => 80,
-        (ItemType::Secondary, Cube::Black) => 100,
+/// Only the grades those pages were compared at; other parts, grades and cubes below 120 are
+/// not shipped.
+pub fn lowest_level(item_type: ItemType, cube: Cube, grade: Grade) -> u32 {
+    match (item_type, cube, grade) {
+        (ItemType::Heart, Cube::Black, Grade::Legendary | Grade::Unique) => 80,
+        (ItemType::Secondary, Cube::Black, Grade::Legendary) => 100,
         _ => 120,
     }
 }
 
 /// The +1 that items of level 250 get on stat, attack and HP percentages (KMS), for an item
-/// of `item_type` and `level` priced on `cube`.
+/// of `item_type`, `grade` and `level` priced on `cube`.
 ///
 /// KMS's tables hold as they are for item levels 120–249: a level-160 or level-200 item rolls
 /// the same 12/9/6 main-stat and 9/6 all-stat values as a level-150 one. Evidence: every
@@ -285,8 +286,13 @@ pub fn lowest_level(item_type: ItemType, cube: Cube) -> u32 {
 ///
 /// # Errors
 /// [`PotentialError::LevelOutOfTables`] below [`lowest_level`] or above 250.
-pub fn level_bump(item_type: ItemType, cube: Cube, level: u32) -> Result<u32, PotentialError> {
-    let lowest = lowest_level(item_type, cube);
+pub fn level_bump(
+    item_type: ItemType,
+    cube: Cube,
+    grade: Grade,
+    level: u32,
+) -> Result<u32, PotentialError> {
+    let lowest = lowest_level(item_type, cube, grade);
     match level {
         250 => Ok(1),
         level if (lowest..250).contains(&level) => Ok(0),
@@ -311,7 +317,7 @@ pub fn probability(
     cube: Cube,
     target: &Target,
 ) -> Result<f64, PotentialError> {
-    let bump = level_bump(item_type, cube, level)?;
+    let bump = level_bump(item_type, cube, grade, level)?;
     let lines = tables
         .lines(GroupKey {
             item_type,
@@ -530,27 +536,46 @@ mod tests {
             })
         };
         assert_eq!(
-            level_bump(ItemType::Top, Cube::Red, 119),
+            level_bump(ItemType::Top, Cube::Red, Grade::Legendary, 119),
             out(ItemType::Top, Cube::Red, 119, 120)
         );
         assert_eq!(
-            level_bump(ItemType::Top, Cube::Red, 251),
+            level_bump(ItemType::Top, Cube::Red, Grade::Legendary, 251),
             out(ItemType::Top, Cube::Red, 251, 120)
         );
         // The heart from 80 and the secondary from 100 on the black cube only.
-        assert_eq!(level_bump(ItemType::Heart, Cube::Black, 80), Ok(0));
         assert_eq!(
-            level_bump(ItemType::Heart, Cube::Black, 79),
+            level_bump(ItemType::Heart, Cube::Black, Grade::Legendary, 80),
+            Ok(0)
+        );
+        assert_eq!(
+            level_bump(ItemType::Heart, Cube::Black, Grade::Legendary, 79),
             out(ItemType::Heart, Cube::Black, 79, 80)
         );
         assert_eq!(
-            level_bump(ItemType::Heart, Cube::Red, 100),
+            level_bump(ItemType::Heart, Cube::Red, Grade::Legendary, 100),
             out(ItemType::Heart, Cube::Red, 100, 120)
         );
-        assert_eq!(level_bump(ItemType::Secondary, Cube::Black, 100), Ok(0));
         assert_eq!(
-            level_bump(ItemType::Secondary, Cube::Black, 99),
+            level_bump(ItemType::Secondary, Cube::Black, Grade::Legendary, 100),
+            Ok(0)
+        );
+        assert_eq!(
+            level_bump(ItemType::Secondary, Cube::Black, Grade::Legendary, 99),
             out(ItemType::Secondary, Cube::Black, 99, 100)
+        );
+        // Only the grades the pages were compared at.
+        assert_eq!(
+            level_bump(ItemType::Secondary, Cube::Black, Grade::Unique, 100),
+            out(ItemType::Secondary, Cube::Black, 100, 120)
+        );
+        assert_eq!(
+            level_bump(ItemType::Heart, Cube::Black, Grade::Epic, 80),
+            out(ItemType::Heart, Cube::Black, 80, 120)
+        );
+        assert_eq!(
+            level_bump(ItemType::Heart, Cube::Black, Grade::Unique, 80),
+            Ok(0)
         );
     }
 

@@ -245,8 +245,8 @@ pub struct Expectation {
     pub rules: Rules,
     /// The repair taken at each star where the item can be destroyed on the way.
     pub repair_policy: BTreeMap<u32, RepairChoice>,
-    /// Whether a recovery-meso figure behind the answer is extrapolated (the item's level has
-    /// no published row; see [`recovery`]).
+    /// Whether a star-keeping repair in `repair_policy` is priced with extrapolated recovery
+    /// mesos (the item's level has no published row; see [`recovery_model`]).
     pub recovery_extrapolated: bool,
 }
 
@@ -323,7 +323,12 @@ pub fn max_stars(level: u32) -> u32 {
 /// (s+1)^e / D + 10), L floored to a multiple of 10, D by star and [`CostTable`] (the KMS
 /// table's `1000 + L³·(s+1)^e / D'` is the same form with D = 100 · D', also rounded to 100).
 pub fn base_cost(table: CostTable, level: u32, star: u32) -> f64 {
-    let l = f64::from(level / 10 * 10);
+    cost_at(table, level / 10 * 10, star)
+}
+
+/// [`base_cost`]'s formula at `level` as it is (not floored to a multiple of 10).
+fn cost_at(table: CostTable, level: u32, star: u32) -> f64 {
+    let l = f64::from(level);
     let s = f64::from(star);
     let (exponent, divisor) = match (table, star) {
         (CostTable::Calculator, 0..=9) => (1.0, 2500.0),
@@ -393,7 +398,8 @@ fn attempt(table: CostTable, request: &Request, star: usize) -> (f64, f64, f64) 
         // As priced until 2026: every discount added up.
         Rules::Kms2025 => base * (1.0 - member - event),
     };
-    if request.safeguard && (15..=17).contains(&star) {
+    // Safeguard where the attempt could destroy the item (not a sure 15★ of the 5/10/15 event).
+    if request.safeguard && (15..=17).contains(&star) && destroy > 0.0 {
         destroy = 0.0;
         // The surcharge is never discounted.
         cost += 2.0 * base;
@@ -411,16 +417,18 @@ pub fn recovery_mesos(table: CostTable, level: u32, trace_star: u32) -> (f64, bo
 }
 
 /// The model both published recovery tables follow (it reproduces the 140/160/200/250 rows
-/// to the 0.01억 they are printed with): the expected mesos of climbing from 12★ back to the
-/// trace's star during a Shining Star Force event (30% off the attempts, 30% less destruction
-/// at ≤ 21★), safeguard bought at 15–17★, a destruction on the way repaired at its own star:
-/// F(12) = 0, F(s+1) = F(s) + (c_s + d_s·F(s)) / p_s.
+/// to the 0.01억 they are printed with, and the 130/135/145/150 rows within 0.5%): the
+/// expected mesos of climbing from 12★ back to the trace's star during a Shining Star Force
+/// event (30% off the attempts, 30% less destruction at ≤ 21★), safeguard bought at 15–17★, a
+/// destruction on the way repaired at its own star: F(12) = 0, F(s+1) = F(s) + (c_s +
+/// d_s·F(s)) / p_s, with the attempt costs at the item's own level (the 135 and 145 rows scale
+/// with 135³ and 145³, not with the floored 130³ and 140³ the attempts are charged at).
 pub fn recovery_model(table: CostTable, level: u32, trace_star: u32) -> f64 {
     let mut climbed = 0.0;
     for star in 12..trace_star {
         let index = star as usize;
         let success = (SUCCESS[index] / 100.0 * CATCH_BONUS).min(1.0);
-        let base = base_cost(table, level, star);
+        let base = cost_at(table, level, star);
         let (cost, destroy) = if (15..=17).contains(&star) {
             (base * (1.0 - EVENT_DISCOUNT) + 2.0 * base, 0.0)
         } else {
@@ -483,6 +491,8 @@ struct Destruction {
     /// Identical items taken.
     spares: f64,
     choice: RepairChoice,
+    /// The recovery mesos are extrapolated (no published row).
+    extrapolated: bool,
 }
 
 /// One star of the chain: the attempt's odds and cost and what a destruction leads to.
@@ -523,7 +533,6 @@ impl Step {
 struct Chain {
     links: Vec<Link>,
     steps: Vec<Step>,
-    recovery_extrapolated: bool,
 }
 
 impl Chain {
@@ -532,7 +541,6 @@ impl Chain {
         let price = request.spare_price();
         let mut links = Vec::with_capacity(to);
         let mut steps: Vec<Step> = Vec::with_capacity(to);
-        let mut recovery_extrapolated = false;
         let climb = |steps: &[Step], back: usize, star: usize| -> Step {
             let mut sum = Step::default();
             for step in &steps[back.min(star)..star] {
@@ -548,6 +556,7 @@ impl Chain {
                     recovery: 0.0,
                     spares: 1.0,
                     choice: RepairChoice::Twelve,
+                    extrapolated: false,
                 };
                 if request.rules == Rules::Kms2025 || request.repair == Repair::Twelve {
                     return twelve;
@@ -565,8 +574,8 @@ impl Chain {
                     recovery: mesos * shining,
                     spares: f64::from(recovery::items_needed(trace_u32)),
                     choice: RepairChoice::Keep,
+                    extrapolated,
                 };
-                recovery_extrapolated |= extrapolated;
                 if request.repair == Repair::Keep {
                     return keep;
                 }
@@ -605,11 +614,7 @@ impl Chain {
             });
             steps.push(step);
         }
-        Self {
-            links,
-            steps,
-            recovery_extrapolated,
-        }
+        Self { links, steps }
     }
 
     /// The stars a climb from `from` tries (each until it leaves it upwards).
@@ -654,16 +659,20 @@ pub fn expect(table: CostTable, request: &Request) -> Result<Expectation, Starfo
         .path(request)
         .filter_map(|star| chain.links[star].destruction.map(|d| d.back.min(star)))
         .min();
-    let repair_policy = lowest
+    let reachable: Vec<(usize, Destruction)> = lowest
         .map(|lowest| {
             (lowest..request.to as usize)
-                .filter_map(|star| {
-                    let d = chain.links[star].destruction?;
-                    Some((u32::try_from(star).ok()?, d.choice))
-                })
+                .filter_map(|star| Some((star, chain.links[star].destruction?)))
                 .collect()
         })
         .unwrap_or_default();
+    let repair_policy = reachable
+        .iter()
+        .filter_map(|&(star, d)| Some((u32::try_from(star).ok()?, d.choice)))
+        .collect();
+    let recovery_extrapolated = reachable
+        .iter()
+        .any(|(_, d)| d.choice == RepairChoice::Keep && d.extrapolated);
     let spare_mesos = sum.spares * request.spare_price();
     // `+ 0.0`: an empty sum is −0.0, which JSON would show as `-0.0`.
     Ok(Expectation {
@@ -677,9 +686,7 @@ pub fn expect(table: CostTable, request: &Request) -> Result<Expectation, Starfo
         expected_attempts: sum.attempts + 0.0,
         rules: request.rules,
         repair_policy,
-        recovery_extrapolated: chain.recovery_extrapolated
-            && request.rules == Rules::Kms2026
-            && lowest.is_some(),
+        recovery_extrapolated,
     })
 }
 
@@ -722,7 +729,7 @@ impl<T> Quantiles<T> {
 /// How far the outcome of a climb may stray from its mean.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Spread {
-    /// Mesos spent (replacements included when `replacement_mesos` is given), from a seeded
+    /// Mesos spent (recovery mesos and spare items at `spare_mesos` included), from a seeded
     /// simulation; `None` when the chain is too long to simulate (see `trials`).
     pub mesos: Option<Quantiles<f64>>,
     /// Destructions, exact.
@@ -768,7 +775,7 @@ pub fn destroy_quantile(a: f64, b: f64, q: f64) -> u64 {
         return u64::from(q > a);
     }
     // (1 − b)^k ≤ (1 − q) / (1 − a)
-    let k = ((1.0 - q) / (1.0 - a)).ln() / (1.0 - b).ln();
+    let k = ((1.0 - q) / (1.0 - a)).ln() / (-b).ln_1p();
     #[expect(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
@@ -910,7 +917,7 @@ fn climbs(table: CostTable, request: &Request, trials: usize, seed: u64) -> Vec<
                 .map_or((star, 0.0), |d| (d.back, d.recovery + d.spares * price));
             Move {
                 cost: link.cost,
-                ln_stay: (leave < 1.0).then(|| (1.0 - leave).ln()),
+                ln_stay: (leave < 1.0).then(|| (-leave).ln_1p()),
                 up: link.success / leave,
                 next: next_star(request, star),
                 back,
@@ -993,7 +1000,7 @@ pub struct Starforce {
     table: CostTable,
     spreads: moka::sync::Cache<Request, Spread>,
     /// One simulation at a time per process: a burst of uncached requests (each distinct
-    /// `replacement_mesos` is one) takes one core, not all of them.
+    /// `spare_mesos` is one) takes one core, not all of them.
     simulating: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
@@ -1020,16 +1027,20 @@ impl Starforce {
     }
 
     /// [`spread`], cached: requests that only differ by the level within its band of ten
-    /// (the cost formula floors it; levels with a published recovery row keep their own)
-    /// share one entry once validated. Concurrent misses on one
+    /// (the cost formula floors it) share one entry once validated, unless a star-keeping
+    /// repair may price their recovery mesos at their own level. Concurrent misses on one
     /// key simulate once; misses on different keys simulate one after the other.
     ///
     /// # Errors
     /// [`StarforceError`] naming the field that is out of range.
     pub fn spread(&self, request: &Request) -> Result<Spread, StarforceError> {
         validate(request)?;
-        // The cost formula floors the level; a published recovery row does not.
-        let level = if recovery::is_published(request.level) {
+        // The attempts' cost formula floors the level; recovery mesos do not (a published row
+        // or the model at the exact level), so a request that may repair at the trace's star
+        // keeps its own level.
+        let recovery_matters =
+            request.rules == Rules::Kms2026 && request.repair != Repair::Twelve && request.to > 15;
+        let level = if recovery_matters {
             request.level
         } else {
             request.level / 10 * 10

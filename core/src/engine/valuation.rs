@@ -644,7 +644,7 @@ fn price_potential(
     let grade = grade.ok_or("no potential on this item")?;
     let level = level.ok_or("the item level is missing")?;
     let method = options.method;
-    potential::level_bump(item_type, method.tables(), level).map_err(|e| e.to_string())?;
+    potential::level_bump(item_type, method.tables(), grade, level).map_err(|e| e.to_string())?;
     let (stat, magician) = profile.ok_or("unknown class: main stat not known")?;
     let terms = derive_target(item_type, lines, stat, magician);
     let tier_steps = tierup::path(Grade::Rare, grade, method, options.miracle_time)

@@ -510,6 +510,30 @@ fn simulated_lines_are_lines_the_engine_admits() {
             &valuation::Gear::from(&parsed),
             Options::default(),
         );
+        // Preset items are priced like the equipped ones: their flames too.
+        for preset in [
+            &parsed.item_equipment_preset_1,
+            &parsed.item_equipment_preset_2,
+            &parsed.item_equipment_preset_3,
+        ] {
+            let as_equipped = Equipment {
+                item_equipment: preset.clone().unwrap_or_default(),
+                ..parsed.clone()
+            };
+            let priced = valuation::value_character(
+                &engine,
+                &valuation::Gear::from(&as_equipped),
+                Options::default(),
+            );
+            for item in &priced.items {
+                assert!(
+                    item.flame_unpriced.is_none(),
+                    "preset {}: {:?}",
+                    item.name,
+                    item.flame_unpriced
+                );
+            }
+        }
         for item in &valued.items {
             let potential = item
                 .potential
@@ -687,11 +711,31 @@ async fn flames_over_http() {
     for preset in valuation["presets"].as_array().expect("presets") {
         assert!(preset["total_flame_mesos"].as_f64() >= Some(0.0));
     }
-    // A secondary stat's weight can only raise the score; outside 0..=1 it is refused.
+    // A secondary stat's weight can only raise an item's score (and so its resets);
+    // outside 0..=1 it is refused.
     let weighted = stack
         .get("/v1/characters/에반샘플/expectation?flame_secondary_weight=0.1")
         .await;
     assert_eq!(weighted.status(), StatusCode::OK);
+    let weighted: Value = weighted.json().await.expect("JSON");
+    let scores = |valuation: &Value| -> Vec<f64> {
+        valuation["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|item| item["flame"]["score"].as_f64())
+            .collect()
+    };
+    let (plain, heavier) = (scores(valuation), scores(&weighted["valuation"]));
+    assert_eq!(plain.len(), heavier.len());
+    assert!(
+        plain.iter().zip(&heavier).all(|(a, b)| b >= a),
+        "{plain:?} {heavier:?}"
+    );
+    assert!(
+        plain.iter().zip(&heavier).any(|(a, b)| b > a),
+        "Evan's DEX/LUK lines count"
+    );
     let bad = stack
         .get("/v1/characters/에반샘플/expectation?flame_secondary_weight=1.5")
         .await;

@@ -1,6 +1,8 @@
 //! Flames' tests: DOMAIN.md §6d's worked checks, the exact law against a brute-force
 //! enumeration and a seeded simulation, the laws' shape, and the real responses' totals.
 
+use std::collections::HashMap;
+
 use super::*;
 use maple_common::splitmix::SplitMix64;
 
@@ -326,6 +328,26 @@ fn every_flamed_item_of_the_references_splits() {
         )
         .is_some()
     );
+    // A boss pistol (no MATT of its own) whose fourth line is MATT shows three lines.
+    let pistol = FlameItem {
+        weapon: true,
+        base_attack: 249,
+        ..boss_armor(200)
+    };
+    let three = Totals {
+        attack_power: 154,
+        boss_damage: 12,
+        equipment_level_decrease: 30,
+        ..Totals::default()
+    };
+    assert_eq!(split(&pistol, &three).map(|s| s.attack_tier), Some(Some(7)));
+    let armour_three = Totals {
+        all_stat: 5,
+        jump: 5,
+        speed: 5,
+        ..Totals::default()
+    };
+    assert!(split(&boss_armor(200), &armour_three).is_none());
     assert_eq!(catalogue_says_boss("혼테일의 목걸이"), Some(false));
     assert_eq!(catalogue_says_boss("레드 매지션 마이스터 심볼"), Some(true));
     assert_eq!(catalogue_says_boss("그리드 펜던트"), None);
@@ -339,5 +361,8 @@ fn resets_follow_the_geometric_law() {
     // ⌈ln 0.5 / ln 0.99⌉ = 69, ⌈ln 0.01 / ln 0.99⌉ = 459.
     assert_eq!((q.p50, q.p99), (69, 459));
     assert!(Resets::of(0.0).expected_resets.is_none());
+    // A tiny p keeps its quantiles: ⌈ln 0.5 / ln(1 − 1e-18)⌉ ≈ 6.9e17, not 1.
+    let rare = Resets::of(1e-18).quantiles.expect("reachable");
+    assert!(rare.p50 > 600_000_000_000_000_000, "{rare:?}");
     assert_eq!(Resets::of(1.0).quantiles.map(|q| q.p99), Some(1));
 }

@@ -469,6 +469,19 @@ fn spreads_are_deterministic_cached_and_bounded() {
     let top = starforce.spread(&plain(250, 0, 30)).expect("valid");
     assert!(top.mesos.is_none() && top.trials == 0);
     assert!(top.destroys.p50 > 100, "{:?}", top.destroys);
+    // Today's rules: a level with no published recovery row is not priced with its band's
+    // row — the cached spread is the direct one at its own level.
+    for level in [151, 155, 200, 210] {
+        let request = Request {
+            spare_mesos: Some(1),
+            ..today(level, 15, 22)
+        };
+        assert_eq!(
+            starforce.spread(&request).expect("valid"),
+            spread(CostTable::Kms, &request).expect("valid"),
+            "{level}"
+        );
+    }
     // Invalid requests are refused as `expect` refuses them.
     assert!(matches!(
         starforce.spread(&plain(100, 0, 10)),
@@ -562,6 +575,22 @@ fn the_recovery_model_reproduces_the_shared_rows() {
             );
         }
     }
+    // The rows the two sources derive elsewhere (130, 135, 145, 150) within 0.5%, the model
+    // at the item's own level: the 135 and 145 rows scale with 135³ and 145³.
+    for level in [130, 135, 145, 150] {
+        for star in 15..=22 {
+            let Some(published) = recovery::published(level, star) else {
+                continue;
+            };
+            let modelled = recovery_model(CostTable::Kms, level, star);
+            assert!(
+                relative(modelled, published) < 0.005,
+                "{level}/{star}: published {published}, model {modelled}"
+            );
+        }
+    }
+    // Extrapolated figures grow with the level between published rows.
+    assert!(recovery_mesos(CostTable::Kms, 146, 15).0 > recovery_mesos(CostTable::Kms, 145, 15).0);
     // Level 200, 15★: 0.7 × (c12/p12 + c13/p13 + c14/p14) = 432,932,936 (4.33억).
     assert!((recovery_model(CostTable::Kms, 200, 15) - 432_932_936.0).abs() < 1.0);
     let (at_210, extrapolated) = recovery_mesos(CostTable::Kms, 210, 22);

@@ -44,7 +44,7 @@ fn every_line_of_the_real_responses_is_one_the_tables_admit() {
             continue;
         };
         // Below 120 only the parts whose tables are shipped for that level (black cube).
-        let Ok(bump) = potential::level_bump(item_type, Cube::Black, level) else {
+        let Ok(bump) = potential::level_bump(item_type, Cube::Black, grade, level) else {
             untabled += 1;
             continue;
         };
