@@ -18,12 +18,16 @@
 //! (totals that split into no valid lines are reported, not priced) and tells a boss item
 //! from another where the catalogue (`data/flame_boss_items.csv`) does not know it.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::model::MainStat;
 use crate::engine::starforce::Quantiles;
+
+mod catalogue;
+
+pub use self::catalogue::catalogue_says_boss;
 
 /// Mesos per meso reset of flames, at every item level (Update/799).
 pub const MESO_RESET_PRICE: u64 = 3_000_000;
@@ -665,60 +669,6 @@ impl Flames {
             .get_with(key, || Arc::new(Distribution::of(&key.0, scorer, kind)));
         law.at_least(milli)
     }
-}
-
-/// Boss items by name: the catalogue shipped in `data/flame_boss_items.csv`.
-static BOSS_CATALOGUE: LazyLock<Catalogue> =
-    LazyLock::new(|| Catalogue::parse(include_str!("../../../data/flame_boss_items.csv")));
-
-#[derive(Debug, Default)]
-struct Catalogue {
-    prefixes: Vec<String>,
-    fragments: Vec<String>,
-    names: Vec<String>,
-    excluded: Vec<String>,
-}
-
-impl Catalogue {
-    fn parse(text: &str) -> Self {
-        let mut catalogue = Self::default();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') || line.starts_with("match,") {
-                continue;
-            }
-            let Some((kind, name)) = line.split_once(',') else {
-                panic!("data/flame_boss_items.csv: a row is `match,name`: {line}");
-            };
-            let name = name.trim().to_owned();
-            match kind {
-                "prefix" => catalogue.prefixes.push(name),
-                "contains" => catalogue.fragments.push(name),
-                "name" => catalogue.names.push(name),
-                "not" => catalogue.excluded.push(name),
-                _ => panic!("data/flame_boss_items.csv: unknown match `{kind}`"),
-            }
-        }
-        catalogue
-    }
-}
-
-/// Whether the catalogue names `name` a boss item (`Some(false)` for the listed exceptions,
-/// `None` when it does not know it).
-pub fn catalogue_says_boss(name: &str) -> Option<bool> {
-    let catalogue = &*BOSS_CATALOGUE;
-    if catalogue.excluded.iter().any(|n| n == name) {
-        return Some(false);
-    }
-    let known = catalogue.names.iter().any(|n| n == name)
-        || catalogue
-            .prefixes
-            .iter()
-            .any(|p| name.starts_with(p.as_str()))
-        || catalogue
-            .fragments
-            .iter()
-            .any(|f| name.contains(f.as_str()));
-    known.then_some(true)
 }
 
 #[cfg(test)]

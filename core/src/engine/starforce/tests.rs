@@ -1,6 +1,8 @@
 //! Star force's tests: DOMAIN.md §6's worked checks for both rule sets, hand-checked cases,
 //! the options, both cost tables, the repairs, and the spread against the exact chain.
 
+use super::rules::{SUCCESS, attempt};
+use super::spread::{SPREAD_SEED, climbs, destroy_quantiles_by_layers};
 use super::*;
 
 /// A request under the 2025 rules (what most of the older checks were written for).
