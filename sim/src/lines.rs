@@ -37,8 +37,8 @@ const GRADE_NAMES: [&str; 4] = ["rare", "epic", "unique", "legendary"];
 /// The table a grade's lines are drawn from: KMS players reset with mesos (the black cube's
 /// tables) from unique up; the shipped tables have rare and epic under occult and master.
 const CUBE_FOR_GRADE: [&str; 4] = ["occult", "master", "black", "black"];
-/// The additional table's bands (lowest level of each).
-const ADDITIONAL_BANDS: [u32; 3] = [100, 120, 250];
+/// The additional table's bands (lowest and highest level of each), as the engine reads them.
+const ADDITIONAL_BANDS: [(u64, u64); 4] = [(80, 80), (100, 119), (120, 249), (250, u64::MAX)];
 
 static TABLES: LazyLock<Tables> = LazyLock::new(|| {
     parse(
@@ -188,9 +188,8 @@ pub fn draw_main<R: Uniform>(
 pub fn draw_additional<R: Uniform>(part: &str, level: u64, rng: &mut R) -> Option<[String; 3]> {
     let band = ADDITIONAL_BANDS
         .iter()
-        .rev()
-        .copied()
-        .find(|band| level >= u64::from(*band))?;
+        .find(|(low, high)| (*low..=*high).contains(&level))
+        .and_then(|(low, _)| u32::try_from(*low).ok())?;
     let mut drawn = Vec::with_capacity(3);
     for line in 0..3 {
         let options = TABLES.additional.get(&(part.to_owned(), band, line))?;

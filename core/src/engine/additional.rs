@@ -2,8 +2,8 @@
 //!
 //! Tables: `data/additional_rates.csv`, Nexon's published per-line rates for the additional
 //! potential (maplestory.nexon.com, 확률형 아이템 → 에디셔널 잠재능력 재설정), legendary grade, per
-//! part and level band (100–119, 120–249, 250+; the page's tables are identical from 120 to
-//! 200), legendary from Nexon's page as one calculator scraped it, epic and unique (120–249 and
+//! part and level band (80 for the heart alone, 100–119, 120–249, 250+; the page's tables are
+//! identical from 120 to 200), legendary from Nexon's page as one calculator scraped it, epic and unique (120–249 and
 //! 250+, 16 and 12 parts) as another copied it (`data/README.md` names both). Options are kept
 //! in Nexon's own text and read with the same parser as the items' lines, so the tables and
 //! the responses cannot disagree on a spelling; lines the targets never count (per-level
@@ -23,8 +23,10 @@ use crate::engine::tables::{LineOption, TableError, check_sums, push_option};
 /// The repository's additional-potential table, built in.
 const BUILT_IN: &str = include_str!("../../../data/additional_rates.csv");
 const HEADER: [&str; 6] = ["part", "min_level", "grade", "line", "option", "rate_pct"];
-/// The level bands' lowest levels, low to high.
-pub const BANDS: [u32; 3] = [100, 120, 250];
+/// The level bands (lowest, highest level), low to high. Nexon's page has a table per band of
+/// levels; level 80 is a band of its own (the superior hearts' level), and 81–99 are not
+/// shipped.
+pub const BANDS: [(u32, u32); 4] = [(80, 80), (100, 119), (120, 249), (250, u32::MAX)];
 
 /// Meso reset of the additional potential: (lowest level of the band, price per grade
 /// rare..legendary). KMS, DOMAIN.md §6b.
@@ -73,9 +75,12 @@ pub fn part_of_slot(slot: &str) -> Option<Part> {
     })
 }
 
-/// The band an item level falls in, if any table covers it.
+/// The band an item level falls in (its lowest level), if any table covers it.
 pub fn band_of(level: u32) -> Option<u32> {
-    BANDS.iter().rev().copied().find(|band| level >= *band)
+    BANDS
+        .iter()
+        .find(|(low, high)| (*low..=*high).contains(&level))
+        .map(|(low, _)| *low)
 }
 
 /// All additional-potential tables: (part, band, grade) → lines 1, 2 and 3.
@@ -119,8 +124,8 @@ impl AdditionalTables {
             let band: u32 = field(1)
                 .parse()
                 .ok()
-                .filter(|b| BANDS.contains(b))
-                .ok_or_else(|| bad(format!("min_level must be one of {BANDS:?}")))?;
+                .filter(|b| BANDS.iter().any(|(low, _)| low == b))
+                .ok_or_else(|| bad("min_level must be 80, 100, 120 or 250".to_owned()))?;
             let grade: Grade = field(2).parse().map_err(|e| bad(format!("{e}")))?;
             let line: usize = field(3)
                 .parse()
@@ -166,8 +171,7 @@ impl AdditionalTables {
     ) -> Result<&[Vec<LineOption>; 3], String> {
         let band = band_of(level).ok_or_else(|| {
             format!(
-                "additional-potential tables start at item level {} (got {level})",
-                BANDS[0]
+                "additional-potential tables cover item levels 80, 100–119, 120–249 and 250+ (got {level})"
             )
         })?;
         self.groups.get(&(part, band, grade)).ok_or_else(|| {
@@ -201,12 +205,12 @@ mod tests {
     #[test]
     fn the_built_in_table_loads_with_every_part_it_should() {
         let tables = built_in();
-        // Legendary: 18 parts at 100 and 120; at 250 Nexon lists 11 of them (no 250 emblem,
+        // Legendary: the heart at 80, 18 parts at 100 and 120; at 250 Nexon lists 11 of them (no 250 emblem,
         // secondary, overall, belt, eye, earrings, heart). Epic and unique: 16 parts at 120
         // (no overall, no heart) and 12 at 250.
         assert_eq!(
             tables.len(),
-            18 + 18 + 11 + 2 * (16 + 12),
+            1 + 18 + 18 + 11 + 2 * (16 + 12),
             "{}",
             tables.len()
         );
@@ -230,6 +234,10 @@ mod tests {
             .expect_err("no unique heart table");
         assert!(heart.contains("no unique"), "{heart}");
         assert!(tables.lines(Part::Hat, 99, Grade::Legendary).is_err());
+        // Level 80 is the heart's own band (Nexon's level-80 table); 81–99 are not shipped.
+        assert!(tables.lines(Part::Heart, 80, Grade::Legendary).is_ok());
+        assert!(tables.lines(Part::Heart, 85, Grade::Legendary).is_err());
+        assert!(tables.lines(Part::Hat, 80, Grade::Legendary).is_err());
     }
 
     /// Every additional-potential line of both real responses (equipped and presets) whose

@@ -295,6 +295,18 @@ fn the_real_characters_are_priced_with_reasons_for_the_rest() {
                 );
             }
         }
+        // A level-80 heart's additional potential: Nexon's level-80 table.
+        if let Some(heart) = valuation
+            .items
+            .iter()
+            .find(|i| i.slot == "기계 심장" && i.level == Some(80))
+        {
+            assert!(
+                heart.additional_unpriced.is_none(),
+                "{:?}",
+                heart.additional_unpriced
+            );
+        }
     }
 }
 
