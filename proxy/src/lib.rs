@@ -141,7 +141,10 @@ fn build(config: ProxyConfig) -> Result<Server, StartError> {
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
-    let metrics = ProxyMetrics::new()?;
+    let metrics = ProxyMetrics::new()?.start_at_zero(
+        &routes::Route::UPSTREAM.map(routes::Route::label),
+        &upstream::Failure::CODES,
+    );
     let breaker = Arc::new(breaker::Breaker::new(config.breaker));
     let config = Arc::new(config);
     let alerter = Arc::new(alerts::Alerter::new(config.alerts.clone(), metrics.clone()));

@@ -216,6 +216,22 @@ impl ProxyMetrics {
         self
     }
 
+    /// Starts the labelled counters a dashboard or alert reads with `rate()` at zero for every
+    /// route that reaches Nexon and every cause, so their series exist from the first scrape,
+    /// not from the first stale answer or retry — the very moments someone looks.
+    #[must_use]
+    pub fn start_at_zero(self, routes: &[&str], causes: &[&str]) -> Self {
+        for route in routes {
+            for cause in causes.iter().chain(&["revalidating"]) {
+                self.stale_served_total.with_label_values(&[route, cause]);
+            }
+            for reason in causes {
+                self.retries_total.with_label_values(&[route, reason]);
+            }
+        }
+        self
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         maple_common::metrics::render(&self.registry)

@@ -20,6 +20,9 @@ pub enum Route {
 }
 
 impl Route {
+    /// The routes that reach Nexon (and so may retry or be served stale).
+    pub const UPSTREAM: [Self; 4] = [Self::Id, Self::Basic, Self::ItemEquipment, Self::OtherNexon];
+
     pub fn of(path: &str) -> Self {
         match path {
             PATH_ID => Self::Id,

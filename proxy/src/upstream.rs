@@ -71,6 +71,19 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Every code [`Failure::code`] gives (the metrics start each at zero).
+    pub const CODES: [&'static str; 9] = [
+        "upstream_timeout",
+        "upstream_unreachable",
+        "upstream_protocol_error",
+        "upstream_error",
+        "upstream_rate_limited",
+        "rate_limited",
+        "breaker_open",
+        "overloaded",
+        "upstream_response_too_large",
+    ];
+
     /// The error code clients see (and the alert cause).
     pub fn code(self) -> &'static str {
         match self {
@@ -657,4 +670,31 @@ fn classify(
         Step::Done(Fetched::Answer(Arc::new(answer))),
         Some(Outcome::Success),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics start every code at zero: the list holds each one `code` gives.
+    #[test]
+    fn every_failure_code_is_listed() {
+        let every = [
+            Failure::Timeout,
+            Failure::Unreachable,
+            Failure::Protocol,
+            Failure::Status(500),
+            Failure::UpstreamRateLimited { retry_after: None },
+            Failure::Throttled {
+                retry_after: Duration::ZERO,
+            },
+            Failure::BreakerOpen {
+                retry_after: Duration::ZERO,
+            },
+            Failure::Overloaded,
+            Failure::TooLarge,
+        ];
+        let codes: Vec<&str> = every.iter().map(|f| f.code()).collect();
+        assert_eq!(codes, Failure::CODES);
+    }
 }

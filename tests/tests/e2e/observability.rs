@@ -136,3 +136,28 @@ async fn every_metric_the_dashboards_and_rules_use_is_exported() {
     );
     stack.stop().await;
 }
+
+/// The counters a dashboard reads with `rate()` exist at zero from the first scrape: a stale
+/// answer or a retry is what an SRE looks for, and a series that appears only with the first
+/// one reads nothing until then.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxys_stale_and_retry_counters_exist_at_zero_before_any_traffic() {
+    let stack = Stack::start().await;
+    let text = stack.proxy_metrics().await;
+    for sample in [
+        r#"maple_proxy_stale_served_total{cause="breaker_open",route="/maplestory/v1/character/item-equipment"} 0"#,
+        r#"maple_proxy_stale_served_total{cause="revalidating",route="/maplestory/v1/id"} 0"#,
+        r#"maple_proxy_retries_total{reason="upstream_timeout",route="/maplestory/v1/character/basic"} 0"#,
+        r#"maple_proxy_retries_total{reason="upstream_error",route="/maplestory/v1/id"} 0"#,
+    ] {
+        assert!(
+            text.lines().any(|line| line == sample),
+            "missing `{sample}` in:\n{}",
+            text.lines()
+                .filter(|l| l.contains("stale_served") || l.contains("retries_total"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    stack.stop().await;
+}
