@@ -192,11 +192,17 @@ impl ApiError {
         }
     }
 
-    /// What the client reads: specific for its own mistakes, generic for our internals.
+    /// What the client reads: specific for its own mistakes, a fixed sentence per code for our
+    /// internals (the detail stays in the log line, `LoggedError`).
     fn public_message(&self) -> String {
         match self {
             Self::Storage(_) => "the database is unavailable; try again shortly".to_owned(),
             Self::Internal(_) => "internal error".to_owned(),
+            // The cause (a library's text with an internal URL, a decoder's text) is for the
+            // log line only.
+            Self::UpstreamUnavailable { .. } => {
+                "the Nexon API is unavailable; try again shortly".to_owned()
+            }
             Self::UpstreamRejected { .. } => {
                 "the Nexon API refused the request; this is our fault and has been logged"
                     .to_owned()

@@ -162,3 +162,34 @@ async fn a_wrong_api_key_is_our_fault_not_the_clients() {
     );
     stack.stop().await;
 }
+
+/// With the proxy unreachable the client reads a fixed sentence for the code: no URL, host,
+/// port or library text (that detail is the log line's).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_proxy_leaks_nothing_internal_in_the_body() {
+    let stack = Stack::start_with(Options {
+        core_env: vec![("MAPLE_PROXY_URL", "http://127.0.0.1:1".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let response = stack.get("/v1/characters/leaky/equipment").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    let text = body.to_string();
+    for leak in [
+        "127.0.0.1",
+        "http://",
+        "error sending",
+        "proxy_unreachable",
+        "url",
+        ":1",
+    ] {
+        assert!(!text.contains(leak), "`{leak}` in {text}");
+    }
+    assert_eq!(
+        body["error"]["message"],
+        "the Nexon API is unavailable; try again shortly"
+    );
+    stack.stop().await;
+}
