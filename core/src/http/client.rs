@@ -78,13 +78,22 @@ pub struct KeyAllowance {
     windows: moka::sync::Cache<IpAddr, Arc<KeyWindow>>,
     window: Duration,
     ipv6_prefix: u8,
+    /// Hashes the keys remembered per client (seeded per process).
+    hasher: std::collections::hash_map::RandomState,
 }
 
 #[derive(Debug)]
 struct KeyWindow {
     opened: Instant,
     used: std::sync::atomic::AtomicU64,
+    /// The client's most recent keys (a hash of each), so that a retry with the same key —
+    /// what the API asks after `outcome_unknown` — is not charged again.
+    recent: std::sync::Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// Keys remembered per client for not charging a retry twice: retries follow their first
+/// attempt within seconds, so the last few cover them.
+const RECENT_KEYS: usize = 64;
 
 impl KeyAllowance {
     /// Windows of `window`; IPv6 clients grouped as in [`ClientLimits`].
@@ -96,12 +105,15 @@ impl KeyAllowance {
                 .build(),
             window,
             ipv6_prefix,
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    /// Counts one key for `client` if it has used fewer than `cap` in its window; `Err` says
-    /// when its window ends.
-    pub fn take(&self, client: IpAddr, cap: u64) -> Result<(), Duration> {
+    /// Counts `key` for `client` if it has used fewer than `cap` keys in its window; a key
+    /// among its [`RECENT_KEYS`] most recent is a retry and is not counted again. `Err` says
+    /// when the window ends.
+    pub fn take(&self, client: IpAddr, key: &str, cap: u64) -> Result<(), Duration> {
+        use std::hash::{BuildHasher as _, Hasher as _};
         use std::sync::atomic::Ordering;
         let now = Instant::now();
         let window = self
@@ -110,15 +122,35 @@ impl KeyAllowance {
                 Arc::new(KeyWindow {
                     opened: now,
                     used: std::sync::atomic::AtomicU64::new(0),
+                    recent: std::sync::Mutex::default(),
                 })
             });
+        let hash = {
+            let mut hasher = self.hasher.build_hasher();
+            hasher.write(key.as_bytes());
+            hasher.finish()
+        };
+        // The lock only orders this client's own requests; a poisoned one holds no invariant.
+        let mut recent = window
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.contains(&hash) {
+            return Ok(());
+        }
         let taken = window
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 (used < cap).then_some(used + 1)
             });
         match taken {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if recent.len() == RECENT_KEYS {
+                    recent.pop_front();
+                }
+                recent.push_back(hash);
+                Ok(())
+            }
             Err(_) => Err(self
                 .window
                 .saturating_sub(now.saturating_duration_since(window.opened))),
@@ -244,13 +276,16 @@ mod tests {
     fn a_client_has_its_keys_for_a_window_shared_by_its_64() {
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
         let allowance = KeyAllowance::new(Duration::from_secs(60), 64);
-        for _ in 0..2 {
-            assert!(allowance.take(ip("2001:db8:1:2::1"), 2).is_ok());
+        for key in ["a", "b"] {
+            assert!(allowance.take(ip("2001:db8:1:2::1"), key, 2).is_ok());
         }
         let wait = allowance
-            .take(ip("2001:db8:1:2::9"), 2)
+            .take(ip("2001:db8:1:2::9"), "c", 2)
             .expect_err("cap reached");
         assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
-        assert!(allowance.take(ip("203.0.113.1"), 2).is_ok());
+        assert!(allowance.take(ip("203.0.113.1"), "c", 2).is_ok());
+        // A retry with a key already counted is not charged again, even at the cap.
+        assert!(allowance.take(ip("2001:db8:1:2::1"), "a", 2).is_ok());
+        assert!(allowance.take(ip("2001:db8:1:2::5"), "b", 2).is_ok());
     }
 }

@@ -40,8 +40,8 @@ fn admit(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
 }
 
 /// Admits one more idempotency key from `client` (each is remembered 24 h), or says when its
-/// window ends.
-fn admit_key(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+/// window ends; a retry with a key it sent recently is not charged again.
+fn admit_key(state: &AppState, client: IpAddr, key: &str) -> Result<(), ApiError> {
     let cap = state.likes.config().keys_per_client;
     if cap == 0 {
         return Ok(());
@@ -49,7 +49,7 @@ fn admit_key(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
     state
         .admission
         .keys
-        .take(client, cap)
+        .take(client, key, cap)
         .map_err(|retry_after| {
             state.metrics.likes_total.inc(LikeResult::RateLimited);
             state.metrics.like_keys_refused_total.inc();
@@ -91,8 +91,8 @@ pub async fn add(
     let name = parse_name(path)?;
     let key = idempotency_key(&headers)?;
     admit(&state, client)?;
-    if key.is_some() {
-        admit_key(&state, client)?;
+    if let Some(key) = &key {
+        admit_key(&state, client, key)?;
     }
     let ocid = resolve(&state, client, &name).await?;
     let added = state.likes.add(&ocid, key).await.map_err(|e| match e {

@@ -309,6 +309,11 @@ async fn each_client_has_a_daily_allowance_of_idempotency_keys() {
         let response = from("203.0.113.20", Some(format!("key-{i}"))).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED, "key {i}");
     }
+    // A retry with a key already counted — what the API asks after `outcome_unknown` — is a
+    // replay, not a new key: it is answered, not charged (it was charged again before).
+    let retried = from("203.0.113.20", Some("key-1".to_owned())).await;
+    assert_eq!(retried.status(), StatusCode::ACCEPTED, "a retry at the cap");
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
     let refused = from("203.0.113.20", Some("key-3".to_owned())).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = refused.headers()["retry-after"]
