@@ -16,6 +16,14 @@ if ! command -v st >/dev/null 2>&1 && ! python3 -c 'import schemathesis' >/dev/n
   echo "installing schemathesis"
   python3 -m pip install -q --disable-pip-version-check 'schemathesis>=4,<5'
 fi
+# maplestory-openapi: a published Nexon client, pointed at the proxy by the tests to prove that
+# other services can use it as a drop-in Nexon endpoint (pinned: the version the test was
+# written against: every 3.x wheel up to 3.11.0 fails to import — a circular import, and httpx
+# used but not declared — so the newest 2.x).
+if ! python3 -c 'import maplestory_openapi' >/dev/null 2>&1; then
+  echo "installing maplestory-openapi"
+  python3 -m pip install -q --disable-pip-version-check 'maplestory-openapi==2.13.1'
+fi
 
 # Redis: the machine's shared instance on the standard port (started only if it is down).
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

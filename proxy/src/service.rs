@@ -7,8 +7,9 @@
 //! otherwise the request joins the one upstream fetch for its key (`MISS` for the request that
 //! started it, `COALESCED` for the others), waiting no longer than its route's deadline. When
 //! the fetch fails, a kept stale entry is served (`STALE`, with `age` and the cause); with
-//! nothing kept, the client gets our JSON error at once (`x-maple-proxy-error` names the cause)
-//! and an alert goes out. `Cache-Control: no-cache` skips the cache only for a client that
+//! nothing kept, the client gets our error at once, as Nexon's error document (`error.name`
+//! the closest Nexon code, so a Nexon client reads it; `error.code` and `x-maple-proxy-error`
+//! name our cause) and an alert goes out. `Cache-Control: no-cache` skips the cache only for a client that
 //! presented a client token (with none configured, for nobody). Nexon's "no such character"
 //! is cached too, briefly (`MAPLE_PROXY_CACHE_NOT_FOUND_S`), and served as a `HIT` with
 //! Nexon's status and body. A data answer goes out gzip-compressed to a client whose
@@ -22,7 +23,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use maple_common::encoding::accepts_gzip;
-use maple_common::error::ErrorBody;
 use maple_common::flight::{Flights, Joined, land};
 use maple_common::nexon::{NexonErrorBody, NexonErrorCode};
 use pingora::http::ResponseHeader;
@@ -194,11 +194,35 @@ fn error_reply(
     if status == 401 {
         extra.push(("www-authenticate", "Bearer".to_owned()));
     }
+    // Nexon's own error document, so that a published Nexon client pointed at the proxy reads
+    // our refusals as it reads Nexon's: `name` the closest Nexon code, `message` our sentence;
+    // `code` (and the header) keep the precise cause.
+    let body = serde_json::json!({
+        "error": {
+            "name": nexon_code(code).name(),
+            "message": message,
+            "code": code,
+        }
+    });
     Reply {
         status,
         content_type: Some("application/json"),
-        body: Bytes::from(ErrorBody::new(code, message).to_json_bytes()),
+        body: Bytes::from(body.to_string()),
         extra,
+    }
+}
+
+/// The Nexon error code closest to one of the proxy's own refusals: its rate limit is Nexon's
+/// rate limit; a failing or paused upstream, an overload or a deadline is Nexon's internal
+/// error (the one a Nexon client retries); a missing client token is an invalid key; a bad
+/// query a bad parameter; anything else about the request a bad path.
+pub fn nexon_code(code: &str) -> NexonErrorCode {
+    match code {
+        "rate_limited" | "upstream_rate_limited" => NexonErrorCode::RateLimitExceeded,
+        "unauthorized" => NexonErrorCode::InvalidApiKey,
+        "invalid_query" => NexonErrorCode::InvalidParameter,
+        "method_not_allowed" | "not_found" | "invalid_path" => NexonErrorCode::InvalidPath,
+        _ => NexonErrorCode::InternalServerError,
     }
 }
 
@@ -566,6 +590,33 @@ fn access_line(session: &Session, ctx: &RequestCtx) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every cause the proxy answers itself maps to a Nexon code a client knows, rate limits
+    /// to Nexon's rate limit and upstream trouble to Nexon's retryable internal error.
+    #[test]
+    fn every_refusal_has_a_nexon_code() {
+        for code in Failure::CODES {
+            let nexon = nexon_code(code);
+            assert!(nexon.is_retryable(), "{code}: {nexon:?}");
+        }
+        assert_eq!(
+            nexon_code("rate_limited"),
+            NexonErrorCode::RateLimitExceeded
+        );
+        assert_eq!(nexon_code("unauthorized"), NexonErrorCode::InvalidApiKey);
+        assert_eq!(
+            nexon_code("invalid_query"),
+            NexonErrorCode::InvalidParameter
+        );
+        for code in ["not_found", "invalid_path", "method_not_allowed"] {
+            assert_eq!(nexon_code(code), NexonErrorCode::InvalidPath);
+        }
+        let reply = error_reply(503, "breaker_open", "paused", None);
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
+        assert_eq!(body["error"]["name"], "OPENAPI00001");
+        assert_eq!(body["error"]["code"], "breaker_open");
+        assert_eq!(body["error"]["message"], "paused");
+    }
 
     #[test]
     fn no_cache_is_recognised_in_either_header() {

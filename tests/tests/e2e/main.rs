@@ -18,6 +18,7 @@ mod fresh;
 mod fuzz;
 mod hardening;
 mod likes;
+mod nexon_client;
 mod observability;
 mod openapi;
 mod pipeline;
