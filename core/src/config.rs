@@ -61,6 +61,7 @@ pub const LIKES_BURST: &str = "MAPLE_CORE_LIKES_BURST";
 /// Keyed likes one client may send in 24 h.
 pub const LIKES_KEYS_PER_CLIENT: &str = "MAPLE_CORE_LIKES_KEYS_PER_CLIENT";
 pub const BACKUP_DIR: &str = "MAPLE_CORE_BACKUP_DIR";
+pub const BACKUP_ARCHIVE_BYTES: &str = "MAPLE_CORE_BACKUP_ARCHIVE_BYTES";
 pub const LOCK_LEASE_MS: &str = "MAPLE_CORE_LOCK_LEASE_MS";
 /// The admin API keys file (JSON, hashed keys; re-read when it changes).
 pub const ADMIN_KEYS_FILE: &str = "MAPLE_CORE_ADMIN_KEYS_FILE";
@@ -334,6 +335,7 @@ impl CoreConfig {
                 "client_burst": self.likes.client_burst,
                 "keys_per_client": self.likes.keys_per_client,
                 "backup_dir": self.likes.backup_dir.display().to_string(),
+                "backup_archive_bytes": self.likes.archive_max_bytes,
                 "lock_lease_ms": millis(self.likes.lock_lease),
             },
             "admin_keys_file": self.admin_keys_file.as_ref().map(|p| p.display().to_string()),
@@ -545,6 +547,11 @@ fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
         backup_dir: PathBuf::from(
             env.string_or(BACKUP_DIR, &defaults.backup_dir.display().to_string()),
         ),
+        archive_max_bytes: env.parse_within(
+            BACKUP_ARCHIVE_BYTES,
+            defaults.archive_max_bytes,
+            0..=(1 << 40),
+        )?,
         namespace: namespace_from_env(env)?,
         lock_lease,
     })

@@ -93,7 +93,7 @@ metric_labels! {
 
 metric_labels! {
     /// `maple_core_like_backup_files{state}`.
-    pub enum BackupFileState { Pending => "pending", Unreadable => "unreadable" }
+    pub enum BackupFileState { Pending => "pending", Unreadable => "unreadable", Archived => "archived" }
 }
 
 metric_labels! {
@@ -185,13 +185,17 @@ pub struct CoreMetrics {
     pub like_sync_lag_seconds: Gauge,
     /// Time from a batch's flush to its database commit.
     pub like_sync_delay_seconds: Histogram,
-    /// Backup files by state: pending (waiting to be applied), unreadable (kept for a human).
+    /// Backup files by state: pending (waiting to be applied), unreadable (kept for a human),
+    /// archived (applied, kept within the archive's bound).
     pub like_backup_files: Gauges<BackupFileState>,
     /// Backup file operations by result: written, applied, failed.
     pub like_backups_total: Counters<BackupResult>,
     /// Batches this instance flushed to Redis and keeps in memory until the database holds
     /// them (so a Redis that loses its data loses no like).
     pub like_retained_batches: IntGauge,
+    /// Bytes of applied backup files kept in `archive/` (bounded by
+    /// `MAPLE_CORE_BACKUP_ARCHIVE_BYTES`).
+    pub like_backup_archive_bytes: IntGauge,
     /// Likes whose batch Redis lost before the sync (an empty restart, a failover to a
     /// replica without it): re-applied to the database from this instance's memory.
     pub like_redis_lost_total: Counters<LostKind>,
@@ -378,7 +382,7 @@ impl CoreMetrics {
             like_backup_files: Gauges::register(
                 &r,
                 "maple_core_like_backup_files",
-                "Like backup files by state (pending, unreadable).",
+                "Like backup files by state (pending, unreadable, archived).",
                 "state",
             )?,
             like_backups_total: Counters::register(
@@ -386,6 +390,11 @@ impl CoreMetrics {
                 "maple_core_like_backups_total",
                 "Like backup file operations by result (written, applied, failed).",
                 "result",
+            )?,
+            like_backup_archive_bytes: gauge(
+                &r,
+                "maple_core_like_backup_archive_bytes",
+                "Bytes of applied like backup files kept in the archive.",
             )?,
             like_retained_batches: gauge(
                 &r,

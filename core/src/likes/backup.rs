@@ -4,8 +4,10 @@
 //! One JSON file per batch, `likes-{batch id}.json`, written to a temporary name, fsynced,
 //! renamed into place and the folder fsynced: a file either exists whole or not at all. Files
 //! are applied (Redis, else the database) at boot and every few seconds after; the batch id
-//! makes applying twice harmless; a file is moved to `archive/` only after it was applied. A
-//! file that cannot be read is left where it is and reported.
+//! makes applying twice harmless; a file is moved to `archive/` only after it was applied, and
+//! the archive keeps the newest files within a size bound (`MAPLE_CORE_BACKUP_ARCHIVE_BYTES`):
+//! it is a record for a human, on the volume the backups need. A file that cannot be read is
+//! left where it is and reported.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -173,6 +175,44 @@ impl BackupDir {
             path: path.to_path_buf(),
             reason,
         })
+    }
+
+    /// Deletes the oldest archived files until the archive holds at most `max_bytes`
+    /// (blocking); returns the files and bytes it keeps. Names start with the batch's
+    /// millisecond time, so name order is age order.
+    ///
+    /// # Errors
+    /// [`BackupError::Io`] when the archive cannot be listed or a file removed.
+    pub fn prune_archive(&self, max_bytes: u64) -> Result<(usize, u64), BackupError> {
+        let archive = self.dir.join("archive");
+        let entries = match std::fs::read_dir(&archive) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(self.io(&archive)(e)),
+        };
+        let mut files: Vec<(PathBuf, u64)> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("likes-") && n.ends_with(".json"))
+            })
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.len(), p)))
+            .map(|(len, p)| (p, len))
+            .collect();
+        // Newest first: keep while within the bound, delete the rest.
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        let (mut kept, mut bytes) = (0, 0_u64);
+        for (path, len) in files {
+            if bytes + len <= max_bytes {
+                kept += 1;
+                bytes += len;
+            } else {
+                std::fs::remove_file(&path).map_err(self.io(&path))?;
+            }
+        }
+        Ok((kept, bytes))
     }
 
     /// Moves an applied file to `archive/` (blocking).

@@ -1,5 +1,6 @@
 //! Backup files: applied at start and every few seconds (Redis, else the database), then
-//! archived; unreadable ones are kept for a human and reported once.
+//! archived, the archive pruned to its bound; unreadable ones are kept for a human and
+//! reported once.
 //!
 //! Rule: applying a file twice is harmless (its batch id is recorded with its counts).
 
@@ -78,6 +79,23 @@ impl Likes {
         let files = &inner.metrics.like_backup_files;
         files.set(BackupFileState::Pending, pending);
         files.set(BackupFileState::Unreadable, unreadable);
+        // The archive is a record for a human: the newest files within the bound.
+        let backups = inner.backups.clone();
+        let bound = self.config().archive_max_bytes;
+        match tokio::task::spawn_blocking(move || backups.prune_archive(bound)).await {
+            Ok(Ok((kept, bytes))) => {
+                files.set(
+                    BackupFileState::Archived,
+                    i64::try_from(kept).unwrap_or(i64::MAX),
+                );
+                inner
+                    .metrics
+                    .like_backup_archive_bytes
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "the backup archive could not be pruned"),
+            Err(_) => {}
+        }
         applied
     }
 }

@@ -42,6 +42,8 @@ pub struct LikeConfig {
     pub keys_per_client: u64,
     /// Where backup files are written and looked for.
     pub backup_dir: PathBuf,
+    /// Most bytes of applied backup files kept in `archive/` (newest first; 0 keeps none).
+    pub archive_max_bytes: u64,
     /// The lock names' prefix (the Redis namespace).
     pub namespace: String,
     /// Lease of the sync lock (renewed every third of it while held).
@@ -58,6 +60,7 @@ impl Default for LikeConfig {
             client_burst: 40.0,
             keys_per_client: 10_000,
             backup_dir: PathBuf::from("var/backup"),
+            archive_max_bytes: 256 << 20,
             namespace: "maple".to_owned(),
             lock_lease: Duration::from_secs(10),
         }

@@ -134,6 +134,70 @@ async fn backup_files_are_applied_at_boot_and_bad_ones_kept() {
     stack.stop().await;
 }
 
+/// The archive of applied backup files is bounded: it keeps the newest files within
+/// `MAPLE_CORE_BACKUP_ARCHIVE_BYTES` and deletes the rest (it grew without bound, on the
+/// volume whose full disk the chaos suite tests), and says what it holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backup_archive_keeps_the_newest_files_within_its_bound() {
+    let stack = Stack::start().await;
+    let base = format!("http://{}", stack.core_addr);
+    let name = fresh_name("ar");
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
+    let store = stack.store().await;
+    let ocid = store
+        .find_ocid(&CharacterName::parse(&name).expect("name"))
+        .await
+        .expect("db")
+        .expect("known");
+    let dir = tempdir_beside(&stack.backup_dir);
+    let backups = BackupDir::new(dir.clone());
+    let mut sizes = Vec::new();
+    for i in 0..3 {
+        let batch = Batch {
+            id: format!("176400000000{i}-0123456789abcdef"),
+            counts: [(ocid.as_str().to_owned(), 1)].into(),
+            keyed: Vec::new(),
+        };
+        let path = backups.write(&batch).expect("written");
+        sizes.push(std::fs::metadata(&path).expect("size").len());
+    }
+    // Room for the newest file only.
+    let bound = sizes[2] + sizes[2] / 2;
+    let booted = stack
+        .another_core(&[
+            ("MAPLE_CORE_BACKUP_DIR", &dir.display().to_string()),
+            ("MAPLE_CORE_BACKUP_ARCHIVE_BYTES", &bound.to_string()),
+        ])
+        .await;
+    assert_eq!(read_likes(&stack.http, &booted.url(""), &name).await, 3);
+    assert!(backups.pending().is_empty(), "all three applied");
+    let archived: Vec<String> = std::fs::read_dir(dir.join("archive"))
+        .expect("archive")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        archived,
+        vec!["likes-1764000000002-0123456789abcdef.json".to_owned()],
+        "the newest kept, the older two deleted"
+    );
+    let metrics = metrics_of(&stack.http, &booted.url("")).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"maple_core_like_backup_files{state="archived"}"#
+        ),
+        1.0
+    );
+    #[expect(clippy::cast_precision_loss, reason = "a few hundred bytes")]
+    let expected = sizes[2] as f64;
+    assert_eq!(
+        metric_value(&metrics, "maple_core_like_backup_archive_bytes"),
+        expected
+    );
+    booted.stop().await;
+    stack.stop().await;
+}
+
 fn tempdir_beside(dir: &std::path::Path) -> std::path::PathBuf {
     let other = dir.with_file_name(format!("boot-{}", fresh_name("d")));
     std::fs::create_dir_all(&other).expect("dir");
