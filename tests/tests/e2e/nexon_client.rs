@@ -60,9 +60,10 @@ async fn a_published_nexon_client_reads_data_and_every_proxy_refusal() {
     let limited = client(&base, "basic", ocid).await;
     assert_eq!(limited["error_code"], "OPENAPI00007", "{limited}");
     faults.clear().await;
-    // (`id` and not `basic`: this client version requires `liberation_quest_clear_flag` in
-    // the basic body, which the simulator's template — a real response from before Nexon
-    // added it — lacks.)
+    // (`id` and not `basic` for data: this client version requires the field
+    // `liberation_quest_clear_flag`, which Nexon's basic response has since replaced with
+    // `liberation_quest_clear` — as the real response the simulator serves has it; the 3.x
+    // clients that read the new field do not import.)
     let data = client(&base, "id", "nexonclient2").await;
     assert!(data["ok"].is_string(), "{data}");
 
