@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::gear::AddOption;
 use crate::engine::model::MainStat;
 use crate::engine::starforce::Quantiles;
 
@@ -177,38 +178,13 @@ fn weapon_attack(base: u32, level: u32, tier: u32, boss: bool) -> u32 {
     u32::try_from(numerator.div_ceil(denominator)).unwrap_or(u32::MAX)
 }
 
-/// An item's flame totals as Nexon's `item_add_option` gives them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Totals {
-    pub str: u32,
-    pub dex: u32,
-    pub int: u32,
-    pub luk: u32,
-    pub max_hp: u32,
-    pub max_mp: u32,
-    pub attack_power: u32,
-    pub magic_power: u32,
-    pub armor: u32,
-    pub speed: u32,
-    pub jump: u32,
-    pub boss_damage: u32,
-    pub damage: u32,
-    pub all_stat: u32,
-    pub equipment_level_decrease: u32,
-}
-
-impl Totals {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    fn stat(&self, stat: Stat) -> u32 {
-        match stat {
-            Stat::Str => self.str,
-            Stat::Dex => self.dex,
-            Stat::Int => self.int,
-            Stat::Luk => self.luk,
-        }
+/// A flat stat's total in `totals`.
+fn stat_total(totals: &AddOption, stat: Stat) -> u32 {
+    match stat {
+        Stat::Str => totals.str,
+        Stat::Dex => totals.dex,
+        Stat::Int => totals.int,
+        Stat::Luk => totals.luk,
     }
 }
 
@@ -253,10 +229,10 @@ impl Scorer {
     }
 
     /// The score of `totals` in thousandths of a point.
-    pub fn score_milli(&self, totals: &Totals) -> u64 {
+    pub fn score_milli(&self, totals: &AddOption) -> u64 {
         let stats: u64 = STATS
             .iter()
-            .map(|&s| u64::from(self.weight(s)) * u64::from(totals.stat(s)))
+            .map(|&s| u64::from(self.weight(s)) * u64::from(stat_total(totals, s)))
             .sum();
         let attack = if self.magician {
             totals.magic_power
@@ -501,7 +477,7 @@ pub struct Split {
 /// others 1–4 lines at tiers 1–5; on a weapon without MATT or ATT of its own, one of them may
 /// be a line that adds 0), if one exists. The split of the four stats may be
 /// ambiguous; any one is returned (the score depends on the totals only).
-pub fn split(item: &FlameItem, totals: &Totals) -> Option<Split> {
+pub fn split(item: &FlameItem, totals: &AddOption) -> Option<Split> {
     let pool = pool(item.level, item.weapon);
     let allowed = |line: LineType| pool.contains(&line);
     let mut lines = 0_u32;

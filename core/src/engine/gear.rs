@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::engine::flame;
 use crate::engine::model::Grade;
 use crate::engine::option::{self, ParsedOption};
 
@@ -129,9 +128,10 @@ pub struct BaseOption {
     pub magic_power: u32,
 }
 
-/// `item_add_option`: Nexon sends every figure as a string but `equipment_level_decrease`,
-/// a number; either is read, anything else counts as 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+/// `item_add_option`, an item's flame totals per stat (not its lines): Nexon sends every
+/// figure as a string but `equipment_level_decrease`, a number; either is read, anything else
+/// counts as 0. The flames are priced from it as it is (`flame`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(default)]
 pub struct AddOption {
     #[serde(deserialize_with = "lenient")]
@@ -166,25 +166,10 @@ pub struct AddOption {
     pub equipment_level_decrease: u32,
 }
 
-impl From<AddOption> for flame::Totals {
-    fn from(a: AddOption) -> Self {
-        Self {
-            str: a.str,
-            dex: a.dex,
-            int: a.int,
-            luk: a.luk,
-            max_hp: a.max_hp,
-            max_mp: a.max_mp,
-            attack_power: a.attack_power,
-            magic_power: a.magic_power,
-            armor: a.armor,
-            speed: a.speed,
-            jump: a.jump,
-            boss_damage: a.boss_damage,
-            damage: a.damage,
-            all_stat: a.all_stat,
-            equipment_level_decrease: a.equipment_level_decrease,
-        }
+impl AddOption {
+    /// No flame at all (rings, shoulders, … and unflamed items).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -217,7 +202,7 @@ pub struct GearItem {
     /// The stars came from a star-force scroll, not from enhancing with mesos.
     pub from_scroll: bool,
     /// The flames' totals (`None` when the item has none).
-    pub flames: Option<flame::Totals>,
+    pub flames: Option<AddOption>,
     /// The item's own ATT and MATT.
     pub base_attack: u32,
     pub base_magic: u32,
@@ -239,10 +224,7 @@ impl From<&Item> for GearItem {
                 .and_then(|s| s.trim().parse::<u32>().ok())
                 .unwrap_or(0),
             from_scroll: item.starforce_scroll_flag.as_deref() == Some("사용"),
-            flames: item
-                .item_add_option
-                .map(flame::Totals::from)
-                .filter(|totals| !totals.is_empty()),
+            flames: item.item_add_option.filter(|totals| !totals.is_empty()),
             base_attack: item.item_base_option.as_ref().map_or(0, |b| b.attack_power),
             base_magic: item.item_base_option.as_ref().map_or(0, |b| b.magic_power),
         }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::engine::additional;
 use crate::engine::flame::{self, FlameItem, FlameKind, Resets, Scorer};
+use crate::engine::gear::AddOption;
 pub use crate::engine::gear::{BaseOption, Equipment, Gear, GearItem, Item};
 use crate::engine::model::{Grade, ItemType, MainStat};
 use crate::engine::option::ParsedOption;
@@ -529,7 +530,7 @@ fn price_flames(
     name: &str,
     level: Option<u32>,
     (base_attack, base_magic): (u32, u32),
-    totals: &flame::Totals,
+    totals: &AddOption,
     profile: Option<(MainStat, bool)>,
     options: Options,
 ) -> Result<FlamePrice, String> {

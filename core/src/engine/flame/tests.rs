@@ -235,34 +235,9 @@ fn weapon_attack_lines() {
     assert_eq!(weapon_attack(249, 200, 7, true), 154);
 }
 
-/// Reads `item_add_option` totals the way the valuation does.
-fn totals_of(value: &serde_json::Value) -> Totals {
-    let field = |name: &str| -> u32 {
-        match &value[name] {
-            serde_json::Value::String(s) => s.parse().unwrap_or(0),
-            serde_json::Value::Number(n) => {
-                n.as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
-            }
-            _ => 0,
-        }
-    };
-    Totals {
-        str: field("str"),
-        dex: field("dex"),
-        int: field("int"),
-        luk: field("luk"),
-        max_hp: field("max_hp"),
-        max_mp: field("max_mp"),
-        attack_power: field("attack_power"),
-        magic_power: field("magic_power"),
-        armor: field("armor"),
-        speed: field("speed"),
-        jump: field("jump"),
-        boss_damage: field("boss_damage"),
-        damage: field("damage"),
-        all_stat: field("all_stat"),
-        equipment_level_decrease: field("equipment_level_decrease"),
-    }
+/// Reads `item_add_option` totals with the valuation's own decoder.
+fn totals_of(value: &serde_json::Value) -> AddOption {
+    serde_json::from_value(value.clone()).expect("item_add_option decodes")
 }
 
 /// Every flamed item of the two real responses (equipped and presets) splits into valid
@@ -313,9 +288,9 @@ fn every_flamed_item_of_the_references_splits() {
     }
     assert!(checked >= 28, "{checked}");
     // A boss item whose totals only fit tiers 1–2 does not split as a boss item.
-    let low = Totals {
+    let low = AddOption {
         jump: 2,
-        ..Totals::default()
+        ..AddOption::default()
     };
     assert!(split(&boss_armor(75), &low).is_none());
     assert!(
@@ -334,18 +309,18 @@ fn every_flamed_item_of_the_references_splits() {
         base_attack: 249,
         ..boss_armor(200)
     };
-    let three = Totals {
+    let three = AddOption {
         attack_power: 154,
         boss_damage: 12,
         equipment_level_decrease: 30,
-        ..Totals::default()
+        ..AddOption::default()
     };
     assert_eq!(split(&pistol, &three).map(|s| s.attack_tier), Some(Some(7)));
-    let armour_three = Totals {
+    let armour_three = AddOption {
         all_stat: 5,
         jump: 5,
         speed: 5,
-        ..Totals::default()
+        ..AddOption::default()
     };
     assert!(split(&boss_armor(200), &armour_three).is_none());
     assert_eq!(catalogue_says_boss("혼테일의 목걸이"), Some(false));
