@@ -207,7 +207,7 @@ pub(super) fn spread_unchecked(table: CostTable, request: &Request) -> Spread {
         };
     }
     Spread {
-        mesos: Some(sampled_quantiles(table, request, affordable, SPREAD_SEED)),
+        mesos: Some(sampled_quantiles(&chain, request, affordable, SPREAD_SEED)),
         destroys,
         trials: affordable,
     }
@@ -220,10 +220,9 @@ pub(super) struct Climb {
     pub(super) destroys: u64,
 }
 
-/// `trials` climbs of a validated `request` from `seed`.
-pub(super) fn climbs(table: CostTable, request: &Request, trials: usize, seed: u64) -> Vec<Climb> {
+/// `trials` climbs of a validated `request` along its `chain`, from `seed`.
+pub(super) fn climbs(chain: &Chain, request: &Request, trials: usize, seed: u64) -> Vec<Climb> {
     let (from, to) = (request.from as usize, request.to as usize);
-    let chain = Chain::of(table, request);
     let price = request.spare_price();
     let moves: Vec<Move> = (0..to)
         .map(|star| {
@@ -282,16 +281,16 @@ pub fn mesos_quantiles(
     seed: u64,
 ) -> Result<Quantiles<f64>, StarforceError> {
     validate(request)?;
-    Ok(sampled_quantiles(table, request, trials, seed))
+    Ok(sampled_quantiles(
+        &Chain::of(table, request),
+        request,
+        trials,
+        seed,
+    ))
 }
 
-fn sampled_quantiles(
-    table: CostTable,
-    request: &Request,
-    trials: usize,
-    seed: u64,
-) -> Quantiles<f64> {
-    let mut samples: Vec<f64> = climbs(table, request, trials.max(1), seed)
+fn sampled_quantiles(chain: &Chain, request: &Request, trials: usize, seed: u64) -> Quantiles<f64> {
+    let mut samples: Vec<f64> = climbs(chain, request, trials.max(1), seed)
         .into_iter()
         .map(|climb| climb.mesos)
         .collect();

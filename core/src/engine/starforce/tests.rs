@@ -429,7 +429,12 @@ fn the_spread_agrees_with_the_exact_chain() {
 
 /// The same climbs as [`spread`]: their mean, standard deviation and destructions.
 fn simulate_for_test(request: &Request, trials: usize) -> (f64, f64, Vec<u64>) {
-    let climbs = climbs(CostTable::Kms, request, trials, SPREAD_SEED);
+    let climbs = climbs(
+        &Chain::of(CostTable::Kms, request),
+        request,
+        trials,
+        SPREAD_SEED,
+    );
     let n = trials as f64;
     let mean = climbs.iter().map(|c| c.mesos).sum::<f64>() / n;
     let square = climbs.iter().map(|c| c.mesos * c.mesos).sum::<f64>() / n;
