@@ -88,15 +88,7 @@ async fn with_redis_and_the_database_dead_likes_go_to_a_backup_file_and_come_bac
 #[tokio::test(flavor = "multi_thread")]
 async fn backup_files_are_applied_at_boot_and_bad_ones_kept() {
     let stack = Stack::start().await;
-    let base = format!("http://{}", stack.core_addr);
-    let name = fresh_name("bt");
-    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
-    let store = stack.store().await;
-    let ocid = store
-        .find_ocid(&CharacterName::parse(&name).expect("name"))
-        .await
-        .expect("db")
-        .expect("known");
+    let (name, ocid) = known_character(&stack, "bt").await;
 
     // What a previous run left: one good file (written twice under two names would be two
     // batches; the same batch id twice must count once) and one that is not a backup.
@@ -104,8 +96,8 @@ async fn backup_files_are_applied_at_boot_and_bad_ones_kept() {
     let backups = BackupDir::new(dir.clone());
     let batch = Batch {
         id: "1764000000000-0123456789abcdef".to_owned(),
-        counts: [(ocid.as_str().to_owned(), 7)].into(),
-        keyed: vec![(ocid.as_str().to_owned(), "boot-1".to_owned())],
+        counts: [(ocid.clone(), 7)].into(),
+        keyed: vec![(ocid.clone(), "boot-1".to_owned())],
     };
     let path = backups.write(&batch).expect("written");
     std::fs::copy(&path, dir.join("likes-1764000000000-0123456789abcdee.json")).expect("copy");
@@ -140,22 +132,14 @@ async fn backup_files_are_applied_at_boot_and_bad_ones_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_backup_archive_keeps_the_newest_files_within_its_bound() {
     let stack = Stack::start().await;
-    let base = format!("http://{}", stack.core_addr);
-    let name = fresh_name("ar");
-    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
-    let store = stack.store().await;
-    let ocid = store
-        .find_ocid(&CharacterName::parse(&name).expect("name"))
-        .await
-        .expect("db")
-        .expect("known");
+    let (name, ocid) = known_character(&stack, "ar").await;
     let dir = tempdir_beside(&stack.backup_dir);
     let backups = BackupDir::new(dir.clone());
     let mut sizes = Vec::new();
     for i in 0..3 {
         let batch = Batch {
             id: format!("176400000000{i}-0123456789abcdef"),
-            counts: [(ocid.as_str().to_owned(), 1)].into(),
+            counts: [(ocid.clone(), 1)].into(),
             keyed: Vec::new(),
         };
         let path = backups.write(&batch).expect("written");
@@ -196,6 +180,21 @@ async fn the_backup_archive_keeps_the_newest_files_within_its_bound() {
     );
     booted.stop().await;
     stack.stop().await;
+}
+
+/// A new character with no like yet, known to the database: its name and ocid.
+async fn known_character(stack: &Stack, prefix: &str) -> (String, String) {
+    let name = fresh_name(prefix);
+    let base = format!("http://{}", stack.core_addr);
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
+    let ocid = stack
+        .store()
+        .await
+        .find_ocid(&CharacterName::parse(&name).expect("name"))
+        .await
+        .expect("db")
+        .expect("known");
+    (name, ocid.as_str().to_owned())
 }
 
 fn tempdir_beside(dir: &std::path::Path) -> std::path::PathBuf {
