@@ -53,8 +53,14 @@ pub enum Decision {
     Disabled,
 }
 
+/// Longest a webhook call may take.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Alerter {
-    pub fn new(config: AlertConfig, metrics: ProxyMetrics) -> Self {
+    /// # Errors
+    /// When the webhook's HTTP client cannot be built (a start-up error: an alert client
+    /// without its timeout would let a stuck webhook hold its tasks forever).
+    pub fn new(config: AlertConfig, metrics: ProxyMetrics) -> Result<Self, reqwest::Error> {
         let per_minute = f64::from(config.per_minute.max(1));
         let rate = TokenBucket::new(
             RateLimitConfig {
@@ -65,17 +71,16 @@ impl Alerter {
             Instant::now(),
         );
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
+            .timeout(WEBHOOK_TIMEOUT)
             .no_proxy()
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             config,
             client,
             last_sent: Mutex::new(HashMap::new()),
             rate,
             metrics,
-        }
+        })
     }
 
     /// Whether an alert for `cause` goes out at `now` (and records it if so).
@@ -117,7 +122,12 @@ impl Alerter {
         let client = self.client.clone();
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            let result = client.post(url).json(&body).send().await;
+            let result = client
+                .post(url)
+                .timeout(WEBHOOK_TIMEOUT)
+                .json(&body)
+                .send()
+                .await;
             let ok = matches!(&result, Ok(response) if response.status().is_success());
             if !ok {
                 tracing::warn!(cause, "alert webhook failed");
@@ -147,6 +157,7 @@ mod tests {
             },
             ProxyMetrics::new().expect("metrics"),
         )
+        .expect("client")
     }
 
     #[test]
@@ -179,7 +190,8 @@ mod tests {
         let alerter = Alerter::new(
             AlertConfig::default(),
             ProxyMetrics::new().expect("metrics"),
-        );
+        )
+        .expect("client");
         assert_eq!(alerter.decide("a", Instant::now()), Decision::Disabled);
     }
 }

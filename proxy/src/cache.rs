@@ -8,7 +8,7 @@
 //! when it is evicted. Time is a parameter, so freshness is tested without sleeping.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -102,9 +102,28 @@ pub enum Freshness {
 pub struct ResponseCache {
     entries: moka::sync::Cache<String, Arc<Stored>>,
     config: CacheConfig,
-    /// Bumped by every purge: a fetch that started before a purge must not put back what the
-    /// purge removed.
-    generation: Arc<AtomicU64>,
+    /// The purge generation, bumped by every purge: a fetch that started before a purge must
+    /// not put back what the purge removed. A put checks it and inserts under the read lock;
+    /// a purge bumps it and removes under the write lock, so no put lands in between.
+    generation: Arc<RwLock<u64>>,
+    /// Runs inside a put between its generation check and its insert (tests of the race).
+    #[cfg(test)]
+    between_check_and_insert: Hook,
+}
+
+/// A test's code to run at a chosen point.
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct Hook(Arc<std::sync::Mutex<Option<HookFn>>>);
+
+#[cfg(test)]
+type HookFn = Box<dyn Fn() + Send>;
+
+#[cfg(test)]
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 /// The cache's purge generation when a fetch started; hand it back to [`ResponseCache::put`].
@@ -156,7 +175,9 @@ impl ResponseCache {
         Self {
             entries,
             config,
-            generation: Arc::new(AtomicU64::new(0)),
+            generation: Arc::new(RwLock::new(0)),
+            #[cfg(test)]
+            between_check_and_insert: Hook::default(),
         }
     }
 
@@ -181,15 +202,36 @@ impl ResponseCache {
 
     /// The current purge generation: take it before fetching.
     pub fn generation(&self) -> Generation {
-        Generation(self.generation.load(Ordering::SeqCst))
+        Generation(
+            *self
+                .generation
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Stores `stored` unless the cache already holds a newer answer for `key` (two fetches
     /// for one key can finish out of order; the older one must not win), or a purge happened
     /// since the fetch began at `since` (its answer may be what the purge meant to remove).
     pub fn put(&self, key: &str, stored: Arc<Stored>, since: Generation) {
-        if stored.ttl.is_zero() || self.generation() != since {
+        if stored.ttl.is_zero() {
             return;
+        }
+        let generation = self
+            .generation
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if Generation(*generation) != since {
+            return;
+        }
+        #[cfg(test)]
+        if let Some(hook) = &*self
+            .between_check_and_insert
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            hook();
         }
         self.entries
             .entry(key.to_owned())
@@ -204,7 +246,11 @@ impl ResponseCache {
     /// Removes every entry whose key starts with `prefix` (all of them for `""`); returns how
     /// many were removed.
     pub fn purge(&self, prefix: &str) -> u64 {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut generation = self
+            .generation
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *generation += 1;
         let mut removed = 0;
         for (key, _) in &self.entries {
             if key.starts_with(prefix) {
@@ -385,5 +431,37 @@ mod tests {
         cache.put("n", not_found(at(1)), cache.generation());
         assert_eq!(cache.purge("n"), 1);
         assert!(cache.get("n", at(1)).is_none());
+    }
+
+    /// A purge that runs between a put's generation check and its insert must still remove
+    /// what the put stores: the put began before the purge.
+    #[test]
+    fn a_purge_during_a_put_removes_what_the_put_stores() {
+        let cache = cache();
+        let purger = cache.clone();
+        *cache.between_check_and_insert.0.lock().expect("hook") = Some(Box::new(move || {
+            // The purge runs on its own thread; the put goes on after at most 200 ms (with
+            // the lock, the purge waits for the put to finish, then removes its entry).
+            let (done, finished) = std::sync::mpsc::channel();
+            let purger = purger.clone();
+            std::thread::spawn(move || {
+                purger.purge("");
+                let _ = done.send(());
+            });
+            let _ = finished.recv_timeout(Duration::from_millis(200));
+        }));
+        let since = cache.generation();
+        cache.put("k", stored(Instant::now(), 600, b"old"), since);
+        *cache.between_check_and_insert.0.lock().expect("hook") = None;
+        // The purge has finished by the time a later generation is readable.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cache.generation() == since {
+            assert!(Instant::now() < deadline, "the purge never ran");
+            std::thread::yield_now();
+        }
+        assert!(
+            cache.get("k", Instant::now()).is_none(),
+            "an answer fetched before the purge outlived it"
+        );
     }
 }

@@ -59,7 +59,7 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the proxy thread: {0}")]
     Thread(std::io::Error),
-    #[error("cannot build the upstream client: {0}")]
+    #[error("cannot build an HTTP client (the upstream's or the alert webhook's): {0}")]
     Client(#[from] reqwest::Error),
 }
 
@@ -147,7 +147,10 @@ fn build(config: ProxyConfig) -> Result<Server, StartError> {
     );
     let breaker = Arc::new(breaker::Breaker::new(config.breaker));
     let config = Arc::new(config);
-    let alerter = Arc::new(alerts::Alerter::new(config.alerts.clone(), metrics.clone()));
+    let alerter = Arc::new(alerts::Alerter::new(
+        config.alerts.clone(),
+        metrics.clone(),
+    )?);
     let fetcher = Arc::new(upstream::Fetcher::new(
         fetcher_config(&config),
         Arc::clone(&breaker),
