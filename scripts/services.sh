@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Makes this machine ready to build and test: installs the build's system packages
-# (scripts/build-deps.sh) and the test tools (Prometheus with promtool, schemathesis) when
+# (scripts/build-deps.sh) and the test tools (Prometheus with promtool, HAProxy, schemathesis) when
 # missing, and starts the machine's shared Redis and MariaDB when they are down (never stops
 # them). Idempotent; called by scripts/test.sh and .ci/run.
 set -euo pipefail
 
-# The build's own packages (cmake for pingora's zlib-ng), as the run command installs them, and
-# a real Prometheus for the alert-rule test, with promtool for the config and rule checks.
-bash "$(dirname "$0")/build-deps.sh" prometheus
-# The packaged Prometheus starts a system service on install; the tests start their own.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+# The build's own packages (cmake for pingora's zlib-ng), as the run command installs them; a
+# real Prometheus for the alert-rule test, with promtool for the config and rule checks; and
+# HAProxy, the load balancer the readiness test puts in front of two core instances.
+bash "$(dirname "$0")/build-deps.sh" prometheus haproxy
+# The packages start system services on install; the tests start their own.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop prometheus haproxy >/dev/null 2>&1 || true
+fi
 
 # schemathesis: the API contract run against core's OpenAPI description (from PyPI).
 if ! command -v st >/dev/null 2>&1 && ! python3 -c 'import schemathesis' >/dev/null 2>&1; then

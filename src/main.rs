@@ -141,8 +141,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let listener = TcpListener::bind(core_listen)
         .await
         .map_err(|e| anyhow::anyhow!("core cannot listen on {core_listen}: {e}"))?;
+    let signals = maple_common::shutdown::Signals::install()
+        .map_err(|e| anyhow::anyhow!("cannot install the SIGTERM/SIGINT handlers: {e}"))?;
     let core_task = tokio::spawn(app.serve(listener, async {
-        let signal = maple_common::shutdown::signal().await;
+        let signal = signals.recv().await;
         tracing::info!(?signal, "stopping: core drains first");
     }));
 

@@ -24,6 +24,8 @@ pub const DATABASE_URL: &str = "DATABASE_URL";
 pub const UPSTREAM_TIMEOUT_MS: &str = "MAPLE_CORE_UPSTREAM_TIMEOUT_MS";
 pub const REQUEST_TIMEOUT_MS: &str = "MAPLE_CORE_REQUEST_TIMEOUT_MS";
 pub const SHUTDOWN_DEADLINE_MS: &str = "MAPLE_CORE_SHUTDOWN_DEADLINE_MS";
+/// How long a draining instance keeps accepting (readiness 503) before it stops.
+pub const DRAIN_DELAY_MS: &str = "MAPLE_CORE_DRAIN_DELAY_MS";
 pub const DB_MAX_CONNECTIONS: &str = "MAPLE_DB_MAX_CONNECTIONS";
 pub const POTENTIAL_TABLES: &str = "MAPLE_POTENTIAL_TABLES";
 pub const PRICE_RED_CUBE: &str = "MAPLE_PRICE_RED_CUBE";
@@ -68,6 +70,8 @@ pub const ADMIN_KEYS_FILE: &str = "MAPLE_CORE_ADMIN_KEYS_FILE";
 /// Refused admin attempts (401, 403) the audit log keeps; older ones are pruned.
 pub const AUDIT_REFUSED_KEEP: &str = "MAPLE_CORE_AUDIT_REFUSED_KEEP";
 pub const HEADER_READ_TIMEOUT_MS: &str = "MAPLE_CORE_HEADER_READ_TIMEOUT_MS";
+/// Most connections open at once (beyond it, new ones wait in the backlog).
+pub const MAX_CONNECTIONS: &str = "MAPLE_CORE_MAX_CONNECTIONS";
 pub const MAX_IN_FLIGHT: &str = "MAPLE_CORE_MAX_IN_FLIGHT";
 pub const CLIENT_RATE: &str = "MAPLE_CORE_CLIENT_RATE";
 pub const CLIENT_BURST: &str = "MAPLE_CORE_CLIENT_BURST";
@@ -78,6 +82,8 @@ pub const CLIENT_MISS_BURST: &str = "MAPLE_CORE_CLIENT_MISS_BURST";
 pub const CLIENT_IPV6_PREFIX: &str = "MAPLE_CORE_CLIENT_IPV6_PREFIX";
 /// How long a name Nexon does not know is answered 404 without asking again.
 pub const NOT_FOUND_TTL_S: &str = "MAPLE_CORE_NOT_FOUND_TTL_S";
+/// How old a stored name → ocid may grow before Nexon is asked again (renames).
+pub const NAME_RECHECK_S: &str = "MAPLE_CORE_NAME_RECHECK_S";
 pub const MAX_BODY_BYTES: &str = "MAPLE_CORE_MAX_BODY_BYTES";
 /// Addresses of load balancers whose `X-Forwarded-For` is believed (comma-separated).
 pub const TRUSTED_PROXIES: &str = "MAPLE_CORE_TRUSTED_PROXIES";
@@ -103,6 +109,10 @@ pub struct Limits {
     /// How long a name Nexon does not know is answered 404 without asking again (0: never
     /// remembered).
     pub not_found_ttl: Duration,
+    /// How old a stored name → ocid may grow before Nexon is asked again in the background
+    /// (the copy answers meanwhile): a rename or a freed name's new owner shows after at most
+    /// this plus the proxy's id TTL.
+    pub name_recheck: Duration,
     /// Largest request body (413 beyond it).
     pub max_body_bytes: usize,
     /// Longest request target, path and query (414 beyond it).
@@ -122,6 +132,7 @@ impl Default for Limits {
             client_miss_burst: 40.0,
             client_ipv6_prefix: 64,
             not_found_ttl: Duration::from_secs(30),
+            name_recheck: Duration::from_secs(6 * 3600),
             max_body_bytes: 64 * 1024,
             max_uri_bytes: 2048,
             max_header_bytes: 16 * 1024,
@@ -164,6 +175,10 @@ pub struct CoreConfig {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_deadline: Duration,
+    /// After the signal, how long the instance keeps accepting while readiness answers 503,
+    /// so a load balancer takes it out of rotation before connections are refused (set it
+    /// above the balancer's check interval × failures; part of the shutdown deadline).
+    pub drain_delay: Duration,
     pub db_max_connections: u32,
     /// The potential rate CSV; `None`: the table built into the binary (`data/potential_rates.csv`).
     pub potential_tables: Option<PathBuf>,
@@ -228,6 +243,7 @@ impl CoreConfig {
             upstream_timeout: env.millis_or(UPSTREAM_TIMEOUT_MS, Duration::from_secs(5))?,
             request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10))?,
             shutdown_deadline: env.millis_or(SHUTDOWN_DEADLINE_MS, Duration::from_secs(15))?,
+            drain_delay: Duration::from_millis(env.parse_within(DRAIN_DELAY_MS, 0, 0..=600_000)?),
             db_max_connections,
             potential_tables: env.get(POTENTIAL_TABLES).map(PathBuf::from),
             prices: Prices {
@@ -262,6 +278,11 @@ impl CoreConfig {
                 header_read_timeout: env.millis_or(
                     HEADER_READ_TIMEOUT_MS,
                     crate::server::ConnectionLimits::default().header_read_timeout,
+                )?,
+                max_connections: env.parse_within(
+                    MAX_CONNECTIONS,
+                    crate::server::ConnectionLimits::default().max_connections,
+                    1..=1_000_000,
                 )?,
                 ..crate::server::ConnectionLimits::default()
             },
@@ -299,6 +320,7 @@ impl CoreConfig {
             "upstream_timeout_ms": millis(self.upstream_timeout),
             "request_timeout_ms": millis(self.request_timeout),
             "shutdown_deadline_ms": millis(self.shutdown_deadline),
+            "drain_delay_ms": millis(self.drain_delay),
             "potential_tables": self.potential_tables.as_ref().map_or_else(
                 || "built-in (data/potential_rates.csv)".to_owned(),
                 |path| path.display().to_string(),
@@ -344,6 +366,7 @@ impl CoreConfig {
                 "header_read_timeout_ms": millis(self.connections.header_read_timeout),
                 "max_headers": self.connections.max_headers,
                 "max_buf_size": self.connections.max_buf_size,
+                "max_connections": self.connections.max_connections,
             },
             "trusted_proxies": self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "limits": {
@@ -354,6 +377,7 @@ impl CoreConfig {
                 "client_miss_burst": self.limits.client_miss_burst,
                 "client_ipv6_prefix": self.limits.client_ipv6_prefix,
                 "not_found_ttl_s": self.limits.not_found_ttl.as_secs(),
+                "name_recheck_s": self.limits.name_recheck.as_secs(),
                 "max_body_bytes": self.limits.max_body_bytes,
                 "max_uri_bytes": self.limits.max_uri_bytes,
                 "max_header_bytes": self.limits.max_header_bytes,
@@ -382,6 +406,16 @@ impl CoreConfig {
                 format!(
                     "plus {UPSTREAM_TIMEOUT_MS} must stay below {REQUEST_TIMEOUT_MS} ({} ms)",
                     millis(self.request_timeout)
+                ),
+            ));
+        }
+        if self.drain_delay * 2 > self.shutdown_deadline {
+            return Err(ConfigError::new(
+                DRAIN_DELAY_MS,
+                millis(self.drain_delay),
+                format!(
+                    "must be at most half of {SHUTDOWN_DEADLINE_MS} ({} ms): the rest finishes requests and saves likes",
+                    millis(self.shutdown_deadline)
                 ),
             ));
         }
@@ -505,6 +539,11 @@ fn limits_from_env(env: &Env) -> Result<Limits, ConfigError> {
             NOT_FOUND_TTL_S,
             defaults.not_found_ttl.as_secs(),
             0..=3600,
+        )?),
+        name_recheck: Duration::from_secs(env.parse_within(
+            NAME_RECHECK_S,
+            defaults.name_recheck.as_secs(),
+            1..=30 * 24 * 3600,
         )?),
         max_body_bytes: env.parse_within(
             MAX_BODY_BYTES,

@@ -16,6 +16,7 @@
 //! - [`likes`]: likes: sharded buffer → Redis → database (one leader), backup files.
 //! - [`lock`]: named locks across instances (Redis, MySQL `GET_LOCK`, in-process) with fences.
 //! - [`server`]: the HTTP/1 accept loop: header-read timeout, header bounds, drain.
+//! - [`supervise`]: background loops restarted after a panic, counted.
 //! - [`http`]: routes, handlers and the middleware stack.
 //! - [`error`]: `ApiError`, the only place failures become HTTP responses.
 //! - [`metrics`]: every metric, declared once.
@@ -37,9 +38,11 @@ pub mod ocids;
 pub mod redis_link;
 pub mod server;
 pub mod store;
+pub mod supervise;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use maple_common::metrics::Label as _;
 use tokio::net::TcpListener;
@@ -56,9 +59,10 @@ use crate::nexon::NexonClient;
 use crate::ocids::Ocids;
 use crate::redis_link::{RedisLink, RedisUse};
 use crate::store::{Store, StoreError};
+use crate::supervise::{Task, supervised};
 
-/// Name → ocid mappings kept in memory, and for how long (a rename changes the mapping;
-/// the database copy is re-checked this often).
+/// Name → ocid mappings kept in memory, and for how long (an instance re-reads the database's
+/// copy this often; the copy's own re-check with Nexon is `Limits::name_recheck`).
 const OCID_CACHE_ENTRIES: u64 = 100_000;
 const OCID_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -157,10 +161,17 @@ impl App {
         // Stops the background readers of Redis (purges followed, memory) with the app.
         let followers = CancellationToken::new();
         if let Some(redis) = &redis {
-            tokio::spawn(watch_redis_memory(
+            let (redis, metrics, stop) = (
                 redis.for_use(RedisUse::Memory),
                 metrics.clone(),
                 followers.clone(),
+            );
+            let restarts = metrics.task_restarts_total.clone();
+            tokio::spawn(supervised(
+                Task::RedisMemory,
+                restarts,
+                stop.clone(),
+                move || watch_redis_memory(redis.clone(), metrics.clone(), stop.clone()),
             ));
         }
         let locks = lock::Locks::new(
@@ -185,7 +196,15 @@ impl App {
             nexon.clone(),
             metrics.clone(),
         );
-        tokio::spawn(equipment.clone().follow_purges(followers.clone()));
+        tokio::spawn(supervised(
+            Task::PurgeFollower,
+            metrics.task_restarts_total.clone(),
+            followers.clone(),
+            {
+                let (equipment, followers) = (equipment.clone(), followers.clone());
+                move || equipment.clone().follow_purges(followers.clone())
+            },
+        ));
         let state = AppState::new(http::state::Shared {
             characters: http::state::Characters {
                 ocids: Ocids::new(
@@ -195,6 +214,7 @@ impl App {
                     OCID_CACHE_ENTRIES,
                     OCID_CACHE_TTL,
                     config.limits.not_found_ttl,
+                    config.limits.name_recheck,
                 ),
                 nexon,
                 equipment,
@@ -248,8 +268,12 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, gives in-flight requests the
-    /// configured deadline, and closes the database pool.
+    /// Serves until `shutdown` resolves; then everything ends within the shutdown deadline
+    /// `D`, counted from that moment. Readiness answers 503 at once and the listener keeps
+    /// accepting for the drain delay; in-flight requests have until `D/2` (connections still
+    /// open then are aborted), equipment loads until `5D/8`, saving the like buffer until
+    /// `7D/8` (its backup-file write included), admin actions and closing the database pool
+    /// until `D`. A phase that ends early leaves its time to the next.
     ///
     /// # Errors
     /// Only if the listener fails irrecoverably.
@@ -267,41 +291,36 @@ impl App {
         let _followers = followers;
         let draining = state.shutdown.clone();
         let router = http::router(state.clone(), config.request_timeout);
-        // When the drain began, for the rest of the shutdown's budget.
-        let drain_began = Arc::new(std::sync::OnceLock::new());
+        let deadline = config.shutdown_deadline;
+        // When the shutdown began: every phase's end is counted from it.
+        let began = Arc::new(std::sync::OnceLock::new());
         let metrics = state.metrics.clone();
+        let drain_delay = config.drain_delay;
         let signal = {
-            let (draining, drain_began) = (draining.clone(), Arc::clone(&drain_began));
+            let (draining, began) = (draining.clone(), Arc::clone(&began));
             async move {
                 tokio::select! {
                     () = shutdown => draining.cancel(),
                     () = draining.cancelled() => {}
                 }
-                let _ = drain_began.set(std::time::Instant::now());
+                let now = Instant::now();
+                let _ = began.set(now);
                 metrics.shutdown_phase.set(1);
+                // Readiness answers 503 from now on; keep accepting while the load balancer
+                // notices, then stop.
+                tokio::time::sleep(drain_delay).await;
+                now + deadline / 2
             }
         };
-        let result = server::serve(
-            listener,
-            router,
-            config.connections,
-            signal,
-            config.shutdown_deadline,
-        )
-        .await;
-        // Likes: the buffer goes to Redis, else the database, else a backup file, within
-        // what is left of the shutdown deadline (at least two seconds).
-        let spent = drain_began
-            .get()
-            .map_or(std::time::Duration::ZERO, std::time::Instant::elapsed);
+        let result = server::serve(listener, router, config.connections, signal).await;
+        // The listener failed before any signal: the shutdown begins now.
+        let began = *began.get_or_init(Instant::now);
+        let by = |eighths: u32| began + deadline * eighths / 8;
+        let left = |until: Instant| until.saturating_duration_since(Instant::now());
         let phases = &state.metrics;
-        let mut phase_started = std::time::Instant::now();
+        let mut phase_started = began;
         let mut end_phase = |phase: ShutdownPhase, next: i64| {
-            let took = if phase == ShutdownPhase::Drain {
-                spent
-            } else {
-                phase_started.elapsed()
-            };
+            let took = phase_started.elapsed();
             phases.shutdown_phase_took(phase, took.as_secs_f64());
             phases.shutdown_phase.set(next);
             tracing::info!(
@@ -309,28 +328,26 @@ impl App {
                 seconds = took.as_secs_f64(),
                 "shutdown phase done"
             );
-            phase_started = std::time::Instant::now();
+            phase_started = Instant::now();
         };
         end_phase(ShutdownPhase::Drain, 2);
-        let budget = config
-            .shutdown_deadline
-            .saturating_sub(spent)
-            .max(std::time::Duration::from_secs(2));
         // Equipment loads still running (a client may have hung up) store what they fetched.
         let stored = state.characters.equipment.drained();
-        if tokio::time::timeout(budget / 2, stored).await.is_err() {
+        if tokio::time::timeout(left(by(5)), stored).await.is_err() {
             tracing::warn!(
                 loads = state.characters.equipment.in_flight(),
                 "equipment loads still running at shutdown; leaving them"
             );
         }
         end_phase(ShutdownPhase::Equipment, 3);
+        let budget = left(by(7));
         tracing::info!(?budget, "saving the like buffer");
-        state.likes.shutdown(budget / 2).await;
+        state.likes.shutdown(budget).await;
         end_phase(ShutdownPhase::Likes, 4);
         // Admin actions whose clients hung up still write their audit rows.
         state.admin.tasks.close();
-        if tokio::time::timeout(budget / 4, state.admin.tasks.wait())
+        let end = began + deadline;
+        if tokio::time::timeout(left(end) / 2, state.admin.tasks.wait())
             .await
             .is_err()
         {
@@ -339,7 +356,12 @@ impl App {
                 "admin actions still running at shutdown; their audit rows may be missing"
             );
         }
-        state.store.close().await;
+        if tokio::time::timeout(left(end), state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the database pool did not close by the shutdown deadline");
+        }
         end_phase(ShutdownPhase::Database, 5);
         tracing::info!("core stopped");
         result

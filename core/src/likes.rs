@@ -64,6 +64,7 @@ use crate::lock::Locks;
 use crate::metrics::CoreMetrics;
 use crate::redis_link::RedisLink;
 use crate::store::{Store, StoreError};
+use crate::supervise::{Task, supervised};
 
 /// The lock that elects the sync leader.
 pub use crate::lock::LIKES_SYNC as SYNC_LOCK;
@@ -97,6 +98,7 @@ impl Likes {
                 metrics,
                 stop: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                panics_to_inject: AtomicUsize::new(0),
             }),
         }
     }
@@ -132,16 +134,29 @@ impl Likes {
     }
 
     /// Applies backup files left by an earlier run, then starts the flusher, the recovery
-    /// loop and (with Redis) the sync loop.
+    /// loop and (with Redis) the sync and watch loops, each restarted after a panic.
     pub async fn start(&self) {
         self.recover().await;
-        let tasks = &self.inner.tasks;
-        tasks.spawn(self.clone().flush_loop());
-        tasks.spawn(self.clone().recover_loop());
+        self.supervise(Task::LikesFlush, Self::flush_loop);
+        self.supervise(Task::LikesRecover, Self::recover_loop);
         if self.inner.redis.is_some() {
-            tasks.spawn(self.clone().sync_loop());
-            tasks.spawn(self.clone().watch_loop());
+            self.supervise(Task::LikesSync, Self::sync_loop);
+            self.supervise(Task::LikesWatch, Self::watch_loop);
         }
+    }
+
+    /// Runs the loop `run` on the likes' task tracker, restarted after a panic.
+    fn supervise<F, Fut>(&self, task: Task, run: F)
+    where
+        F: Fn(Self) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let this = self.clone();
+        let restarts = this.inner.metrics.task_restarts_total.clone();
+        let stop = this.inner.stop.clone();
+        self.inner
+            .tasks
+            .spawn(supervised(task, restarts, stop, move || run(this.clone())));
     }
 
     /// The character's count: pending in Redis + stored + held in backup files. `partial`
@@ -247,21 +262,28 @@ impl Likes {
         self.inner.redis.as_ref().map(RedisLink::breaker)
     }
 
+    /// Whether the likes' Redis answers a `PING` (`None`: no Redis configured).
+    pub async fn redis_answers(&self) -> Option<bool> {
+        Some(self.inner.redis.as_ref()?.ping().await.is_ok())
+    }
+
     /// The Redis scripts and link, for tests that drive a sync step by step.
     pub fn redis_parts(&self) -> Option<(&RedisLink, &queue::Scripts)> {
         Some((self.inner.redis.as_ref()?, &self.inner.scripts))
     }
 
     /// Stops taking likes, flushes what is buffered (Redis, else the database, else a backup
-    /// file — the file is written even when the stores take the whole `deadline`), and stops
-    /// the background loops (a sync pass in progress finishes and releases its lock).
+    /// file: the stores get half the time left, the file the rest), and stops the background
+    /// loops (a sync pass in progress finishes and releases its lock) — all within
+    /// `deadline`.
     pub async fn shutdown(&self, deadline: Duration) {
         let inner = &self.inner;
-        let started = Instant::now();
+        let end = Instant::now() + deadline;
+        let left = || end.saturating_duration_since(Instant::now());
         inner.accepting.store(false, Ordering::Release);
         inner.stop.cancel();
         inner.tasks.close();
-        if tokio::time::timeout(deadline / 2, inner.tasks.wait())
+        if tokio::time::timeout(deadline / 4, inner.tasks.wait())
             .await
             .is_err()
         {
@@ -279,10 +301,17 @@ impl Likes {
                 likes = batch.total(),
                 "flushing the like buffer before exit"
             );
-            let result = self
-                .write(&batch, Some(deadline / 2))
-                .await
-                .map(|f| f.with_repeats(repeats));
+            // The stores get half of what is left; the backup file the rest, and no more: a
+            // disk that hangs does not hold the exit past the deadline.
+            let result =
+                match tokio::time::timeout(left(), self.write(&batch, Some(left() / 2))).await {
+                    Ok(result) => result.map(|f| f.with_repeats(repeats)),
+                    Err(_) => Err(Arc::new(state::Unstored {
+                        reason: "the shutdown deadline passed while the backup file was written"
+                            .to_owned(),
+                        outcome_unknown: true,
+                    })),
+                };
             if let Err(error) = &result {
                 tracing::error!(%error, likes = batch.total(), "the like buffer could not be saved");
             }
@@ -291,7 +320,6 @@ impl Likes {
             }
         }
         inner.metrics.like_buffer.set(0);
-        self.last_sync(deadline.saturating_sub(started.elapsed()))
-            .await;
+        self.last_sync(left()).await;
     }
 }

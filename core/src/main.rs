@@ -1,4 +1,5 @@
-//! `maple-core`: config → telemetry → build → bind → serve → wait for signal → drain.
+//! `maple-core`: config → signal handlers → telemetry → build → bind → serve → wait for a
+//! signal → drain, all within the shutdown deadline.
 //!
 //! `maple-core admin-key NAME SCOPE[,SCOPE…]` instead prints a new admin API key and the line
 //! to add to the keys file (`MAPLE_CORE_ADMIN_KEYS_FILE`), then exits.
@@ -9,6 +10,7 @@
 use std::process::ExitCode;
 
 use maple_common::config::{EXIT_CONFIG, Env};
+use maple_common::shutdown::Signals;
 use maple_common::telemetry::{self, LogFormat};
 use maple_core::{App, CoreConfig};
 
@@ -76,12 +78,34 @@ fn admin_key(name: &str, scopes: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// After serving ends, how long spans still buffered may take to export.
+const TELEMETRY_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+/// Then how long blocking work still running (a backup write on a hung disk) may hold the
+/// exit: the process is gone by the shutdown deadline plus these two.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn main() -> ExitCode {
     let cli: Cli = maple_common::cli::parse();
     if let Some(Command::AdminKey { name, scopes }) = &cli.command {
         return admin_key(name, scopes);
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("maple-core: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // Unlike dropping it, this does not wait for blocking tasks that never end.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    code
+}
+
+async fn run() -> ExitCode {
     let env = Env::process();
     let (config, format) = match (
         CoreConfig::from_env(&env),
@@ -91,6 +115,13 @@ async fn main() -> ExitCode {
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("maple-core: {e}");
             return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("maple-core: cannot install the SIGTERM/SIGINT handlers: {e}");
+            return ExitCode::FAILURE;
         }
     };
     let telemetry = match telemetry::start(&env, format, "info", "maple-core") {
@@ -120,14 +151,15 @@ async fn main() -> ExitCode {
     };
     tracing::info!(%listen, "maple core listening");
     let shutdown = async {
-        let _ = maple_common::shutdown::signal().await;
-        tracing::info!("shutdown signal received");
+        let signal = signals.recv().await;
+        tracing::info!(?signal, "shutdown signal received");
     };
     let served = app.serve(listener, shutdown).await;
-    // Spans still buffered are exported before exit (bounded).
-    tokio::task::spawn_blocking(move || telemetry.shutdown())
-        .await
-        .ok();
+    // Spans still buffered are exported before exit, within a bound.
+    let flush = tokio::task::spawn_blocking(move || telemetry.shutdown());
+    if tokio::time::timeout(TELEMETRY_FLUSH, flush).await.is_err() {
+        tracing::warn!("spans still buffered at exit were not all exported");
+    }
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

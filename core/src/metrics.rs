@@ -28,6 +28,7 @@ pub const SYNC_DELAY_BUCKETS: &[f64] = &[
 use crate::admin::KeysFileState;
 use crate::equipment::entry::{Source, StaleCause};
 use crate::likes::batch::Target;
+use crate::supervise::Task;
 
 metric_labels! {
     /// `maple_core_store_errors_total{operation}`: database operations whose failure is
@@ -35,8 +36,20 @@ metric_labels! {
     pub enum StoreOp {
         FindOcid => "find_ocid",
         UpsertCharacter => "upsert_character",
+        ForgetName => "forget_name",
         LoadEquipment => "load_equipment",
         SaveEquipment => "save_equipment",
+    }
+}
+
+metric_labels! {
+    /// `maple_core_name_rechecks_total{outcome}`: a stored name → ocid asked of Nexon again
+    /// once older than `MAPLE_CORE_NAME_RECHECK_S`.
+    pub enum RecheckOutcome {
+        Same => "same",
+        Changed => "changed",
+        Gone => "gone",
+        Failed => "failed",
     }
 }
 
@@ -109,6 +122,11 @@ metric_labels! {
 metric_labels! {
     /// `maple_core_db_pool_connections{state}`.
     pub enum PoolState { InUse => "in_use", Idle => "idle", Max => "max" }
+}
+
+metric_labels! {
+    /// `maple_core_dependency_up{dependency}`: what readiness and each scrape found.
+    pub enum Dependency { Database => "database", Redis => "redis" }
 }
 
 metric_labels! {
@@ -238,6 +256,10 @@ pub struct CoreMetrics {
     /// Database pool connections by state (in_use, idle) and the pool's maximum (max), read at
     /// each scrape.
     pub db_pool_connections: Gauges<PoolState>,
+    /// Whether each dependency answered its last probe (readiness and each scrape ping it,
+    /// bounded to 250 ms): 1 up, 0 down; Redis stays 0 when none is configured. Readiness
+    /// does not depend on them: the service degrades instead.
+    pub dependency_up: Gauges<Dependency>,
     /// The admin keys file as last checked, one series per state at 1 (unset, loaded, absent,
     /// invalid: a file that no longer parses, the previous keys kept); read at each scrape.
     pub admin_keys_file: Gauges<KeysFileState>,
@@ -249,6 +271,11 @@ pub struct CoreMetrics {
     pub not_found_remembered_total: IntCounter,
     /// Name lookups refused (429) because the client asked Nexon too often: its miss rate.
     pub lookup_misses_refused_total: IntCounter,
+    /// Background loops restarted after a panic, by loop (`crate::supervise`).
+    pub task_restarts_total: Counters<Task>,
+    /// Re-checks of stored names by outcome: same ocid, changed (a rename, or a freed name
+    /// taken by another character), gone (Nexon no longer knows the name), failed (kept).
+    pub name_rechecks_total: Counters<RecheckOutcome>,
     /// Where shutdown is: 0 serving, 1 draining requests, 2 waiting for equipment loads,
     /// 3 saving likes, 4 closing the database, 5 stopped.
     pub shutdown_phase: IntGauge,
@@ -497,6 +524,12 @@ impl CoreMetrics {
                 "Database pool connections by state (in_use, idle, max).",
                 "state",
             )?,
+            dependency_up: Gauges::register(
+                &r,
+                "maple_core_dependency_up",
+                "Whether each dependency (database, redis) answered its last probe (1) or not (0); probed by /health/ready and each scrape.",
+                "dependency",
+            )?,
             admin_keys_file: Gauges::register(
                 &r,
                 "maple_core_admin_keys_file",
@@ -518,6 +551,18 @@ impl CoreMetrics {
                 &r,
                 "maple_core_lookup_misses_refused_total",
                 "Name lookups refused with 429: the client asked Nexon more often than MAPLE_CORE_CLIENT_MISS_RATE.",
+            )?,
+            task_restarts_total: Counters::register(
+                &r,
+                "maple_core_task_restarts_total",
+                "Background loops restarted after a panic, by task (the panic and its cause are logged).",
+                "task",
+            )?,
+            name_rechecks_total: Counters::register(
+                &r,
+                "maple_core_name_rechecks_total",
+                "Stored name to ocid mappings asked of Nexon again (MAPLE_CORE_NAME_RECHECK_S), by outcome: same, changed, gone, failed (the copy kept).",
+                "outcome",
             )?,
             shutdown_phase: gauge(
                 &r,

@@ -5,14 +5,29 @@
 //! a cache for this mapping, so its outage costs a Nexon call, never the request. A name Nexon
 //! does not know is remembered for a short while (404 without asking again), and a lookup that
 //! must ask Nexon is first admitted by the caller (the per-client miss rate).
+//!
+//! Names change hands: a character is renamed, a freed name is taken by another character. A
+//! stored mapping older than the re-check interval (`MAPLE_CORE_NAME_RECHECK_S`) is asked of
+//! Nexon again in the background while the copy keeps answering: the same ocid renews it,
+//! another ocid replaces it, "no such character" drops it (the name answers 404 from then on),
+//! and a failed call keeps it (tried again a minute later). Likes and equipment are keyed by
+//! ocid, so they stay with the character, not with the name: a renamed character keeps its
+//! likes under its new name, and a name taken by another character shows that character's.
+//! (Whether Nexon keeps a character's ocid across a rename is not stated in the sources we
+//! have; if it issued a new one, the renamed character would start afresh under its new ocid.)
+
+use std::time::Duration;
 
 use maple_common::nexon::Ocid;
 
 use crate::character::CharacterName;
 use crate::clock::now_ms;
-use crate::metrics::{CoreMetrics, StoreOp};
+use crate::metrics::{CoreMetrics, RecheckOutcome, StoreOp};
 use crate::nexon::{NexonClient, NexonError};
-use crate::store::{Store, StoreError};
+use crate::store::{KnownName, Store, StoreError};
+
+/// After a re-check that failed, how long before the name is tried again.
+const RECHECK_RETRY: Duration = Duration::from_secs(60);
 
 /// Why [`Ocids::resolve`] gave no ocid.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +42,12 @@ pub enum ResolveError {
 /// The mapping, in front of the database's.
 #[derive(Debug, Clone)]
 pub struct Ocids {
-    /// Name (lower case) → ocid.
-    memory: moka::sync::Cache<String, Ocid>,
+    /// Name (lower case) → ocid and when Nexon last confirmed it.
+    memory: moka::sync::Cache<String, KnownName>,
+    /// Names (lower case) whose re-check is under way or failed within [`RECHECK_RETRY`].
+    rechecking: moka::sync::Cache<String, ()>,
+    /// A stored mapping older than this is asked of Nexon again.
+    recheck_after: Duration,
     /// Names (lower case) Nexon said it does not know, for the not-found TTL.
     not_found: Option<moka::sync::Cache<String, ()>>,
     store: Store,
@@ -38,20 +57,27 @@ pub struct Ocids {
 
 impl Ocids {
     /// At most `capacity` names in memory, each for `ttl`; as many unknown names, each for
-    /// `not_found_ttl` (zero: not remembered).
+    /// `not_found_ttl` (zero: not remembered); a mapping older than `recheck_after` is asked
+    /// of Nexon again.
     pub fn new(
         store: Store,
         nexon: NexonClient,
         metrics: CoreMetrics,
         capacity: u64,
-        ttl: std::time::Duration,
-        not_found_ttl: std::time::Duration,
+        ttl: Duration,
+        not_found_ttl: Duration,
+        recheck_after: Duration,
     ) -> Self {
         Self {
             memory: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
+            rechecking: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(RECHECK_RETRY.min(recheck_after))
+                .build(),
+            recheck_after,
             not_found: (!not_found_ttl.is_zero()).then(|| {
                 moka::sync::Cache::builder()
                     .max_capacity(capacity)
@@ -65,7 +91,8 @@ impl Ocids {
     }
 
     /// The character's ocid: memory, the database, else — once `admit` allows a call —
-    /// Nexon's answer (remembered in both; "no such character" remembered for a while).
+    /// Nexon's answer (remembered in both; "no such character" remembered for a while). A
+    /// copy due for its re-check answers while the re-check runs in the background.
     ///
     /// # Errors
     /// [`ResolveError::Nexon`] when Nexon had to be asked and did not answer with an ocid
@@ -74,11 +101,12 @@ impl Ocids {
     pub async fn resolve(
         &self,
         name: &CharacterName,
-        admit: impl FnOnce() -> Result<(), std::time::Duration>,
+        admit: impl FnOnce() -> Result<(), Duration>,
     ) -> Result<Ocid, ResolveError> {
         let key = Self::key(name);
-        if let Some(ocid) = self.memory.get(&key) {
-            return Ok(ocid);
+        if let Some(known) = self.memory.get(&key) {
+            self.recheck_if_due(name, &key, &known);
+            return Ok(known.ocid);
         }
         if self
             .not_found
@@ -88,10 +116,11 @@ impl Ocids {
             self.metrics.not_found_remembered_total.inc();
             return Err(ResolveError::Nexon(NexonError::NotFound));
         }
-        match self.store.find_ocid(name).await {
-            Ok(Some(ocid)) => {
-                self.memory.insert(key, ocid.clone());
-                return Ok(ocid);
+        match self.store.find_name(name).await {
+            Ok(Some(known)) => {
+                self.recheck_if_due(name, &key, &known);
+                self.memory.insert(key, known.clone());
+                return Ok(known.ocid);
             }
             Ok(None) => {}
             Err(e) => self.metrics.store_error(StoreOp::FindOcid, &e),
@@ -107,11 +136,81 @@ impl Ocids {
             }
             Err(error) => return Err(ResolveError::Nexon(error)),
         };
-        if let Err(e) = self.store.upsert_character(name, &ocid, now_ms()).await {
+        self.remember(name, key, &ocid).await;
+        Ok(ocid)
+    }
+
+    /// Stores `ocid` as Nexon's answer for `name` as of now, in the database and in memory.
+    async fn remember(&self, name: &CharacterName, key: String, ocid: &Ocid) {
+        let checked_at_ms = now_ms();
+        if let Err(e) = self.store.upsert_character(name, ocid, checked_at_ms).await {
             self.metrics.store_error(StoreOp::UpsertCharacter, &e);
         }
-        self.memory.insert(key, ocid.clone());
-        Ok(ocid)
+        let known = KnownName {
+            ocid: ocid.clone(),
+            checked_at_ms,
+        };
+        self.memory.insert(key, known);
+    }
+
+    /// Starts a background re-check of `known` when it is older than the re-check interval
+    /// and no re-check of the name is under way or failed a moment ago.
+    fn recheck_if_due(&self, name: &CharacterName, key: &str, known: &KnownName) {
+        let age_ms = now_ms().saturating_sub(known.checked_at_ms);
+        let due = u128::try_from(age_ms).unwrap_or(0) >= self.recheck_after.as_millis();
+        if !due
+            || !self
+                .rechecking
+                .entry(key.to_owned())
+                .or_insert(())
+                .is_fresh()
+        {
+            return;
+        }
+        let (this, name, key, known) = (self.clone(), name.clone(), key.to_owned(), known.clone());
+        tokio::spawn(async move {
+            let outcome = this.recheck(&name, key.clone(), &known).await;
+            this.metrics.name_rechecks_total.inc(outcome);
+            if outcome != RecheckOutcome::Failed {
+                this.rechecking.invalidate(&key);
+            }
+        });
+    }
+
+    /// Asks Nexon for `name` again and applies the answer (see the module's doc).
+    async fn recheck(
+        &self,
+        name: &CharacterName,
+        key: String,
+        known: &KnownName,
+    ) -> RecheckOutcome {
+        match self.metrics.nexon_call("id", self.nexon.ocid(name)).await {
+            Ok(ocid) => {
+                let outcome = if ocid == known.ocid {
+                    RecheckOutcome::Same
+                } else {
+                    tracing::info!(name = %name.as_str(), was = %known.ocid, now = %ocid, "a name now belongs to another ocid");
+                    RecheckOutcome::Changed
+                };
+                self.remember(name, key, &ocid).await;
+                outcome
+            }
+            Err(NexonError::NotFound) => {
+                tracing::info!(name = %name.as_str(), was = %known.ocid, "Nexon no longer knows a stored name; forgotten");
+                if let Err(e) = self.store.forget_name(name, &known.ocid).await {
+                    self.metrics.store_error(StoreOp::ForgetName, &e);
+                }
+                self.memory.invalidate(&key);
+                if let Some(not_found) = &self.not_found {
+                    not_found.insert(key, ());
+                }
+                RecheckOutcome::Gone
+            }
+            Err(error) => {
+                tracing::warn!(name = %name.as_str(), %error, "re-check of a stored name failed; the copy is kept");
+                RecheckOutcome::Failed
+            }
+        }
     }
 
     /// The ocid this service knows for `name` (memory, then the database), without asking
@@ -125,7 +224,7 @@ impl Ocids {
     ) -> Result<Option<Ocid>, StoreError> {
         let key = Self::key(name);
         let ocid = match self.memory.get(&key) {
-            Some(ocid) => Some(ocid),
+            Some(known) => Some(known.ocid),
             None => self.store.find_ocid(name).await?,
         };
         self.memory.invalidate(&key);

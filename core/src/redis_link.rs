@@ -446,6 +446,18 @@ impl RedisLink {
         value
     }
 
+    /// A round trip (`PING`).
+    ///
+    /// # Errors
+    /// [`Unavailable`] when Redis cannot be asked.
+    pub async fn ping(&self) -> Result<(), Unavailable> {
+        self.run("ping", |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await
+        .map(drop)
+    }
+
     /// Redis's memory use and its `maxmemory` (0: no limit), from `INFO memory`.
     ///
     /// # Errors

@@ -6,7 +6,7 @@
 //! why core runs its own accept loop.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
 /// Connection-level limits.
@@ -29,6 +30,10 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
     /// Largest read buffer, so the largest request head hyper accepts.
     pub max_buf_size: usize,
+    /// Most connections open at once: at the cap the loop stops accepting (new clients wait in
+    /// the kernel's backlog) until one closes, so a flood of connections costs queueing, not
+    /// memory or file descriptors.
+    pub max_connections: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -37,12 +42,14 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             max_headers: 100,
             max_buf_size: 64 * 1024,
+            max_connections: 4096,
         }
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and gives the
-/// open connections `drain` to finish what they are doing (kept-alive idle ones close at once).
+/// Serves `router` on `listener` until `shutdown` resolves to the instant in-flight requests
+/// must end by; then stops accepting, lets open connections finish what they are doing until
+/// that instant (kept-alive idle ones close at once), and aborts those still open after it.
 ///
 /// # Errors
 /// Never for a failed accept (logged and retried); the `Result` mirrors axum's `serve`.
@@ -50,10 +57,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
+    shutdown: impl Future<Output = Instant>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -61,9 +68,22 @@ pub async fn serve(
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_buf_size);
     tokio::pin!(shutdown);
-    loop {
+    let mut at_cap = false;
+    let drain_until = loop {
+        let full = connections.len() >= limits.max_connections;
+        if full != at_cap {
+            at_cap = full;
+            if full {
+                tracing::warn!(
+                    connections = connections.len(),
+                    "connection cap reached: not accepting until one closes"
+                );
+            }
+        }
         tokio::select! {
-            accepted = listener.accept() => {
+            // At the cap: wait for a connection to end instead of accepting.
+            Some(_) = connections.join_next(), if full => {}
+            accepted = listener.accept(), if !full => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -81,23 +101,31 @@ pub async fn serve(
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
                 let connection = graceful.watch(connection);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(error) = connection.await {
                         tracing::debug!(%peer, %error, "connection ended with an error");
                     }
                 });
+                // Reap the connections that ended, so the set holds only open ones.
+                while connections.try_join_next().is_some() {}
             }
-            () = &mut shutdown => break,
+            until = &mut shutdown => break until,
         }
-    }
+    };
     drop(listener);
+    let drain = drain_until.saturating_duration_since(Instant::now());
     tracing::info!(deadline = ?drain, "draining in-flight requests");
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("drain deadline passed; abandoning in-flight requests");
+        tracing::warn!(
+            connections = connections.len(),
+            "drain deadline passed; aborting the requests still in flight"
+        );
     }
+    // Aborts what is left and waits for it to go (an aborted task ends at its next await).
+    connections.shutdown().await;
     Ok(())
 }
 

@@ -146,6 +146,14 @@ fn is_outage(error: &sqlx::Error) -> bool {
 }
 
 /// An equipment response as stored.
+/// A stored name → ocid mapping and when Nexon last confirmed it (`updated_at_ms`: written
+/// when the mapping is first stored and each time a re-check confirms or changes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownName {
+    pub ocid: Ocid,
+    pub checked_at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EquipmentSnapshot {
     pub ocid: Ocid,
@@ -325,33 +333,68 @@ impl Store {
         }
     }
 
-    /// A round trip to the database.
+    /// A round trip to the database, through the breaker (while it is open: refused at once,
+    /// so a readiness probe never waits on a database known to be down).
     ///
     /// # Errors
     /// [`StoreError`] when it is unreachable.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
-        Ok(())
+        self.guarded(async {
+            on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+        })
+        .await
     }
 
     /// The ocid stored for `name`, if any.
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
-    #[tracing::instrument(level = "info", name = "db.find_ocid", skip_all)]
     pub async fn find_ocid(&self, name: &CharacterName) -> Result<Option<Ocid>, StoreError> {
-        let result: Result<Option<(String,)>, StoreError> = self
+        Ok(self.find_name(name).await?.map(|known| known.ocid))
+    }
+
+    /// The ocid stored for `name` and when Nexon last confirmed it, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.find_name", skip_all)]
+    pub async fn find_name(&self, name: &CharacterName) -> Result<Option<KnownName>, StoreError> {
+        let result: Result<Option<(String, i64)>, StoreError> = self
             .guarded(async {
                 on_pool!(self, pool => {
-                    sqlx::query_as("SELECT ocid FROM characters WHERE name = ?")
+                    sqlx::query_as("SELECT ocid, updated_at_ms FROM characters WHERE name = ?")
                         .bind(name.as_str())
                         .fetch_optional(pool)
                         .await
                 })
             })
             .await;
-        let row = result?;
-        Ok(row.and_then(|(ocid,)| ocid.parse().ok()))
+        Ok(result?.and_then(|(ocid, checked_at_ms)| {
+            Some(KnownName {
+                ocid: ocid.parse().ok()?,
+                checked_at_ms,
+            })
+        }))
+    }
+
+    /// Deletes `name`'s mapping if it still names `ocid` (Nexon no longer knows the name; a
+    /// concurrent re-check that stored another ocid is kept). Whether a row went.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    #[tracing::instrument(level = "info", name = "db.forget_name", skip_all)]
+    pub async fn forget_name(&self, name: &CharacterName, ocid: &Ocid) -> Result<bool, StoreError> {
+        self.guarded(async {
+            on_pool!(self, pool => {
+                sqlx::query("DELETE FROM characters WHERE name = ? AND ocid = ?")
+                    .bind(name.as_str())
+                    .bind(ocid.as_str())
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected() > 0)
+            })
+        })
+        .await
     }
 
     /// Records `name` → `ocid`; concurrent calls for one name leave exactly one row.

@@ -63,11 +63,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let handlers = match signals.block_on(async { maple_common::shutdown::Signals::install() }) {
+        Ok(handlers) => handlers,
+        Err(e) => {
+            eprintln!("maple-proxy: cannot install the SIGTERM/SIGINT handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let token = shutdown.clone();
     let watcher = std::thread::spawn(move || {
         signals.block_on(async {
-            let _ = maple_common::shutdown::signal().await;
-            tracing::info!("shutdown signal received, draining");
+            let signal = handlers.recv().await;
+            tracing::info!(?signal, "shutdown signal received, draining");
             token.cancel();
         });
     });

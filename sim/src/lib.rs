@@ -3,7 +3,9 @@
 //!
 //! It is the upstream of every local run, test and benchmark (nothing here reaches Nexon).
 //! Control API on the same port: `POST /-/faults`, `DELETE /-/faults`, `GET /-/faults`,
-//! `GET /-/stats`, `DELETE /-/stats`.
+//! `GET /-/stats`, `DELETE /-/stats`, and `POST /-/names` (`{"name": "B", "character": "A"}`:
+//! the name B now belongs to the character first generated for A, as after a rename; `null`:
+//! no character has the name) with `DELETE /-/names` to undo every such change.
 //!
 //! Like a web server with compression on, it answers gzip (`Content-Encoding: gzip`, `Vary:
 //! Accept-Encoding`) to a request whose `Accept-Encoding` takes it, for bodies of
@@ -29,7 +31,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
@@ -102,6 +104,9 @@ struct SimState {
     gzip: AtomicBool,
     bodies: moka::sync::Cache<(Endpoint, Ocid, Option<String>), Body>,
     names: Mutex<HashMap<Ocid, String>>,
+    /// Names whose owner changed (lower case → the new owner's ocid, or nobody): renames,
+    /// freed names, names taken by another character.
+    owners: Mutex<HashMap<String, Option<Ocid>>>,
 }
 
 /// A generated body, kept with its gzip form (made once, when long enough to gain) at zlib's
@@ -156,6 +161,7 @@ impl Simulator {
                 gzip: AtomicBool::new(config.gzip),
                 bodies,
                 names: Mutex::new(HashMap::new()),
+                owners: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -173,6 +179,30 @@ impl Simulator {
     /// Offers gzip to the clients that take it (`true`), or answers identity to everyone.
     pub fn set_gzip(&self, offered: bool) {
         self.state.gzip.store(offered, Ordering::Relaxed);
+    }
+
+    /// Gives `name` to the character first generated for `character` (a rename: the new name
+    /// to the old name's character, then the old name to nobody), or to nobody (`None`).
+    pub fn set_owner(&self, name: &str, character: Option<&str>) {
+        let owner = character.map(characters::ocid_for);
+        self.owners().insert(name.to_lowercase(), owner);
+    }
+
+    /// Undoes every [`Self::set_owner`].
+    pub fn reset_owners(&self) {
+        self.owners().clear();
+    }
+
+    /// Who owns `name` now: a changed owner, else the generated world's answer.
+    fn owner(&self, name: &str) -> Option<Ocid> {
+        match self.owners().get(&name.to_lowercase()) {
+            Some(owner) => owner.clone(),
+            None => characters::exists(name).then(|| characters::ocid_for(name)),
+        }
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Ocid>>> {
+        self.state.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The fault switchboard, for tests that hold the simulator.
@@ -198,6 +228,7 @@ impl Simulator {
                 get(current_fault).post(set_fault).delete(clear_fault),
             )
             .route("/-/stats", get(read_stats).delete(reset_stats))
+            .route("/-/names", post(set_owner).delete(reset_owners))
             .fallback_service(api)
             .with_state(self.clone())
     }
@@ -397,11 +428,13 @@ async fn ocid_lookup(
     let Some(name) = query.ok().and_then(|Query(q)| q.character_name) else {
         return nexon_error(NexonErrorCode::InvalidParameter);
     };
-    if name.is_empty() || name.chars().count() > 12 || !characters::exists(&name) {
+    let owner = (!name.is_empty() && name.chars().count() <= 12)
+        .then(|| sim.owner(&name))
+        .flatten();
+    let Some(ocid) = owner else {
         // What Nexon answers for a name no character has.
         return nexon_error(NexonErrorCode::InvalidParameter);
-    }
-    let ocid = characters::ocid_for(&name);
+    };
     remember_name(&sim, &ocid, &name);
     Json(serde_json::json!({ "ocid": ocid })).into_response()
 }
@@ -568,6 +601,28 @@ async fn set_fault(State(sim): State<Simulator>, body: Bytes) -> Response {
 
 async fn clear_fault(State(sim): State<Simulator>) -> StatusCode {
     sim.state.faults.clear().await;
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct NameOwner {
+    name: String,
+    character: Option<String>,
+}
+
+async fn set_owner(State(sim): State<Simulator>, body: Bytes) -> Response {
+    match serde_json::from_slice::<NameOwner>(&body) {
+        Ok(NameOwner { name, character }) if !name.is_empty() => {
+            sim.set_owner(&name, character.as_deref());
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(_) => control_error("invalid_name", "name must not be empty"),
+        Err(e) => control_error("invalid_name", &e.to_string()),
+    }
+}
+
+async fn reset_owners(State(sim): State<Simulator>) -> StatusCode {
+    sim.reset_owners();
     StatusCode::NO_CONTENT
 }
 

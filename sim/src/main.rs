@@ -69,8 +69,15 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(%listen, "nexon simulator listening");
+    let signals = match maple_common::shutdown::Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("nexon-sim: cannot install the SIGTERM/SIGINT handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let shutdown = async {
-        let _ = maple_common::shutdown::signal().await;
+        signals.recv().await;
     };
     match simulator.serve(listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::state::AppState;
 use crate::admin::KeysFileState;
-use crate::metrics::PoolState;
+use crate::metrics::{Dependency, PoolState};
 
 /// The API's description (OpenAPI 3.1), kept by hand beside the code and served at
 /// `/openapi.json`. It lists exactly the routes of [`router`](super::router): the e2e test `openapi` checks
@@ -33,7 +33,17 @@ pub(super) async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when not draining and the database answers within a second.
+/// How long a readiness probe or a scrape waits for each dependency's answer: well inside a
+/// load balancer's check timeout (`deploy/haproxy.cfg`: 1 s), so a dependency that hangs
+/// never makes the check itself fail.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Ready = started (this route is served only once start-up has finished) and not draining:
+/// 200 `ready`, or 200 `degraded` when a dependency does not answer; 503 `draining` once
+/// shutdown has begun. A dependency's outage does not take the instance out of a load
+/// balancer: the tiers, stale answers and likes-to-Redis exist so that it is not a user outage,
+/// and every instance sees the same outage — failing readiness would empty the pool at once.
+/// Each dependency's state is in the body (`checks`) and in `maple_core_dependency_up`.
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
         return (
@@ -42,24 +52,48 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response();
     }
-    let database = match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
-        Ok(Ok(())) => "ok",
-        Ok(Err(_)) => "unavailable",
-        Err(_) => "timeout",
-    };
-    let status = if database == "ok" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let (database, redis) = probe(&state).await;
+    let degraded = database != "ok" || redis.is_some_and(|r| r != "ok");
     let body = json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
-        "checks": { "database": database, "database_kind": state.store.dialect() },
+        "status": if degraded { "degraded" } else { "ready" },
+        "checks": {
+            "database": database,
+            "database_kind": state.store.dialect(),
+            "redis": redis.unwrap_or("not_configured"),
+        },
     });
-    (status, Json(body)).into_response()
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// Pings the database and the likes' Redis (when configured) at once, each bounded by
+/// [`PROBE_TIMEOUT`]; records the answers in `maple_core_dependency_up`. Each is `ok`,
+/// `unavailable` or `timeout`.
+/// (`unavailable` at once while the database's breaker is open.)
+async fn probe(state: &AppState) -> (&'static str, Option<&'static str>) {
+    let database = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, state.store.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(_)) => "unavailable",
+            Err(_) => "timeout",
+        }
+    };
+    let redis = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, state.likes.redis_answers()).await {
+            Ok(None) => None,
+            Ok(Some(true)) => Some("ok"),
+            Ok(Some(false)) => Some("unavailable"),
+            Err(_) => Some("timeout"),
+        }
+    };
+    let (database, redis) = tokio::join!(database, redis);
+    let up = &state.metrics.dependency_up;
+    up.set(Dependency::Database, i64::from(database == "ok"));
+    up.set(Dependency::Redis, i64::from(redis == Some("ok")));
+    (database, redis)
 }
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    probe(&state).await;
     let (in_use, idle, max) = state.store.pool_usage();
     let pool = &state.metrics.db_pool_connections;
     pool.set(PoolState::InUse, i64::from(in_use));

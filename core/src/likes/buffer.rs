@@ -91,10 +91,20 @@ impl Likes {
 
     pub(super) async fn flush_loop(self) {
         let inner = &self.inner;
+        // Started, or restarted after a panic that consumed a wake-up: what is buffered goes
+        // now, not with the next like.
+        let mut woken = true;
         loop {
-            tokio::select! {
-                () = inner.wake.notified() => {}
-                () = inner.stop.cancelled() => return,
+            if !woken {
+                tokio::select! {
+                    () = inner.wake.notified() => {}
+                    () = inner.stop.cancelled() => return,
+                }
+            }
+            woken = false;
+            if inner.panics_to_inject.load(Ordering::Relaxed) > 0 {
+                inner.panics_to_inject.fetch_sub(1, Ordering::Relaxed);
+                panic!("injected flusher panic");
             }
             // Group commit: the first like after a quiet spell is written at once; likes that
             // arrive while a write is in flight form the next batch. `flush_every` spaces the
@@ -103,6 +113,14 @@ impl Likes {
             self.flush_once().await;
             tokio::time::sleep_until(started + inner.config.flush_every).await;
         }
+    }
+
+    /// Makes the next `n` flushes panic before they take the buffer, as a bug would: the
+    /// supervision test's fault injection (the flusher is restarted, nothing is lost).
+    #[doc(hidden)]
+    pub fn panic_next_flushes(&self, n: usize) {
+        self.inner.panics_to_inject.store(n, Ordering::Relaxed);
+        self.inner.wake.notify_one();
     }
 
     /// Swaps every non-empty shard's buffer out, merged into one batch.

@@ -151,6 +151,8 @@ pub(super) struct Inner {
     pub(super) metrics: CoreMetrics,
     pub(super) stop: CancellationToken,
     pub(super) tasks: TaskTracker,
+    /// Flushes still to panic before they take the buffer ([`Likes::panic_next_flushes`]).
+    pub(super) panics_to_inject: AtomicUsize,
 }
 
 pub(super) fn gauge(n: usize) -> i64 {

@@ -93,6 +93,7 @@ fn compose_matches_the_code_and_the_repository() {
         "proxy",
         "core-1",
         "core-2",
+        "lb",
         "prometheus",
         "grafana",
         "otel-collector",
@@ -218,6 +219,58 @@ fn compose_matches_the_code_and_the_repository() {
         }
     }
 
+    // The load balancer runs deploy/haproxy.cfg (the file tests/tests/e2e/balancer.rs runs),
+    // sends to each core's listen port, and a draining core leaves its rotation before it
+    // stops accepting: the drain delay outlasts the checks that take it out.
+    let lb = service("lb");
+    let mounted = lb["volumes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|v| v == "./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro");
+    assert!(mounted, "lb: deploy/haproxy.cfg is not its configuration");
+    let lb_env = environment(lb);
+    let haproxy = std::fs::read_to_string(root.join("deploy/haproxy.cfg")).expect("haproxy.cfg");
+    for (i, name) in ["core-1", "core-2"].into_iter().enumerate() {
+        let var = format!("MAPLE_CORE_{}", i + 1);
+        assert!(
+            haproxy.contains(&format!("\"${{{var}}}\" check")),
+            "{var} unused"
+        );
+        assert_eq!(
+            host_port(&lb_env[&var]),
+            (
+                name.to_owned(),
+                listen_port(service(name), "MAPLE_CORE_LISTEN")
+            )
+        );
+    }
+    for var in ["MAPLE_LB_LISTEN", "MAPLE_LB_ADMIN_LISTEN"] {
+        assert!(
+            haproxy.contains(&format!("bind \"${{{var}}}\"")),
+            "{var} unused"
+        );
+        assert!(lb_env.contains_key(var), "lb: {var} unset");
+    }
+    let check = haproxy
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("default-server "))
+        .expect("default-server line");
+    let setting = |word: &str| -> u64 {
+        let mut words = check.split_whitespace();
+        words.find(|w| *w == word);
+        let value = words.next().expect("value");
+        value.trim_end_matches('s').parse().expect("number")
+    };
+    let takes_out_ms = setting("inter") * 1000 * setting("fall");
+    let core_config =
+        maple_core::CoreConfig::from_env(&Env::from_pairs(core_env.clone())).expect("core config");
+    assert!(
+        core_config.drain_delay.as_millis() > u128::from(takes_out_ms),
+        "a draining core stops accepting before the load balancer takes it out"
+    );
+
     // Each core's like backups survive its container: the backup directory is a named
     // volume of its own, and the image creates that directory writable for its user.
     let named: Vec<&str> = compose["volumes"]
@@ -251,14 +304,21 @@ fn compose_matches_the_code_and_the_repository() {
         "each core has its own backup volume"
     );
 
-    let core_port = listen_port(service("core-1"), "MAPLE_CORE_LISTEN");
+    // Clients come in through the load balancer alone: the cores publish nothing, and the
+    // balancer publishes its listen port.
     for name in ["core-1", "core-2"] {
-        let published = service(name)["ports"][0].as_str().expect("port mapping");
         assert!(
-            published.ends_with(&format!(":{core_port}")),
-            "{name} publishes {published}, core listens on {core_port}"
+            service(name)["ports"].is_null(),
+            "{name} is published: clients would bypass the load balancer"
         );
     }
+    let lb_port = host_port(&lb_env["MAPLE_LB_LISTEN"]).1;
+    let published = service("lb")["ports"][0].as_str().expect("port mapping");
+    assert!(
+        published.ends_with(&format!(":{lb_port}")),
+        "lb publishes {published}, listens on {lb_port}"
+    );
+    let core_port = listen_port(service("core-1"), "MAPLE_CORE_LISTEN");
     let prometheus = load(&root.join("observability/prometheus.yml"));
     let admin_port = listen_port(service("proxy"), "MAPLE_PROXY_ADMIN_LISTEN");
     for job in prometheus["scrape_configs"].as_sequence().expect("jobs") {

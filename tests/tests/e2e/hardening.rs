@@ -549,3 +549,58 @@ async fn rotating_ipv6_addresses_inside_a_64_is_one_client() {
     );
     stack.stop().await;
 }
+
+/// Sends one `GET /health/live` on `socket` and reads the status line (bounded by `patience`):
+/// `None` when no answer came in time.
+async fn status_line(socket: &mut TcpStream, patience: Duration) -> Option<String> {
+    socket
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: core\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buffer = [0_u8; 512];
+    let read = tokio::time::timeout(patience, socket.read(&mut buffer))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+    text.lines().next().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let stack = Stack::start_with(with(&[
+        ("MAPLE_CORE_MAX_CONNECTIONS", "2"),
+        ("MAPLE_CORE_HEADER_READ_TIMEOUT_MS", "60000"),
+    ]))
+    .await;
+    let addr = stack.core_addr;
+    // Two kept-alive connections, each served once: the cap is reached.
+    let mut first = TcpStream::connect(addr).await.expect("connect");
+    let mut second = TcpStream::connect(addr).await.expect("connect");
+    for socket in [&mut first, &mut second] {
+        let line = status_line(socket, Duration::from_secs(5)).await;
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
+    }
+    // A third connects (the kernel's backlog takes it) but is not served while both are open.
+    let mut third = TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(
+        status_line(&mut third, Duration::from_millis(1_500)).await,
+        None
+    );
+    // One closes: the third is accepted and answered.
+    drop(first);
+    let mut response = [0_u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), third.read(&mut response))
+        .await
+        .expect("answered once a connection closed")
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&response[..read]).starts_with("HTTP/1.1 200 OK"),
+        "{}",
+        String::from_utf8_lossy(&response[..read])
+    );
+    // The kept-alive one still works.
+    let line = status_line(&mut second, Duration::from_secs(5)).await;
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
+    stack.stop().await;
+}

@@ -28,6 +28,7 @@ mod basics;
 mod faults;
 mod keys;
 mod leader;
+mod supervision;
 
 fn distributed(redis: &str, extra: &[(&'static str, &str)]) -> Options {
     let mut core_env = vec![("REDIS_URL", redis.to_owned())];

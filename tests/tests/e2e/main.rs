@@ -9,6 +9,7 @@ mod admin;
 mod harness;
 mod private;
 
+mod balancer;
 mod breaker;
 mod chaos;
 mod compose;
@@ -25,6 +26,7 @@ mod pipeline;
 mod processes;
 mod prometheus;
 mod proxy;
+mod renames;
 mod resilience;
 mod secrets;
 mod shutdown;

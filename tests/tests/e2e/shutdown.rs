@@ -147,3 +147,111 @@ async fn the_in_flight_gauge_forgets_a_request_whose_client_hung_up() {
     assert_eq!(in_flight, 1.0, "only the scrape itself is in flight");
     stack.stop().await;
 }
+
+/// A proxy that names an ocid for any character (`/maplestory/v1/id`) and never answers
+/// anything else: an equipment load through it waits as long as its timeouts let it. Counts
+/// the calls it holds.
+async fn black_hole() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&held);
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buffer = vec![0_u8; 8192];
+                loop {
+                    let Ok(n) = stream.read(&mut buffer).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    if !buffer[..n].starts_with(b"GET /maplestory/v1/id?") {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // Never answered; the connection stays open until the peer goes.
+                        let _ = stream.read(&mut buffer).await;
+                        return;
+                    }
+                    let body = r#"{"ocid":"0123456789abcdef0123456789abcdef"}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if stream
+                        .write_all(format!("{head}{body}").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, held, task)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_that_never_finishes_does_not_hold_the_exit_past_the_deadline() {
+    let (hole, held, hole_task) = black_hole().await;
+    let (dir, database_url) = crate::processes::temp_sqlite();
+    let core = crate::harness::free_port();
+    // Timeouts far beyond the deadline: only the shutdown deadline can end the request.
+    let process = crate::processes::Process::spawn(
+        "maple-core",
+        &[
+            ("MAPLE_CORE_LISTEN", core.to_string()),
+            ("MAPLE_PROXY_URL", format!("http://{hole}")),
+            ("DATABASE_URL", database_url),
+            (
+                "MAPLE_CORE_BACKUP_DIR",
+                dir.join("backup").display().to_string(),
+            ),
+            ("MAPLE_CORE_UPSTREAM_TIMEOUT_MS", "600000".to_owned()),
+            ("MAPLE_CORE_LATCH_TTL_MS", "700000".to_owned()),
+            ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "1200000".to_owned()),
+            ("MAPLE_CORE_SHUTDOWN_DEADLINE_MS", "3000".to_owned()),
+        ],
+    );
+    let http = reqwest::Client::new();
+    crate::harness::wait_until_healthy(&http, &format!("http://{core}/health/ready")).await;
+    let stuck = tokio::spawn({
+        let url = format!("http://{core}/v1/characters/NeverEnds/equipment");
+        let http = http.clone();
+        async move { http.get(url).send().await }
+    });
+    // The request is in its handler, and its equipment load waits on a proxy that never
+    // answers.
+    while held.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let signalled = std::time::Instant::now();
+    let status = process.stop("TERM").await;
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the process took {took:?} to exit; the deadline is 3 s (plus a second)"
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(5), stuck)
+        .await
+        .expect("the client's request ended with the process")
+        .expect("task");
+    assert!(
+        answer.is_err(),
+        "no answer to the aborted request: {answer:?}"
+    );
+    hole_task.abort();
+    let _ = std::fs::remove_dir_all(dir);
+}
