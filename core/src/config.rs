@@ -80,6 +80,11 @@ pub const CLIENT_MISS_RATE: &str = "MAPLE_CORE_CLIENT_MISS_RATE";
 pub const CLIENT_MISS_BURST: &str = "MAPLE_CORE_CLIENT_MISS_BURST";
 /// IPv6 clients share a per-client limit per prefix of this length.
 pub const CLIENT_IPV6_PREFIX: &str = "MAPLE_CORE_CLIENT_IPV6_PREFIX";
+/// Pricing work no cache answers: computations at once, places in line, per client, the wait.
+pub const PRICING_CONCURRENCY: &str = "MAPLE_CORE_PRICING_CONCURRENCY";
+pub const PRICING_QUEUE: &str = "MAPLE_CORE_PRICING_QUEUE";
+pub const PRICING_PER_CLIENT: &str = "MAPLE_CORE_PRICING_PER_CLIENT";
+pub const PRICING_WAIT_MS: &str = "MAPLE_CORE_PRICING_WAIT_MS";
 /// How long a name Nexon does not know is answered 404 without asking again.
 pub const NOT_FOUND_TTL_S: &str = "MAPLE_CORE_NOT_FOUND_TTL_S";
 /// How old a stored name → ocid may grow before Nexon is asked again (renames).
@@ -113,6 +118,8 @@ pub struct Limits {
     /// (the copy answers meanwhile): a rename or a freed name's new owner shows after at most
     /// this plus the proxy's id TTL.
     pub name_recheck: Duration,
+    /// The gate in front of pricing work no cache answers (`http::gate`).
+    pub pricing: PricingBounds,
     /// Largest request body (413 beyond it).
     pub max_body_bytes: usize,
     /// Longest request target, path and query (414 beyond it).
@@ -133,10 +140,33 @@ impl Default for Limits {
             client_ipv6_prefix: 64,
             not_found_ttl: Duration::from_secs(30),
             name_recheck: Duration::from_secs(6 * 3600),
+            pricing: PricingBounds::default(),
             max_body_bytes: 64 * 1024,
             max_uri_bytes: 2048,
             max_header_bytes: 16 * 1024,
             max_header_fields: 64,
+        }
+    }
+}
+
+/// The bounds on pricing work no cache answers (`http::gate`): computations at once, places
+/// in line behind them, per client in line or running (0: no bound), the longest wait in line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PricingBounds {
+    pub concurrency: usize,
+    pub queue: usize,
+    /// 0: no per-client bound.
+    pub per_client: usize,
+    pub wait: Duration,
+}
+
+impl Default for PricingBounds {
+    fn default() -> Self {
+        Self {
+            concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            queue: 64,
+            per_client: 2,
+            wait: Duration::from_secs(2),
         }
     }
 }
@@ -378,6 +408,12 @@ impl CoreConfig {
                 "client_ipv6_prefix": self.limits.client_ipv6_prefix,
                 "not_found_ttl_s": self.limits.not_found_ttl.as_secs(),
                 "name_recheck_s": self.limits.name_recheck.as_secs(),
+                "pricing": {
+                    "concurrency": self.limits.pricing.concurrency,
+                    "queue": self.limits.pricing.queue,
+                    "per_client": self.limits.pricing.per_client,
+                    "wait_ms": millis(self.limits.pricing.wait),
+                },
                 "max_body_bytes": self.limits.max_body_bytes,
                 "max_uri_bytes": self.limits.max_uri_bytes,
                 "max_header_bytes": self.limits.max_header_bytes,
@@ -545,6 +581,24 @@ fn limits_from_env(env: &Env) -> Result<Limits, ConfigError> {
             defaults.name_recheck.as_secs(),
             1..=30 * 24 * 3600,
         )?),
+        pricing: PricingBounds {
+            concurrency: env.parse_within(
+                PRICING_CONCURRENCY,
+                defaults.pricing.concurrency,
+                1..=1024,
+            )?,
+            queue: env.parse_within(PRICING_QUEUE, defaults.pricing.queue, 0..=100_000)?,
+            per_client: env.parse_within(
+                PRICING_PER_CLIENT,
+                defaults.pricing.per_client,
+                0..=10_000,
+            )?,
+            wait: Duration::from_millis(env.parse_within(
+                PRICING_WAIT_MS,
+                u64::try_from(defaults.pricing.wait.as_millis()).unwrap_or(u64::MAX),
+                1..=600_000,
+            )?),
+        },
         max_body_bytes: env.parse_within(
             MAX_BODY_BYTES,
             defaults.max_body_bytes,

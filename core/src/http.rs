@@ -29,6 +29,7 @@ mod characters;
 mod client;
 mod expectation;
 mod extract;
+pub mod gate;
 mod likes;
 mod middleware;
 mod ops;

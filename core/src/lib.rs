@@ -246,6 +246,11 @@ impl App {
                 likes: http::ClientLimits::new(config.limits.client_ipv6_prefix),
                 misses: http::ClientLimits::new(config.limits.client_ipv6_prefix),
                 keys: http::KeyAllowance::new(likes::KEY_MEMORY, config.limits.client_ipv6_prefix),
+                pricing: http::gate::PricingGate::new(
+                    config.limits.pricing,
+                    config.limits.client_ipv6_prefix,
+                    metrics.clone(),
+                ),
             },
             admin: http::state::Admin {
                 keys: admin_keys,

@@ -92,6 +92,11 @@ impl Likes {
                 backups,
                 spilled: Mutex::new(HashMap::new()),
                 stored: moka::sync::Cache::builder().max_capacity(100_000).build(),
+                known: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_idle(Duration::from_secs(600))
+                    .build(),
+                reading: AtomicBool::new(false),
                 unreadable: Mutex::new(HashSet::new()),
                 retained: Mutex::new(Retained::default()),
                 retention_full: AtomicBool::new(false),
@@ -165,12 +170,42 @@ impl Likes {
     /// # Errors
     /// [`StoreError`] when the database is down and no count for it was seen before.
     pub async fn count(&self, ocid: &Ocid) -> Result<LikeCount, StoreError> {
-        let counts = self.counts(&[ocid.as_str()]).await?;
+        let (counts, _) = self.read_and_learn(&[ocid.as_str()]).await?;
         let partial = counts.partial;
         Ok(LikeCount {
             likes: counts.likes.get(ocid.as_str()).copied().unwrap_or(0),
             partial,
         })
+    }
+
+    /// [`Self::counts`]; what a full read found becomes the known count of each character for
+    /// which this instance acknowledged no like while the read ran (for the others the read
+    /// may or may not include those likes: it is not learned from). Whether every character
+    /// was learned.
+    async fn read_and_learn(&self, ocids: &[&str]) -> Result<(Counts, bool), StoreError> {
+        let known: Vec<(Arc<Mutex<state::Known>>, i64)> = ocids
+            .iter()
+            .map(|ocid| {
+                let known = self.inner.known.get_with((*ocid).to_owned(), Arc::default);
+                let since = known.lock().unwrap_or_else(PoisonError::into_inner).since;
+                (known, since)
+            })
+            .collect();
+        let counts = self.counts(ocids).await?;
+        let mut learned = !counts.partial;
+        if !counts.partial {
+            for (ocid, (known, since_before)) in ocids.iter().zip(known) {
+                let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
+                if known.since != since_before {
+                    learned = false;
+                    continue;
+                }
+                known.at_read = counts.likes.get(*ocid).copied().unwrap_or(0);
+                known.since = 0;
+                known.read = true;
+            }
+        }
+        Ok((counts, learned))
     }
 
     /// Counts of `ocids`, consistent with the sync: pending and the sync marks are read

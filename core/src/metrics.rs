@@ -125,6 +125,28 @@ metric_labels! {
 }
 
 metric_labels! {
+    /// `maple_core_pricing_admissions_total{result}`: pricing work no cache answered, at the
+    /// gate (`http::gate`).
+    pub enum PricingAdmission {
+        Admitted => "admitted",
+        ClientBusy => "client_busy",
+        LineFull => "line_full",
+        WaitedOut => "waited_out",
+        Abandoned => "abandoned",
+    }
+}
+
+metric_labels! {
+    /// `maple_core_like_count_refreshes_total{result}`.
+    pub enum CountRefresh {
+        Ok => "ok",
+        Busy => "busy",
+        Overtaken => "overtaken",
+        Failed => "failed",
+    }
+}
+
+metric_labels! {
     /// `maple_core_dependency_up{dependency}`: what readiness and each scrape found.
     pub enum Dependency { Database => "database", Redis => "redis" }
 }
@@ -233,9 +255,10 @@ pub struct CoreMetrics {
     /// Like batches no store confirmed while Redis or the database may hold them: answered
     /// 503 `outcome_unknown` (retry with the same key).
     pub like_outcome_unknown_total: IntCounter,
-    /// Like answers whose count read ran out of time (answered with the counts remembered,
-    /// `"partial": true`).
-    pub like_count_reads_cut_total: IntCounter,
+    /// Background count reads after a flush by result: ok (learned), busy (one was under way),
+    /// overtaken (a like was acknowledged for a character while it ran: not learned), failed.
+    /// They renew the counts likes are acknowledged with, off the acknowledgement path.
+    pub like_count_refreshes_total: Counters<CountRefresh>,
     /// L1 entries dropped because an instance purged them (read from Redis's purge log).
     pub purges_followed_total: IntCounter,
     /// Lock acquisitions by lock and outcome (redis, mysql, local, busy, unavailable).
@@ -271,6 +294,10 @@ pub struct CoreMetrics {
     pub not_found_remembered_total: IntCounter,
     /// Name lookups refused (429) because the client asked Nexon too often: its miss rate.
     pub lookup_misses_refused_total: IntCounter,
+    /// Pricing work no cache answered, by what the gate did: admitted, client_busy (429: the
+    /// client's share in use), line_full and waited_out (503), abandoned (admitted, then the
+    /// request went away and the work stopped).
+    pub pricing_admissions_total: Counters<PricingAdmission>,
     /// Background loops restarted after a panic, by loop (`crate::supervise`).
     pub task_restarts_total: Counters<Task>,
     /// Re-checks of stored names by outcome: same ocid, changed (a rename, or a freed name
@@ -445,10 +472,11 @@ impl CoreMetrics {
                 "Redis memory: used, and max (its maxmemory; 0 when unlimited), read every 10 s.",
                 "kind",
             )?,
-            like_count_reads_cut_total: counter(
+            like_count_refreshes_total: Counters::register(
                 &r,
-                "maple_core_like_count_reads_cut_total",
-                "Like answers whose count read took longer than 250 ms: answered with the counts remembered, marked partial.",
+                "maple_core_like_count_refreshes_total",
+                "Background count reads after a flush, which renew the counts likes are acknowledged with: ok, busy (one was under way), overtaken (a like was acknowledged while it ran: not learned), failed (a store could not be read).",
+                "result",
             )?,
             like_outcome_unknown_total: counter(
                 &r,
@@ -552,6 +580,12 @@ impl CoreMetrics {
                 "maple_core_lookup_misses_refused_total",
                 "Name lookups refused with 429: the client asked Nexon more often than MAPLE_CORE_CLIENT_MISS_RATE.",
             )?,
+            pricing_admissions_total: Counters::register(
+                &r,
+                "maple_core_pricing_admissions_total",
+                "Pricing work no cache answered, by what the gate did: admitted, client_busy (429), line_full and waited_out (503), abandoned (the request went away; the work stopped).",
+                "result",
+            )?,
             task_restarts_total: Counters::register(
                 &r,
                 "maple_core_task_restarts_total",
@@ -594,6 +628,11 @@ impl CoreMetrics {
                 .with_label_values(&[name, outcome]);
         }
         self.lock_fallbacks_total.with_label_values(&[name]);
+        self.lock_wait_seconds.with_label_values(&[name]);
+        self.lock_held_seconds.with_label_values(&[name]);
+        for backend in ["redis", "mysql", "local"] {
+            self.locks_held.with_label_values(&[name, backend]);
+        }
         self
     }
 
@@ -628,6 +667,8 @@ impl CoreMetrics {
                 self.like_flushes_total
                     .with_label_values(&[target.as_str(), result.as_str()]);
             }
+            self.like_flush_duration_seconds
+                .with_label_values(&[target.as_str()]);
         }
         for phase in ShutdownPhase::ALL {
             self.shutdown_phase_seconds

@@ -2,9 +2,11 @@
 //! The simulator is its own crate (`maple-sim`); the end-to-end tests live in `tests/e2e/`.
 //!
 //! # Layout
+//! - [`flood`]: one client floods the pricing while another asks for a first valuation.
 //! - [`load`]: what the load tools share.
 //! - [`tcp_fault`]: a TCP proxy that can partition a connection (for the chaos suite).
 #![forbid(unsafe_code)]
 
+pub mod flood;
 pub mod load;
 pub mod tcp_fault;

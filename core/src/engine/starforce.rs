@@ -165,17 +165,7 @@ impl Starforce {
     /// [`StarforceError`] naming the field that is out of range.
     pub fn spread(&self, request: &Request) -> Result<Spread, StarforceError> {
         validate(request)?;
-        // The attempts' cost formula floors the level; recovery mesos do not (a published row
-        // or the model at the exact level), so a request that may repair at the trace's star
-        // keeps its own level.
-        let recovery_matters =
-            request.rules == Rules::Kms2026 && request.repair != Repair::Twelve && request.to > 15;
-        let level = if recovery_matters {
-            request.level
-        } else {
-            request.level / 10 * 10
-        };
-        let key = Request { level, ..*request };
+        let key = Self::key(request);
         Ok(self.spreads.get_with(key, || {
             // A poisoned lock only means another simulation panicked; the guard holds no data.
             let _one_at_a_time = self
@@ -184,6 +174,25 @@ impl Starforce {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             spread_unchecked(self.table, &key)
         }))
+    }
+
+    /// Whether [`Self::spread`] would answer `request` from the cache (no simulation).
+    pub fn is_cached(&self, request: &Request) -> bool {
+        self.spreads.contains_key(&Self::key(request))
+    }
+
+    /// The cache key: the attempts' cost formula floors the level; recovery mesos do not (a
+    /// published row or the model at the exact level), so a request that may repair at the
+    /// trace's star keeps its own level.
+    fn key(request: &Request) -> Request {
+        let recovery_matters =
+            request.rules == Rules::Kms2026 && request.repair != Repair::Twelve && request.to > 15;
+        let level = if recovery_matters {
+            request.level
+        } else {
+            request.level / 10 * 10
+        };
+        Request { level, ..*request }
     }
 }
 

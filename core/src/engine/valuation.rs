@@ -328,20 +328,42 @@ pub fn derive_target(
 
 /// Prices a character's equipped items and each preset.
 pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> CharacterValuation {
+    value_character_unless(engine, gear, options, &|| false)
+        .unwrap_or_else(|| unreachable!("never stopped"))
+}
+
+/// [`value_character`], stopping before the next item once `stop` says so (the caller no longer
+/// wants the answer): `None` then.
+pub fn value_character_unless(
+    engine: &Engine,
+    gear: &Gear,
+    options: Options,
+    stop: &dyn Fn() -> bool,
+) -> Option<CharacterValuation> {
     let profile = gear.character_class.as_deref().and_then(class_profile);
     // Presets mostly repeat equipped items (the same `Arc`): each distinct item is priced once.
     let mut priced: Vec<(std::sync::Arc<GearItem>, ItemValuation)> = Vec::new();
-    let mut price_all = |list: &[std::sync::Arc<GearItem>]| -> Vec<usize> {
+    let lists = std::iter::once(&gear.items[..])
+        .chain(gear.presets.iter().filter_map(|list| list.as_deref()));
+    for item in lists.flatten() {
+        if priced
+            .iter()
+            .any(|(seen, _)| std::sync::Arc::ptr_eq(seen, item))
+        {
+            continue;
+        }
+        if stop() {
+            return None;
+        }
+        let valuation = value_item(engine, item, profile, options);
+        priced.push((std::sync::Arc::clone(item), valuation));
+    }
+    let price_all = |list: &[std::sync::Arc<GearItem>]| -> Vec<usize> {
         list.iter()
-            .map(|item| {
+            .filter_map(|item| {
                 priced
                     .iter()
                     .position(|(seen, _)| std::sync::Arc::ptr_eq(seen, item))
-                    .unwrap_or_else(|| {
-                        let valuation = value_item(engine, item, profile, options);
-                        priced.push((std::sync::Arc::clone(item), valuation));
-                        priced.len() - 1
-                    })
             })
             .collect()
     };
@@ -349,7 +371,7 @@ pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> Charac
     let preset_lists = gear
         .presets
         .each_ref()
-        .map(|list| list.as_deref().map(&mut price_all));
+        .map(|list| list.as_deref().map(price_all));
     let of = |indices: &[usize]| -> Vec<&ItemValuation> {
         indices.iter().map(|&i| &priced[i].1).collect()
     };
@@ -371,7 +393,7 @@ pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> Charac
             })
         })
         .collect();
-    CharacterValuation {
+    Some(CharacterValuation {
         character_class: gear.character_class.clone(),
         main_stat: profile.map(|(stat, _)| stat),
         options,
@@ -383,7 +405,7 @@ pub fn value_character(engine: &Engine, gear: &Gear, options: Options) -> Charac
         total_mesos: totals.mesos(),
         unpriced_items: totals.unpriced,
         presets,
-    }
+    })
 }
 
 fn value_item(

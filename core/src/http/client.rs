@@ -55,7 +55,7 @@ impl ClientLimits {
 
 /// Who counts as one client: an IPv4 address (also when written IPv4-mapped), or an IPv6
 /// address with the bits past `ipv6_prefix` cleared.
-fn client_key(client: IpAddr, ipv6_prefix: u8) -> IpAddr {
+pub(super) fn client_key(client: IpAddr, ipv6_prefix: u8) -> IpAddr {
     match client {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -12,6 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::client::ClientIp;
 use super::state::AppState;
 use crate::engine::flame;
 use crate::engine::model::{Grade, ItemType, MainStat, Method};
@@ -181,12 +182,20 @@ pub(super) struct StarforceAnswer {
 /// `POST /v1/starforce/expectation`.
 pub(super) async fn starforce(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     request: Result<Json<starforce::Request>, JsonRejection>,
 ) -> Result<Json<StarforceAnswer>, ApiError> {
     let request = body(request)?;
     let engine = state.pricing.engine.clone();
-    // A spread not cached yet is milliseconds of simulation: off the async workers.
+    // A spread not cached yet is milliseconds of simulation: off the async workers, with leave
+    // from the pricing gate (bounded per client and overall).
+    let permit = if engine.starforce.is_cached(&request) {
+        None
+    } else {
+        Some(state.admission.pricing.admit(client).await?)
+    };
     let answer = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let expectation = engine.starforce.expect(&request)?;
         let quantiles = engine.starforce.spread(&request)?;
         Ok::<_, starforce::StarforceError>(StarforceAnswer {

@@ -81,6 +81,9 @@ fn key_digest(key: &str) -> String {
     hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
 }
 
+/// How long before the request timeout a like still unconfirmed is answered `outcome_unknown`.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// `POST`: counts one like (once per `Idempotency-Key`), answered 202 once it is stored.
 pub async fn add(
     State(state): State<AppState>,
@@ -88,6 +91,11 @@ pub async fn add(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Answered before the request timeout would answer for it: once buffered, a like may be
+    // stored after all, and `request_timeout` would tell the client it was not.
+    let request_timeout = state.config.request_timeout;
+    let answer_by =
+        tokio::time::Instant::now() + request_timeout - (request_timeout / 4).min(ANSWER_MARGIN);
     let name = parse_name(path)?;
     let key = idempotency_key(&headers)?;
     admit(&state, client)?;
@@ -95,11 +103,18 @@ pub async fn add(
         admit_key(&state, client, key)?;
     }
     let ocid = resolve(&state, client, &name).await?;
-    let added = state.likes.add(&ocid, key).await.map_err(|e| match e {
-        LikeError::ShuttingDown => ApiError::ShuttingDown,
-        LikeError::Unavailable(reason) => ApiError::LikesUnavailable(reason),
-        LikeError::OutcomeUnknown(reason) => ApiError::OutcomeUnknown(reason),
-    })?;
+    let added = tokio::time::timeout_at(answer_by, state.likes.add(&ocid, key))
+        .await
+        .map_err(|_| {
+            ApiError::OutcomeUnknown(
+                "the like was buffered but not confirmed stored in time; it may be counted".into(),
+            )
+        })?
+        .map_err(|e| match e {
+            LikeError::ShuttingDown => ApiError::ShuttingDown,
+            LikeError::Unavailable(reason) => ApiError::LikesUnavailable(reason),
+            LikeError::OutcomeUnknown(reason) => ApiError::OutcomeUnknown(reason),
+        })?;
     let mut body = json!({
         "name": name.as_str(),
         "likes": added.likes,

@@ -114,4 +114,6 @@ pub struct Admission {
     pub misses: ClientLimits,
     /// Per-client idempotency keys in the current 24 h.
     pub keys: KeyAllowance,
+    /// Pricing work no cache answers: bounded per client and overall.
+    pub pricing: super::gate::PricingGate,
 }

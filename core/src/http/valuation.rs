@@ -123,16 +123,32 @@ pub(super) async fn character(
                     (valued, "cached")
                 }
                 None => {
+                    // Pricing no cache answers: leave from the gate first (bounded per client
+                    // and overall); the work stops if this request goes away.
+                    let permit = state.admission.pricing.admit(client).await?;
+                    let watch = permit.watch();
                     let gear = gear(&state, &served.entry, &ocid).await?;
                     let engine = Arc::clone(&state.pricing.engine);
+                    let metrics = state.metrics.clone();
                     let valued = offload(move || {
-                        let valuation = valuation::value_character(&engine, &gear, options);
+                        let abandoned = permit.abandoned();
+                        let stop = || abandoned.load(std::sync::atomic::Ordering::Relaxed);
+                        let Some(valuation) =
+                            valuation::value_character_unless(&engine, &gear, options, &stop)
+                        else {
+                            metrics
+                                .pricing_admissions_total
+                                .inc(crate::metrics::PricingAdmission::Abandoned);
+                            return Err(ApiError::Timeout);
+                        };
+                        drop(permit);
                         let json = serde_json::to_vec(&valuation).map_err(|e| {
                             ApiError::Internal(format!("encoding a valuation: {e}"))
                         })?;
                         Ok(Valued::new(name, ocid, &json))
                     })
                     .await?;
+                    watch.done();
                     (valued, "computed")
                 }
             };

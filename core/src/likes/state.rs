@@ -124,6 +124,18 @@ pub struct Likes {
     pub(super) inner: Arc<Inner>,
 }
 
+/// A character's count as this instance knows it: its last read (pending in Redis + stored +
+/// in backup files) plus the likes this instance acknowledged since (a read during which it
+/// acknowledged a like for the character is not learned from: it may or may not hold it). A like's
+/// 202 answers from it at once; a read after each flush, in the background, renews it.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    pub(super) at_read: i64,
+    pub(super) since: i64,
+    /// Whether a full read has landed (else `at_read` is what was remembered: partial).
+    pub(super) read: bool,
+}
+
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) shards: Box<[Mutex<Shard>]>,
@@ -140,6 +152,11 @@ pub(super) struct Inner {
     pub(super) spilled: Mutex<HashMap<String, i64>>,
     /// Last database counts seen, for answers while the database is down.
     pub(super) stored: moka::sync::Cache<String, i64>,
+    /// Each character's count as this instance knows it, for the acknowledgements (which do
+    /// not wait for a read): see [`Known`].
+    pub(super) known: moka::sync::Cache<String, Arc<Mutex<Known>>>,
+    /// Whether a background count read is under way (one at a time).
+    pub(super) reading: AtomicBool,
     /// Backup files already reported as unreadable (reported once).
     pub(super) unreadable: Mutex<HashSet<PathBuf>>,
     /// Batches this instance flushed to Redis that the database does not hold yet: if Redis

@@ -13,7 +13,7 @@ use super::batch::{Batch, Target};
 use super::queue;
 use super::state::{FlushResult, Flushed, Likes, Unstored, gauge};
 use crate::clock::now_ms;
-use crate::metrics::{BackupFileState, BackupResult, FlushOutcome};
+use crate::metrics::{BackupFileState, BackupResult, CountRefresh, FlushOutcome};
 use crate::redis_link::RedisLink;
 
 /// Memory (estimated) for the copies of batches flushed to Redis and not yet in the database.
@@ -25,10 +25,6 @@ const RETAIN_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// How long a flush with keyed likes waits for the database's record of keys before going
 /// to Redis without it.
 const KEY_CHECK_BUDGET: Duration = Duration::from_millis(100);
-
-/// How long an acknowledged batch's answer waits for its characters' counts (a read of Redis
-/// and the database) before answering with those remembered, marked partial.
-const REPORT_BUDGET: Duration = Duration::from_millis(250);
 
 impl Likes {
     /// Redis, else the database, else a backup file. `budget` bounds the first two (at
@@ -52,10 +48,13 @@ impl Likes {
                         if !flushed.applied {
                             tracing::info!(batch = %batch.id, "batch had been flushed before");
                         }
-                        return Some(
-                            self.report(Target::Redis, flushed.duplicates, &targets)
-                                .await,
-                        );
+                        // A batch Redis had counted before adds nothing now.
+                        let added = if flushed.applied {
+                            batch
+                        } else {
+                            &Batch::default()
+                        };
+                        return Some(self.report(Target::Redis, flushed.duplicates, added));
                     }
                     Err(queue::FlushError::TooFewReplicas) => unconfirmed = Some(redis),
                     Err(error) => redis_maybe.store(error.may_have_written(), Ordering::Relaxed),
@@ -74,7 +73,7 @@ impl Likes {
                             tracing::info!(batch = %batch.id, ?error, "likes: Redis's unconfirmed copy of a batch stays until the sync (reads may count it twice meanwhile)");
                         }
                     }
-                    Some(self.report(Target::Db, applied.duplicates, &targets).await)
+                    Some(self.report(Target::Db, applied.duplicates, batch))
                 }
                 Err(error) => {
                     db_maybe.store(error.may_have_written(), Ordering::Relaxed);
@@ -234,24 +233,34 @@ impl Likes {
         }
     }
 
-    /// A stored batch as its handlers see it, with the new counts of its characters: read
-    /// within [`REPORT_BUDGET`], else those remembered (marked partial). The like is stored
-    /// already; the answer does not wait long for a count.
-    async fn report(
-        &self,
-        target: Target,
-        duplicates: Vec<(String, String)>,
-        targets: &[&str],
-    ) -> Flushed {
-        let (counts, partial) =
-            match tokio::time::timeout(REPORT_BUDGET, self.counts(targets)).await {
-                Ok(Ok(counts)) => (counts.likes, counts.partial),
-                Ok(Err(_)) => (self.remembered(targets), true),
-                Err(_) => {
-                    self.inner.metrics.like_count_reads_cut_total.inc();
-                    (self.remembered(targets), true)
-                }
-            };
+    /// A stored batch as its handlers see it, answered at once: each character's count as this
+    /// instance knows it ([`super::state::Known`]: its last read plus the likes it
+    /// acknowledged since, this batch's included), `partial` while no read has landed for one
+    /// of them. A read of the batch's characters follows in the background and renews what is
+    /// known; the acknowledgement never waits for it.
+    fn report(&self, target: Target, duplicates: Vec<(String, String)>, batch: &Batch) -> Flushed {
+        let mut added = batch.per_ocid();
+        for (ocid, _) in &duplicates {
+            if let Some(n) = added.get_mut(ocid.as_str()) {
+                *n -= 1;
+            }
+        }
+        let mut counts = HashMap::with_capacity(added.len());
+        let mut partial = false;
+        for (ocid, n) in &added {
+            let known = self.inner.known.get_with((*ocid).to_owned(), || {
+                Arc::new(std::sync::Mutex::new(super::state::Known {
+                    at_read: self.remembered(&[ocid]).get(*ocid).copied().unwrap_or(0),
+                    since: 0,
+                    read: false,
+                }))
+            });
+            let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
+            known.since += n;
+            counts.insert((*ocid).to_owned(), known.at_read + known.since);
+            partial |= !known.read;
+        }
+        self.refresh_known(added.keys().map(|ocid| (*ocid).to_owned()).collect());
         Flushed {
             target,
             duplicates: HashSet::new(),
@@ -259,6 +268,30 @@ impl Likes {
             counts,
             partial,
         }
+    }
+
+    /// Reads `ocids`' counts in the background (one read at a time: a flush while one runs
+    /// leaves its characters to the next), so the next acknowledgements answer from a fresh
+    /// count.
+    fn refresh_known(&self, ocids: Vec<String>) {
+        if self.inner.reading.swap(true, Ordering::AcqRel) {
+            self.inner
+                .metrics
+                .like_count_refreshes_total
+                .inc(CountRefresh::Busy);
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let ocids: Vec<&str> = ocids.iter().map(String::as_str).collect();
+            let result = match this.read_and_learn(&ocids).await {
+                Ok((_, true)) => CountRefresh::Ok,
+                Ok((counts, false)) if !counts.partial => CountRefresh::Overtaken,
+                _ => CountRefresh::Failed,
+            };
+            this.inner.metrics.like_count_refreshes_total.inc(result);
+            this.inner.reading.store(false, Ordering::Release);
+        });
     }
 
     /// The counts this instance remembers for `targets`: the database's last seen plus what

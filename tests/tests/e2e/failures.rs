@@ -193,3 +193,71 @@ async fn an_unreachable_proxy_leaks_nothing_internal_in_the_body() {
     );
     stack.stop().await;
 }
+
+/// Broken data in the database (a stored equipment body that is not gzip, one that is gzip
+/// but not JSON) is answered with a fixed sentence per error code: no decoder's text, path,
+/// host or library name reaches the client (the detail stays in the log line).
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_stored_data_leaks_nothing_internal_in_the_body() {
+    let stack = Stack::start().await;
+    let store = stack.store().await;
+    let now = maple_core::clock::now_ms();
+    let mut bodies = Vec::new();
+    for (prefix, gzip) in [
+        ("notgz", b"this is not gzip at all".to_vec()),
+        (
+            "notjs",
+            maple_common::encoding::gzip(b"{\"item_equipment\": [oops"),
+        ),
+    ] {
+        let name = crate::harness::fresh_name(prefix);
+        let ocid = maple_sim::characters::ocid_for(&name);
+        let character = maple_core::character::CharacterName::parse(&name).expect("name");
+        store
+            .upsert_character(&character, &ocid, now)
+            .await
+            .expect("mapping");
+        let mut snapshot = maple_core::store::EquipmentSnapshot::compress(ocid, b"{}", now);
+        snapshot.body_bytes = 4096;
+        snapshot.body_gzip = gzip;
+        store.save_equipment(&snapshot).await.expect("snapshot");
+        for path in ["equipment", "expectation"] {
+            let response = stack.get(&format!("/v1/characters/{name}/{path}")).await;
+            let status = response.status();
+            let text = response.text().await.expect("body");
+            bodies.push((format!("{prefix} {path} {status}"), text));
+        }
+    }
+    for (what, text) in &bodies {
+        let lower = text.to_lowercase();
+        for leak in [
+            "gzip",
+            "deflate",
+            "invalid",
+            "expected",
+            "column",
+            "line ",
+            "serde",
+            "sqlite",
+            "sqlx",
+            "/tmp",
+            "127.0.0.1",
+            "http://",
+            "maple-e2e",
+            "eof",
+        ] {
+            assert!(!lower.contains(leak), "{what}: `{leak}` in {text}");
+        }
+    }
+    // Each failed cleanly: a JSON error with a code, or the data (a tier refetched it).
+    for (what, text) in &bodies {
+        let body: serde_json::Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+        assert!(
+            body["error"]["code"].is_string() || body.get("error").is_none(),
+            "{what}: {text}"
+        );
+    }
+    eprintln!("{bodies:#?}");
+    stack.stop().await;
+}

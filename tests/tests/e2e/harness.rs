@@ -293,6 +293,10 @@ impl Stack {
             // has its own test. At its default the chaos suite at full length ran into it (its
             // two instances refused every keyed like once they had taken 20,000).
             ("MAPLE_CORE_LIKES_KEYS_PER_CLIENT", "0".to_owned()),
+            // And price many option sets at once from it; the pricing gate has its own test.
+            ("MAPLE_CORE_PRICING_PER_CLIENT", "0".to_owned()),
+            ("MAPLE_CORE_PRICING_QUEUE", "100000".to_owned()),
+            ("MAPLE_CORE_PRICING_WAIT_MS", "8000".to_owned()),
         ];
         core_env.extend(options.core_env.iter().cloned());
         let core = spawn_core(core_env.clone()).await;

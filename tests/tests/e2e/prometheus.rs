@@ -1,7 +1,9 @@
 //! A real Prometheus (Debian's package; `scripts/services.sh` installs it) scraping a running
-//! stack — simulator, proxy, core — with `observability/alerts.yml`: every rule evaluates
-//! without error, and a fault injected through the simulator fires its alert (the breaker
-//! opened by a failing upstream fires `MapleProxyBreakerOpen`). The rules' `for:` are
+//! distributed stack — simulator, proxy, core with Redis and MariaDB — with
+//! `observability/alerts.yml`: every rule evaluates without error, a fault injected through the
+//! simulator fires its alert (the breaker opened by a failing upstream fires
+//! `MapleProxyBreakerOpen`), and after a short load every query of every Grafana dashboard
+//! returns a series (no panel reads nothing until a first event). The rules' `for:` are
 //! shortened in the test's copy; nothing else of the rules changes.
 
 use std::path::{Path, PathBuf};
@@ -154,10 +156,16 @@ fn firing(data: &Value, alert: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_evaluates_every_rule_and_a_failing_upstream_fires_the_breaker_alert() {
+    // The distributed shape (Redis, MariaDB), so every dashboard's metrics have their source.
     let stack = Stack::start_with(Options {
+        db: crate::harness::Db::MySql,
         proxy_env: vec![
             ("MAPLE_PROXY_BREAKER_OPEN_MS", "60000".to_owned()),
             ("MAPLE_PROXY_RETRY_MAX_ATTEMPTS", "1".to_owned()),
+        ],
+        core_env: vec![
+            ("REDIS_URL", crate::harness::redis_url()),
+            ("MAPLE_CORE_LIKES_SYNC_MS", "200".to_owned()),
         ],
         ..Options::default()
     })
@@ -232,6 +240,107 @@ async fn prometheus_evaluates_every_rule_and_a_failing_upstream_fires_the_breake
         )
         .await;
     stack.sim.faults().clear().await;
+
+    // A short load on every kind of route, then every query of every dashboard answers with
+    // at least one series: no panel reads nothing because its metric appears only after a
+    // first event.
+    for i in 0..3 {
+        let name = format!("PromLoad{i}");
+        for path in [
+            format!("/v1/characters/{name}/equipment"),
+            format!("/v1/characters/{name}/expectation"),
+            format!("/v1/characters/{name}/likes"),
+        ] {
+            stack.get(&path).await;
+        }
+        stack
+            .http
+            .post(stack.core(&format!("/v1/characters/{name}/likes")))
+            .send()
+            .await
+            .expect("like answered");
+    }
+    let mut empty = dashboard_queries();
+    let started = Instant::now();
+    while !empty.is_empty() && started.elapsed() < Duration::from_secs(30) {
+        let mut still = Vec::new();
+        for (dashboard, expr) in empty {
+            let query = format!(
+                "/api/v1/query?query={}",
+                url_encode(&expr.replace("$__rate_interval", "1m"))
+            );
+            let answered = prometheus.api(&http, &query).await;
+            if answered.is_none_or(|data| data["result"].as_array().is_none_or(Vec::is_empty)) {
+                still.push((dashboard, expr));
+            }
+        }
+        empty = still;
+        if !empty.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries with no series after a short load with one fault:\n{}",
+        empty
+            .iter()
+            .map(|(dashboard, expr)| format!("  {dashboard}: {expr}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     drop(prometheus);
     stack.stop().await;
+}
+
+/// Every `expr` of every dashboard under `observability/grafana/dashboards/`, with its file.
+fn dashboard_queries() -> Vec<(String, String)> {
+    fn walk(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(expr) = map.get("expr").and_then(Value::as_str) {
+                    found.push(expr.to_owned());
+                }
+                map.values().for_each(|v| walk(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let dir = repository().join("observability/grafana/dashboards");
+    let mut queries = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dashboards")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    files.sort();
+    for file in files {
+        let dashboard: Value =
+            serde_json::from_slice(&std::fs::read(&file).expect("dashboard")).expect("JSON");
+        let mut found = Vec::new();
+        walk(&dashboard, &mut found);
+        let name = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        queries.extend(found.into_iter().map(|expr| (name.clone(), expr)));
+    }
+    assert!(
+        queries.len() > 40,
+        "the dashboards' queries: {}",
+        queries.len()
+    );
+    queries
+}
+
+/// Percent-encodes a query parameter's value.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

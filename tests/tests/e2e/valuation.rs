@@ -296,3 +296,44 @@ async fn two_names_with_the_same_equipment_each_get_their_own_answer() {
     assert_eq!(first_again["name"], first_name.as_str());
     stack.stop().await;
 }
+
+/// One client sends 600 valuations with distinct `spare_mesos`, 64 at a time (each misses
+/// every cache): the pricing gate holds it to its share (2 at once, the rest 429), and another
+/// client's first valuation of a new character during the flood is answered. The times are
+/// printed, not asserted (docs/benchmarks.md has the release build's).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pricing_flood_from_one_client_does_not_hold_up_another() {
+    let stack = crate::harness::Stack::start_with(crate::harness::Options {
+        core_env: vec![
+            ("MAPLE_CORE_TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+            ("MAPLE_CORE_PRICING_PER_CLIENT", "2".to_owned()),
+            ("MAPLE_CORE_PRICING_QUEUE", "64".to_owned()),
+            ("MAPLE_CORE_PRICING_WAIT_MS", "2000".to_owned()),
+        ],
+        ..crate::harness::Options::default()
+    })
+    .await;
+    let mut tag = crate::harness::fresh_name("pf");
+    tag.truncate(11);
+    let report =
+        maple_tests::flood::run(&format!("http://{}", stack.core_addr), 600, 64, &tag).await;
+    eprintln!("pricing flood (debug build): {report}");
+    assert_eq!(report.alone.0, 200, "{report}");
+    assert_eq!(report.during.0, 200, "{report}");
+    assert!(
+        report
+            .flood
+            .keys()
+            .all(|status| [200, 429].contains(status)),
+        "the flood is answered or refused 429, never left to time out: {report}"
+    );
+    assert!(report.flood.get(&429).copied().unwrap_or(0) > 0, "{report}");
+    let metrics = stack.core_metrics().await;
+    assert!(
+        crate::harness::metric_value(
+            &metrics,
+            "maple_core_pricing_admissions_total{result=\"client_busy\"}"
+        ) > 0.0
+    );
+    stack.stop().await;
+}

@@ -146,7 +146,8 @@ async fn likes_over_two_instances_end_exact_in_the_database() {
     let other = stack.another_core(&[]).await;
     let bases = [format!("http://{}", stack.core_addr), other.url("")];
     let names = [fresh_name("ex"), fresh_name("ex")];
-    let (tasks, per_task) = (16, 40);
+    // Enough likes that a reader overlaps them (acknowledgements take a millisecond or two).
+    let (tasks, per_task) = (16, 100);
     // A reader meanwhile: a count read during a sync must never include a batch twice, so
     // the counts it sees never go down.
     assert_eq!(read_likes(&stack.http, &bases[1], &names[0]).await, 0);

@@ -668,41 +668,80 @@ async fn a_replica_shortfall_goes_to_the_database_on_a_connection_of_its_own() {
     stack.stop().await;
 }
 
-/// A like's 202 does not wait long on the count read that follows the write: with Redis
-/// answering in 400 ms, the batch is stored (the 202 says so) and the count comes from memory
-/// after 250 ms, marked `"partial": true`. It used to wait for the read, however long.
+/// A like is acknowledged as soon as it is stored: the count read that renews the counts it is
+/// answered with runs afterwards, in the background. Core's database link is delayed (100 ms,
+/// then 2 s): the latencies with the 100 ms database are printed (docs/benchmarks.md), and
+/// with the 2 s one likes are still acknowledged within 150 ms (before, each waited for the
+/// read, cut at 250 ms).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_slow_count_read_after_a_like_is_cut_short_and_marked_partial() {
-    let link = maple_tests::tcp_fault::TcpFault::start(redis_addr())
+async fn a_like_is_acknowledged_without_waiting_for_a_count_read() {
+    let stack = Stack::start_with(distributed(&redis_url(), &[])).await;
+    let mysql: std::net::SocketAddr = "127.0.0.1:3306".parse().expect("address");
+    let link = maple_tests::tcp_fault::TcpFault::start(mysql)
         .await
         .expect("fault proxy");
-    let stack = Stack::start_with(distributed(
-        &format!("redis://{}", link.addr),
-        &[("MAPLE_CORE_REDIS_TIMEOUT_MS", "3000")],
-    ))
-    .await;
-    let base = format!("http://{}", stack.core_addr);
-    let name = fresh_name("pc");
-    let (status, body, _) = like(&stack.http, &base, &name, None)
-        .await
-        .expect("answers");
-    assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(body["likes"], 1, "a quick read is a full one: {body}");
-    assert!(body.get("partial").is_none(), "{body}");
+    let through_link = stack
+        .database_url
+        .replace("127.0.0.1:3306", &link.addr.to_string());
+    let core = stack.another_core(&[("DATABASE_URL", &through_link)]).await;
+    let base = format!("http://{}", core.addr);
+    let name = fresh_name("ack");
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
 
-    link.set_latency(Duration::from_millis(400));
-    let (status, body, _) = like(&stack.http, &base, &name, None)
-        .await
-        .expect("answers");
-    link.set_latency(Duration::ZERO);
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body["partial"], true, "{body}");
-    let metrics = metrics_of(&stack.http, &base).await;
-    assert!(
-        metric_value(&metrics, "maple_core_like_count_reads_cut_total") >= 1.0,
-        "{metrics}"
+    link.set_latency(Duration::from_millis(100));
+    let mut took = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let (status, _, _) = like(&stack.http, &base, &name, None)
+            .await
+            .expect("answered");
+        took.push(started.elapsed());
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    took.sort();
+    eprintln!(
+        "like latency with a 100 ms database (debug build, 50 sequential likes): p50 {:.1} ms, p99 {:.1} ms",
+        took[24].as_secs_f64() * 1000.0,
+        took[49].as_secs_f64() * 1000.0
     );
-    // Nothing was lost: both likes count.
-    assert_eq!(read_likes(&stack.http, &base, &name).await, 2);
+    link.set_latency(Duration::from_secs(2));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .expect("client");
+    let mut partial = 0;
+    for i in 51..=55 {
+        let (status, body, _) = like(&impatient, &base, &name, None)
+            .await
+            .expect("acknowledged within 150 ms");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["likes"], i, "{body}");
+        partial += i64::from(body["partial"] == true);
+    }
+    // Counts from reads that landed while the database was quicker: known, not guessed.
+    assert_eq!(partial, 0);
+
+    link.set_latency(Duration::ZERO);
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 55);
+    // The reads behind the acknowledgements ran (in the background).
+    let started = Instant::now();
+    loop {
+        let metrics = metrics_of(&stack.http, &base).await;
+        let read = |result: &str| {
+            metric_value(
+                &metrics,
+                &format!("maple_core_like_count_refreshes_total{{result=\"{result}\"}}"),
+            )
+        };
+        if read("ok") + read("overtaken") >= 1.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no count read landed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    core.stop().await;
     stack.stop().await;
 }

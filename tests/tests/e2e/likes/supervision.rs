@@ -54,3 +54,41 @@ async fn a_panicking_flusher_is_restarted_and_every_like_counts_once() {
     );
     stack.stop().await;
 }
+
+/// A like the flusher cannot confirm before the request timeout is answered `outcome_unknown`
+/// (it stays buffered and is counted once the flusher runs again), never `request_timeout`,
+/// which would tell the client it was not stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_like_unconfirmed_by_the_request_timeout_is_answered_outcome_unknown() {
+    let stack = Stack::start_with(distributed(
+        &redis_url(),
+        &[
+            ("MAPLE_CORE_LIKES_SYNC_MS", "200"),
+            ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "2000"),
+            ("MAPLE_CORE_UPSTREAM_TIMEOUT_MS", "1000"),
+            ("MAPLE_CORE_LATCH_WAIT_MS", "500"),
+            ("MAPLE_CORE_LATCH_TTL_MS", "1500"),
+        ],
+    ))
+    .await;
+    let name = fresh_name("unk");
+    let base = format!("http://{}", stack.core_addr);
+    assert_eq!(read_likes(&stack.http, &base, &name).await, 0);
+
+    // Every flush panics for now: the like stays buffered past the request timeout.
+    stack.core_state.likes.panic_next_flushes(usize::MAX);
+    let (status, body, _) = like(&stack.http, &base, &name, None)
+        .await
+        .expect("answered");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "outcome_unknown", "{body}");
+
+    // The flusher recovers: the buffered like is stored and counted once.
+    stack.core_state.likes.panic_next_flushes(0);
+    let store = stack.store().await;
+    assert_eq!(
+        wait_for_stored(&store, &name, 1, Duration::from_secs(30)).await,
+        1
+    );
+    stack.stop().await;
+}
