@@ -263,7 +263,7 @@ impl EquipmentTiers {
         let l1 = moka::sync::Cache::builder()
             .max_capacity(config.l1_max_bytes)
             .weigher(|_: &Ocid, entry: &Arc<Entry>| {
-                u32::try_from(entry.gzip.len() + 128).unwrap_or(u32::MAX)
+                u32::try_from(entry.weight()).unwrap_or(u32::MAX)
             })
             .build();
         let purged = moka::sync::Cache::builder()

@@ -147,6 +147,19 @@ metric_labels! {
 }
 
 metric_labels! {
+    /// `maple_core_cache_entries{cache}` and `maple_core_cache_bytes{cache}`: core's caches.
+    pub enum CacheName {
+        L1 => "l1",
+        Raw => "raw",
+        Parsed => "parsed",
+        Valuation => "valuation",
+        Spreads => "spreads",
+        FlameLaws => "flame_laws",
+        Names => "names",
+    }
+}
+
+metric_labels! {
     /// `maple_core_dependency_up{dependency}`: what readiness and each scrape found.
     pub enum Dependency { Database => "database", Redis => "redis" }
 }
@@ -283,6 +296,10 @@ pub struct CoreMetrics {
     /// bounded to 250 ms): 1 up, 0 down; Redis stays 0 when none is configured. Readiness
     /// does not depend on them: the service degrades instead.
     pub dependency_up: Gauges<Dependency>,
+    /// Each cache's entries and weighed bytes (the weights are the values' real heap bytes,
+    /// checked by `tests/footprint.rs`), read at each scrape.
+    pub cache_entries: Gauges<CacheName>,
+    pub cache_bytes: Gauges<CacheName>,
     /// The admin keys file as last checked, one series per state at 1 (unset, loaded, absent,
     /// invalid: a file that no longer parses, the previous keys kept); read at each scrape.
     pub admin_keys_file: Gauges<KeysFileState>,
@@ -551,6 +568,18 @@ impl CoreMetrics {
                 "maple_core_db_pool_connections",
                 "Database pool connections by state (in_use, idle, max).",
                 "state",
+            )?,
+            cache_entries: Gauges::register(
+                &r,
+                "maple_core_cache_entries",
+                "Entries in each of core's caches (l1, raw, parsed, valuation, spreads, flame_laws, names), read at each scrape.",
+                "cache",
+            )?,
+            cache_bytes: Gauges::register(
+                &r,
+                "maple_core_cache_bytes",
+                "Weighed bytes in each of core's caches (the values' heap bytes; names and spreads estimated per entry), read at each scrape.",
+                "cache",
             )?,
             dependency_up: Gauges::register(
                 &r,

@@ -234,6 +234,13 @@ impl Ocids {
         Ok(ocid)
     }
 
+    /// Names kept in memory, and their bytes (name, ocid and the entry, roughly 96 B more).
+    pub fn usage(&self) -> (u64, u64) {
+        self.memory.run_pending_tasks();
+        let entries = self.memory.entry_count();
+        (entries, entries * (12 * 4 + 32 + 96))
+    }
+
     fn key(name: &CharacterName) -> String {
         name.as_str().to_lowercase()
     }

@@ -622,6 +622,12 @@ impl Default for Flames {
 }
 
 impl Flames {
+    /// Laws kept and their weighed bytes.
+    pub fn usage(&self) -> (u64, u64) {
+        self.laws.run_pending_tasks();
+        (self.laws.entry_count(), self.laws.weighted_size())
+    }
+
     /// P(one reset scores ≥ `milli` thousandths) on `item`.
     pub fn probability(
         &self,

@@ -232,21 +232,27 @@ impl From<&Item> for GearItem {
 }
 
 impl GearItem {
-    /// Bytes this item holds, roughly (for bounding a cache).
+    /// Heap bytes an `Arc<GearItem>` holds (for bounding a cache): the item with its `Arc`
+    /// counters, its strings and its lines' vectors by capacity (checked against the real
+    /// footprint by `tests/footprint.rs`).
     fn weight(&self) -> usize {
         let text = |lines: &[ParsedOption]| -> usize {
             lines
                 .iter()
                 .map(|line| match line {
                     ParsedOption::Known { .. } => 0,
-                    ParsedOption::Other { text } | ParsedOption::Unknown { text } => text.len(),
+                    ParsedOption::Other { text } | ParsedOption::Unknown { text } => {
+                        text.capacity()
+                    }
                 })
                 .sum()
         };
         std::mem::size_of::<Self>()
-            + self.slot.len()
-            + self.name.len()
-            + (self.lines.len() + self.additional_lines.len()) * std::mem::size_of::<ParsedOption>()
+            + 2 * std::mem::size_of::<usize>()
+            + self.slot.capacity()
+            + self.name.capacity()
+            + (self.lines.capacity() + self.additional_lines.capacity())
+                * std::mem::size_of::<ParsedOption>()
             + text(&self.lines)
             + text(&self.additional_lines)
     }
@@ -265,7 +271,7 @@ pub struct Gear {
     /// Presets 1–3 (absent when the response has none); an item equal to an equipped one (or
     /// to one of an earlier preset) is the same `Arc`.
     pub presets: [Option<Vec<Arc<GearItem>>>; 3],
-    /// Bytes held, roughly (for bounding a cache).
+    /// Heap bytes an `Arc<Gear>` holds (for bounding a cache; see [`GearItem::weight`]).
     weight: usize,
 }
 
@@ -289,8 +295,10 @@ impl From<&Equipment> for Gear {
     fn from(equipment: &Equipment) -> Self {
         // Presets mostly repeat the equipped items: each distinct item is parsed once.
         let mut seen = Vec::new();
-        let mut weight =
-            std::mem::size_of::<Self>() + equipment.character_class.as_ref().map_or(0, String::len);
+        // The form in its `Arc` (two counters), then what it points to.
+        let mut weight = std::mem::size_of::<Self>()
+            + 2 * std::mem::size_of::<usize>()
+            + equipment.character_class.as_ref().map_or(0, String::len);
         let items = shared(&equipment.item_equipment, &mut seen, &mut weight);
         let presets = [
             &equipment.item_equipment_preset_1,

@@ -176,6 +176,14 @@ impl Starforce {
         }))
     }
 
+    /// Spreads kept, and their bytes (each a fixed-size value beside its key).
+    pub fn usage(&self) -> (u64, u64) {
+        self.spreads.run_pending_tasks();
+        let entries = self.spreads.entry_count();
+        let each = std::mem::size_of::<Request>() + std::mem::size_of::<Spread>();
+        (entries, entries * u64::try_from(each).unwrap_or(u64::MAX))
+    }
+
     /// Whether [`Self::spread`] would answer `request` from the cache (no simulation).
     pub fn is_cached(&self, request: &Request) -> bool {
         self.spreads.contains_key(&Self::key(request))

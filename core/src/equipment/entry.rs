@@ -24,6 +24,13 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The heap bytes an `Arc<Entry>` holds, as L1 weighs it: the gzip bytes (their own
+    /// allocation, or a share of the response they came in) and the entry with its `Arc`
+    /// counters (checked against the real footprint by `tests/footprint.rs`).
+    pub fn weight(&self) -> usize {
+        self.gzip.len() + std::mem::size_of::<Self>() + 2 * std::mem::size_of::<usize>()
+    }
+
     /// Compresses a body fetched now (CPU work: call it off the async workers).
     pub fn compress(ocid: Ocid, body: &[u8]) -> Self {
         Self::from(EquipmentSnapshot::compress(ocid, body, now_ms()))
@@ -103,8 +110,11 @@ impl From<EquipmentSnapshot> for Entry {
             // changes with the content (decompress() will report the row as corrupt).
             sha256.copy_from_slice(&Sha256::digest(&snapshot.body_gzip));
         }
+        let mut gzip = snapshot.body_gzip;
+        // Kept as long as the entry is cached: no spare capacity (the weight counts bytes).
+        gzip.shrink_to_fit();
         Self {
-            gzip: snapshot.body_gzip.into(),
+            gzip: gzip.into(),
             sha256,
             raw_len: snapshot.body_bytes,
             fetched_at_ms: snapshot.fetched_at_ms,

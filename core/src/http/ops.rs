@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::state::AppState;
 use crate::admin::KeysFileState;
-use crate::metrics::{Dependency, PoolState};
+use crate::metrics::{CacheName, Dependency, PoolState};
 
 /// The API's description (OpenAPI 3.1), kept by hand beside the code and served at
 /// `/openapi.json`. It lists exactly the routes of [`router`](super::router): the e2e test `openapi` checks
@@ -31,6 +31,39 @@ pub(super) async fn openapi() -> Response {
 
 pub(super) async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// Each cache's entries and bytes into `maple_core_cache_entries` / `maple_core_cache_bytes`.
+fn caches(state: &AppState) {
+    let bodies = &state.characters.bodies;
+    bodies.run_pending_tasks();
+    let gear = &state.pricing.gear;
+    gear.run_pending_tasks();
+    let valuations = &state.pricing.valuations;
+    valuations.run_pending_tasks();
+    let engine = &state.pricing.engine;
+    for (cache, (entries, bytes)) in [
+        (CacheName::L1, state.characters.equipment.l1_usage()),
+        (
+            CacheName::Raw,
+            (bodies.entry_count(), bodies.weighted_size()),
+        ),
+        (
+            CacheName::Parsed,
+            (gear.entry_count(), gear.weighted_size()),
+        ),
+        (
+            CacheName::Valuation,
+            (valuations.entry_count(), valuations.weighted_size()),
+        ),
+        (CacheName::Spreads, engine.starforce.usage()),
+        (CacheName::FlameLaws, engine.flames.usage()),
+        (CacheName::Names, state.characters.ocids.usage()),
+    ] {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        state.metrics.cache_entries.set(cache, gauge(entries));
+        state.metrics.cache_bytes.set(cache, gauge(bytes));
+    }
 }
 
 /// How long a readiness probe or a scrape waits for each dependency's answer: well inside a
@@ -94,6 +127,7 @@ async fn probe(state: &AppState) -> (&'static str, Option<&'static str>) {
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     probe(&state).await;
+    caches(&state);
     let (in_use, idle, max) = state.store.pool_usage();
     let pool = &state.metrics.db_pool_connections;
     pool.set(PoolState::InUse, i64::from(in_use));

@@ -24,7 +24,10 @@ impl Ready {
     /// hashes `identity` (CPU work, tens of µs for 20 KB: call it off the
     /// async workers).
     pub fn new(identity: Bytes) -> Self {
-        let gzip = Bytes::from(maple_common::encoding::gzip(&identity));
+        let mut gzip = maple_common::encoding::gzip(&identity);
+        // Held as long as the answer is cached: no spare capacity (the weight counts bytes).
+        gzip.shrink_to_fit();
+        let gzip = Bytes::from(gzip);
         let hash = hex::encode(Sha256::digest(&identity));
         Self {
             identity,
@@ -47,9 +50,12 @@ impl Ready {
         &self.etags[usize::from(gzip)]
     }
 
-    /// Bytes held, roughly (for bounding a cache).
+    /// Heap bytes held besides the struct itself (for bounding a cache): both bodies and the
+    /// two tags (checked against the real footprint by `tests/footprint.rs`).
     pub fn weight(&self) -> usize {
-        self.identity.len() + self.gzip.len() + 2 * 70 + std::mem::size_of::<Self>()
+        self.identity.len()
+            + self.gzip.len()
+            + self.etags.iter().map(String::capacity).sum::<usize>()
     }
 }
 
@@ -78,6 +84,7 @@ impl Valued {
         json.extend_from_slice(valuation);
         let range = start..json.len();
         json.push(b'}');
+        json.shrink_to_fit();
         Self {
             name,
             ocid,
@@ -97,8 +104,14 @@ impl Valued {
         self.name == *name && self.ocid == *ocid
     }
 
+    /// Heap bytes an `Arc<Valued>` holds (for bounding a cache): the struct with its `Arc`
+    /// counters, the answer's bodies and tags, the name and the ocid.
     pub fn weight(&self) -> usize {
-        self.ready.weight() + self.name.as_str().len() + self.ocid.as_str().len() + 64
+        std::mem::size_of::<Self>()
+            + 2 * std::mem::size_of::<usize>()
+            + self.ready.weight()
+            + self.name.as_str().len()
+            + self.ocid.as_str().len()
     }
 }
 
