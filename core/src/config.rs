@@ -445,12 +445,12 @@ impl CoreConfig {
                 ),
             ));
         }
-        if self.drain_delay * 2 > self.shutdown_deadline {
+        if self.drain_delay * 2 >= self.shutdown_deadline {
             return Err(ConfigError::new(
                 DRAIN_DELAY_MS,
                 millis(self.drain_delay),
                 format!(
-                    "must be at most half of {SHUTDOWN_DEADLINE_MS} ({} ms): the rest finishes requests and saves likes",
+                    "must be below half of {SHUTDOWN_DEADLINE_MS} ({} ms): in-flight requests have until half of it, and the rest saves likes",
                     millis(self.shutdown_deadline)
                 ),
             ));

@@ -44,7 +44,7 @@ mod watch;
 mod write;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,8 @@ impl Likes {
                     .time_to_idle(Duration::from_secs(600))
                     .build(),
                 reading: AtomicBool::new(false),
+                to_read: Mutex::default(),
+                reads: AtomicU64::new(0),
                 unreadable: Mutex::new(HashSet::new()),
                 retained: Mutex::new(Retained::default()),
                 retention_full: AtomicBool::new(false),
@@ -179,31 +181,52 @@ impl Likes {
     }
 
     /// [`Self::counts`]; what a full read found becomes the known count of each character for
-    /// which this instance acknowledged no like while the read ran (for the others the read
-    /// may or may not include those likes: it is not learned from). Whether every character
-    /// was learned.
+    /// which this instance acknowledged no like while the read ran, unless a read that began
+    /// later was learned first (see [`state::Known`]). Whether every character was learned.
     async fn read_and_learn(&self, ocids: &[&str]) -> Result<(Counts, bool), StoreError> {
-        let known: Vec<(Arc<Mutex<state::Known>>, i64)> = ocids
+        let read = self.inner.reads.fetch_add(1, Ordering::AcqRel) + 1;
+        let before: Vec<Option<i64>> = ocids
             .iter()
             .map(|ocid| {
-                let known = self.inner.known.get_with((*ocid).to_owned(), Arc::default);
-                let since = known.lock().unwrap_or_else(PoisonError::into_inner).since;
-                (known, since)
+                let known = self.inner.known.get(*ocid)?;
+                let acked = known.lock().unwrap_or_else(PoisonError::into_inner).acked;
+                Some(acked)
             })
             .collect();
         let counts = self.counts(ocids).await?;
-        let mut learned = !counts.partial;
-        if !counts.partial {
-            for (ocid, (known, since_before)) in ocids.iter().zip(known) {
-                let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
-                if known.since != since_before {
+        if counts.partial {
+            return Ok((counts, false));
+        }
+        let mut learned = true;
+        for (ocid, acked_before) in ocids.iter().zip(before) {
+            let found = counts.likes.get(*ocid).copied().unwrap_or(0);
+            let fresh = state::Known {
+                at_read: found,
+                learned: read,
+                read: true,
+                ..state::Known::default()
+            };
+            let entry = self
+                .inner
+                .known
+                .entry((*ocid).to_owned())
+                .or_insert_with(|| Arc::new(Mutex::new(fresh)));
+            if entry.is_fresh() {
+                // Unknown before and after: what was read is the count.
+                if acked_before.is_some() {
                     learned = false;
-                    continue;
                 }
-                known.at_read = counts.likes.get(*ocid).copied().unwrap_or(0);
-                known.since = 0;
-                known.read = true;
+                continue;
             }
+            let mut known = entry.value().lock().unwrap_or_else(PoisonError::into_inner);
+            if acked_before != Some(known.acked) || known.learned > read {
+                learned = false;
+                continue;
+            }
+            known.at_read = found;
+            known.acked_at_read = known.acked;
+            known.learned = read;
+            known.read = true;
         }
         Ok((counts, learned))
     }

@@ -268,8 +268,9 @@ pub struct CoreMetrics {
     /// Like batches no store confirmed while Redis or the database may hold them: answered
     /// 503 `outcome_unknown` (retry with the same key).
     pub like_outcome_unknown_total: IntCounter,
-    /// Background count reads after a flush by result: ok (learned), busy (one was under way),
-    /// overtaken (a like was acknowledged for a character while it ran: not learned), failed.
+    /// Background count reads after a flush by result: ok (learned), busy (a read was under
+    /// way: its characters join it), overtaken (a like was acknowledged for a character while
+    /// it ran: not learned), failed.
     /// They renew the counts likes are acknowledged with, off the acknowledgement path.
     pub like_count_refreshes_total: Counters<CountRefresh>,
     /// L1 entries dropped because an instance purged them (read from Redis's purge log).
@@ -492,7 +493,7 @@ impl CoreMetrics {
             like_count_refreshes_total: Counters::register(
                 &r,
                 "maple_core_like_count_refreshes_total",
-                "Background count reads after a flush, which renew the counts likes are acknowledged with: ok, busy (one was under way), overtaken (a like was acknowledged while it ran: not learned), failed (a store could not be read).",
+                "Background count reads after a flush, which renew the counts likes are acknowledged with: ok, busy (a read was under way; the flushed characters join it), overtaken (a like was acknowledged while it ran: not learned), failed (a store could not be read).",
                 "result",
             )?,
             like_outcome_unknown_total: counter(

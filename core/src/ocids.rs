@@ -10,15 +10,19 @@
 //! stored mapping older than the re-check interval (`MAPLE_CORE_NAME_RECHECK_S`) is asked of
 //! Nexon again in the background while the copy keeps answering: the same ocid renews it,
 //! another ocid replaces it, "no such character" drops it (the name answers 404 from then on),
-//! and a failed call keeps it (tried again a minute later). Likes and equipment are keyed by
+//! and a failed call keeps it (tried again a minute later). At most a few re-checks run at once
+//! (a burst of due names waits for later requests), one per name. Likes and equipment are keyed by
 //! ocid, so they stay with the character, not with the name: a renamed character keeps its
 //! likes under its new name, and a name taken by another character shows that character's.
 //! (Whether Nexon keeps a character's ocid across a rename is not stated in the sources we
 //! have; if it issued a new one, the renamed character would start afresh under its new ocid.)
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use maple_common::nexon::Ocid;
+use tokio::sync::Semaphore;
 
 use crate::character::CharacterName;
 use crate::clock::now_ms;
@@ -28,6 +32,21 @@ use crate::store::{KnownName, Store, StoreError};
 
 /// After a re-check that failed, how long before the name is tried again.
 const RECHECK_RETRY: Duration = Duration::from_secs(60);
+/// Re-checks under way at once, over all names; a due name beyond them waits for a later
+/// request (its copy answers meanwhile).
+const RECHECKS_AT_ONCE: usize = 8;
+
+/// A name's re-check under way: the name leaves the set when this is dropped.
+struct UnderWay(Arc<Mutex<HashSet<String>>>, String);
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.1);
+    }
+}
 
 /// Why [`Ocids::resolve`] gave no ocid.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +63,12 @@ pub enum ResolveError {
 pub struct Ocids {
     /// Name (lower case) → ocid and when Nexon last confirmed it.
     memory: moka::sync::Cache<String, KnownName>,
-    /// Names (lower case) whose re-check is under way or failed within [`RECHECK_RETRY`].
-    rechecking: moka::sync::Cache<String, ()>,
+    /// Names (lower case) whose re-check is under way.
+    rechecking: Arc<Mutex<HashSet<String>>>,
+    /// Names (lower case) whose re-check failed within [`RECHECK_RETRY`].
+    failed: moka::sync::Cache<String, ()>,
+    /// Leave for a re-check ([`RECHECKS_AT_ONCE`]).
+    recheck_permits: Arc<Semaphore>,
     /// A stored mapping older than this is asked of Nexon again.
     recheck_after: Duration,
     /// Names (lower case) Nexon said it does not know, for the not-found TTL.
@@ -73,10 +96,12 @@ impl Ocids {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
-            rechecking: moka::sync::Cache::builder()
+            rechecking: Arc::default(),
+            failed: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(RECHECK_RETRY.min(recheck_after))
                 .build(),
+            recheck_permits: Arc::new(Semaphore::new(RECHECKS_AT_ONCE)),
             recheck_after,
             not_found: (!not_found_ttl.is_zero()).then(|| {
                 moka::sync::Cache::builder()
@@ -153,26 +178,35 @@ impl Ocids {
         self.memory.insert(key, known);
     }
 
-    /// Starts a background re-check of `known` when it is older than the re-check interval
-    /// and no re-check of the name is under way or failed a moment ago.
+    /// Starts a background re-check of `known` when it is older than the re-check interval,
+    /// no re-check of the name is under way or failed a moment ago, and fewer than
+    /// [`RECHECKS_AT_ONCE`] run.
     fn recheck_if_due(&self, name: &CharacterName, key: &str, known: &KnownName) {
         let age_ms = now_ms().saturating_sub(known.checked_at_ms);
         let due = u128::try_from(age_ms).unwrap_or(0) >= self.recheck_after.as_millis();
-        if !due
-            || !self
-                .rechecking
-                .entry(key.to_owned())
-                .or_insert(())
-                .is_fresh()
+        if !due || self.failed.contains_key(key) {
+            return;
+        }
+        let Ok(permit) = Arc::clone(&self.recheck_permits).try_acquire_owned() else {
+            return;
+        };
+        if !self
+            .rechecking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned())
         {
             return;
         }
         let (this, name, key, known) = (self.clone(), name.clone(), key.to_owned(), known.clone());
         tokio::spawn(async move {
+            let _permit = permit;
+            // The name leaves the set however the re-check ends (a panic included).
+            let _under_way = UnderWay(Arc::clone(&this.rechecking), key.clone());
             let outcome = this.recheck(&name, key.clone(), &known).await;
             this.metrics.name_rechecks_total.inc(outcome);
-            if outcome != RecheckOutcome::Failed {
-                this.rechecking.invalidate(&key);
+            if outcome == RecheckOutcome::Failed {
+                this.failed.insert(key, ());
             }
         });
     }

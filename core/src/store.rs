@@ -145,7 +145,6 @@ fn is_outage(error: &sqlx::Error) -> bool {
     )
 }
 
-/// An equipment response as stored.
 /// A stored name → ocid mapping and when Nexon last confirmed it (`updated_at_ms`: written
 /// when the mapping is first stored and each time a re-check confirms or changes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +153,7 @@ pub struct KnownName {
     pub checked_at_ms: i64,
 }
 
+/// An equipment response as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EquipmentSnapshot {
     pub ocid: Ocid,
@@ -333,16 +333,23 @@ impl Store {
         }
     }
 
-    /// A round trip to the database, through the breaker (while it is open: refused at once,
-    /// so a readiness probe never waits on a database known to be down).
+    /// A round trip to the database; refused at once while the breaker is open, so a
+    /// readiness probe never waits on a database known to be down. It takes no breaker
+    /// permit (a probe cancelled by its caller's timeout must not hold the half-open state's
+    /// trial slot) and its outcome does not move the breaker.
     ///
     /// # Errors
-    /// [`StoreError`] when it is unreachable.
+    /// [`StoreError`] when it is unreachable or the breaker is open.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.guarded(async {
-            on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
-        })
-        .await
+        let breaker = self.breaker.snapshot(Instant::now());
+        if breaker.state == maple_common::breaker::State::Open {
+            let left = breaker.open_for_ms.unwrap_or(0);
+            return Err(StoreError::Unavailable(Duration::from_millis(
+                u64::try_from(left).unwrap_or(u64::MAX),
+            )));
+        }
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
     }
 
     /// The ocid stored for `name`, if any.

@@ -104,7 +104,8 @@ pub struct ResponseCache {
     config: CacheConfig,
     /// The purge generation, bumped by every purge: a fetch that started before a purge must
     /// not put back what the purge removed. A put checks it and inserts under the read lock;
-    /// a purge bumps it and removes under the write lock, so no put lands in between.
+    /// a purge bumps it under the write lock (so every earlier put has landed, or will be
+    /// refused) and then removes.
     generation: Arc<RwLock<u64>>,
     /// Runs inside a put between its generation check and its insert (tests of the race).
     #[cfg(test)]
@@ -246,11 +247,13 @@ impl ResponseCache {
     /// Removes every entry whose key starts with `prefix` (all of them for `""`); returns how
     /// many were removed.
     pub fn purge(&self, prefix: &str) -> u64 {
-        let mut generation = self
+        // The bump under the write lock is enough: a put checks and inserts under the read
+        // lock, so once the bump is done every put that began earlier has landed (and is
+        // removed below) or will be refused. The walk then runs without blocking puts.
+        *self
             .generation
             .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        *generation += 1;
+            .unwrap_or_else(PoisonError::into_inner) += 1;
         let mut removed = 0;
         for (key, _) in &self.entries {
             if key.starts_with(prefix) {

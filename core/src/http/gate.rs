@@ -14,9 +14,10 @@
 //! future is dropped (the client hung up, the request timeout fired), and the pricing checks
 //! it between items. Answers from a cache never pass the gate.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -30,8 +31,9 @@ use crate::metrics::{CoreMetrics, PricingAdmission};
 pub struct PricingGate {
     running: Arc<Semaphore>,
     line: Arc<Semaphore>,
-    /// Computations each client has in line or running.
-    clients: moka::sync::Cache<IpAddr, Arc<AtomicUsize>>,
+    /// Computations each client has in line or running (an entry only while it has some: at
+    /// most concurrency + line entries, so never evicted under a client).
+    clients: Clients,
     config: PricingBounds,
     /// IPv6 clients are one client per prefix of this many bits (as for the rates).
     ipv6_prefix: u8,
@@ -80,12 +82,21 @@ impl Drop for Watch {
 
 /// A client's place; given back when dropped.
 #[derive(Debug)]
-struct ClientPlace(Option<Arc<AtomicUsize>>);
+struct ClientPlace(Option<(Clients, IpAddr)>);
+
+/// Computations each client has in line or running.
+type Clients = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 impl Drop for ClientPlace {
     fn drop(&mut self) {
-        if let Some(count) = &self.0 {
-            count.fetch_sub(1, Ordering::AcqRel);
+        if let Some((clients, client)) = &self.0 {
+            let mut clients = clients.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = clients.get_mut(client) {
+                *count -= 1;
+                if *count == 0 {
+                    clients.remove(client);
+                }
+            }
         }
     }
 }
@@ -95,10 +106,7 @@ impl PricingGate {
         Self {
             running: Arc::new(Semaphore::new(config.concurrency.max(1))),
             line: Arc::new(Semaphore::new(config.queue)),
-            clients: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(600))
-                .build(),
+            clients: Arc::default(),
             config,
             ipv6_prefix,
             metrics,
@@ -157,14 +165,15 @@ impl PricingGate {
             return Ok(ClientPlace(None));
         }
         let client = super::client::client_key(client, self.ipv6_prefix);
-        let count = self.clients.get_with(client, Arc::default);
-        if count.fetch_add(1, Ordering::AcqRel) >= self.config.per_client {
-            count.fetch_sub(1, Ordering::AcqRel);
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = clients.entry(client).or_insert(0);
+        if *count >= self.config.per_client {
             return Err(ApiError::RateLimited {
                 retry_after: Duration::from_secs(1),
             });
         }
-        Ok(ClientPlace(Some(count)))
+        *count += 1;
+        Ok(ClientPlace(Some((Arc::clone(&self.clients), client))))
     }
 }
 

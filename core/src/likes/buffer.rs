@@ -172,12 +172,34 @@ impl Likes {
             .saturating_sub(taken);
         inner.metrics.like_buffer.set(gauge(left));
         inner.metrics.like_flush_size.observe(batch.total() as f64);
+        // Should the write panic (or be dropped) before answering, the handlers hear that
+        // their likes may be stored: never "not counted" for a batch that may be in a store.
+        let mut answer = Answer(waiting);
         let result = self
             .write(&batch, None)
             .await
             .map(|f| f.with_repeats(repeats));
-        for done in waiting {
+        for done in std::mem::take(&mut answer.0) {
             done.send_replace(Some(result.clone()));
+        }
+    }
+}
+
+/// The handlers of a batch being written; dropped before they were answered (a panic in the
+/// write), they are answered `outcome_unknown`.
+struct Answer(Vec<tokio::sync::watch::Sender<Option<super::state::FlushResult>>>);
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let unknown: super::state::FlushResult = Err(std::sync::Arc::new(super::state::Unstored {
+            reason: "the flush stopped before a store confirmed the batch".to_owned(),
+            outcome_unknown: true,
+        }));
+        for done in self.0.drain(..) {
+            done.send_replace(Some(unknown.clone()));
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -124,16 +124,28 @@ pub struct Likes {
     pub(super) inner: Arc<Inner>,
 }
 
-/// A character's count as this instance knows it: its last read (pending in Redis + stored +
-/// in backup files) plus the likes this instance acknowledged since (a read during which it
-/// acknowledged a like for the character is not learned from: it may or may not hold it). A like's
-/// 202 answers from it at once; a read after each flush, in the background, renews it.
+/// A character's count as this instance knows it: its last learned read (pending in Redis +
+/// stored + in backup files) plus the likes it acknowledged since. A like's 202 answers from
+/// it at once; a read after each flush, in the background, renews it. A read is learned from
+/// only if no like was acknowledged for the character while it ran (it may or may not hold
+/// such a like) and no later-started read was learned first.
 #[derive(Debug, Default)]
 pub(super) struct Known {
     pub(super) at_read: i64,
-    pub(super) since: i64,
-    /// Whether a full read has landed (else `at_read` is what was remembered: partial).
+    /// Likes this instance acknowledged for the character, ever (only grows).
+    pub(super) acked: i64,
+    /// `acked` when the learned read began.
+    pub(super) acked_at_read: i64,
+    /// Which read was learned (reads are numbered as they begin).
+    pub(super) learned: u64,
+    /// Whether a full read has been learned (else `at_read` is what was remembered: partial).
     pub(super) read: bool,
+}
+
+impl Known {
+    pub(super) fn count(&self) -> i64 {
+        self.at_read + (self.acked - self.acked_at_read)
+    }
 }
 
 #[derive(Debug)]
@@ -155,8 +167,12 @@ pub(super) struct Inner {
     /// Each character's count as this instance knows it, for the acknowledgements (which do
     /// not wait for a read): see [`Known`].
     pub(super) known: moka::sync::Cache<String, Arc<Mutex<Known>>>,
-    /// Whether a background count read is under way (one at a time).
+    /// Whether a background count read is under way (one at a time), and the characters it
+    /// is still to read.
     pub(super) reading: AtomicBool,
+    pub(super) to_read: Mutex<HashSet<String>>,
+    /// Numbers the count reads as they begin.
+    pub(super) reads: AtomicU64,
     /// Backup files already reported as unreadable (reported once).
     pub(super) unreadable: Mutex<HashSet<PathBuf>>,
     /// Batches this instance flushed to Redis that the database does not hold yet: if Redis

@@ -26,6 +26,27 @@ const RETAIN_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// to Redis without it.
 const KEY_CHECK_BUDGET: Duration = Duration::from_millis(100);
 
+/// Characters one background count read takes at most.
+const READ_AT_ONCE: usize = 256;
+
+/// The background count reader's hold on `reading`: let go when dropped (a panic included).
+struct Reader(Likes, bool);
+
+impl Reader {
+    fn release(&mut self) {
+        self.0.inner.reading.store(false, Ordering::Release);
+        self.1 = false;
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if self.1 {
+            self.release();
+        }
+    }
+}
+
 impl Likes {
     /// Redis, else the database, else a backup file. `budget` bounds the first two (at
     /// shutdown); the file is always tried last.
@@ -251,16 +272,15 @@ impl Likes {
             let known = self.inner.known.get_with((*ocid).to_owned(), || {
                 Arc::new(std::sync::Mutex::new(super::state::Known {
                     at_read: self.remembered(&[ocid]).get(*ocid).copied().unwrap_or(0),
-                    since: 0,
-                    read: false,
+                    ..super::state::Known::default()
                 }))
             });
             let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
-            known.since += n;
-            counts.insert((*ocid).to_owned(), known.at_read + known.since);
+            known.acked += n;
+            counts.insert((*ocid).to_owned(), known.count());
             partial |= !known.read;
         }
-        self.refresh_known(added.keys().map(|ocid| (*ocid).to_owned()).collect());
+        self.refresh_known(added.keys().map(|ocid| (*ocid).to_owned()));
         Flushed {
             target,
             duplicates: HashSet::new(),
@@ -270,12 +290,18 @@ impl Likes {
         }
     }
 
-    /// Reads `ocids`' counts in the background (one read at a time: a flush while one runs
-    /// leaves its characters to the next), so the next acknowledgements answer from a fresh
-    /// count.
-    fn refresh_known(&self, ocids: Vec<String>) {
-        if self.inner.reading.swap(true, Ordering::AcqRel) {
-            self.inner
+    /// Reads `ocids`' counts in the background so the next acknowledgements answer from a
+    /// fresh count: one reader at a time, which takes every character flushed meanwhile (a few
+    /// hundred per read) until none is left.
+    fn refresh_known(&self, ocids: impl Iterator<Item = String>) {
+        let inner = &self.inner;
+        inner
+            .to_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(ocids);
+        if inner.reading.swap(true, Ordering::AcqRel) {
+            inner
                 .metrics
                 .like_count_refreshes_total
                 .inc(CountRefresh::Busy);
@@ -283,14 +309,51 @@ impl Likes {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let ocids: Vec<&str> = ocids.iter().map(String::as_str).collect();
-            let result = match this.read_and_learn(&ocids).await {
-                Ok((_, true)) => CountRefresh::Ok,
-                Ok((counts, false)) if !counts.partial => CountRefresh::Overtaken,
-                _ => CountRefresh::Failed,
-            };
-            this.inner.metrics.like_count_refreshes_total.inc(result);
-            this.inner.reading.store(false, Ordering::Release);
+            // Released however the task ends (a panic included), so reads never stop.
+            let mut reader = Reader(this, true);
+            loop {
+                let batch: Vec<String> = {
+                    let mut to_read = reader
+                        .0
+                        .inner
+                        .to_read
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    let batch: Vec<String> = to_read.iter().take(READ_AT_ONCE).cloned().collect();
+                    for ocid in &batch {
+                        to_read.remove(ocid);
+                    }
+                    batch
+                };
+                if batch.is_empty() {
+                    reader.release();
+                    // A flush that found the reader busy just before it let go: read on.
+                    let waiting = !reader
+                        .0
+                        .inner
+                        .to_read
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_empty();
+                    if !waiting || reader.0.inner.reading.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                    reader.1 = true;
+                    continue;
+                }
+                let ocids: Vec<&str> = batch.iter().map(String::as_str).collect();
+                let result = match reader.0.read_and_learn(&ocids).await {
+                    Ok((_, true)) => CountRefresh::Ok,
+                    Ok((counts, false)) if !counts.partial => CountRefresh::Overtaken,
+                    _ => CountRefresh::Failed,
+                };
+                reader
+                    .0
+                    .inner
+                    .metrics
+                    .like_count_refreshes_total
+                    .inc(result);
+            }
         });
     }
 
