@@ -337,3 +337,59 @@ async fn a_pricing_flood_from_one_client_does_not_hold_up_another() {
     );
     stack.stop().await;
 }
+
+/// A valuation whose client hangs up mid-way stops before its next item (counted
+/// `abandoned`) and gives its place back: the client's next valuation is admitted though its
+/// share is one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_valuation_whose_client_left_stops_and_gives_its_place_back() {
+    let stack = crate::harness::Stack::start_with(crate::harness::Options {
+        core_env: vec![("MAPLE_CORE_PRICING_PER_CLIENT", "1".to_owned())],
+        ..crate::harness::Options::default()
+    })
+    .await;
+    let name = crate::harness::fresh_name("gone");
+    // Fetched and parsed first: what the impatient client asks for next is pricing alone.
+    let warm = stack
+        .get(&format!("/v1/characters/{name}/expectation?spare_mesos=1"))
+        .await;
+    assert_eq!(warm.status(), StatusCode::OK);
+    let abandoned = |metrics: &str| {
+        crate::harness::metric_value(
+            metrics,
+            "maple_core_pricing_admissions_total{result=\"abandoned\"}",
+        )
+    };
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(30))
+        .build()
+        .expect("client");
+    // Each new `spare_mesos` simulates the items' star-force spreads again (tens of ms each
+    // in a debug build): the client is gone long before the last item.
+    let mut spare = 2;
+    let started = std::time::Instant::now();
+    while abandoned(&stack.core_metrics().await) < 1.0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no valuation was abandoned"
+        );
+        // Usually the client times out; a 429 (its place still held by the work it left) or a
+        // quick answer just means another try.
+        let _ = impatient
+            .get(stack.core(&format!(
+                "/v1/characters/{name}/expectation?spare_mesos={spare}"
+            )))
+            .send()
+            .await;
+        spare += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Its place is free again: with a share of one, the next valuation is admitted.
+    let next = stack
+        .get(&format!(
+            "/v1/characters/{name}/expectation?spare_mesos=999"
+        ))
+        .await;
+    assert_eq!(next.status(), StatusCode::OK);
+    stack.stop().await;
+}
