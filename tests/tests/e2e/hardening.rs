@@ -72,15 +72,28 @@ async fn oversized_and_malformed_requests_get_json_4xx() {
             .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
             .collect::<Vec<_>>(),
     );
-    let response = http
+    // Core answers 413 once the limit is read and closes the connection; a client still
+    // writing its body then may meet the closed socket before it reads the answer (the
+    // module's "or its connection closed").
+    match http
         .post(&probability)
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await
-        .expect("answers");
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(error_code(response).await, "payload_too_large");
+    {
+        Ok(response) => {
+            assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            assert_eq!(error_code(response).await, "payload_too_large");
+        }
+        Err(error) => {
+            let text = format!("{error:?}");
+            assert!(
+                text.contains("BrokenPipe") || text.contains("ConnectionReset"),
+                "neither an answer nor a closed connection: {text}"
+            );
+        }
+    }
 
     for malformed in ["{", "[]", "{\"item_type\":", "null", "\u{0}"] {
         let response = http
