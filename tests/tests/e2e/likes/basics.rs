@@ -162,7 +162,16 @@ async fn likes_over_two_instances_end_exact_in_the_database() {
         tokio::spawn(async move {
             let mut seen = Vec::new();
             while !done.load(Ordering::Relaxed) {
-                seen.push(read_likes(&http, &base, &name).await);
+                let body: Value = http
+                    .get(format!("{base}/v1/characters/{name}/likes"))
+                    .send()
+                    .await
+                    .expect("answers")
+                    .json()
+                    .await
+                    .expect("json");
+                let likes = body["likes"].as_i64().expect("likes");
+                seen.push((likes, body["partial"] == true));
             }
             seen
         })
@@ -181,9 +190,22 @@ async fn likes_over_two_instances_end_exact_in_the_database() {
     futures::future::join_all(sends).await;
     done.store(true, Ordering::Relaxed);
     let seen = reader.await.expect("reader");
-    assert!(seen.len() > 10, "the reader overlapped the load");
+    // A read that says it is partial (the sync kept moving under it through every retry) is
+    // not a consistent count; the full ones never go down.
+    let full: Vec<i64> = seen
+        .iter()
+        .filter(|(_, partial)| !partial)
+        .map(|(n, _)| *n)
+        .collect();
+    eprintln!(
+        "reads during the load: {} full, {} partial",
+        full.len(),
+        seen.len() - full.len()
+    );
+    assert!(seen.len() >= 5, "the reader overlapped the load: {seen:?}");
+    assert!(full.len() >= 3, "some reads were full ones: {seen:?}");
     assert!(
-        seen.windows(2).all(|w| w[0] <= w[1]),
+        full.windows(2).all(|w| w[0] <= w[1]),
         "counts never go down: {seen:?}"
     );
     let expected = i64::try_from(tasks * per_task / 2).expect("small");
