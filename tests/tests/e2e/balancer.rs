@@ -7,14 +7,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use tokio::process::{Child, Command};
 
 use crate::harness::{Options, Stack, free_port, fresh_name, redis_url};
-use crate::private::{PrivateMariaDb, wait_for_port};
+use crate::private::{PrivateMariaDb, spawn_owned, wait_for_port};
 
 /// HAProxy with `deploy/haproxy.cfg`, in front of two core instances; killed on drop.
 struct Balancer {
@@ -28,20 +27,17 @@ impl Balancer {
     async fn start(core_1: SocketAddr, core_2: SocketAddr) -> Self {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy.cfg");
         let (listen, admin) = (free_port(), free_port());
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&config)
-            .env("MAPLE_LB_LISTEN", listen.to_string())
-            .env("MAPLE_LB_ADMIN_LISTEN", admin.to_string())
-            .env("MAPLE_CORE_1", core_1.to_string())
-            .env("MAPLE_CORE_2", core_2.to_string())
-            .kill_on_drop(true)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy runs (scripts/services.sh installs it)");
+        let child = spawn_owned(
+            Command::new("haproxy")
+                .arg("-db")
+                .arg("-f")
+                .arg(&config)
+                .env("MAPLE_LB_LISTEN", listen.to_string())
+                .env("MAPLE_LB_ADMIN_LISTEN", admin.to_string())
+                .env("MAPLE_CORE_1", core_1.to_string())
+                .env("MAPLE_CORE_2", core_2.to_string()),
+            "haproxy (scripts/services.sh installs it)",
+        );
         wait_for_port(listen.port(), "haproxy", Duration::from_secs(10)).await;
         wait_for_port(admin.port(), "haproxy stats", Duration::from_secs(10)).await;
         let http = reqwest::Client::builder()

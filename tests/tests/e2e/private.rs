@@ -26,7 +26,7 @@ pub async fn wait_for_port(port: u16, server: &str, patience: Duration) {
 
 /// `command` as a child the test owns: killed if the test drops it (a failed assertion
 /// included), reaped by tokio.
-fn spawn_owned(command: &mut Command, what: &str) -> Child {
+pub fn spawn_owned(command: &mut Command, what: &str) -> Child {
     command
         .kill_on_drop(true)
         .stdin(Stdio::null())
