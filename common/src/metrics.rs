@@ -1,91 +1,195 @@
-//! Small helpers both binaries' metric modules use: create-and-register in one call, and the
-//! text exposition. The metrics themselves are declared in each binary's `metrics` module.
+//! How both binaries declare their metrics, and the text exposition.
+//!
+//! A binary declares each metric once, with [`declare_metrics!`]: a field of its metrics
+//! struct whose doc comment is also the metric's help text and whose name, prefixed, is the
+//! metric's name. The field's type says what it is (counter, gauge, histogram, one of them by
+//! labels, or a [`Counters`]/[`Gauges`] family over a [`Label`] enum) and the value after `=`
+//! its labels or buckets ([`Metric::Spec`]).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Registers a counter.
-///
-/// # Errors
-/// When the name is already registered (a programming error caught by tests).
-pub fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
-    let metric = IntCounter::new(name, help)?;
+/// A metric that can register itself under a name and help text.
+pub trait Metric: Sized {
+    /// What it needs besides the name and help: `()`, its label names, its buckets, or both.
+    type Spec;
+
+    /// Creates the metric and registers it in `registry`.
+    ///
+    /// # Errors
+    /// When the name is already registered or invalid (a programming error caught by tests).
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        spec: Self::Spec,
+    ) -> prometheus::Result<Self>;
+}
+
+fn registered<M>(registry: &Registry, metric: M) -> prometheus::Result<M>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
-/// Registers a labelled counter.
-///
-/// # Errors
-/// When the name is already registered.
-pub fn counter_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+impl Metric for IntCounter {
+    type Spec = ();
+    fn register(registry: &Registry, name: &str, help: &str, (): ()) -> prometheus::Result<Self> {
+        registered(registry, Self::new(name, help)?)
+    }
 }
 
-/// Registers a gauge.
-///
-/// # Errors
-/// When the name is already registered.
-pub fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    let metric = IntGauge::new(name, help)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+impl Metric for IntGauge {
+    type Spec = ();
+    fn register(registry: &Registry, name: &str, help: &str, (): ()) -> prometheus::Result<Self> {
+        registered(registry, Self::new(name, help)?)
+    }
 }
 
-/// Registers a labelled gauge.
-///
-/// # Errors
-/// When the name is already registered.
-pub fn gauge_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntGaugeVec> {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+impl Metric for Gauge {
+    type Spec = ();
+    fn register(registry: &Registry, name: &str, help: &str, (): ()) -> prometheus::Result<Self> {
+        registered(registry, Self::new(name, help)?)
+    }
 }
 
-/// Registers a histogram with the given buckets.
-///
-/// # Errors
-/// When the name is already registered.
-pub fn histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    buckets: &[f64],
-) -> prometheus::Result<Histogram> {
-    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+impl Metric for IntCounterVec {
+    /// The label names.
+    type Spec = &'static [&'static str];
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        labels: Self::Spec,
+    ) -> prometheus::Result<Self> {
+        registered(registry, Self::new(Opts::new(name, help), labels)?)
+    }
 }
 
-/// Registers a labelled histogram with the given buckets (seconds).
+impl Metric for IntGaugeVec {
+    /// The label names.
+    type Spec = &'static [&'static str];
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        labels: Self::Spec,
+    ) -> prometheus::Result<Self> {
+        registered(registry, Self::new(Opts::new(name, help), labels)?)
+    }
+}
+
+impl Metric for GaugeVec {
+    /// The label names.
+    type Spec = &'static [&'static str];
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        labels: Self::Spec,
+    ) -> prometheus::Result<Self> {
+        registered(registry, Self::new(Opts::new(name, help), labels)?)
+    }
+}
+
+impl Metric for Histogram {
+    /// The buckets' upper bounds.
+    type Spec = &'static [f64];
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        buckets: Self::Spec,
+    ) -> prometheus::Result<Self> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        registered(registry, Self::with_opts(opts)?)
+    }
+}
+
+impl Metric for HistogramVec {
+    /// The label names and the buckets' upper bounds.
+    type Spec = (&'static [&'static str], &'static [f64]);
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        (labels, buckets): Self::Spec,
+    ) -> prometheus::Result<Self> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        registered(registry, Self::new(opts, labels)?)
+    }
+}
+
+/// A doc comment as help text: its lines joined with single spaces, without the code marks.
+pub fn help(doc: &str) -> String {
+    doc.split_whitespace()
+        .map(|word| word.replace('`', ""))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Declares a binary's metrics struct, each metric once:
 ///
-/// # Errors
-/// When the name is already registered.
-pub fn histogram_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> prometheus::Result<HistogramVec> {
-    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    let metric = HistogramVec::new(opts, labels)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+/// ```ignore
+/// declare_metrics! {
+///     /// Core's metrics and their registry.
+///     pub struct CoreMetrics, names "maple_core_" {
+///         /// Requests answered, by route template, method and status.
+///         pub http_requests_total: IntCounterVec = &["route", "method", "status"],
+///         /// Likes in this instance's buffer, waiting for their flush.
+///         pub like_buffer: IntGauge,
+///     }
+/// }
+/// ```
+///
+/// The struct gets a private `registry` and a private `register()` that creates every metric
+/// in a new registry: the name is the prefix and the field's name, the help the field's doc
+/// ([`help`]), the labels or buckets the value after `=` ([`Metric::Spec`]; none for `()`).
+/// `NAMES` lists every name, in declaration order.
+#[macro_export]
+macro_rules! declare_metrics {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident, names $prefix:literal {
+            $(
+                $(#[doc = $doc:literal])+
+                pub $field:ident: $ty:ty $(= $spec:expr)?
+            ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            registry: ::prometheus::Registry,
+            $( $(#[doc = $doc])+ pub $field: $ty, )+
+        }
+
+        impl $name {
+            /// Every metric's name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(concat!($prefix, stringify!($field))),+];
+
+            /// Creates every metric in a new registry.
+            fn register() -> ::prometheus::Result<Self> {
+                let registry = ::prometheus::Registry::new();
+                Ok(Self {
+                    $(
+                        $field: <$ty as $crate::metrics::Metric>::register(
+                            &registry,
+                            concat!($prefix, stringify!($field)),
+                            &$crate::metrics::help(concat!($($doc, "\n"),+)),
+                            $crate::declare_metrics!(@spec $($spec)?),
+                        )?,
+                    )+
+                    registry,
+                })
+            }
+        }
+    };
+    (@spec) => { () };
+    (@spec $spec:expr) => { $spec };
 }
 
 /// The Prometheus text exposition of everything in `registry`.
@@ -137,32 +241,36 @@ fn create_every<L: Label, B: prometheus::core::MetricVecBuilder>(
     }
 }
 
-/// A counter family over one label whose values are `L`.
+/// A counter family over one label whose values are `L`; its [`Metric::Spec`] is the
+/// label's name.
 #[derive(Debug, Clone)]
 pub struct Counters<L> {
     vec: IntCounterVec,
     label: std::marker::PhantomData<fn(L)>,
 }
 
-impl<L: Label> Counters<L> {
-    /// Registers the family (label `label_name`) with every value's series at zero.
-    ///
-    /// # Errors
-    /// When the name is already registered.
-    pub fn register(
+impl<L: Label> Metric for Counters<L> {
+    /// The label's name.
+    type Spec = &'static str;
+
+    /// Registers the family with every value's series at zero.
+    fn register(
         registry: &Registry,
         name: &str,
         help: &str,
-        label_name: &str,
+        label_name: Self::Spec,
     ) -> prometheus::Result<Self> {
-        let vec = counter_vec(registry, name, help, &[label_name])?;
+        let vec = IntCounterVec::new(Opts::new(name, help), &[label_name])?;
+        registry.register(Box::new(vec.clone()))?;
         create_every::<L, _>(&vec);
         Ok(Self {
             vec,
             label: std::marker::PhantomData,
         })
     }
+}
 
+impl<L: Label> Counters<L> {
     pub fn inc(&self, value: L) {
         self.vec.with_label_values(&[value.as_str()]).inc();
     }
@@ -176,32 +284,36 @@ impl<L: Label> Counters<L> {
     }
 }
 
-/// A gauge family over one label whose values are `L`.
+/// A gauge family over one label whose values are `L`; its [`Metric::Spec`] is the label's
+/// name.
 #[derive(Debug, Clone)]
 pub struct Gauges<L> {
     vec: IntGaugeVec,
     label: std::marker::PhantomData<fn(L)>,
 }
 
-impl<L: Label> Gauges<L> {
-    /// Registers the family (label `label_name`) with every value's series at zero.
-    ///
-    /// # Errors
-    /// When the name is already registered.
-    pub fn register(
+impl<L: Label> Metric for Gauges<L> {
+    /// The label's name.
+    type Spec = &'static str;
+
+    /// Registers the family with every value's series at zero.
+    fn register(
         registry: &Registry,
         name: &str,
         help: &str,
-        label_name: &str,
+        label_name: Self::Spec,
     ) -> prometheus::Result<Self> {
-        let vec = gauge_vec(registry, name, help, &[label_name])?;
+        let vec = IntGaugeVec::new(Opts::new(name, help), &[label_name])?;
+        registry.register(Box::new(vec.clone()))?;
         create_every::<L, _>(&vec);
         Ok(Self {
             vec,
             label: std::marker::PhantomData,
         })
     }
+}
 
+impl<L: Label> Gauges<L> {
     pub fn set(&self, value: L, n: i64) {
         self.vec.with_label_values(&[value.as_str()]).set(n);
     }
@@ -249,5 +361,45 @@ mod tests {
         let text = String::from_utf8(render(&registry)).expect("utf-8");
         assert!(text.contains(r#"test_total{colour="green"} 3"#), "{text}");
         assert_eq!(Colour::ALL, &[Colour::Red, Colour::Green]);
+    }
+
+    crate::declare_metrics! {
+        /// A test struct.
+        #[derive(Debug)]
+        struct Declared, names "test_" {
+            /// Things done, by `colour`:
+            /// red or green.
+            pub done_total: Counters<Colour> = "colour",
+            /// Work waiting.
+            pub waiting: IntGauge,
+            /// Time taken.
+            pub took_seconds: HistogramVec = (&["step"], &[0.1, 1.0]),
+        }
+    }
+
+    #[test]
+    fn a_declared_metric_takes_its_name_from_the_field_and_its_help_from_the_doc() {
+        let declared = Declared::register().expect("unique names");
+        declared.done_total.inc(Colour::Green);
+        declared.waiting.set(2);
+        declared
+            .took_seconds
+            .with_label_values(&["one"])
+            .observe(0.5);
+        let text = String::from_utf8(render(&declared.registry)).expect("utf-8");
+        for line in [
+            "# HELP test_done_total Things done, by colour: red or green.",
+            r#"test_done_total{colour="red"} 0"#,
+            r#"test_done_total{colour="green"} 1"#,
+            "# HELP test_waiting Work waiting.",
+            "test_waiting 2",
+            r#"test_took_seconds_bucket{step="one",le="1"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert_eq!(
+            Declared::NAMES,
+            &["test_done_total", "test_waiting", "test_took_seconds"]
+        );
     }
 }

@@ -83,6 +83,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use maple_common::metrics::Metric as _;
 
     #[tokio::test]
     async fn a_panicking_loop_is_restarted_and_counted_until_it_returns() {

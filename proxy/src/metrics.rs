@@ -1,21 +1,13 @@
-//! Every metric the proxy exports, declared in one place (names are `maple_proxy_*`).
+//! Every metric the proxy exports, each declared once (`declare_metrics!`): the field's name is
+//! the metric's after `maple_proxy_`, its doc comment the help text.
 //!
 //! Rule: client-facing metrics are recorded once per request, in `logging()`; upstream metrics
 //! once per attempt, by the fetcher. Labels are route templates, never raw paths, query strings
 //! or keys.
 
 use maple_common::metric_labels;
-use maple_common::metrics::{Counters, counter, counter_vec, gauge};
-use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
-
-fn histogram_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<HistogramVec> {
-    maple_common::metrics::histogram_vec(registry, name, help, labels, DURATION_BUCKETS)
-}
+use maple_common::metrics::Counters;
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge};
 
 /// Latency buckets in seconds: 1 ms to 10 s, dense around the 3 s deadline.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -37,48 +29,53 @@ metric_labels! {
     pub enum BodyCoding { Gzip => "gzip", Identity => "identity" }
 }
 
-/// The proxy's metrics and the registry that exports them.
-#[derive(Debug, Clone)]
-pub struct ProxyMetrics {
-    registry: Registry,
-    /// Requests answered, by route template and status code.
-    pub requests_total: IntCounterVec,
-    /// Time from request to the end of the response, by route template.
-    pub request_duration_seconds: HistogramVec,
-    /// How each request was served from the cache's point of view: hit, miss, stale, coalesced.
-    pub cache_requests_total: IntCounterVec,
-    /// Stale entries served, by the failure (or revalidation) that made them necessary.
-    pub stale_served_total: IntCounterVec,
-    /// Entries in the response cache (set at scrape time).
-    pub cache_entries: IntGauge,
-    /// Bytes held by the response cache, keys and bodies (set at scrape time).
-    pub cache_bytes: IntGauge,
-    /// Upstream attempts, by route template and outcome (status class or failure kind).
-    pub upstream_requests_total: IntCounterVec,
-    /// Time of one upstream attempt, by route template.
-    pub upstream_duration_seconds: HistogramVec,
-    /// Upstream body bytes received as sent (before inflating), by content coding.
-    pub upstream_body_bytes_total: Counters<BodyCoding>,
-    /// Retries made, by route template and the failure retried.
-    pub retries_total: IntCounterVec,
-    /// Retries not made, by why: the budget was spent, or the deadline was too close.
-    pub retries_denied_total: Counters<RetryDenied>,
-    /// Upstream calls that waited for a rate-limit token.
-    pub ratelimit_waits_total: IntCounter,
-    /// Requests refused by the rate limiter (429 unless a stale copy could be served).
-    pub ratelimit_rejections_total: IntCounter,
-    /// Upstream calls in progress (bounded by the bulkhead).
-    pub bulkhead_in_flight: IntGauge,
-    /// Upstream calls refused because the bulkhead stayed full.
-    pub bulkhead_rejections_total: IntCounter,
-    /// Circuit breaker state: 0 closed, 1 open, 2 half-open.
-    pub breaker_state: IntGauge,
-    /// Circuit breaker transitions, by from and to state.
-    pub breaker_transitions_total: IntCounterVec,
-    /// Upstream calls refused because the breaker was open.
-    pub breaker_rejections_total: IntCounter,
-    /// Alerts, by result: sent, suppressed (duplicate or over the rate), failed.
-    pub alerts_total: Counters<AlertResult>,
+maple_common::declare_metrics! {
+    /// The proxy's metrics and the registry that exports them: each metric's name is
+    /// `maple_proxy_` and its field's name, its help text the field's doc.
+    #[derive(Debug, Clone)]
+    pub struct ProxyMetrics, names "maple_proxy_" {
+        /// Requests answered, by route template and status code.
+        pub requests_total: IntCounterVec = &["route", "status"],
+        /// Time from request to the end of the response, by route template.
+        pub request_duration_seconds: HistogramVec = (&["route"], DURATION_BUCKETS),
+        /// Cacheable requests by route template and how they were served: hit, miss, stale, coalesced.
+        pub cache_requests_total: IntCounterVec = &["route", "result"],
+        /// Stale entries served, by route template and the upstream failure (or revalidation) behind
+        /// them.
+        pub stale_served_total: IntCounterVec = &["route", "cause"],
+        /// Entries in the response cache (set at scrape time).
+        pub cache_entries: IntGauge,
+        /// Bytes held by the response cache, keys and bodies (set at scrape time).
+        pub cache_bytes: IntGauge,
+        /// Upstream attempts, by route template and outcome (status class or failure kind).
+        pub upstream_requests_total: IntCounterVec = &["route", "outcome"],
+        /// Time of one upstream attempt, by route template.
+        pub upstream_duration_seconds: HistogramVec = (&["route"], DURATION_BUCKETS),
+        /// Upstream body bytes received as sent (before inflating), by content coding.
+        pub upstream_body_bytes_total: Counters<BodyCoding> = "coding",
+        /// Retries made, by route template and the failure retried.
+        pub retries_total: IntCounterVec = &["route", "reason"],
+        /// Retries not made, by why: the budget was spent, or the deadline was too close.
+        pub retries_denied_total: Counters<RetryDenied> = "reason",
+        /// Upstream calls that waited for a rate-limit token.
+        pub ratelimit_waits_total: IntCounter,
+        /// Upstream calls refused by the rate limiter (the request then gets 429 unless a stale copy
+        /// can be served).
+        pub ratelimit_rejections_total: IntCounter,
+        /// Upstream calls in progress (bounded by the bulkhead).
+        pub bulkhead_in_flight: IntGauge,
+        /// Upstream calls refused because the bulkhead stayed full.
+        pub bulkhead_rejections_total: IntCounter,
+        /// Circuit breaker state: 0 closed, 1 open, 2 half-open.
+        pub breaker_state: IntGauge,
+        /// Circuit breaker transitions, by from and to state.
+        pub breaker_transitions_total: IntCounterVec = &["from", "to"],
+        /// Upstream calls refused because the breaker was open.
+        pub breaker_rejections_total: IntCounter,
+        /// Webhook alerts by result: sent, suppressed (duplicate or over the rate), failed.
+        pub alerts_total: Counters<AlertResult> = "result",
+
+    }
 }
 
 impl ProxyMetrics {
@@ -87,117 +84,7 @@ impl ProxyMetrics {
     /// # Errors
     /// Only if two metrics were declared with one name (a programming error caught by tests).
     pub fn new() -> Result<Self, prometheus::Error> {
-        let r = Registry::new();
-        Ok(Self {
-            requests_total: counter_vec(
-                &r,
-                "maple_proxy_requests_total",
-                "Requests answered, by route template and status code.",
-                &["route", "status"],
-            )?,
-            request_duration_seconds: histogram_vec(
-                &r,
-                "maple_proxy_request_duration_seconds",
-                "Time from request to the end of the response, by route template.",
-                &["route"],
-            )?,
-            cache_requests_total: counter_vec(
-                &r,
-                "maple_proxy_cache_requests_total",
-                "Cacheable requests by how they were served: hit, miss, stale, coalesced.",
-                &["route", "result"],
-            )?,
-            stale_served_total: counter_vec(
-                &r,
-                "maple_proxy_stale_served_total",
-                "Stale entries served, by the upstream failure or revalidation behind them.",
-                &["route", "cause"],
-            )?,
-            cache_entries: gauge(
-                &r,
-                "maple_proxy_cache_entries",
-                "Entries in the response cache.",
-            )?,
-            cache_bytes: gauge(
-                &r,
-                "maple_proxy_cache_bytes",
-                "Bytes held by the response cache (keys and bodies).",
-            )?,
-            upstream_requests_total: counter_vec(
-                &r,
-                "maple_proxy_upstream_requests_total",
-                "Upstream attempts by route template and outcome.",
-                &["route", "outcome"],
-            )?,
-            upstream_duration_seconds: histogram_vec(
-                &r,
-                "maple_proxy_upstream_duration_seconds",
-                "Time of one upstream attempt, by route template.",
-                &["route"],
-            )?,
-            upstream_body_bytes_total: Counters::register(
-                &r,
-                "maple_proxy_upstream_body_bytes_total",
-                "Upstream body bytes received as sent (before inflating), by content coding.",
-                "coding",
-            )?,
-            retries_total: counter_vec(
-                &r,
-                "maple_proxy_retries_total",
-                "Retries made, by route template and the failure retried.",
-                &["route", "reason"],
-            )?,
-            retries_denied_total: Counters::register(
-                &r,
-                "maple_proxy_retries_denied_total",
-                "Retries not made: budget spent or deadline too close.",
-                "reason",
-            )?,
-            ratelimit_waits_total: counter(
-                &r,
-                "maple_proxy_ratelimit_waits_total",
-                "Upstream calls that waited for a rate-limit token.",
-            )?,
-            ratelimit_rejections_total: counter(
-                &r,
-                "maple_proxy_ratelimit_rejections_total",
-                "Upstream calls refused by the rate limiter.",
-            )?,
-            bulkhead_in_flight: gauge(
-                &r,
-                "maple_proxy_bulkhead_in_flight",
-                "Upstream calls in progress.",
-            )?,
-            bulkhead_rejections_total: counter(
-                &r,
-                "maple_proxy_bulkhead_rejections_total",
-                "Upstream calls refused because the bulkhead stayed full.",
-            )?,
-            breaker_state: gauge(
-                &r,
-                "maple_proxy_breaker_state",
-                "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-            )?,
-            breaker_transitions_total: counter_vec(
-                &r,
-                "maple_proxy_breaker_transitions_total",
-                "Circuit breaker transitions, by from and to state.",
-                &["from", "to"],
-            )?,
-            breaker_rejections_total: counter(
-                &r,
-                "maple_proxy_breaker_rejections_total",
-                "Upstream calls refused because the breaker was open.",
-            )?,
-            alerts_total: Counters::register(
-                &r,
-                "maple_proxy_alerts_total",
-                "Webhook alerts by result: sent, suppressed, failed.",
-                "result",
-            )?,
-            registry: r,
-        }
-        .with_known_series())
+        Ok(Self::register()?.with_known_series())
     }
 
     /// Creates the breaker's transitions at zero, so rules and dashboards see them (and
