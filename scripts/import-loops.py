@@ -193,7 +193,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
     srcs = sys.argv[1:] or [
-        os.path.join(root, c, "src") for c in ("common", "core", "proxy", "sim")
+        os.path.join(root, c, "src") for c in ("common", "engine", "core", "proxy", "sim")
     ]
     loops = 0
     for src in srcs:

@@ -3,7 +3,10 @@
 //! # Layout
 //! - [`cli`]: command-line conventions (help, version with the git commit, exit 64).
 //! - [`breaker`]: the circuit breaker (resilience4j count-based semantics), clock injected.
-//! - [`encoding`]: whether a request's `Accept-Encoding` takes gzip.
+//! - [`contract`]: what core and the proxy agree on (the proxy-error header, bearer tokens,
+//!   comparing secrets).
+//! - [`encoding`]: content codings: `Accept-Encoding`, `Content-Encoding`, gzip and bounded
+//!   gunzip.
 //! - [`error`]: the JSON error body every HTTP error of ours uses.
 //! - [`flight`]: request coalescing: concurrent misses for one key share one fetch.
 //! - [`metrics`]: register-and-create helpers and the text exposition.
@@ -25,5 +28,4 @@ pub mod metrics;
 pub mod nexon;
 pub mod rate;
 pub mod shutdown;
-pub mod splitmix;
 pub mod telemetry;

@@ -9,12 +9,12 @@ use std::time::Duration;
 pub use maple_common::config::redact_url;
 use maple_common::config::{ConfigError, Env, Secret};
 
-use crate::engine::model::Method;
-use crate::engine::prices::Prices;
-use crate::engine::starforce::CostTable;
 use crate::equipment::TierConfig;
 use crate::likes::LikeConfig;
 use crate::redis_link::RedisConfig;
+use maple_engine::model::Method;
+use maple_engine::prices::Prices;
+use maple_engine::starforce::CostTable;
 
 pub const LISTEN: &str = "MAPLE_CORE_LISTEN";
 pub const PROXY_URL: &str = "MAPLE_PROXY_URL";
@@ -33,7 +33,7 @@ pub const PRICE_BLACK_CUBE: &str = "MAPLE_PRICE_BLACK_CUBE";
 pub const VALUATION_METHOD: &str = "MAPLE_VALUATION_METHOD";
 /// The 0–14★ star-force cost table: `kms` (default) or `calculator`.
 pub const STARFORCE_COSTS: &str = "MAPLE_STARFORCE_COSTS";
-/// Redis for the shared tier (L2) and the cross-instance latch; unset in embedded mode.
+/// Redis for the equipment L2 and latch, the likes and the locks; unset in embedded mode.
 pub const REDIS_URL: &str = "REDIS_URL";
 pub const REDIS_TIMEOUT_MS: &str = "MAPLE_CORE_REDIS_TIMEOUT_MS";
 /// Sentinels (`host:port,…`) that name the Redis primary; instead of `REDIS_URL`.
@@ -221,7 +221,7 @@ pub struct CoreConfig {
     pub tiers: TierConfig,
     /// Bounds on the pricing caches.
     pub pricing: PricingCaches,
-    /// Redis (L2 and the latch), when configured.
+    /// Redis (the equipment L2 and latch, likes, locks), when configured.
     pub redis: Option<RedisConfig>,
     /// The like buffer, its sync and the locks.
     pub likes: LikeConfig,

@@ -3,11 +3,13 @@
 //!
 //! # Layout
 //! - [`admin`]: admin API keys (hashed, scoped, re-read when their file changes).
-//! - [`config`]: typed configuration from `MAPLE_CORE_*` and `DATABASE_URL`.
+//! - [`config`]: typed configuration from the environment (`MAPLE_CORE_*`, `MAPLE_*`,
+//!   `DATABASE_URL`, `REDIS_*`).
 //! - [`character`]: character-name validation.
 //! - [`nexon`]: the client for the Nexon API (through the proxy), with error classification.
 //! - [`ocids`]: name → ocid (memory, the database's mapping, Nexon).
-//! - [`engine`]: the expectation engine (potential, tier-up, star force, valuation), pure.
+//! - The expectation engine (potential, tier-up, star force, flames, valuation) is its own crate,
+//!   `maple-engine`: pure, and the compiler holds that boundary.
 //! - [`store`]: persistence (SQLite / MySQL), migrations, snapshots.
 //! - [`clock`]: wall-clock milliseconds, as every part records time.
 //! - [`equipment`]: the equipment read path: L1 → L2 → database → Nexon, coalesced.
@@ -26,7 +28,6 @@ pub mod admin;
 pub mod character;
 pub mod clock;
 pub mod config;
-pub mod engine;
 pub mod equipment;
 pub mod error;
 pub mod http;
@@ -49,10 +50,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::CoreConfig;
-use crate::engine::Engine;
-use crate::engine::options::Options;
-use crate::engine::tables::TableError;
-use crate::engine::valuation::Gear;
 pub use crate::http::AppState;
 use crate::metrics::{CoreMetrics, ShutdownPhase};
 use crate::nexon::NexonClient;
@@ -60,6 +57,10 @@ use crate::ocids::Ocids;
 use crate::redis_link::{RedisLink, RedisUse};
 use crate::store::{Store, StoreError};
 use crate::supervise::{Task, supervised};
+use maple_engine::Engine;
+use maple_engine::options::Options;
+use maple_engine::tables::TableError;
+use maple_engine::valuation::Gear;
 
 /// Name → ocid mappings kept in memory, and for how long (an instance re-reads the database's
 /// copy this often; the copy's own re-check with Nexon is `Limits::name_recheck`).

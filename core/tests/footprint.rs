@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use maple_common::nexon::Ocid;
 use maple_core::character::CharacterName;
-use maple_core::engine::Engine;
-use maple_core::engine::prices::Prices;
-use maple_core::engine::starforce::CostTable;
-use maple_core::engine::valuation::{Gear, Options, value_character};
 use maple_core::equipment::Entry;
 use maple_core::http::ready::Valued;
+use maple_engine::Engine;
+use maple_engine::prices::Prices;
+use maple_engine::starforce::CostTable;
+use maple_engine::valuation::{Gear, Options, value_character};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]

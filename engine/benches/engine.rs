@@ -4,19 +4,19 @@
 //! expectation and one uncached star-force spread (the simulation itself). Results and the
 //! command are in `docs/benchmarks.md`.
 //!
-//! Run: `cargo bench -p maple-core --bench engine`
+//! Run: `cargo bench -p maple-engine --bench engine`
 
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use maple_core::engine::Engine;
-use maple_core::engine::flame;
-use maple_core::engine::model::{Cube, Grade, ItemType, MainStat};
-use maple_core::engine::potential::{self, Target, Term};
-use maple_core::engine::prices::Prices;
-use maple_core::engine::starforce::{self, CostTable};
-use maple_core::engine::valuation::{self, Equipment, Gear, Options};
+use maple_engine::Engine;
+use maple_engine::flame;
+use maple_engine::model::{Cube, Grade, ItemType, MainStat};
+use maple_engine::potential::{self, Target, Term};
+use maple_engine::prices::Prices;
+use maple_engine::starforce::{self, CostTable};
+use maple_engine::valuation::{self, Equipment, Gear, Options};
 
 fn data(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

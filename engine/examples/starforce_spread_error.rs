@@ -1,7 +1,7 @@
 //! How far the service's star-force meso quantiles (10,000 seeded climbs) stray from a
 //! million-climb reference with another seed, for the requests players make most.
 //!
-//! Run: `cargo run --release -p maple-core --example starforce_spread_error`
+//! Run: `cargo run --release -p maple-engine --example starforce_spread_error`
 //! (figures in `docs/benchmarks.md`).
 
 #![expect(
@@ -9,7 +9,7 @@
     reason = "the example is a report printed to the terminal"
 )]
 
-use maple_core::engine::starforce::{self, CostTable, Quantiles, Request};
+use maple_engine::starforce::{self, CostTable, Quantiles, Request};
 
 const REFERENCE_TRIALS: usize = 1_000_000;
 const REFERENCE_SEED: u64 = 1;

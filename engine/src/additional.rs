@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 
-use crate::engine::model::{Category, Grade, Part};
-use crate::engine::option::{self, ParsedOption};
-use crate::engine::tables::{LineOption, TableError, check_sums, push_option};
+use crate::model::{Category, Grade, Part};
+use crate::option::{self, ParsedOption};
+use crate::tables::{LineOption, TableError, check_sums, push_option};
 
 /// The repository's additional-potential table, built in.
-const BUILT_IN: &str = include_str!("../../../data/additional_rates.csv");
+const BUILT_IN: &str = include_str!("../../data/additional_rates.csv");
 const HEADER: [&str; 6] = ["part", "min_level", "grade", "line", "option", "rate_pct"];
 /// The level bands (lowest, highest level), low to high. Nexon's page has a table per band of
 /// levels; level 80 is a band of its own (the superior hearts' level), and 81–99 are not
@@ -195,7 +195,7 @@ impl AdditionalTables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::potential::{Target, Term, probability_over};
+    use crate::potential::{Target, Term, probability_over};
 
     fn built_in() -> &'static AdditionalTables {
         static TABLES: std::sync::OnceLock<AdditionalTables> = std::sync::OnceLock::new();
@@ -262,7 +262,7 @@ mod tests {
         }
         let (mut checked, mut legacy, mut wrong) = (0, 0, Vec::new());
         let mut below_legendary = 0;
-        for (file, item) in crate::engine::tables::tests::real_items() {
+        for (file, item) in crate::tables::tests::real_items() {
             let slot = item["item_equipment_slot"].as_str().unwrap_or_default();
             let level = item["item_base_option"]["base_equipment_level"]
                 .as_u64()

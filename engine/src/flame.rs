@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::gear::AddOption;
-use crate::engine::model::MainStat;
-use crate::engine::starforce::Quantiles;
+use crate::gear::AddOption;
+use crate::model::MainStat;
+use crate::starforce::Quantiles;
 
 mod catalogue;
 

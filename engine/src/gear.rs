@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::engine::model::Grade;
-use crate::engine::option::{self, ParsedOption};
+use crate::model::Grade;
+use crate::option::{self, ParsedOption};
 
 /// The fields of Nexon's item-equipment response the valuation reads.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -234,7 +234,7 @@ impl From<&Item> for GearItem {
 impl GearItem {
     /// Heap bytes an `Arc<GearItem>` holds (for bounding a cache): the item with its `Arc`
     /// counters, its strings and its lines' vectors by capacity (checked against the real
-    /// footprint by `tests/footprint.rs`).
+    /// footprint by `core/tests/footprint.rs`).
     fn weight(&self) -> usize {
         let text = |lines: &[ParsedOption]| -> usize {
             lines
@@ -260,7 +260,7 @@ impl GearItem {
 
 /// The compact parsed form of one equipment body: what [`value_character`] prices.
 ///
-/// [`value_character`]: crate::engine::valuation::value_character
+/// [`value_character`]: crate::valuation::value_character
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gear {
     pub character_class: Option<String>,

@@ -1,4 +1,8 @@
-//! The expectation engine: what a potential or a star-force level costs, exactly.
+//! The expectation engine: what a potential, a star-force level or a flame costs, exactly.
+//!
+//! Its own crate so that the compiler holds the boundary: the dependencies are serde (with
+//! serde_json), csv, thiserror and a synchronous cache; no async runtime, database, HTTP or server type. The
+//! API server (`maple-core`) and the Nexon simulator (`maple-sim`) both use it.
 //!
 //! Rules: pure and free of I/O (the tables are parsed from text handed in); every mean and
 //! probability is exact arithmetic over the published tables; the one simulation, star
@@ -17,7 +21,9 @@
 //! - [`prices`]: meso cost of a reset.
 //! - [`starforce`]: exact star-force expectations and their spread.
 //! - [`gear`]: the equipment response decoded and parsed once (what the valuation reads).
+//! - [`flame`]: the flame law and the expected cost of a flame score.
 //! - [`valuation`]: pricing a whole character's equipment.
+//! - [`splitmix`]: the seeded generator behind every reproducible figure.
 
 pub mod additional;
 pub mod flame;
@@ -27,6 +33,7 @@ pub mod option;
 pub mod options;
 pub mod potential;
 pub mod prices;
+pub mod splitmix;
 pub mod starforce;
 pub mod tables;
 pub mod tierup;
@@ -34,11 +41,11 @@ pub mod valuation;
 
 use std::path::Path;
 
-use crate::engine::additional::AdditionalTables;
-use crate::engine::options::Options;
-use crate::engine::prices::Prices;
-use crate::engine::starforce::{CostTable, Starforce};
-use crate::engine::tables::{RateTables, TableError};
+use crate::additional::AdditionalTables;
+use crate::options::Options;
+use crate::prices::Prices;
+use crate::starforce::{CostTable, Starforce};
+use crate::tables::{RateTables, TableError};
 
 /// Everything the engine needs at run time, loaded once at start-up.
 #[derive(Debug, Clone)]

@@ -175,7 +175,7 @@ impl Category {
 
     /// Whether items of level 250 get +1 on this category's value ([`level_bump`]).
     ///
-    /// [`level_bump`]: crate::engine::potential::level_bump
+    /// [`level_bump`]: crate::potential::level_bump
     pub fn has_level_bump(self) -> bool {
         matches!(
             self,

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::engine::model::Category;
+use crate::model::Category;
 
 /// One potential line as understood.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

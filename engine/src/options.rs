@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::model::Method;
-use crate::engine::starforce;
+use crate::model::Method;
+use crate::starforce;
 
 /// How to price: reset method, miracle time, star-force options, flame weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,11 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::model::{CAPPED, Category, Cube, Grade, ItemType, MainStat};
-use crate::engine::tables::{GroupKey, LineOption, RateTables};
+use crate::model::{CAPPED, Category, Cube, Grade, ItemType, MainStat};
+use crate::tables::{GroupKey, LineOption, RateTables};
 
-/// Most terms one target may have (one of each kind).
-pub const MAX_TERMS: usize = 10;
+/// Most terms one target may have: one of each of [`Term`]'s 12 kinds (a test holds the two
+/// together).
+pub const MAX_TERMS: usize = 12;
 
 /// One condition on the three lines. Several terms are ANDed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -392,7 +393,7 @@ pub const QUANTILES: [(&str, f64); 5] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tables::tests::built_in;
+    use crate::tables::tests::built_in;
 
     fn stat(min: u32) -> Target {
         Target::new(vec![Term::StatPct {
@@ -400,6 +401,45 @@ mod tests {
             min,
         }])
         .expect("valid")
+    }
+
+    /// Every kind at once is a valid target, and each term has its slot: none is dropped
+    /// from the classes' contributions.
+    #[test]
+    fn a_target_may_hold_one_term_of_every_kind() {
+        let min = 1;
+        let every = vec![
+            Term::StatPct {
+                stat: MainStat::Str,
+                min,
+            },
+            Term::AttPct { min },
+            Term::MattPct { min },
+            Term::BossLines { min },
+            Term::BossPct { min },
+            Term::IedLines { min },
+            Term::IedPct { min },
+            Term::CritDamageLines { min },
+            Term::DropLines { min },
+            Term::MesoOrDropLines { min },
+            Term::CooldownSeconds { min },
+            Term::AttOrBossLines { min },
+        ];
+        assert_eq!(every.len(), MAX_TERMS);
+        let target = Target::new(every).expect("one of each kind");
+        let p = probability(
+            built_in(),
+            ItemType::Hat,
+            150,
+            Grade::Legendary,
+            Cube::Red,
+            &target,
+        )
+        .expect("table exists");
+        assert!(
+            p.abs() < f64::EPSILON,
+            "three lines cannot meet twelve terms: {p}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::engine::model::{Grade, Method};
+use crate::model::{Grade, Method};
 
 /// Prices of resets.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,14 +5,14 @@
 
 use std::collections::HashMap;
 
-use crate::engine::model::{Category, Cube, Grade, ItemType};
+use crate::model::{Category, Cube, Grade, ItemType};
 
 /// Allowed distance of a group's sum from 100%.
 const SUM_TOLERANCE: f64 = 0.01;
 
 /// The repository's rate table (`data/potential_rates.csv`), built in as the default so a
 /// binary copied alone to another machine still starts (`MAPLE_POTENTIAL_TABLES` overrides).
-const BUILT_IN: &str = include_str!("../../../data/potential_rates.csv");
+const BUILT_IN: &str = include_str!("../../data/potential_rates.csv");
 /// The header the file must start with.
 const HEADER: [&str; 7] = [
     "item_type",

@@ -3,7 +3,7 @@
 //! With success chance p per reset and pity n (the n-th reset is guaranteed), the expected
 //! resets for one step are (1 − (1−p)ⁿ) / p. Miracle time doubles p (capped at 1).
 
-use crate::engine::model::{Grade, Method};
+use crate::model::{Grade, Method};
 
 /// Rates (percent) and pity for rare→epic, epic→unique, unique→legendary.
 #[derive(Debug, Clone, Copy, PartialEq)]

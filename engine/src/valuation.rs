@@ -9,19 +9,19 @@
 
 use serde::Serialize;
 
-use crate::engine::Engine;
-use crate::engine::additional;
-use crate::engine::flame::{self, FlameItem, FlameKind, Resets, Scorer};
-use crate::engine::gear::AddOption;
-pub use crate::engine::gear::{BaseOption, Equipment, Gear, GearItem, Item};
-use crate::engine::model::{Grade, ItemType, MainStat};
-use crate::engine::option::ParsedOption;
-pub use crate::engine::options::Options;
-use crate::engine::potential::{self, Target, Term};
-use crate::engine::prices::Prices;
-use crate::engine::starforce::{self, Quantiles};
-use crate::engine::tables::RateTables;
-use crate::engine::tierup;
+use crate::Engine;
+use crate::additional;
+use crate::flame::{self, FlameItem, FlameKind, Resets, Scorer};
+use crate::gear::AddOption;
+pub use crate::gear::{BaseOption, Equipment, Gear, GearItem, Item};
+use crate::model::{Grade, ItemType, MainStat};
+use crate::option::ParsedOption;
+pub use crate::options::Options;
+use crate::potential::{self, Target, Term};
+use crate::prices::Prices;
+use crate::starforce::{self, Quantiles};
+use crate::tables::RateTables;
+use crate::tierup;
 
 /// The priced potential of one item.
 #[derive(Debug, Clone, Serialize)]

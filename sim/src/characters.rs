@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use maple_common::nexon::Ocid;
-use maple_common::splitmix::SplitMix64;
+use maple_engine::splitmix::SplitMix64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -325,8 +325,9 @@ pub fn equipment(templates: &Templates, ocid: &Ocid, date: Option<&str>) -> Valu
     body
 }
 
-/// The main tables' item type of a Nexon slot (the engine's mapping; the simulator does not
-/// link core).
+/// The main tables' item type of a Nexon slot, for the simulator's own draws (kept apart from
+/// the engine's `valuation::item_type_of_slot`, which also reads badges as hearts, so that the
+/// generated characters do not move when the engine's mapping does).
 fn item_type_of_slot(slot: &str) -> Option<&'static str> {
     Some(match slot {
         "모자" => "hat",
@@ -360,17 +361,12 @@ fn part_of_slot(slot: &str) -> Option<&'static str> {
     })
 }
 
-/// The most stars an item of this level can hold: the bands core's engine uses
-/// (`starforce::max_stars`); the simulator stands in for Nexon and does not link core.
+/// The most stars an item of this level can hold: the engine's bands, so that no generated
+/// item holds a level the engine would refuse. Levels above `u32::MAX` are in the top band.
 fn max_stars(level: u64) -> u64 {
-    match level {
-        0..=94 => 5,
-        95..=107 => 8,
-        108..=117 => 10,
-        118..=127 => 15,
-        128..=137 => 20,
-        _ => 30,
-    }
+    u64::from(maple_engine::starforce::max_stars(
+        u32::try_from(level).unwrap_or(u32::MAX),
+    ))
 }
 
 /// Grades low to high, as Nexon names them.

@@ -1,6 +1,7 @@
 //! Flames (추가옵션) drawn by the game's rules, so simulated items carry realistic
 //! `item_add_option` totals (DOMAIN.md §6d; the engine prices them with the same rules in
-//! `core/src/engine/flame.rs` — the simulator stands in for Nexon and does not link core).
+//! `engine/src/flame.rs`). The draw is written here on its own, not taken from the engine:
+//! the simulator stands in for Nexon, and an engine mistake copied into it would go unseen.
 //!
 //! One reset: boss items draw 4 lines at tiers 3–7, other items 1–4 lines (40/40/16/4 %) at
 //! tiers 1–5, with the meso reset's (black flame's) tier odds; the line types are distinct and
@@ -203,7 +204,7 @@ mod tests {
     use super::*;
 
     fn uniform(seed: u64) -> impl FnMut() -> f64 {
-        let mut rng = maple_common::splitmix::SplitMix64::new(seed);
+        let mut rng = maple_engine::splitmix::SplitMix64::new(seed);
         move || rng.open01()
     }
 

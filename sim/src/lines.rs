@@ -5,7 +5,8 @@
 //! Rule: the tables decide what a line is and how often; the simulator only renders a
 //! (category, value) in Nexon's Korean text and stands in for a player's choice — an item
 //! keeps the best of a few resets for its class, as players keep the rolls they like.
-//! The simulator stands in for Nexon and does not link core: it reads the tables itself.
+//! The simulator reads the tables itself rather than through the engine: it stands in for
+//! Nexon, and its draws must not move when the engine's reading of the tables does.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -29,7 +30,7 @@ pub struct MainOption {
 struct Tables {
     /// (item type, grade 0..=3, line 0..=2) → options.
     main: HashMap<(String, usize, usize), Vec<Weighted<MainOption>>>,
-    /// (part, band, line 0..=2) → Nexon's text (legendary only, as shipped).
+    /// (part, band, line 0..=2) → Nexon's text (legendary only: the simulator keeps only those rows).
     additional: HashMap<(String, u32, usize), Vec<Weighted<String>>>,
 }
 

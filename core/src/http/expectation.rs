@@ -1,5 +1,5 @@
-//! The engine's HTTP endpoints for a single question: potential probability and star-force
-//! expectation (a character's whole valuation is `valuation`).
+//! The engine's HTTP endpoints for a single question: potential probability, star-force
+//! expectation and flame probability (a character's whole valuation is `valuation`).
 //!
 //! Rule: request bodies are decoded strictly (unknown fields refused) and every refusal names
 //! the field; the engine itself never sees unvalidated input.
@@ -14,12 +14,12 @@ use serde_json::{Value, json};
 
 use super::client::ClientIp;
 use super::state::AppState;
-use crate::engine::flame;
-use crate::engine::model::{Grade, ItemType, MainStat, Method};
-use crate::engine::potential::{self, QUANTILES, Target, Term};
-use crate::engine::starforce;
-use crate::engine::tierup;
 use crate::error::ApiError;
+use maple_engine::flame;
+use maple_engine::model::{Grade, ItemType, MainStat, Method};
+use maple_engine::potential::{self, QUANTILES, Target, Term};
+use maple_engine::starforce;
+use maple_engine::tierup;
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     json.map(|Json(value)| value).map_err(|e| {

@@ -10,9 +10,6 @@ use super::client::{ClientLimits, KeyAllowance};
 use super::ready::Valued;
 use crate::admin::{AdminKeys, AuditRetention};
 use crate::config::CoreConfig;
-use crate::engine::Engine;
-use crate::engine::options::Options;
-use crate::engine::valuation::Gear;
 use crate::equipment::EquipmentTiers;
 use crate::likes::Likes;
 use crate::lock::Locks;
@@ -20,6 +17,9 @@ use crate::metrics::CoreMetrics;
 use crate::nexon::NexonClient;
 use crate::ocids::Ocids;
 use crate::store::Store;
+use maple_engine::Engine;
+use maple_engine::options::Options;
+use maple_engine::valuation::Gear;
 
 /// What handlers share: one reference to [`Shared`]. Every request clones it several times
 /// (each `from_fn_with_state` layer, the route, each `State` extractor), so a clone is one

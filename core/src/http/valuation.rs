@@ -23,11 +23,11 @@ use super::client::ClientIp;
 use super::extract::{accepts_gzip, etag_matches, parse_name};
 use super::ready::{Ready, Valued};
 use super::state::AppState;
-use crate::engine::model::Method;
-use crate::engine::starforce;
-use crate::engine::valuation::{self, Gear, Options};
 use crate::equipment::Entry;
 use crate::error::ApiError;
+use maple_engine::model::Method;
+use maple_engine::starforce;
+use maple_engine::valuation::{self, Gear, Options};
 
 /// Says whether a valuation was `computed` now or `cached` for the same equipment content.
 pub const VALUATION_HEADER: &str = "x-maple-valuation";

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 /// Boss items by name: the catalogue shipped in `data/flame_boss_items.csv`.
 static BOSS_CATALOGUE: LazyLock<Catalogue> =
-    LazyLock::new(|| Catalogue::parse(include_str!("../../../../data/flame_boss_items.csv")));
+    LazyLock::new(|| Catalogue::parse(include_str!("../../../data/flame_boss_items.csv")));
 
 #[derive(Debug, Default)]
 struct Catalogue {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use maple_common::splitmix::SplitMix64;
+use crate::splitmix::SplitMix64;
 
 fn boss_armor(level: u32) -> FlameItem {
     FlameItem {
@@ -247,8 +247,8 @@ fn totals_of(value: &serde_json::Value) -> AddOption {
 fn every_flamed_item_of_the_references_splits() {
     let mut checked = 0;
     for body in [
-        include_str!("../../../../data/evan_equip.json"),
-        include_str!("../../../../data/mechanic_equip.json"),
+        include_str!("../../../data/evan_equip.json"),
+        include_str!("../../../data/mechanic_equip.json"),
     ] {
         let response: serde_json::Value = serde_json::from_str(body).expect("json");
         for list in [

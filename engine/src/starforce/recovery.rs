@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 /// The shipped table: level → (trace star 15..=22 → mesos).
 static PUBLISHED: LazyLock<BTreeMap<u32, BTreeMap<u32, f64>>> =
-    LazyLock::new(|| parse(include_str!("../../../../data/starforce_recovery.csv")));
+    LazyLock::new(|| parse(include_str!("../../../data/starforce_recovery.csv")));
 
 /// Identical items the star-keeping repair takes at a trace star (Nexon's guide, Articles/412):
 /// 1 at 15–18★, 2 at 19–20★, 3 at 21★, 4 at 22★.

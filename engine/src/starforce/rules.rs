@@ -85,7 +85,7 @@ pub enum RepairChoice {
     Keep,
 }
 
-/// MVP grades' discount on attempts below 17★ (silver 3%, gold 5%, diamond and red 10%).
+/// MVP grades' discount on attempts below 17★ (silver 3%, gold 5%, diamond 10%).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mvp {

@@ -1,7 +1,7 @@
 //! How far a climb may stray from its mean: exact destruction quantiles and seeded simulated
 //! meso quantiles.
 
-use maple_common::splitmix::SplitMix64;
+use crate::splitmix::SplitMix64;
 use serde::Serialize;
 
 use super::chain::Chain;

@@ -609,7 +609,7 @@ fn the_recovery_model_reproduces_the_shared_rows() {
 /// more than either fixed one, and the quantiles are ordered.
 #[test]
 fn properties_over_random_requests() {
-    let mut rng = maple_common::splitmix::SplitMix64::new(0x5354_4152);
+    let mut rng = crate::splitmix::SplitMix64::new(0x5354_4152);
     let mut below = |n: u64| rng.next_u64() % n;
     for case in 0..400 {
         let level = [100, 130, 140, 150, 160, 200, 210, 250][below(8) as usize];

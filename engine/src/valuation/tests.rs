@@ -2,8 +2,8 @@
 //! rules (scroll stars, Genesis, superior), presets and additional potential.
 
 use super::*;
-use crate::engine::option;
-use crate::engine::tables::tests::built_in;
+use crate::option;
+use crate::tables::tests::built_in;
 
 /// The built-in tables with default prices and cost table, loaded once.
 fn engine() -> &'static Engine {
@@ -30,12 +30,12 @@ fn fixture(name: &str) -> Equipment {
 /// (additional-potential style) are counted apart; everything else must match exactly.
 #[test]
 fn every_line_of_the_real_responses_is_one_the_tables_admit() {
-    use crate::engine::model::Cube;
-    use crate::engine::tables::GroupKey;
+    use crate::model::Cube;
+    use crate::tables::GroupKey;
     let tables = built_in();
     let (mut checked, mut lumped, mut untabled) = (0, 0, 0);
     let mut wrong = Vec::new();
-    for (file, item) in crate::engine::tables::tests::real_items() {
+    for (file, item) in crate::tables::tests::real_items() {
         let item: Item = serde_json::from_value(item).expect("an item");
         let slot = item.item_equipment_slot.clone().unwrap_or_default();
         let (Some(item_type), Some(level), Some(grade)) =

@@ -1,4 +1,4 @@
-//! The engine over HTTP: probability, star force and a whole character's valuation.
+//! The engine over HTTP: probability, star force, flames and a whole character's valuation.
 
 use maple_common::config::Env;
 use maple_core::{App, CoreConfig};
@@ -443,11 +443,11 @@ async fn star_force_events_discounts_and_replacements_over_http() {
 /// line the tables lump as junk — and every item is priced or says why.
 #[test]
 fn simulated_lines_are_lines_the_engine_admits() {
-    use maple_core::engine::Engine;
-    use maple_core::engine::model::{Category, Cube, Grade};
-    use maple_core::engine::option::ParsedOption;
-    use maple_core::engine::tables::GroupKey;
-    use maple_core::engine::valuation::{self, Equipment, Options};
+    use maple_engine::Engine;
+    use maple_engine::model::{Category, Cube, Grade};
+    use maple_engine::option::ParsedOption;
+    use maple_engine::tables::GroupKey;
+    use maple_engine::valuation::{self, Equipment, Options};
     use maple_sim::characters::{Templates, equipment, ocid_for};
 
     let engine = Engine::built_in().expect("built-in tables");
