@@ -1,5 +1,5 @@
 //! A circuit breaker with resilience4j's count-based semantics: the proxy's in front of the
-//! Nexon API, core's in front of Redis.
+//! Nexon API, core's in front of each Redis use and of the database.
 //!
 //! Closed: the last `window` outcomes are kept; once at least `minimum_calls` are in, a failure
 //! rate ≥ `failure_rate_pct` opens it. Open: nothing passes for `open_for`. Half-open: exactly

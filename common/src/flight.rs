@@ -67,8 +67,8 @@ where
     T: Clone + Send + Sync + 'static,
 {
     /// Joins the flight for `key`, starting it with `fetch` if none is in the air. The fetch runs
-    /// as a spawned task; `finish` runs on its result before anyone is told (store it in the
-    /// cache there, so a request arriving after the flight lands finds it).
+    /// as a spawned task and leaves the map before its result is sent: store the result in the
+    /// cache inside `fetch`, so that a request arriving after the flight lands finds it there.
     pub fn join<F, Fut>(&self, key: &str, fetch: F) -> Joined<T>
     where
         F: FnOnce() -> Fut,

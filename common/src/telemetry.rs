@@ -2,7 +2,8 @@
 //!
 //! - Logs: `tracing` events as JSON lines (default) or text, filtered by `RUST_LOG`, with the
 //!   `log` crate (pingora's logging) bridged in. Lines inside a request carry its `trace_id`.
-//! - Traces: every span (at the levels `RUST_LOG` lets through) is an OpenTelemetry span. W3C
+//! - Traces: every span `MAPLE_TRACE_FILTER` lets through (`RUST_LOG` filters log lines
+//!   only) is an OpenTelemetry span. W3C
 //!   `traceparent` is read from incoming requests ([`extract`]) and written into outgoing ones
 //!   ([`inject`]), so one trace runs client → core → proxy → Nexon. Spans are exported by OTLP
 //!   over HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://otel-collector:4318`);

@@ -94,7 +94,6 @@ impl Served {
     }
 }
 
-/// The tiers and the loads in flight.
 /// What a purge reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Purged {
@@ -103,6 +102,7 @@ pub struct Purged {
     pub database: bool,
 }
 
+/// The tiers and the loads in flight.
 #[derive(Debug, Clone)]
 pub struct EquipmentTiers {
     inner: Arc<Inner>,

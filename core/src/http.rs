@@ -10,8 +10,8 @@
 //! - `extract`: the name in the path, content negotiation.
 //! - `ready`: answers kept as bytes in both encodings, with their ETags.
 //! - Handlers by resource: `characters` (the character, its equipment), `valuation` (a
-//!   character's priced equipment), `likes`, `expectation` (one potential or star-force
-//!   question), `admin`, `ops` (health, metrics, the OpenAPI document).
+//!   character's priced equipment), `likes`, `expectation` (one potential, star-force or
+//!   flame question), `admin`, `ops` (health, metrics, the OpenAPI document).
 
 use std::time::Duration;
 

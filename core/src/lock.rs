@@ -29,11 +29,11 @@ use crate::redis_link::{RedisLink, Unavailable};
 use crate::store::likes::Fence;
 use crate::store::{Store, StoreError};
 
-/// Longest single `GET_LOCK` wait (the statement itself is bounded at 3 s).
 /// The lock that elects the like-sync leader (one name per lock the service takes lives
 /// here; `CoreMetrics::with_lock` creates each one's series at start).
 pub const LIKES_SYNC: &str = "likes-sync";
 
+/// Longest single `GET_LOCK` wait (the statement itself is bounded at 3 s).
 const MYSQL_WAIT_CAP: Duration = Duration::from_secs(2);
 
 /// Where a lock is held.

@@ -1,7 +1,8 @@
 //! The proxy's configuration: one YAML file (optional, `MAPLE_PROXY_CONFIG`) under environment
 //! overrides, read and validated once at start.
 //!
-//! Every setting has a file key and a variable, derived mechanically: the key `breaker.window`
+//! Every setting but the key itself (`NEXON_API_KEY`; the file takes `api_key_file`) has a
+//! file key and a variable, derived mechanically: the key `breaker.window`
 //! is overridden by `MAPLE_PROXY_BREAKER_WINDOW` (prefix, dots to underscores, upper case). The
 //! file is flattened into those names and layered under the environment, so one validation path
 //! serves both, and an unknown key in the file is an error, not a silent no-op.

@@ -356,9 +356,8 @@ impl NexonProxy {
         None
     }
 
-    /// Joins (or starts) the upstream fetch for `key`; the fetch stores a 200 in the cache
-    /// before anyone waiting on it is told.
-    /// Joins the flight for `key`, starting it if none is in the air; with the counter of
+    /// Joins the upstream fetch for `key`, starting it if none is in the air; the fetch stores
+    /// a 200 in the cache before anyone waiting on it is told. Returns it with the counter of
     /// the requests the flight sends upstream (stays 0 for a follower).
     fn start_fetch(
         &self,

@@ -1,4 +1,4 @@
-//! What the load tools (`load-gen`, `proxy-bench`) share: latency percentiles.
+//! What the load tools (`load-gen`, `proxy-bench`, `upstream-client`) share: latency percentiles.
 
 /// The `p`th percentile (nearest rank) of `sorted` samples, or NaN when there are none.
 pub fn percentile<T: Copy + Into<f64>>(sorted: &[T], p: f64) -> f64 {

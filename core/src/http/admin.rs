@@ -109,7 +109,7 @@ struct Guarded {
 
 /// Authenticates the request for the route's scope, runs the handler if allowed, and audits
 /// the attempt: key name (`-` when none was valid), action, target (the path's parameters),
-/// status, client. The whole attempt runs detached (on [`AppState::admin_tasks`]): a client
+/// status, client. The whole attempt runs detached (on the admin task tracker, `state.admin.tasks`): a client
 /// that hangs up, or the request timeout, leaves neither an action half done nor an action
 /// without its row. A handler that panics is answered and audited as a 500.
 async fn authorize_and_audit(

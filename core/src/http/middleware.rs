@@ -90,7 +90,7 @@ pub(super) async fn guard(State(state): State<AppState>, request: Request, next:
     next.run(request).await
 }
 
-/// One request in `maple_core_http_in_flight` while alive.
+/// One request in `maple_core_in_flight` while alive.
 struct InFlight<'a>(&'a prometheus::IntGauge);
 
 impl<'a> InFlight<'a> {

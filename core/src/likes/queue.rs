@@ -2,7 +2,7 @@
 //!
 //! Keys (under the namespace, e.g. `maple:`):
 //! - `likes:batch:{id}`: one flushed batch, ocid → likes. Created by [`FLUSH`], deleted by
-//!   [`CLEANUP`] once the database holds it.
+//!   [`CLEANUP`] once the database holds it (or by [`DROP_COPY`] after a replica shortfall).
 //! - `likes:keys:{id}`: the keyed likes that batch counted (`ocid:key`, a list): the sync
 //!   records their keys in the database with the batch, and there a key the database path
 //!   recorded first is not counted twice. Created and deleted with the batch.
@@ -11,7 +11,8 @@
 //!   there; the next leader takes them over before anything new ([`CLAIM`]).
 //! - `likes:pending`: ocid → likes in Redis not yet in the database (for reads).
 //! - `likes:counted:{id}`: this batch's likes are in `pending`. Whoever takes them out —
-//!   [`CLEANUP`] after the sync, or [`RELEASE_LOST`] for a batch whose contents Redis lost —
+//!   [`CLEANUP`] after the sync, [`DROP_COPY`] after a replica shortfall, or [`RELEASE_LOST`]
+//!   for a batch whose contents Redis lost —
 //!   deletes the marker in the same script and subtracts only if it was there, so a batch
 //!   leaves `pending` exactly once even when its hash is gone.
 //! - `likes:seen:{id}`: this batch was flushed (24 h), so a retried flush adds nothing.
