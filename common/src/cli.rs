@@ -30,17 +30,17 @@ pub fn parse<T: clap::Parser>() -> T {
     }
 }
 
-/// An error and its causes on one line, each cause named once: a cause whose text the line
-/// already holds (an error that prints its source and also returns it) is left out.
+/// An error and its causes on one line: the message, then each `source()` after a colon.
+///
+/// The project's errors keep to one rule so that this names each cause once: an error either
+/// says its cause in its own message (and has no `source()`) or returns it from `source()`
+/// (and its message is only the context, or `#[error(transparent)]`), never both.
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
     let mut line = error.to_string();
     let mut cause = error.source();
     while let Some(source) = cause {
-        let text = source.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
+        line.push_str(": ");
+        line.push_str(&source.to_string());
         cause = source.source();
     }
     line
@@ -50,21 +50,23 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    /// Says its cause in the message: no `source()`.
     #[derive(Debug, thiserror::Error)]
-    #[error("cannot read the rate table x.csv: {source}")]
-    struct Repeats {
-        source: std::io::Error,
+    #[error("cannot read the rate table x.csv: {cause}")]
+    struct Says {
+        cause: std::io::Error,
     }
 
+    /// Returns its cause: the message is the context.
     #[derive(Debug, thiserror::Error)]
     #[error("cannot start")]
-    struct Wraps(#[source] Repeats);
+    struct Wraps(#[source] Says);
 
     #[test]
     fn each_cause_is_named_once() {
         let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         assert_eq!(
-            report(&Wraps(Repeats { source: io() })),
+            report(&Wraps(Says { cause: io() })),
             "cannot start: cannot read the rate table x.csv: no such file"
         );
         assert_eq!(report(&io()), "no such file");

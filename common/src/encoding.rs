@@ -74,7 +74,7 @@ pub fn content_coding(headers: &HeaderMap) -> Result<Coding, UnsupportedCoding> 
 pub enum InflateError {
     /// Not gzip, cut short, or failing its checksum.
     #[error("the gzip body is corrupt: {0}")]
-    Corrupt(#[source] std::io::Error),
+    Corrupt(std::io::Error),
     /// It inflates to more than the bound (a gzip bomb, or simply too large).
     #[error("the gzip body inflates to more than {0} bytes")]
     TooLarge(usize),

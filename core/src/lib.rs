@@ -106,15 +106,15 @@ fn instance_name() -> String {
 /// Core could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Tables(#[from] TableError),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("HTTP client: {0}")]
+    #[error("cannot build the HTTP client")]
     Client(#[from] reqwest::Error),
-    #[error("metrics registry: {0}")]
+    #[error("metrics registry")]
     Metrics(#[from] prometheus::Error),
-    #[error("REDIS_URL: {0}")]
+    #[error("REDIS_URL")]
     Redis(#[from] redis::RedisError),
     #[error("MAPLE_CORE_ADMIN_KEYS_FILE: {0}")]
     AdminKeys(String),

@@ -61,8 +61,8 @@ pub enum LockError {
     Busy(String),
     #[error("lock {name}: no backend is reachable ({reason})")]
     Unavailable { name: String, reason: String },
-    #[error("lock {name}: could not issue a fencing token: {source}")]
-    Fence { name: String, source: StoreError },
+    #[error("lock {name}: could not issue a fencing token: {cause}")]
+    Fence { name: String, cause: StoreError },
 }
 
 /// The lock service of one instance. Cheap to clone.
@@ -288,11 +288,11 @@ impl Locks {
                 );
                 Ok(guard)
             }
-            Err(source) => {
+            Err(cause) => {
                 guard.release().await;
                 Err(LockError::Fence {
                     name: name.to_owned(),
-                    source,
+                    cause,
                 })
             }
         }

@@ -53,18 +53,29 @@ impl StoreError {
     }
 }
 
+// Each cause is in the message, so none is also a `source()` (start-up errors print every
+// source after the message: `maple_common::cli::report`).
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(error)
+    }
+}
+
 /// A failure of the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot create the folder for {path}: {source}")]
-    Folder {
-        path: String,
-        source: std::io::Error,
-    },
+    Migrate(sqlx::migrate::MigrateError),
+    #[error("cannot create the folder for {path}: {cause}")]
+    Folder { path: String, cause: std::io::Error },
     #[error("stored snapshot is corrupt: {0}")]
     Corrupt(String),
     #[error("database unavailable: it has been failing; retrying in {0:?}")]
@@ -215,9 +226,9 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5));
             let file = options.get_filename();
             if let Some(folder) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                std::fs::create_dir_all(folder).map_err(|cause| StoreError::Folder {
                     path: file.display().to_string(),
-                    source,
+                    cause,
                 })?;
             }
             let pool = SqlitePoolOptions::new()

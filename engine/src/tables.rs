@@ -51,11 +51,8 @@ pub struct RateTables {
 /// Why the tables were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    #[error("cannot read the rate table {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read the rate table {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("rate table: the header must be {expected}")]
     Header { expected: String },
     #[error("rate table row {row}: {reason}")]
@@ -70,9 +67,9 @@ impl RateTables {
     /// # Errors
     /// [`TableError`] naming the file, row or group at fault.
     pub fn load(path: &std::path::Path) -> Result<Self, TableError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TableError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| TableError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::parse(&text)
     }

@@ -55,11 +55,11 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("metrics registry: {0}")]
+    #[error("metrics registry")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the proxy thread: {0}")]
     Thread(std::io::Error),
-    #[error("cannot build an HTTP client (the upstream's or the alert webhook's): {0}")]
+    #[error("cannot build an HTTP client (the upstream's or the alert webhook's)")]
     Client(#[from] reqwest::Error),
 }
 

@@ -28,15 +28,15 @@ pub struct Templates {
 /// A template file is missing or is not the JSON we expect.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{path} is not valid JSON: {source}")]
+    #[error("{path} is not valid JSON: {cause}")]
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("{path} lacks the field {field}")]
     Shape { path: PathBuf, field: &'static str },
@@ -57,7 +57,7 @@ impl Templates {
             let path = data_dir.join(file);
             match fs::read(&path) {
                 Ok(text) => template(path, &text, field),
-                Err(source) => Err(TemplateError::Read { path, source }),
+                Err(cause) => Err(TemplateError::Read { path, cause }),
             }
         };
         Ok(Self {
@@ -98,9 +98,9 @@ impl Templates {
 
 /// One template: JSON with `field` at the top.
 fn template(path: PathBuf, text: &[u8], field: &'static str) -> Result<Value, TemplateError> {
-    let value: Value = serde_json::from_slice(text).map_err(|source| TemplateError::Parse {
+    let value: Value = serde_json::from_slice(text).map_err(|cause| TemplateError::Parse {
         path: path.clone(),
-        source,
+        cause,
     })?;
     if value.get(field).is_none() {
         return Err(TemplateError::Shape { path, field });

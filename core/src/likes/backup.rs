@@ -37,10 +37,10 @@ pub struct BackupFile {
 /// Why a backup file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: not a likes backup: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -106,7 +106,7 @@ impl BackupDir {
 
     fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
         let path = path.to_path_buf();
-        move |source| BackupError::Io { path, source }
+        move |cause| BackupError::Io { path, cause }
     }
 
     /// Writes `batch` durably (blocking: call from a blocking thread).
