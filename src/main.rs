@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use maple_common::config::{ConfigError, EXIT_CONFIG, Env};
-use maple_common::telemetry::{self, LogFormat};
+use maple_common::config::{ConfigErrors, EXIT_CONFIG, Env};
+use maple_common::telemetry::{self, LogFormat, TelemetryConfig};
 use maple_core::{App, CoreConfig};
 use maple_proxy::ProxyConfig;
 use maple_sim::{SimConfig, Simulator};
@@ -34,7 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
   NEXON_API_KEY       a real Nexon key: the real API instead of the simulator
   DATABASE_URL        sqlite://var/maple.db (default) or mysql://…
   MAPLE_LOG_FORMAT    text (default here) or json; RUST_LOG filters the log lines
-The full configuration table: README.md, section Configuration.
+Every setting, with its default: docs/configuration.md.
 The distributed stack (MySQL, Redis Sentinel, two cores): compose.yaml."
 )]
 struct Cli {}
@@ -47,25 +47,36 @@ struct Settings {
     proxy: ProxyConfig,
     /// Where the simulator listens and its templates (`None`: built in).
     simulator: Option<(SocketAddr, Option<PathBuf>)>,
-    log_format: LogFormat,
+    telemetry: TelemetryConfig,
 }
 
-fn settings(env: &Env) -> Result<Settings, ConfigError> {
-    let mut proxy = ProxyConfig::load(env)?;
+/// Every setting of the three parts, every bad value reported at once.
+fn settings(env: &Env) -> Result<Settings, ConfigErrors> {
+    let telemetry = TelemetryConfig::from_env(env, LogFormat::Text);
+    // Reports what was noted so far (telemetry's) with the proxy's own.
+    let proxy = ProxyConfig::load(env);
+    let sim_listen = env.parse_or("MAPLE_SIM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8090)));
+    let core = CoreConfig::from_env(env);
+    let (mut proxy, core) = match (proxy, core) {
+        (Ok(proxy), Ok(core)) => (proxy, core),
+        (proxy, core) => {
+            let mut all = Vec::new();
+            for result in [proxy.err(), core.err()] {
+                all.extend(result.into_iter().flat_map(|ConfigErrors(errors)| errors));
+            }
+            return Err(ConfigErrors(all));
+        }
+    };
     // Core drains before the proxy stops, so the proxy has nothing left in flight.
     proxy.grace_period = Duration::ZERO;
     // No Nexon key (from the environment or a key file): the simulator is the upstream.
-    let simulator = if proxy.api_key.expose() == maple_proxy::config::SIMULATOR_API_KEY {
-        let listen = env.parse_or("MAPLE_SIM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8090)))?;
-        Some((listen, env.get("MAPLE_DATA_DIR").map(PathBuf::from)))
-    } else {
-        None
-    };
+    let simulator = (proxy.api_key.expose() == maple_proxy::config::SIMULATOR_API_KEY)
+        .then(|| (sim_listen, env.get("MAPLE_DATA_DIR").map(PathBuf::from)));
     Ok(Settings {
-        core: CoreConfig::from_env(env)?,
+        core,
         proxy,
         simulator,
-        log_format: LogFormat::from_env(env, LogFormat::Text)?,
+        telemetry,
     })
 }
 
@@ -74,14 +85,13 @@ async fn main() -> ExitCode {
     let Cli {} = maple_common::cli::parse();
     let settings = match settings(&Env::process()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("maple: {e}");
+        Err(errors) => {
+            eprintln!("maple: {errors}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
     let telemetry = match telemetry::start(
-        &Env::process(),
-        settings.log_format,
+        &settings.telemetry,
         "info,pingora_core=warn,pingora_proxy=warn",
         "maple",
     ) {

@@ -1,11 +1,14 @@
 //! Typed configuration from environment variables, read through a replaceable source.
 //!
 //! Rule: every variable is parsed and validated once, at start-up; a bad value is an error that
-//! names the variable, and the binary exits with [`EXIT_CONFIG`] (64, `EX_USAGE`).
+//! names the variable, and the binary exits with [`EXIT_CONFIG`] (64, `EX_USAGE`). Every bad
+//! value is reported at once: the readers ([`Env::parse_or`] and its kin) note a bad value and
+//! go on with the default, and [`Env::settle`] turns what was noted into [`ConfigErrors`].
 
 use std::collections::HashMap;
 use std::fmt::{self, Display};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Exit code for invalid configuration (`EX_USAGE` from sysexits.h).
@@ -17,6 +20,8 @@ pub struct Env {
     overrides: Option<HashMap<String, String>>,
     /// Values used when the variable itself is unset (a configuration file's, say).
     fallback: HashMap<String, String>,
+    /// The bad values read so far, in the order they were read (clones share them).
+    problems: Arc<Mutex<Vec<ConfigError>>>,
 }
 
 /// A variable that is present but unusable.
@@ -38,12 +43,34 @@ impl ConfigError {
     }
 }
 
+/// Every bad value of one start-up, in the order they were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => Display::fmt(one, f),
+            all => {
+                write!(f, "{} invalid settings:", all.len())?;
+                for error in all {
+                    write!(f, "\n  {error}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
 impl Env {
     /// Reads the process environment.
     pub fn process() -> Self {
         Self {
             overrides: None,
             fallback: HashMap::new(),
+            problems: Arc::default(),
         }
     }
 
@@ -62,6 +89,7 @@ impl Env {
                     .collect(),
             ),
             fallback: HashMap::new(),
+            problems: Arc::default(),
         }
     }
 
@@ -97,60 +125,78 @@ impl Env {
         self.get(var).unwrap_or_else(|| default.to_owned())
     }
 
-    /// Parses the value with `FromStr`, or returns `default` when unset.
+    /// Notes a bad value; [`Self::settle`] reports it with the others.
+    pub fn reject(&self, error: ConfigError) {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(error);
+    }
+
+    /// `result` with every bad value noted so far: `Ok` only when there was none and `result`
+    /// is `Ok` (its error, if any, is the last one reported).
     ///
     /// # Errors
-    /// [`ConfigError`] naming `var` when the value does not parse.
-    pub fn parse_or<T>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    /// [`ConfigErrors`]: every bad value, each variable once, in the order they were read.
+    pub fn settle<T>(&self, result: Result<T, ConfigError>) -> Result<T, ConfigErrors> {
+        let mut problems =
+            std::mem::take(&mut *self.problems.lock().unwrap_or_else(PoisonError::into_inner));
+        if let Err(error) = &result {
+            problems.push(error.clone());
+        }
+        let mut seen = std::collections::HashSet::new();
+        problems.retain(|problem| seen.insert(problem.var.clone()));
+        match result {
+            Ok(value) if problems.is_empty() => Ok(value),
+            _ => Err(ConfigErrors(problems)),
+        }
+    }
+
+    /// Parses the value with `FromStr`, or returns `default` when unset. A value that does not
+    /// parse is noted ([`Self::reject`]) and `default` is returned.
+    pub fn parse_or<T>(&self, var: &str, default: T) -> T
     where
         T: FromStr,
         T::Err: Display,
     {
         match self.get(var) {
-            None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|e| ConfigError::new(var, raw.clone(), e)),
+            None => default,
+            Some(raw) => raw.trim().parse().unwrap_or_else(|e| {
+                self.reject(ConfigError::new(var, raw.clone(), e));
+                default
+            }),
         }
     }
 
-    /// Parses like [`Self::parse_or`], then requires the value to lie within `range`.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming `var` when the value does not parse or lies outside `range`.
-    pub fn parse_within<T>(
-        &self,
-        var: &str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
+    /// Parses like [`Self::parse_or`], then requires the value to lie within `range`; one
+    /// outside it is noted and `default` returned.
+    pub fn parse_within<T>(&self, var: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
     where
-        T: FromStr + PartialOrd + Display,
+        T: FromStr + PartialOrd + Display + Clone,
         T::Err: Display,
     {
-        let value = self.parse_or(var, default)?;
+        let value = self.parse_or(var, default.clone());
         if range.contains(&value) {
-            Ok(value)
+            value
         } else {
-            Err(ConfigError::new(
+            self.reject(ConfigError::new(
                 var,
                 value.to_string(),
                 format!("must be within {}..={}", range.start(), range.end()),
-            ))
+            ));
+            default
         }
     }
 
-    /// A duration given in whole milliseconds, which must be positive.
-    ///
-    /// # Errors
-    /// [`ConfigError`] when the value is not a positive integer.
-    pub fn millis_or(&self, var: &str, default: Duration) -> Result<Duration, ConfigError> {
-        let millis: u64 = self.parse_or(var, u64::try_from(default.as_millis()).unwrap_or(0))?;
+    /// A duration given in whole milliseconds, which must be positive; zero is noted and
+    /// `default` returned.
+    pub fn millis_or(&self, var: &str, default: Duration) -> Duration {
+        let millis: u64 = self.parse_or(var, u64::try_from(default.as_millis()).unwrap_or(0));
         if millis == 0 {
-            return Err(ConfigError::new(var, "0", "must be greater than zero"));
+            self.reject(ConfigError::new(var, "0", "must be greater than zero"));
+            return default;
         }
-        Ok(Duration::from_millis(millis))
+        Duration::from_millis(millis)
     }
 }
 
@@ -210,33 +256,45 @@ mod tests {
     fn defaults_apply_when_unset_or_blank() {
         let env = Env::from_pairs([("BLANK", "  ")]);
         assert_eq!(env.string_or("MISSING", "x"), "x");
-        assert_eq!(env.parse_or("BLANK", 7_u32), Ok(7));
+        assert_eq!(env.parse_or("BLANK", 7_u32), 7);
+        assert_eq!(env.settle(Ok(())), Ok(()));
     }
 
     #[test]
-    fn bad_values_name_the_variable() {
-        let env = Env::from_pairs([("MAPLE_LISTEN", "not-an-address"), ("MAPLE_T_MS", "0")]);
-        let err = env
-            .parse_or::<SocketAddr>("MAPLE_LISTEN", ([127, 0, 0, 1], 1).into())
-            .expect_err("must fail");
-        assert_eq!(err.var, "MAPLE_LISTEN");
-        assert!(err.to_string().contains("MAPLE_LISTEN"), "{err}");
-        let err = env
-            .millis_or("MAPLE_T_MS", Duration::from_secs(1))
-            .expect_err("zero is rejected");
-        assert_eq!(err.var, "MAPLE_T_MS");
+    fn every_bad_value_is_reported_at_once_naming_its_variable() {
+        let env = Env::from_pairs([
+            ("MAPLE_LISTEN", "not-an-address"),
+            ("MAPLE_T_MS", "0"),
+            ("MAPLE_OK", "3"),
+        ]);
+        let fallback: SocketAddr = ([127, 0, 0, 1], 1).into();
+        assert_eq!(env.parse_or("MAPLE_LISTEN", fallback), fallback);
+        assert_eq!(
+            env.millis_or("MAPLE_T_MS", Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(env.parse_or("MAPLE_OK", 0_u32), 3);
+        let late = ConfigError::new("MAPLE_LATE", "x", "a check across settings");
+        let errors = env.settle::<()>(Err(late)).expect_err("three bad values");
+        let vars: Vec<&str> = errors.0.iter().map(|e| e.var.as_str()).collect();
+        assert_eq!(vars, ["MAPLE_LISTEN", "MAPLE_T_MS", "MAPLE_LATE"]);
+        let text = errors.to_string();
+        assert!(text.starts_with("3 invalid settings:"), "{text}");
+        assert!(text.contains("MAPLE_LISTEN") && text.contains("must be greater than zero"));
+        // Settled: what was noted is reported once.
+        assert_eq!(env.settle(Ok(())), Ok(()));
     }
 
     #[test]
     fn ranges_are_enforced() {
         let env = Env::from_pairs([("N", "7"), ("BIG", "1001")]);
-        assert_eq!(env.parse_within("N", 1_u32, 1..=10), Ok(7));
-        assert_eq!(env.parse_within("UNSET", 3_u32, 1..=10), Ok(3));
-        let err = env
-            .parse_within("BIG", 1_u32, 1..=1000)
-            .expect_err("out of range");
-        assert_eq!(err.var, "BIG");
-        assert!(err.reason.contains("1..=1000"), "{err}");
+        assert_eq!(env.parse_within("N", 1_u32, 1..=10), 7);
+        assert_eq!(env.parse_within("UNSET", 3_u32, 1..=10), 3);
+        assert_eq!(env.parse_within("BIG", 1_u32, 1..=1000), 1);
+        let errors = env.settle(Ok(())).expect_err("out of range");
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].var, "BIG");
+        assert!(errors.0[0].reason.contains("1..=1000"), "{errors}");
     }
 
     #[test]
@@ -255,7 +313,7 @@ mod tests {
         let env = Env::from_pairs([("T", "250")]);
         assert_eq!(
             env.millis_or("T", Duration::from_secs(1)),
-            Ok(Duration::from_millis(250))
+            Duration::from_millis(250)
         );
     }
 }

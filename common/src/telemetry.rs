@@ -58,55 +58,80 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    /// Reads [`LOG_FORMAT_VAR`], falling back to `default`.
-    ///
-    /// # Errors
-    /// [`ConfigError`] for a value other than `json` or `text`.
-    pub fn from_env(env: &Env, default: Self) -> Result<Self, ConfigError> {
+    /// Reads [`LOG_FORMAT_VAR`], falling back to `default`; a value other than `json` or
+    /// `text` is noted ([`Env::reject`]) and `default` returned.
+    pub fn from_env(env: &Env, default: Self) -> Self {
         match env.get(LOG_FORMAT_VAR).as_deref() {
-            None => Ok(default),
-            Some("json") => Ok(Self::Json),
-            Some("text") => Ok(Self::Text),
-            Some(other) => Err(ConfigError::new(
-                LOG_FORMAT_VAR,
-                other,
-                "expected `json` or `text`",
-            )),
+            None => default,
+            Some("json") => Self::Json,
+            Some("text") => Self::Text,
+            Some(other) => {
+                env.reject(ConfigError::new(
+                    LOG_FORMAT_VAR,
+                    other,
+                    "expected `json` or `text`",
+                ));
+                default
+            }
         }
     }
 }
 
-/// Reads [`OTLP_ENDPOINT_VAR`]: an `http://` or `https://` base URL, or none.
-///
-/// # Errors
-/// [`ConfigError`] for anything else.
-pub fn otlp_endpoint(env: &Env) -> Result<Option<String>, ConfigError> {
+/// What the telemetry reads from the environment, read with the rest of a binary's settings
+/// so that a bad value is reported with the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    pub format: LogFormat,
+    /// [`OTLP_ENDPOINT_VAR`]: where spans go, if anywhere.
+    pub otlp: Option<String>,
+    /// [`ACCESS_LOG_VAR`]: whether the access log is written.
+    pub access_log: bool,
+}
+
+impl TelemetryConfig {
+    /// Reads the three variables; a bad value is noted ([`Env::reject`]) and its default used.
+    pub fn from_env(env: &Env, default_format: LogFormat) -> Self {
+        Self {
+            format: LogFormat::from_env(env, default_format),
+            otlp: otlp_endpoint(env),
+            access_log: access_log(env),
+        }
+    }
+}
+
+/// Reads [`OTLP_ENDPOINT_VAR`]: an `http://` or `https://` base URL, or none; anything else
+/// is noted ([`Env::reject`]) and none returned.
+fn otlp_endpoint(env: &Env) -> Option<String> {
     match env.get(OTLP_ENDPOINT_VAR) {
-        None => Ok(None),
+        None => None,
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            Ok(Some(url.trim_end_matches('/').to_owned()))
+            Some(url.trim_end_matches('/').to_owned())
         }
-        Some(other) => Err(ConfigError::new(
-            OTLP_ENDPOINT_VAR,
-            other,
-            "expected an http:// or https:// URL (OTLP over HTTP, e.g. port 4318)",
-        )),
+        Some(other) => {
+            env.reject(ConfigError::new(
+                OTLP_ENDPOINT_VAR,
+                other,
+                "expected an http:// or https:// URL (OTLP over HTTP, e.g. port 4318)",
+            ));
+            None
+        }
     }
 }
 
-/// Reads [`ACCESS_LOG_VAR`]: on unless `off` (or `false`, `0`).
-///
-/// # Errors
-/// [`ConfigError`] for any other value.
-pub fn access_log(env: &Env) -> Result<bool, ConfigError> {
+/// Reads [`ACCESS_LOG_VAR`]: on unless `off` (or `false`, `0`); any other value is noted
+/// ([`Env::reject`]) and the log stays on.
+fn access_log(env: &Env) -> bool {
     match env.get(ACCESS_LOG_VAR).as_deref().map(str::trim) {
-        None | Some("on" | "true" | "1") => Ok(true),
-        Some("off" | "false" | "0") => Ok(false),
-        Some(other) => Err(ConfigError::new(
-            ACCESS_LOG_VAR,
-            other,
-            "expected `on` or `off`",
-        )),
+        None | Some("on" | "true" | "1") => true,
+        Some("off" | "false" | "0") => false,
+        Some(other) => {
+            env.reject(ConfigError::new(
+                ACCESS_LOG_VAR,
+                other,
+                "expected `on` or `off`",
+            ));
+            true
+        }
     }
 }
 
@@ -218,19 +243,22 @@ pub fn init(
     })
 }
 
-/// [`init`] with the OTLP endpoint read from `env` ([`OTLP_ENDPOINT_VAR`]).
+/// [`init`] with what [`TelemetryConfig`] read.
 ///
 /// # Errors
-/// A message naming the variable when the endpoint is not a URL or the exporter fails.
+/// A message naming the variable when the OTLP exporter cannot be built.
 pub fn start(
-    env: &Env,
-    format: LogFormat,
+    config: &TelemetryConfig,
     default_filter: &str,
     service: &'static str,
 ) -> Result<Telemetry, String> {
-    let otlp = otlp_endpoint(env).map_err(|e| e.to_string())?;
-    let access = access_log(env).map_err(|e| e.to_string())?;
-    init(format, default_filter, service, otlp.as_deref(), access)
+    init(
+        config.format,
+        default_filter,
+        service,
+        config.otlp.as_deref(),
+        config.access_log,
+    )
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

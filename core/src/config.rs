@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use maple_common::config::redact_url;
-use maple_common::config::{ConfigError, Env, Secret};
+use maple_common::config::{ConfigError, ConfigErrors, Env, Secret};
 
 use crate::equipment::TierConfig;
 use crate::likes::LikeConfig;
@@ -238,29 +238,43 @@ pub struct CoreConfig {
 }
 
 impl CoreConfig {
+    /// Reads and checks every setting.
+    ///
     /// # Errors
-    /// [`ConfigError`] naming the first invalid variable.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let proxy_url = env.string_or(PROXY_URL, "http://127.0.0.1:8081");
+    /// [`ConfigErrors`]: every invalid variable (and anything noted in `env` before).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigErrors> {
+        env.settle(Self::read(env))
+    }
+
+    /// Reads every setting, noting each bad value in `env` ([`Env::reject`]) and going on with
+    /// its default; [`Env::settle`] reports them. [`Self::from_env`] does both.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when a check across settings fails (it needs the others right).
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        const DEFAULT_PROXY_URL: &str = "http://127.0.0.1:8081";
+        let mut proxy_url = env.string_or(PROXY_URL, DEFAULT_PROXY_URL);
         if !(proxy_url.starts_with("http://") || proxy_url.starts_with("https://")) {
-            return Err(ConfigError::new(
+            env.reject(ConfigError::new(
                 PROXY_URL,
                 proxy_url,
                 "must be an http:// or https:// URL",
             ));
+            proxy_url = DEFAULT_PROXY_URL.to_owned();
         }
-        let database_url = env.string_or(DATABASE_URL, DEFAULT_DATABASE_URL);
+        let mut database_url = env.string_or(DATABASE_URL, DEFAULT_DATABASE_URL);
         if !(database_url.starts_with("sqlite:") || database_url.starts_with("mysql://")) {
-            return Err(ConfigError::new(
+            env.reject(ConfigError::new(
                 DATABASE_URL,
                 redact_url(&database_url),
                 "must be a sqlite: or mysql:// URL",
             ));
+            database_url = DEFAULT_DATABASE_URL.to_owned();
         }
-        let db_max_connections = env.parse_within(DB_MAX_CONNECTIONS, 10_u32, 1..=1000)?;
+        let db_max_connections = env.parse_within(DB_MAX_CONNECTIONS, 10_u32, 1..=1000);
         let defaults = Prices::default();
         let config = Self {
-            listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8080))),
             proxy_url: proxy_url.trim_end_matches('/').to_owned(),
             proxy_token: env
                 .get(PROXY_TOKEN)
@@ -270,50 +284,46 @@ impl CoreConfig {
             database_url: Secret::new(database_url.clone()).map_err(|reason| {
                 ConfigError::new(DATABASE_URL, redact_url(&database_url), reason)
             })?,
-            upstream_timeout: env.millis_or(UPSTREAM_TIMEOUT_MS, Duration::from_secs(5))?,
-            request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10))?,
-            shutdown_deadline: env.millis_or(SHUTDOWN_DEADLINE_MS, Duration::from_secs(15))?,
-            drain_delay: Duration::from_millis(env.parse_within(DRAIN_DELAY_MS, 0, 0..=600_000)?),
+            upstream_timeout: env.millis_or(UPSTREAM_TIMEOUT_MS, Duration::from_secs(5)),
+            request_timeout: env.millis_or(REQUEST_TIMEOUT_MS, Duration::from_secs(10)),
+            shutdown_deadline: env.millis_or(SHUTDOWN_DEADLINE_MS, Duration::from_secs(15)),
+            drain_delay: Duration::from_millis(env.parse_within(DRAIN_DELAY_MS, 0, 0..=600_000)),
             db_max_connections,
             potential_tables: env.get(POTENTIAL_TABLES).map(PathBuf::from),
             prices: Prices {
-                red_cube: env.parse_or(PRICE_RED_CUBE, defaults.red_cube)?,
-                black_cube: env.parse_or(PRICE_BLACK_CUBE, defaults.black_cube)?,
+                red_cube: env.parse_or(PRICE_RED_CUBE, defaults.red_cube),
+                black_cube: env.parse_or(PRICE_BLACK_CUBE, defaults.black_cube),
                 ..defaults
             },
-            valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso)?,
-            starforce_costs: env.parse_or(STARFORCE_COSTS, CostTable::default())?,
+            valuation_method: env.parse_or(VALUATION_METHOD, Method::Meso),
+            starforce_costs: env.parse_or(STARFORCE_COSTS, CostTable::default()),
             tiers: tiers_from_env(env)?,
             pricing: PricingCaches {
                 parsed_max_bytes: env.parse_within(
                     PARSED_MAX_BYTES,
                     PricingCaches::default().parsed_max_bytes,
                     0..=(64 << 30),
-                )?,
+                ),
                 valuation_max_bytes: env.parse_within(
                     VALUATION_MAX_BYTES,
                     PricingCaches::default().valuation_max_bytes,
                     0..=(64 << 30),
-                )?,
+                ),
             },
             redis: redis_from_env(env)?,
             likes: likes_from_env(env)?,
             admin_keys_file: env.get(ADMIN_KEYS_FILE).map(PathBuf::from),
-            audit_refused_keep: env.parse_within(
-                AUDIT_REFUSED_KEEP,
-                10_000_u64,
-                0..=100_000_000,
-            )?,
+            audit_refused_keep: env.parse_within(AUDIT_REFUSED_KEEP, 10_000_u64, 0..=100_000_000),
             connections: crate::server::ConnectionLimits {
                 header_read_timeout: env.millis_or(
                     HEADER_READ_TIMEOUT_MS,
                     crate::server::ConnectionLimits::default().header_read_timeout,
-                )?,
+                ),
                 max_connections: env.parse_within(
                     MAX_CONNECTIONS,
                     crate::server::ConnectionLimits::default().max_connections,
                     1..=1_000_000,
-                )?,
+                ),
                 ..crate::server::ConnectionLimits::default()
             },
             limits: limits_from_env(env)?,
@@ -466,20 +476,16 @@ fn tiers_from_env(env: &Env) -> Result<TierConfig, ConfigError> {
             EQUIPMENT_FRESH_S,
             defaults.fresh_for.as_secs(),
             0..=7 * 24 * 3600,
-        )?),
-        l1_max_bytes: env.parse_within(
-            L1_MAX_BYTES,
-            defaults.l1_max_bytes,
-            (1 << 20)..=(64 << 30),
-        )?,
-        raw_max_bytes: env.parse_within(RAW_MAX_BYTES, defaults.raw_max_bytes, 0..=(64 << 30))?,
-        latch_ttl: env.millis_or(LATCH_TTL_MS, defaults.latch_ttl)?,
-        latch_wait: env.millis_or(LATCH_WAIT_MS, defaults.latch_wait)?,
+        )),
+        l1_max_bytes: env.parse_within(L1_MAX_BYTES, defaults.l1_max_bytes, (1 << 20)..=(64 << 30)),
+        raw_max_bytes: env.parse_within(RAW_MAX_BYTES, defaults.raw_max_bytes, 0..=(64 << 30)),
+        latch_ttl: env.millis_or(LATCH_TTL_MS, defaults.latch_ttl),
+        latch_wait: env.millis_or(LATCH_WAIT_MS, defaults.latch_wait),
         stale_after: Duration::from_millis(env.parse_within(
             STALE_AFTER_MS,
             u64::try_from(defaults.stale_after.as_millis()).unwrap_or(u64::MAX),
             0..=60_000,
-        )?),
+        )),
     })
 }
 
@@ -520,16 +526,16 @@ fn redis_from_env(env: &Env) -> Result<Option<RedisConfig>, ConfigError> {
     }
     Ok(Some(RedisConfig {
         url,
-        op_timeout: env.millis_or(REDIS_TIMEOUT_MS, Duration::from_millis(250))?,
+        op_timeout: env.millis_or(REDIS_TIMEOUT_MS, Duration::from_millis(250)),
         keep_for: Duration::from_secs(env.parse_within(
             EQUIPMENT_KEEP_S,
             24 * 3600,
             60..=30 * 24 * 3600,
-        )?),
+        )),
         namespace: namespace_from_env(env)?,
         master: env.string_or(REDIS_SENTINEL_MASTER, "maple"),
         sentinels,
-        min_replicas: env.parse_within(REDIS_MIN_REPLICAS, 0, 0..=16)?,
+        min_replicas: env.parse_within(REDIS_MIN_REPLICAS, 0, 0..=16),
     }))
 }
 
@@ -553,64 +559,64 @@ fn namespace_from_env(env: &Env) -> Result<String, ConfigError> {
 fn limits_from_env(env: &Env) -> Result<Limits, ConfigError> {
     let defaults = Limits::default();
     Ok(Limits {
-        max_in_flight: env.parse_within(MAX_IN_FLIGHT, defaults.max_in_flight, 1..=1_000_000)?,
-        client_rate: env.parse_within(CLIENT_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
-        client_burst: env.parse_within(CLIENT_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,
+        max_in_flight: env.parse_within(MAX_IN_FLIGHT, defaults.max_in_flight, 1..=1_000_000),
+        client_rate: env.parse_within(CLIENT_RATE, defaults.client_rate, 0.0..=1_000_000.0),
+        client_burst: env.parse_within(CLIENT_BURST, defaults.client_burst, 1.0..=1_000_000.0),
         client_miss_rate: env.parse_within(
             CLIENT_MISS_RATE,
             defaults.client_miss_rate,
             0.0..=1_000_000.0,
-        )?,
+        ),
         client_miss_burst: env.parse_within(
             CLIENT_MISS_BURST,
             defaults.client_miss_burst,
             1.0..=1_000_000.0,
-        )?,
+        ),
         client_ipv6_prefix: env.parse_within(
             CLIENT_IPV6_PREFIX,
             defaults.client_ipv6_prefix,
             16..=128,
-        )?,
+        ),
         not_found_ttl: Duration::from_secs(env.parse_within(
             NOT_FOUND_TTL_S,
             defaults.not_found_ttl.as_secs(),
             0..=3600,
-        )?),
+        )),
         name_recheck: Duration::from_secs(env.parse_within(
             NAME_RECHECK_S,
             defaults.name_recheck.as_secs(),
             1..=30 * 24 * 3600,
-        )?),
+        )),
         pricing: PricingBounds {
             concurrency: env.parse_within(
                 PRICING_CONCURRENCY,
                 defaults.pricing.concurrency,
                 1..=1024,
-            )?,
-            queue: env.parse_within(PRICING_QUEUE, defaults.pricing.queue, 0..=100_000)?,
+            ),
+            queue: env.parse_within(PRICING_QUEUE, defaults.pricing.queue, 0..=100_000),
             per_client: env.parse_within(
                 PRICING_PER_CLIENT,
                 defaults.pricing.per_client,
                 0..=10_000,
-            )?,
+            ),
             wait: Duration::from_millis(env.parse_within(
                 PRICING_WAIT_MS,
                 u64::try_from(defaults.pricing.wait.as_millis()).unwrap_or(u64::MAX),
                 1..=600_000,
-            )?),
+            )),
         },
         max_body_bytes: env.parse_within(
             MAX_BODY_BYTES,
             defaults.max_body_bytes,
             1024..=(16 << 20),
-        )?,
+        ),
         ..defaults
     })
 }
 
 fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
     let defaults = LikeConfig::default();
-    let flush_every = env.millis_or(LIKES_FLUSH_MS, defaults.flush_every)?;
+    let flush_every = env.millis_or(LIKES_FLUSH_MS, defaults.flush_every);
     if flush_every > Duration::from_secs(1) {
         return Err(ConfigError::new(
             LIKES_FLUSH_MS,
@@ -618,7 +624,7 @@ fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
             "must be at most 1000 (a like is answered only after its flush)",
         ));
     }
-    let lock_lease = env.millis_or(LOCK_LEASE_MS, defaults.lock_lease)?;
+    let lock_lease = env.millis_or(LOCK_LEASE_MS, defaults.lock_lease);
     if lock_lease < Duration::from_millis(300) {
         return Err(ConfigError::new(
             LOCK_LEASE_MS,
@@ -628,15 +634,15 @@ fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
     }
     Ok(LikeConfig {
         flush_every,
-        sync_every: env.millis_or(LIKES_SYNC_MS, defaults.sync_every)?,
-        watch_every: env.millis_or(LIKES_WATCH_MS, defaults.watch_every)?,
-        client_rate: env.parse_within(LIKES_RATE, defaults.client_rate, 0.0..=1_000_000.0)?,
-        client_burst: env.parse_within(LIKES_BURST, defaults.client_burst, 1.0..=1_000_000.0)?,
+        sync_every: env.millis_or(LIKES_SYNC_MS, defaults.sync_every),
+        watch_every: env.millis_or(LIKES_WATCH_MS, defaults.watch_every),
+        client_rate: env.parse_within(LIKES_RATE, defaults.client_rate, 0.0..=1_000_000.0),
+        client_burst: env.parse_within(LIKES_BURST, defaults.client_burst, 1.0..=1_000_000.0),
         keys_per_client: env.parse_within(
             LIKES_KEYS_PER_CLIENT,
             defaults.keys_per_client,
             0..=100_000_000,
-        )?,
+        ),
         backup_dir: PathBuf::from(
             env.string_or(BACKUP_DIR, &defaults.backup_dir.display().to_string()),
         ),
@@ -644,7 +650,7 @@ fn likes_from_env(env: &Env) -> Result<LikeConfig, ConfigError> {
             BACKUP_ARCHIVE_BYTES,
             defaults.archive_max_bytes,
             0..=(1 << 40),
-        )?,
+        ),
         namespace: namespace_from_env(env)?,
         lock_lease,
     })
@@ -673,9 +679,28 @@ mod tests {
             (PRICE_RED_CUBE, "cheap"),
             (VALUATION_METHOD, "bogus"),
         ] {
-            let err = CoreConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
-            assert_eq!(err.var, var);
+            let errors = CoreConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
+            assert_eq!(errors.0.len(), 1, "{errors}");
+            assert_eq!(errors.0[0].var, var);
         }
+    }
+
+    #[test]
+    fn every_invalid_variable_is_reported_at_once() {
+        let bad = [
+            (DATABASE_URL, "postgres://x"),
+            (PROXY_URL, "127.0.0.1:8081"),
+            (LISTEN, "nowhere"),
+            (REQUEST_TIMEOUT_MS, "0"),
+            (PRICE_RED_CUBE, "cheap"),
+            (LIKES_RATE, "fast"),
+        ];
+        let errors = CoreConfig::from_env(&Env::from_pairs(bad)).expect_err("six bad values");
+        let mut vars: Vec<&str> = errors.0.iter().map(|e| e.var.as_str()).collect();
+        vars.sort_unstable();
+        let mut expected: Vec<&str> = bad.iter().map(|(var, _)| *var).collect();
+        expected.sort_unstable();
+        assert_eq!(vars, expected, "{errors}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use maple_common::config::{EXIT_CONFIG, Env};
 use maple_common::shutdown::Signals;
-use maple_common::telemetry::{self, LogFormat};
+use maple_common::telemetry::{self, LogFormat, TelemetryConfig};
 use maple_core::{App, CoreConfig};
 
 /// mimalloc: the small, short-lived blocks of a request cost a fraction of glibc's malloc and
@@ -32,7 +32,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
   REDIS_URL               Redis for the shared tier, likes and locks (unset: embedded)
   MAPLE_LOG_FORMAT        json (default) or text; RUST_LOG filters the log lines
   MAPLE_ACCESS_LOG        one line per request: on (default) or off
-The full configuration table: README.md, section Configuration."
+Every setting, with its default: docs/configuration.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -107,13 +107,12 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let env = Env::process();
-    let (config, format) = match (
-        CoreConfig::from_env(&env),
-        LogFormat::from_env(&env, LogFormat::Json),
-    ) {
-        (Ok(c), Ok(f)) => (c, f),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("maple-core: {e}");
+    // Telemetry's variables first: `from_env` reports every bad value noted so far.
+    let telemetry = TelemetryConfig::from_env(&env, LogFormat::Json);
+    let config = match CoreConfig::from_env(&env) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("maple-core: {errors}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
@@ -124,7 +123,7 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let telemetry = match telemetry::start(&env, format, "info", "maple-core") {
+    let telemetry = match telemetry::start(&telemetry, "info", "maple-core") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("maple-core: {e}");

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use maple_common::breaker::BreakerConfig;
 pub use maple_common::config::Secret;
-use maple_common::config::{ConfigError, Env};
+
+use maple_common::config::{ConfigError, ConfigErrors, Env};
 use maple_common::nexon::NEXON_BASE_URL;
 
 mod file;
@@ -77,38 +78,66 @@ impl ProxyConfig {
     /// Reads the file named by `MAPLE_PROXY_CONFIG` (if set) under the environment.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the file, or the first invalid key or variable.
-    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+    /// [`ConfigErrors`]: the file's own trouble, or every invalid key or variable (a value
+    /// from the file is named by its key and the file), with anything noted in `env` before.
+    pub fn load(env: &Env) -> Result<Self, ConfigErrors> {
         let Some(path) = env.get_direct(CONFIG_FILE) else {
             return Self::from_env(env);
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::new(CONFIG_FILE, path.clone(), e))?;
-        let values = parse_file(&text)
-            .map_err(|reason| ConfigError::new(CONFIG_FILE, path.clone(), reason))?;
+        let values = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::new(CONFIG_FILE, path.clone(), e))
+            .and_then(|text| {
+                parse_file(&text)
+                    .map_err(|reason| ConfigError::new(CONFIG_FILE, path.clone(), reason))
+            });
+        let values = match values {
+            Ok(values) => values,
+            Err(error) => return env.settle(Err(error)),
+        };
         let layered = env.clone().over(values.clone());
-        Self::from_env(&layered).map_err(|mut error| {
-            // Name the file key when the bad value came from the file.
-            if layered.get_direct(&error.var).is_none() && values.contains_key(&error.var) {
-                let key = FILE_KEYS
-                    .iter()
-                    .find(|key| env_var(key) == error.var)
-                    .copied()
-                    .unwrap_or("?");
-                error.var = format!("{key} in {path} ({})", error.var);
-            }
-            error
-        })
+        layered
+            .settle(Self::read(&layered))
+            .map_err(|ConfigErrors(errors)| {
+                ConfigErrors(
+                    errors
+                        .into_iter()
+                        .map(|mut error| {
+                            // Name the file key when the bad value came from the file.
+                            if layered.get_direct(&error.var).is_none()
+                                && values.contains_key(&error.var)
+                            {
+                                let key = FILE_KEYS
+                                    .iter()
+                                    .find(|key| env_var(key) == error.var)
+                                    .copied()
+                                    .unwrap_or("?");
+                                error.var = format!("{key} in {path} ({})", error.var);
+                            }
+                            error
+                        })
+                        .collect(),
+                )
+            })
     }
 
-    /// Reads the `MAPLE_PROXY_*` variables and `NEXON_API_KEY`.
+    /// Reads and checks the `MAPLE_PROXY_*` variables and `NEXON_API_KEY`.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`]: every invalid variable (and anything noted in `env` before).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigErrors> {
+        env.settle(Self::read(env))
+    }
+
+    /// Reads the `MAPLE_PROXY_*` variables and `NEXON_API_KEY`, noting each bad value in
+    /// `env` ([`Env::reject`]) and going on with its default; [`Env::settle`] reports them.
     ///
     /// Without `NEXON_API_KEY` the upstream defaults to the local simulator with its dev key;
     /// with it, to the real Nexon API.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the first invalid variable.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    /// [`ConfigError`] for a value the others depend on (the key, the upstream) or a check
+    /// across settings.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let key = match (env.get(API_KEY), env.get(API_KEY_FILE)) {
             (Some(key), _) => Some(key),
             (None, Some(file)) => Some(read_secret_file(&file)?),
@@ -142,23 +171,23 @@ impl ProxyConfig {
             None => Secret::new(SIMULATOR_API_KEY.to_owned())
                 .map_err(|reason| ConfigError::new(API_KEY, "", reason))?,
         };
-        let threads: usize = env.parse_within(THREADS, 2, 1..=256)?;
+        let threads: usize = env.parse_within(THREADS, 2, 1..=256);
         Ok(Self {
-            listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8081)))?,
-            admin_listen: env.parse_or(ADMIN_LISTEN, SocketAddr::from(([127, 0, 0, 1], 9081)))?,
+            listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8081))),
+            admin_listen: env.parse_or(ADMIN_LISTEN, SocketAddr::from(([127, 0, 0, 1], 9081))),
             upstream,
             api_key,
-            connect_timeout: env.millis_or(CONNECT_TIMEOUT_MS, Duration::from_secs(1))?,
-            read_timeout: env.millis_or(READ_TIMEOUT_MS, Duration::from_secs(3))?,
+            connect_timeout: env.millis_or(CONNECT_TIMEOUT_MS, Duration::from_secs(1)),
+            read_timeout: env.millis_or(READ_TIMEOUT_MS, Duration::from_secs(3)),
             threads,
-            grace_period: Duration::from_secs(env.parse_or(GRACE_PERIOD_S, 3_u64)?),
+            grace_period: Duration::from_secs(env.parse_or(GRACE_PERIOD_S, 3_u64)),
             breaker: breaker_from_env(env)?,
             routes: routes_from_env(env)?,
             cache: cache_from_env(env)?,
             retry: retry_from_env(env)?,
             rate_limit: rate_limit_from_env(env)?,
             bulkhead: bulkhead_from_env(env)?,
-            max_body_bytes: env.parse_within(MAX_BODY_BYTES, 8 << 20, 1024..=(256 << 20))?,
+            max_body_bytes: env.parse_within(MAX_BODY_BYTES, 8 << 20, 1024..=(256 << 20)),
             alerts: alerts_from_env(env)?,
             client_tokens: tokens(env, CLIENT_TOKENS)?,
             admin_token: admin_token(env)?,

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use maple_common::config::{EXIT_CONFIG, Env};
-use maple_common::telemetry::{self, LogFormat};
+use maple_common::telemetry::{self, LogFormat, TelemetryConfig};
 use maple_proxy::ProxyConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -28,23 +28,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
   MAPLE_PROXY_CONFIG        a YAML file with the same settings
   MAPLE_LOG_FORMAT          json (default) or text; RUST_LOG filters the log lines
   MAPLE_ACCESS_LOG          one line per request: on (default) or off
-The full configuration table: README.md, section Configuration."
+Every setting, with its default: docs/configuration.md."
 )]
 struct Cli {}
 
 fn main() -> ExitCode {
     let Cli {} = maple_common::cli::parse();
     let env = Env::process();
-    let config = ProxyConfig::load(&env);
-    let format = LogFormat::from_env(&env, LogFormat::Json);
-    let (config, format) = match (config, format) {
-        (Ok(c), Ok(f)) => (c, f),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("maple-proxy: {e}");
+    // Telemetry's variables first: `load` reports every bad value noted so far.
+    let telemetry = TelemetryConfig::from_env(&env, LogFormat::Json);
+    let config = match ProxyConfig::load(&env) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("maple-proxy: {errors}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    let telemetry = match telemetry::start(&env, format, "info", "maple-proxy") {
+    let telemetry = match telemetry::start(&telemetry, "info", "maple-proxy") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("maple-proxy: {e}");

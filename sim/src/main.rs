@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use maple_common::config::{EXIT_CONFIG, Env};
-use maple_common::telemetry::{self, LogFormat};
+use maple_common::telemetry::{self, LogFormat, TelemetryConfig};
 use maple_sim::{self as sim, SimConfig, Simulator};
 
 /// The Nexon Open API simulator: Nexon's paths, key header, JSON shapes and error bodies, with
@@ -24,7 +24,7 @@ use maple_sim::{self as sim, SimConfig, Simulator};
   MAPLE_DATA_DIR      a folder with other templates (default: data/ built into the binary)
   MAPLE_SIM_GZIP      gzip answers to clients that take gzip (default true)
   MAPLE_LOG_FORMAT    json (default) or text; RUST_LOG filters the log lines
-The full configuration table: README.md, section Configuration."
+Every setting, with its default: docs/configuration.md."
 )]
 struct Cli {}
 
@@ -32,17 +32,14 @@ struct Cli {}
 async fn main() -> ExitCode {
     let Cli {} = maple_common::cli::parse();
     let env = Env::process();
-    let format = LogFormat::from_env(&env, LogFormat::Json);
+    let telemetry = TelemetryConfig::from_env(&env, LogFormat::Json);
     let listen = env.parse_or::<SocketAddr>("MAPLE_SIM_LISTEN", sim_default_listen());
     let gzip = env.parse_or::<bool>("MAPLE_SIM_GZIP", true);
-    let (format, listen, gzip) = match (format, listen, gzip) {
-        (Ok(f), Ok(l), Ok(g)) => (f, l, g),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            eprintln!("nexon-sim: {e}");
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
-    };
-    let _telemetry = match telemetry::start(&env, format, "info", "nexon-sim") {
+    if let Err(errors) = env.settle(Ok(())) {
+        eprintln!("nexon-sim: {errors}");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
+    let _telemetry = match telemetry::start(&telemetry, "info", "nexon-sim") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("nexon-sim: {e}");

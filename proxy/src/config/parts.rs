@@ -65,11 +65,11 @@ pub(super) fn routes_from_env(env: &Env) -> Result<RouteTable, ConfigError> {
             &env_var(&format!("routes.{name}.ttl_s")),
             default.ttl.as_secs(),
             0..=MAX_TTL_S,
-        )?;
+        );
         let deadline = env.millis_or(
             &env_var(&format!("routes.{name}.deadline_ms")),
             default.deadline,
-        )?;
+        );
         Ok(RoutePolicy {
             ttl: Duration::from_secs(ttl_s),
             deadline,
@@ -86,29 +86,29 @@ pub(super) fn routes_from_env(env: &Env) -> Result<RouteTable, ConfigError> {
 
 pub(super) fn cache_from_env(env: &Env) -> Result<CacheConfig, ConfigError> {
     let defaults = CacheConfig::default();
-    let stale_s = env.parse_within(CACHE_STALE_S, defaults.stale_for.as_secs(), 0..=MAX_TTL_S)?;
+    let stale_s = env.parse_within(CACHE_STALE_S, defaults.stale_for.as_secs(), 0..=MAX_TTL_S);
     // Revalidation serves expired entries, which live only for the stale window.
     let revalidate_s = env.parse_within(
         CACHE_REVALIDATE_S,
         defaults.revalidate_for.as_secs().min(stale_s),
         0..=stale_s,
-    )?;
+    );
     Ok(CacheConfig {
-        max_bytes: env.parse_within(CACHE_MAX_BYTES, defaults.max_bytes, (1 << 20)..=(64 << 30))?,
+        max_bytes: env.parse_within(CACHE_MAX_BYTES, defaults.max_bytes, (1 << 20)..=(64 << 30)),
         stale_for: Duration::from_secs(stale_s),
         revalidate_for: Duration::from_secs(revalidate_s),
         not_found_for: Duration::from_secs(env.parse_within(
             CACHE_NOT_FOUND_S,
             defaults.not_found_for.as_secs(),
             0..=3600,
-        )?),
+        )),
     })
 }
 
 pub(super) fn retry_from_env(env: &Env) -> Result<RetryConfig, ConfigError> {
     let defaults = RetryConfig::default();
-    let base_backoff = env.millis_or(RETRY_BASE_MS, defaults.base_backoff)?;
-    let max_backoff = env.millis_or(RETRY_MAX_BACKOFF_MS, defaults.max_backoff)?;
+    let base_backoff = env.millis_or(RETRY_BASE_MS, defaults.base_backoff);
+    let max_backoff = env.millis_or(RETRY_MAX_BACKOFF_MS, defaults.max_backoff);
     if max_backoff < base_backoff {
         return Err(ConfigError::new(
             RETRY_MAX_BACKOFF_MS,
@@ -117,25 +117,25 @@ pub(super) fn retry_from_env(env: &Env) -> Result<RetryConfig, ConfigError> {
         ));
     }
     Ok(RetryConfig {
-        max_attempts: env.parse_within(RETRY_MAX_ATTEMPTS, defaults.max_attempts, 1..=10)?,
+        max_attempts: env.parse_within(RETRY_MAX_ATTEMPTS, defaults.max_attempts, 1..=10),
         base_backoff,
         max_backoff,
-        budget_pct: env.parse_within(RETRY_BUDGET_PCT, defaults.budget_pct, 0..=100)?,
-        min_per_sec: env.parse_within(RETRY_MIN_PER_S, defaults.min_per_sec, 0..=10_000)?,
+        budget_pct: env.parse_within(RETRY_BUDGET_PCT, defaults.budget_pct, 0..=100),
+        min_per_sec: env.parse_within(RETRY_MIN_PER_S, defaults.min_per_sec, 0..=10_000),
     })
 }
 
 pub(super) fn rate_limit_from_env(env: &Env) -> Result<RateLimitConfig, ConfigError> {
     let defaults = RateLimitConfig::default();
-    let rps = env.parse_within(RATELIMIT_RPS, defaults.rps, 0.01..=1_000_000.0)?;
+    let rps = env.parse_within(RATELIMIT_RPS, defaults.rps, 0.01..=1_000_000.0);
     Ok(RateLimitConfig {
         rps,
-        burst: env.parse_within(RATELIMIT_BURST, rps.max(1.0), 1.0..=1_000_000.0)?,
+        burst: env.parse_within(RATELIMIT_BURST, rps.max(1.0), 1.0..=1_000_000.0),
         max_wait: Duration::from_millis(env.parse_within(
             RATELIMIT_MAX_WAIT_MS,
             u64::try_from(defaults.max_wait.as_millis()).unwrap_or(250),
             0..=60_000,
-        )?),
+        )),
     })
 }
 
@@ -146,8 +146,8 @@ pub(super) fn bulkhead_from_env(env: &Env) -> Result<BulkheadConfig, ConfigError
             BULKHEAD_MAX_CONCURRENT,
             defaults.max_concurrent,
             1..=10_000,
-        )?,
-        max_wait: env.millis_or(BULKHEAD_MAX_WAIT_MS, defaults.max_wait)?,
+        ),
+        max_wait: env.millis_or(BULKHEAD_MAX_WAIT_MS, defaults.max_wait),
     })
 }
 
@@ -174,28 +174,27 @@ pub(super) fn alerts_from_env(env: &Env) -> Result<AlertConfig, ConfigError> {
             ALERT_DEDUPE_S,
             defaults.dedupe_for.as_secs(),
             0..=86_400,
-        )?),
-        per_minute: env.parse_within(ALERT_PER_MINUTE, defaults.per_minute, 1..=600)?,
+        )),
+        per_minute: env.parse_within(ALERT_PER_MINUTE, defaults.per_minute, 1..=600),
     })
 }
 
 pub(super) fn breaker_from_env(env: &Env) -> Result<BreakerConfig, ConfigError> {
     let defaults = BreakerConfig::default();
-    let window = env.parse_within(BREAKER_WINDOW, defaults.window, 1..=1000)?;
+    let window = env.parse_within(BREAKER_WINDOW, defaults.window, 1..=1000);
     // Judging needs no more calls than the window holds.
-    let minimum_calls = env.parse_within(BREAKER_MIN_CALLS, defaults.minimum_calls, 1..=window)?;
+    let minimum_calls = env.parse_within(BREAKER_MIN_CALLS, defaults.minimum_calls, 1..=window);
     let failure_rate_pct =
-        env.parse_within(BREAKER_FAILURE_RATE, defaults.failure_rate_pct, 1..=100)?;
-    let probes = env.parse_within(BREAKER_PROBES, defaults.probes, 1..=100)?;
-    let slow_call = match env.get(BREAKER_SLOW_CALL_MS) {
-        None => None,
-        Some(_) => Some(env.millis_or(BREAKER_SLOW_CALL_MS, Duration::from_secs(1))?),
-    };
+        env.parse_within(BREAKER_FAILURE_RATE, defaults.failure_rate_pct, 1..=100);
+    let probes = env.parse_within(BREAKER_PROBES, defaults.probes, 1..=100);
+    let slow_call = env
+        .get(BREAKER_SLOW_CALL_MS)
+        .map(|_| env.millis_or(BREAKER_SLOW_CALL_MS, Duration::from_secs(1)));
     Ok(BreakerConfig {
         window,
         minimum_calls,
         failure_rate_pct,
-        open_for: env.millis_or(BREAKER_OPEN_MS, defaults.open_for)?,
+        open_for: env.millis_or(BREAKER_OPEN_MS, defaults.open_for),
         probes,
         slow_call,
     })

@@ -23,7 +23,7 @@ fn a_key_switches_to_nexon() {
 fn nexon_without_a_key_is_refused() {
     let err = ProxyConfig::from_env(&Env::from_pairs([(UPSTREAM, NEXON_BASE_URL)]))
         .expect_err("needs a key");
-    assert_eq!(err.var, API_KEY);
+    assert_eq!(err.0[0].var, API_KEY);
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn upstream_urls_are_validated() {
         assert!(Upstream::parse(bad).is_err(), "{bad}");
     }
     let err = ProxyConfig::from_env(&Env::from_pairs([(UPSTREAM, "nope")])).expect_err("invalid");
-    assert_eq!(err.var, UPSTREAM);
+    assert_eq!(err.0[0].var, UPSTREAM);
 }
 
 #[test]
@@ -72,7 +72,7 @@ fn breaker_settings_are_validated() {
         (BREAKER_OPEN_MS, "0"),
     ] {
         let err = ProxyConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
-        assert_eq!(err.var, var);
+        assert_eq!(err.0[0].var, var);
     }
 }
 
@@ -149,17 +149,37 @@ fn the_file_sits_under_the_environment() {
     std::fs::write(&path, "breaker:\n  windw: 3\n").expect("write");
     let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
         .expect_err("unknown key");
-    assert!(err.reason.contains("breaker.windw"), "{err}");
+    assert!(err.0[0].reason.contains("breaker.windw"), "{err}");
 
     std::fs::write(&path, "breaker:\n  window: 0\n").expect("write");
     let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
         .expect_err("out of range");
-    assert!(err.var.starts_with("breaker.window in "), "{err}");
+    assert!(err.0[0].var.starts_with("breaker.window in "), "{err}");
+
+    // A bad value in the file and two in the environment: all three at once.
+    std::fs::write(&path, "breaker:\n  window: 0\n").expect("write");
+    let err = ProxyConfig::load(&Env::from_pairs([
+        (CONFIG_FILE, path_str.as_str()),
+        (BREAKER_PROBES, "0"),
+        (LISTEN, "nowhere"),
+    ]))
+    .expect_err("three bad values");
+    let mut vars: Vec<&str> = err.0.iter().map(|e| e.var.as_str()).collect();
+    vars.sort_unstable();
+    assert_eq!(vars.len(), 3, "{err}");
+    assert!(
+        vars.contains(&BREAKER_PROBES) && vars.contains(&LISTEN),
+        "{err}"
+    );
+    assert!(
+        vars.iter().any(|v| v.starts_with("breaker.window in ")),
+        "{err}"
+    );
 
     std::fs::write(&path, "listen: [unclosed\n").expect("write");
     let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
         .expect_err("bad yaml");
-    assert_eq!(err.var, CONFIG_FILE);
+    assert_eq!(err.0[0].var, CONFIG_FILE);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -177,7 +197,7 @@ fn the_key_can_come_from_a_file() {
     std::fs::write(&path, "\n").expect("write");
     let err = ProxyConfig::from_env(&Env::from_pairs([(API_KEY_FILE, path_str.as_str())]))
         .expect_err("empty");
-    assert_eq!(err.var, API_KEY_FILE);
+    assert_eq!(err.0[0].var, API_KEY_FILE);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -198,5 +218,5 @@ fn secrets_compare_exactly() {
 fn zero_timeouts_are_rejected() {
     let err =
         ProxyConfig::from_env(&Env::from_pairs([(READ_TIMEOUT_MS, "0")])).expect_err("invalid");
-    assert_eq!(err.var, READ_TIMEOUT_MS);
+    assert_eq!(err.0[0].var, READ_TIMEOUT_MS);
 }

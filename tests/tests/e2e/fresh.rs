@@ -139,7 +139,7 @@ async fn help_and_version_answer_at_once_and_unknown_flags_exit_64() {
                 "{binary}: {stdout}"
             );
             assert!(
-                stdout.contains("README.md"),
+                stdout.contains("docs/configuration.md"),
                 "{binary} names the table: {stdout}"
             );
             assert!(
@@ -227,6 +227,68 @@ async fn a_start_up_error_names_its_cause_once() {
             1,
             "{binary}: {stderr}"
         );
+    }
+    let _ = std::fs::remove_dir_all(cwd);
+}
+
+/// A bad configuration names every invalid variable in one report, exit 64, before anything
+/// starts: an operator fixes them in one round, not one per restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_configuration_names_every_invalid_variable_at_once() {
+    let cwd = empty_dir("settings");
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "maple-core",
+            &[
+                ("MAPLE_CORE_LISTEN", "nowhere"),
+                ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "0"),
+                ("MAPLE_PRICE_RED_CUBE", "cheap"),
+                ("MAPLE_LOG_FORMAT", "xml"),
+            ],
+        ),
+        (
+            "maple-proxy",
+            &[
+                ("MAPLE_PROXY_LISTEN", "nowhere"),
+                ("MAPLE_PROXY_BREAKER_PROBES", "0"),
+                ("MAPLE_ACCESS_LOG", "maybe"),
+            ],
+        ),
+        (
+            "nexon-sim",
+            &[
+                ("MAPLE_SIM_LISTEN", "nowhere"),
+                ("MAPLE_SIM_GZIP", "perhaps"),
+                ("MAPLE_LOG_FORMAT", "xml"),
+            ],
+        ),
+        (
+            "maple",
+            &[
+                ("MAPLE_PROXY_LISTEN", "nowhere"),
+                ("MAPLE_CORE_REQUEST_TIMEOUT_MS", "0"),
+                ("MAPLE_SIM_LISTEN", "nowhere"),
+                ("MAPLE_LOG_FORMAT", "xml"),
+            ],
+        ),
+    ];
+    for (binary, bad) in cases {
+        let mut envs = bad.to_vec();
+        envs.push(("DATABASE_URL", "sqlite::memory:"));
+        let out = run(&workspace_binary(binary), &[], &envs, &cwd).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{binary}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{} invalid settings:", bad.len())),
+            "{binary}: {stderr}"
+        );
+        for (var, value) in bad {
+            assert_eq!(
+                stderr.matches(&format!("{value:?} for {var}")).count(),
+                1,
+                "{binary}: {var} once in {stderr}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(cwd);
 }
