@@ -2,7 +2,7 @@
 //! run it: the services the design names are there; every build points at a Dockerfile that
 //! exists; every health-gated dependency has a health check; every mounted file exists; the
 //! core and proxy environments are accepted by the binaries' own configuration parsers and
-//! documented in the README; every address (core → proxy, core → MySQL/Redis, Prometheus →
+//! documented in docs/configuration.md; every address (core → proxy, core → MySQL/Redis, Prometheus →
 //! targets) names a service and the port it listens on; the proxy is published only with
 //! client tokens; and each core's backup directory is a named volume of its own.
 
@@ -100,7 +100,8 @@ fn compose_matches_the_code_and_the_repository() {
     ] {
         service(name);
     }
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let settings =
+        std::fs::read_to_string(root.join("docs/configuration.md")).expect("configuration doc");
 
     for (name, definition) in services {
         let name = name.as_str().expect("name");
@@ -145,10 +146,10 @@ fn compose_matches_the_code_and_the_repository() {
     for name in ["core-1", "core-2", "proxy", "nexon-sim"] {
         for var in environment(service(name)).keys() {
             assert!(
-                readme.contains(&format!("`{var}`"))
-                    || readme.contains(&format!("`{var}` /"))
+                settings.contains(&format!("`{var}`"))
+                    || settings.contains(&format!("`{var}` /"))
                     || var == "NEXON_API_KEY",
-                "{name}: {var} is not in the README's configuration table"
+                "{name}: {var} is not in docs/configuration.md"
             );
         }
     }
