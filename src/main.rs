@@ -146,7 +146,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     wait_for_port(proxy_listen).await?;
 
     let core_listen = core.listen;
-    let database = maple_core::config::redact_url(core.database_url.expose());
+    let database = maple_core::redact_url(core.database_url.expose());
     let app = App::build(core).await?;
     let listener = TcpListener::bind(core_listen)
         .await

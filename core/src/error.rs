@@ -99,6 +99,7 @@ impl From<NexonError> for ApiError {
 impl ApiError {
     /// Every `code` an error body of core can carry (the API description's `ErrorCode` lists
     /// exactly these; a test holds each variant's [`Self::code`] to this list).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub const CODES: [&'static str; 27] = [
         "invalid_character_name",
         "invalid_path",

@@ -37,11 +37,16 @@ pub mod ready;
 pub mod state;
 mod valuation;
 
-pub use self::characters::SOURCE_HEADER;
-pub use self::client::{ClientIp, ClientLimits, KeyAllowance};
-pub use self::likes::{IDEMPOTENCY_KEY, REPLAYED};
-pub use self::ops::OPENAPI;
+pub use self::client::{ClientLimits, KeyAllowance};
 pub use self::state::AppState;
+// For the end-to-end tests.
+#[cfg(feature = "test-hooks")]
+pub use self::{
+    characters::SOURCE_HEADER,
+    client::ClientIp,
+    likes::{IDEMPOTENCY_KEY, REPLAYED},
+    ops::OPENAPI,
+};
 
 /// Every route but the admin ones (`admin::routes`): its path template and its handlers.
 fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -70,7 +75,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 }
 
 /// The path templates the router serves, the admin routes included (for the test that holds
-/// them against [`OPENAPI`]).
+/// them against the OpenAPI description).
+#[cfg(feature = "test-hooks")]
 pub fn route_templates() -> Vec<&'static str> {
     routes()
         .into_iter()

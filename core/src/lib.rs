@@ -22,24 +22,31 @@
 //! - [`http`]: routes, handlers and the middleware stack.
 //! - [`error`]: `ApiError`, the only place failures become HTTP responses.
 //! - [`metrics`]: every metric, declared once.
+//!
+//! # What is public
+//! The crate's API is what this file re-exports: [`App`] (build, then serve), [`CoreConfig`],
+//! [`StartError`], the admin-key helpers the `admin-key` subcommand uses and [`redact_url`]. The modules are private. The end-to-end tests, benches and the footprint
+//! test reach inside through the `test-hooks` feature, which makes the modules public (and
+//! compiles the few functions that exist only for them); no release build enables it.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod character;
-pub mod clock;
-pub mod config;
-pub mod equipment;
-pub mod error;
-pub mod http;
-pub mod likes;
-pub mod lock;
-pub mod metrics;
-pub mod nexon;
-pub mod ocids;
-pub mod redis_link;
-pub mod server;
-pub mod store;
-pub mod supervise;
+/// Declares the modules: private, or public (hidden from the docs) with `test-hooks`.
+macro_rules! modules {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[cfg(feature = "test-hooks")]
+            #[doc(hidden)]
+            pub mod $name;
+            #[cfg(not(feature = "test-hooks"))]
+            mod $name;
+        )+
+    };
+}
+
+modules!(
+    admin, character, clock, config, equipment, error, http, likes, lock, metrics, nexon, ocids,
+    redis_link, server, store, supervise,
+);
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,8 +56,12 @@ use maple_common::metrics::Label as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::config::CoreConfig;
+pub use crate::admin::{Scope, StoredKey, new_key};
+pub use crate::config::{CoreConfig, redact_url};
+#[cfg(feature = "test-hooks")]
 pub use crate::http::AppState;
+#[cfg(not(feature = "test-hooks"))]
+use crate::http::AppState;
 use crate::metrics::{CoreMetrics, ShutdownPhase};
 use crate::nexon::NexonClient;
 use crate::ocids::Ocids;
@@ -270,6 +281,8 @@ impl App {
         })
     }
 
+    /// What the handlers share: the tests' way into a running instance.
+    #[cfg(feature = "test-hooks")]
     pub fn state(&self) -> &AppState {
         &self.state
     }

@@ -53,13 +53,21 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use self::backup::{BackupDir, BackupError, BackupFile, decode as decode_backup};
-pub use self::batch::{Batch, Queued, Target, valid_key};
+pub use self::backup::BackupDir;
+pub use self::batch::valid_key;
 /// How long an idempotency key (and a flushed batch id) is remembered.
 pub use self::queue::REMEMBER as KEY_MEMORY;
-pub use self::state::{Added, BackupInfo, LikeConfig, LikeCount, LikeError, Likes};
+pub use self::state::{BackupInfo, LikeConfig, LikeCount, LikeError, Likes};
 use self::state::{Counts, Inner, Retained, SHARDS, Shard, Taken};
-pub use self::sync::{SyncError, SyncPass};
+pub use self::sync::SyncPass;
+// For the end-to-end tests, the fuzz test and the benches.
+#[cfg(feature = "test-hooks")]
+pub use self::{
+    backup::{BackupError, BackupFile, decode as decode_backup},
+    batch::{Batch, Queued, Target},
+    state::Added,
+    sync::SyncError,
+};
 use crate::lock::Locks;
 use crate::metrics::CoreMetrics;
 use crate::redis_link::RedisLink;
@@ -67,6 +75,7 @@ use crate::store::{Store, StoreError};
 use crate::supervise::{Task, supervised};
 
 /// The lock that elects the sync leader.
+#[cfg(feature = "test-hooks")]
 pub use crate::lock::LIKES_SYNC as SYNC_LOCK;
 
 impl Likes {
@@ -326,6 +335,7 @@ impl Likes {
     }
 
     /// The Redis scripts and link, for tests that drive a sync step by step.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn redis_parts(&self) -> Option<(&RedisLink, &queue::Scripts)> {
         Some((self.inner.redis.as_ref()?, &self.inner.scripts))
     }

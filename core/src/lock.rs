@@ -104,6 +104,7 @@ impl Guard {
         &self.fence
     }
 
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn backend(&self) -> Backend {
         self.backend
     }

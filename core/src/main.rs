@@ -60,7 +60,7 @@ enum Command {
 fn admin_key(name: &str, scopes: &str) -> ExitCode {
     let scopes: Result<std::collections::BTreeSet<_>, _> = scopes
         .split(',')
-        .map(|s| maple_core::admin::Scope::parse(s.trim()))
+        .map(|s| maple_core::Scope::parse(s.trim()))
         .collect();
     let scopes = match scopes {
         Ok(scopes) => scopes,
@@ -69,7 +69,7 @@ fn admin_key(name: &str, scopes: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    let (key, stored) = maple_core::admin::new_key(name, scopes);
+    let (key, stored) = maple_core::new_key(name, scopes);
     println!("key (give it to its holder; it is not stored anywhere): {key}");
     println!(
         "add to the \"keys\" array of the keys file: {}",

@@ -535,6 +535,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on a database failure.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub async fn count_characters(&self, name: &CharacterName) -> Result<i64, StoreError> {
         let (count,): (i64,) = on_pool!(self, pool => {
             sqlx::query_as("SELECT COUNT(*) FROM characters WHERE name = ?")

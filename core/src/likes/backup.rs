@@ -100,6 +100,7 @@ impl BackupDir {
         Self { dir }
     }
 
+    #[cfg(feature = "test-hooks")]
     pub fn path(&self) -> &Path {
         &self.dir
     }

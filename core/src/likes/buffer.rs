@@ -117,7 +117,7 @@ impl Likes {
 
     /// Makes the next `n` flushes panic before they take the buffer, as a bug would: the
     /// supervision test's fault injection (the flusher is restarted, nothing is lost).
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn panic_next_flushes(&self, n: usize) {
         self.inner.panics_to_inject.store(n, Ordering::Relaxed);
         self.inner.wake.notify_one();

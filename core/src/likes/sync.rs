@@ -141,8 +141,8 @@ impl Likes {
         Ok(total)
     }
 
-    /// Reads, commits and cleans up one set of claimed batches. Public for the tests that
-    /// stop a leader between the steps.
+    /// Reads, commits and cleans up one set of claimed batches (the tests that stop a leader
+    /// between the steps call it through `test-hooks`).
     ///
     /// # Errors
     /// [`SyncError`] for the step that failed.
