@@ -42,6 +42,8 @@ impl Default for BreakerConfig {
 /// The state, as the gauge and the admin API show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = BreakerState))]
 pub enum State {
     Closed,
     Open,
@@ -114,6 +116,8 @@ enum Inner {
 
 /// What the admin API shows.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = BreakerSnapshot))]
 pub struct Snapshot {
     pub state: State,
     pub calls_in_window: usize,

@@ -27,6 +27,21 @@ pub const NEXON_BASE_URL: &str = "https://open.api.nexon.com";
 #[serde(try_from = "String", into = "String")]
 pub struct Ocid(String);
 
+// The API description: a string of 32 lowercase hex characters.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Ocid {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-f]{32}$"))
+            .description(Some("Nexon's opaque character id."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Ocid {}
+
 /// Returned when a string is not a well-formed ocid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ocid must be 32 lowercase hexadecimal characters")]

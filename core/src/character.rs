@@ -70,6 +70,44 @@ impl CharacterName {
     }
 }
 
+/// The API description: the rule above as patterns, one per count of Hangul syllables (each
+/// counts 2, so `h` of them leave `MAX_WEIGHT - 2h` for the other characters).
+impl utoipa::PartialSchema for CharacterName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType, Type};
+        let mut counts = AnyOfBuilder::new().item(ObjectBuilder::new().schema_type(SchemaType::AnyValue).pattern(Some(format!(
+            "^[A-Za-z0-9]{{{MIN_WEIGHT},{MAX_WEIGHT}}}$"
+        ))));
+        let most_hangul = MAX_WEIGHT / 2;
+        for hangul in 1..=most_hangul {
+            let other = MAX_WEIGHT - 2 * hangul;
+            let pattern = if other == 0 {
+                format!("^[가-힣]{{{hangul}}}$")
+            } else {
+                format!("^[A-Za-z0-9]{{0,{other}}}(?:[가-힣][A-Za-z0-9]{{0,{other}}}){{{hangul}}}$")
+            };
+            counts = counts.item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .pattern(Some(pattern))
+                    .max_length(Some(hangul + other)),
+            );
+        }
+        counts
+            .schema_type(Type::String)
+            .description(Some(
+                "A MapleStory character name: Hangul syllables (U+AC00–U+D7A3) and ASCII \
+                 letters and digits, weighted length 2..=12 where a Hangul syllable counts 2 \
+                 (so 1–6 Hangul or 2–12 Latin characters). Each `anyOf` branch is one count of \
+                 Hangul syllables with its length bound. The server NFC-normalises the input \
+                 first (a name typed as conjoining jamo is the same name).",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CharacterName {}
+
 impl fmt::Display for CharacterName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -95,7 +95,7 @@ impl Served {
 }
 
 /// What a purge reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Purged {
     /// `None` without Redis.
     pub redis: Option<bool>,

@@ -16,6 +16,171 @@ use crate::character::InvalidName;
 use crate::nexon::NexonError;
 use crate::store::StoreError;
 
+/// Every `code` an error body of core can carry, its HTTP status and what it means. The API
+/// description's `ErrorCode` schema and each operation's error responses are built from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorCode {
+    InvalidCharacterName,
+    InvalidPath,
+    InvalidQuery,
+    InvalidRequest,
+    InvalidHeader,
+    Unauthorized,
+    KeyExpired,
+    Forbidden,
+    CharacterNotFound,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UriTooLong,
+    HeadersTooLarge,
+    RateLimited,
+    InternalError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UpstreamRateLimited,
+    UpstreamCircuitOpen,
+    StorageUnavailable,
+    LikesUnavailable,
+    OutcomeUnknown,
+    ShuttingDown,
+    Overloaded,
+    RequestTimeout,
+}
+
+impl ErrorCode {
+    /// Every code, by status.
+    pub const ALL: [Self; 27] = [
+        Self::InvalidCharacterName,
+        Self::InvalidPath,
+        Self::InvalidQuery,
+        Self::InvalidRequest,
+        Self::InvalidHeader,
+        Self::Unauthorized,
+        Self::KeyExpired,
+        Self::Forbidden,
+        Self::CharacterNotFound,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::UriTooLong,
+        Self::HeadersTooLarge,
+        Self::RateLimited,
+        Self::InternalError,
+        Self::UpstreamRejected,
+        Self::UpstreamUnavailable,
+        Self::UpstreamRateLimited,
+        Self::UpstreamCircuitOpen,
+        Self::StorageUnavailable,
+        Self::LikesUnavailable,
+        Self::OutcomeUnknown,
+        Self::ShuttingDown,
+        Self::Overloaded,
+        Self::RequestTimeout,
+    ];
+
+    /// The stable text clients branch on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidCharacterName => "invalid_character_name",
+            Self::InvalidPath => "invalid_path",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidHeader => "invalid_header",
+            Self::Unauthorized => "unauthorized",
+            Self::KeyExpired => "key_expired",
+            Self::Forbidden => "forbidden",
+            Self::CharacterNotFound => "character_not_found",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::InternalError => "internal_error",
+            Self::UpstreamRejected => "upstream_rejected",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamRateLimited => "upstream_rate_limited",
+            Self::UpstreamCircuitOpen => "upstream_circuit_open",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::LikesUnavailable => "likes_unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
+            Self::ShuttingDown => "shutting_down",
+            Self::Overloaded => "overloaded",
+            Self::RequestTimeout => "request_timeout",
+        }
+    }
+
+    /// The HTTP status every error with this code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidCharacterName => StatusCode::BAD_REQUEST,
+            Self::InvalidPath => StatusCode::BAD_REQUEST,
+            Self::InvalidQuery => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::InvalidHeader => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::KeyExpired => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::CharacterNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UpstreamRejected => StatusCode::BAD_GATEWAY,
+            Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamRateLimited => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamCircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::LikesUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// What it means, for the API description.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::InvalidCharacterName => "The `{name}` path segment is not a valid character name (see `CharacterName`).",
+            Self::InvalidPath => "A path segment could not be decoded (e.g. percent-encoding that is not UTF-8).",
+            Self::InvalidQuery => "The query string has an unknown parameter or a value of the wrong type/range.",
+            Self::InvalidRequest => "The JSON request body is malformed, has a missing/unknown field, the wrong `Content-Type`, or a value out of range (the message names the field).",
+            Self::InvalidHeader => "A request header is malformed (`Idempotency-Key`: must be 1 to 128 visible ASCII characters).",
+            Self::Unauthorized => "Admin route without a valid `Authorization: Bearer <key>` (missing or unknown key). Sent with `WWW-Authenticate`.",
+            Self::KeyExpired => "Admin route with a key past its `expires_at_ms`. Sent with `WWW-Authenticate`.",
+            Self::Forbidden => "Admin key is valid but lacks the scope the route needs.",
+            Self::CharacterNotFound => "Nexon (or, for the admin purge, the local name→ocid mapping) does not know the character.",
+            Self::NotFound => "No route matches the path.",
+            Self::MethodNotAllowed => "The path exists but not with this method.",
+            Self::Conflict => "Admin like sync: another instance is syncing right now.",
+            Self::PayloadTooLarge => "The request body (declared `Content-Length` or bytes read) exceeds the body limit (64 KiB by default).",
+            Self::UriTooLong => "The request target (path and query) exceeds the limit (2048 bytes by default).",
+            Self::HeadersTooLarge => "The header names and values exceed 16 KiB, or there are more than 64 header fields (defaults).",
+            Self::RateLimited => "This client exceeded its request rate on `/v1/` (or its like rate, or its rate of names no cache holds). Sent with `Retry-After` (seconds).",
+            Self::InternalError => "A bug (e.g. a handler panicked). Details are logged, never sent.",
+            Self::UpstreamRejected => "The Nexon API (or the proxy) refused our request: a bug or misconfiguration on our side.",
+            Self::UpstreamUnavailable => "The Nexon API / proxy failed, timed out or answered something malformed.",
+            Self::UpstreamRateLimited => "The Nexon API (or the proxy's quota) is rate limiting us. `Retry-After` when known.",
+            Self::UpstreamCircuitOpen => "Calls to the Nexon API are paused while it recovers (circuit breaker open). `Retry-After` when known.",
+            Self::StorageUnavailable => "The database is unavailable (or a stored entry is corrupt).",
+            Self::LikesUnavailable => "Likes cannot be stored (or synced) right now.",
+            Self::OutcomeUnknown => "No store confirmed the like, but Redis or the database may hold it (a write was sent and its answer lost, or too few replicas confirmed it): it may be counted. Retry with the same `Idempotency-Key`. `Retry-After: 1`.",
+            Self::ShuttingDown => "This instance is draining and takes no new likes; retry on another instance.",
+            Self::Overloaded => "Too many requests in flight on this instance (load shedding; not applied to `/health/*` and `/metrics`). `Retry-After: 1`.",
+            Self::RequestTimeout => "The request did not complete within the request timeout (10 s by default).",
+        }
+    }
+}
+
 /// A request failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -97,99 +262,40 @@ impl From<NexonError> for ApiError {
 }
 
 impl ApiError {
-    /// Every `code` an error body of core can carry (the API description's `ErrorCode` lists
-    /// exactly these; a test holds each variant's [`Self::code`] to this list).
-    #[cfg(any(test, feature = "test-hooks"))]
-    pub const CODES: [&'static str; 27] = [
-        "invalid_character_name",
-        "invalid_path",
-        "invalid_query",
-        "invalid_request",
-        "character_not_found",
-        "not_found",
-        "method_not_allowed",
-        "upstream_unavailable",
-        "upstream_rate_limited",
-        "upstream_circuit_open",
-        "upstream_rejected",
-        "storage_unavailable",
-        "request_timeout",
-        "invalid_header",
-        "rate_limited",
-        "likes_unavailable",
-        "outcome_unknown",
-        "shutting_down",
-        "forbidden",
-        "key_expired",
-        "unauthorized",
-        "conflict",
-        "uri_too_long",
-        "headers_too_large",
-        "payload_too_large",
-        "overloaded",
-        "internal_error",
-    ];
-
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidName(_)
-            | Self::InvalidPath(_)
-            | Self::InvalidQuery { .. }
-            | Self::InvalidRequest(_)
-            | Self::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Auth(crate::admin::AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
-            Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
-            Self::HeadersTooLarge(..) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::CharacterNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UpstreamUnavailable { .. }
-            | Self::UpstreamRateLimited { .. }
-            | Self::UpstreamCircuitOpen { .. }
-            | Self::Storage(_)
-            | Self::LikesUnavailable(_)
-            | Self::OutcomeUnknown(_)
-            | Self::ShuttingDown
-            | Self::Overloaded
-            | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     /// The stable `code` of the error body.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidName(_) => "invalid_character_name",
-            Self::InvalidPath(_) => "invalid_path",
-            Self::InvalidQuery { .. } => "invalid_query",
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::CharacterNotFound => "character_not_found",
-            Self::RouteNotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::UpstreamUnavailable { .. } => "upstream_unavailable",
-            Self::UpstreamRateLimited { .. } => "upstream_rate_limited",
-            Self::UpstreamCircuitOpen { .. } => "upstream_circuit_open",
-            Self::UpstreamRejected { .. } => "upstream_rejected",
-            Self::Storage(_) => "storage_unavailable",
-            Self::Timeout => "request_timeout",
-            Self::InvalidHeader { .. } => "invalid_header",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::LikesUnavailable(_) => "likes_unavailable",
-            Self::OutcomeUnknown(_) => "outcome_unknown",
-            Self::ShuttingDown => "shutting_down",
-            Self::Auth(crate::admin::AuthError::Forbidden { .. }) => "forbidden",
-            Self::Auth(crate::admin::AuthError::Expired { .. }) => "key_expired",
-            Self::Auth(_) => "unauthorized",
-            Self::Conflict(_) => "conflict",
-            Self::UriTooLong(_) => "uri_too_long",
-            Self::HeadersTooLarge(..) => "headers_too_large",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::Overloaded => "overloaded",
-            Self::Internal(_) => "internal_error",
+            Self::InvalidName(_) => ErrorCode::InvalidCharacterName,
+            Self::InvalidPath(_) => ErrorCode::InvalidPath,
+            Self::InvalidQuery { .. } => ErrorCode::InvalidQuery,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::CharacterNotFound => ErrorCode::CharacterNotFound,
+            Self::RouteNotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::UpstreamUnavailable { .. } => ErrorCode::UpstreamUnavailable,
+            Self::UpstreamRateLimited { .. } => ErrorCode::UpstreamRateLimited,
+            Self::UpstreamCircuitOpen { .. } => ErrorCode::UpstreamCircuitOpen,
+            Self::UpstreamRejected { .. } => ErrorCode::UpstreamRejected,
+            Self::Storage(_) => ErrorCode::StorageUnavailable,
+            Self::Timeout => ErrorCode::RequestTimeout,
+            Self::InvalidHeader { .. } => ErrorCode::InvalidHeader,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::LikesUnavailable(_) => ErrorCode::LikesUnavailable,
+            Self::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::Auth(crate::admin::AuthError::Forbidden { .. }) => ErrorCode::Forbidden,
+            Self::Auth(crate::admin::AuthError::Expired { .. }) => ErrorCode::KeyExpired,
+            Self::Auth(_) => ErrorCode::Unauthorized,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::UriTooLong(_) => ErrorCode::UriTooLong,
+            Self::HeadersTooLarge(..) => ErrorCode::HeadersTooLarge,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -220,7 +326,7 @@ pub struct LoggedError(pub Arc<ApiError>);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = ErrorBody::new(self.code(), self.public_message());
+        let body = ErrorBody::new(self.code().as_str(), self.public_message());
         let mut response = (status, Json(body)).into_response();
         if let Self::UpstreamRateLimited {
             retry_after: Some(after),
@@ -308,8 +414,13 @@ mod tests {
             ApiError::Overloaded,
             ApiError::Internal(text()),
         ];
-        let codes: Vec<&str> = every.iter().map(ApiError::code).collect();
-        assert_eq!(codes, ApiError::CODES);
+        // Every code is some error's, and each keeps the status its code documents.
+        let mut codes: Vec<ErrorCode> = every.iter().map(ApiError::code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let mut all = ErrorCode::ALL.to_vec();
+        all.sort_unstable();
+        assert_eq!(codes, all);
     }
 
     #[test]

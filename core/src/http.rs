@@ -32,6 +32,7 @@ mod extract;
 pub mod gate;
 mod likes;
 mod middleware;
+pub mod openapi;
 mod ops;
 pub mod ready;
 pub mod state;
@@ -45,7 +46,6 @@ pub use self::{
     characters::SOURCE_HEADER,
     client::ClientIp,
     likes::{IDEMPOTENCY_KEY, REPLAYED},
-    ops::OPENAPI,
 };
 
 /// Every route but the admin ones (`admin::routes`): its path template and its handlers.
@@ -70,7 +70,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/health/live", get(ops::live)),
         ("/health/ready", get(ops::ready)),
         ("/metrics", get(ops::metrics)),
-        ("/openapi.json", get(ops::openapi)),
+        ("/openapi.json", get(openapi::serve)),
     ]
 }
 

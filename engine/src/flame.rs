@@ -36,6 +36,7 @@ pub const MESO_RESET_PRICE: u64 = 3_000_000;
 /// Which flame's odds a reset draws with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FlameKind {
     /// The meso reset (추가옵션 재설정), with the black/eternal flame's odds.
     #[default]
@@ -418,6 +419,8 @@ pub fn weapon_probability(item: &FlameItem, kind: FlameKind, min_tier: u32) -> f
 
 /// Resets until success, from the probability of one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = FlameResets))]
 pub struct Resets {
     pub probability: f64,
     /// 1/p; `None` when the target cannot be reached (p = 0).

@@ -10,6 +10,7 @@ use crate::model::Category;
 /// One potential line as understood.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ParsedOption {
     /// A line the tables know: its category and whole-number value (seconds for cooldown,
     /// 0 for special lines without a number in the tables).

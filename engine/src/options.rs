@@ -8,6 +8,8 @@ use crate::starforce;
 
 /// How to price: reset method, miracle time, star-force options, flame weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ValuationOptions))]
 pub struct Options {
     pub method: Method,
     pub miracle_time: bool,

@@ -18,6 +18,7 @@ pub const MAX_TERMS: usize = 12;
 /// One condition on the three lines. Several terms are ANDed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Term {
     /// Main-stat % plus all-stat % summed over the lines ≥ `min`. For Xenon (`ALL`) `min` is
     /// in all-stat %: each STR, DEX or LUK % line counts a third of its value (the community

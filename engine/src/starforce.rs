@@ -49,6 +49,8 @@ use self::spread::spread_unchecked;
 
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = StarforceExpectation))]
 pub struct Expectation {
     /// Everything the stars cost: attempts, recovery mesos and the spare items at
     /// `spare_mesos` (0 each when no price was given).

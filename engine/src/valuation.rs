@@ -25,6 +25,7 @@ use crate::tierup;
 
 /// The priced potential of one item.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PotentialPrice {
     pub target: Vec<Term>,
     pub probability: f64,
@@ -38,6 +39,7 @@ pub struct PotentialPrice {
 
 /// One item's line of the breakdown.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemValuation {
     pub slot: String,
     pub name: String,
@@ -78,6 +80,7 @@ pub struct ItemValuation {
 /// How a flame's boss class was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BossBy {
     /// The shipped catalogue names the item.
     Catalogue,
@@ -89,6 +92,7 @@ pub enum BossBy {
 
 /// One item's flames, priced (DOMAIN.md §6d).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlamePrice {
     /// Armour and accessories: the score to reach (main stat + 10 × all stat % + 4 × ATT or
     /// MATT, secondary stat at its weight).
@@ -136,6 +140,7 @@ impl StarforceRule {
 
 /// The whole character.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CharacterValuation {
     pub character_class: Option<String>,
     pub main_stat: Option<MainStat>,
@@ -156,6 +161,7 @@ pub struct CharacterValuation {
 
 /// One preset's totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresetValuation {
     pub preset_no: u32,
     /// Whether this is the preset the character wears (`preset_no` of the response).

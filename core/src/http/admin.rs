@@ -13,16 +13,18 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde::Deserialize;
-use serde_json::json;
+use maple_common::breaker::Snapshot;
+use maple_common::nexon::Ocid;
+use serde::{Deserialize, Serialize};
 
 use super::client::ClientIp;
 use super::extract::parse_name;
 use super::state::AppState;
 use crate::admin::{AuditRetention, AuthError, Scope};
 use crate::clock::now_ms;
+use crate::equipment::Purged;
 use crate::error::ApiError;
-use crate::likes::SyncPass;
+use crate::likes::{BackupInfo, SyncPass};
 use crate::store::audit::AuditEntry;
 
 /// One admin route: its full path, handlers, the scope it needs and its audit action.
@@ -211,7 +213,7 @@ async fn attempt(
     response
 }
 
-fn ok(body: serde_json::Value) -> Result<Response, ApiError> {
+fn ok<T: Serialize>(body: T) -> Result<Response, ApiError> {
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
@@ -219,28 +221,86 @@ fn ok(body: serde_json::Value) -> Result<Response, ApiError> {
 pub(super) async fn state(State(s): State<AppState>) -> Result<Response, ApiError> {
     let (l1_entries, l1_bytes) = s.characters.equipment.l1_usage();
     let backups = s.likes.backup_files().await;
-    ok(json!({
-        "database": { "dialect": s.store.dialect(), "breaker": s.store.breaker() },
-        "redis": s.characters.equipment.redis_breaker().map(|b| json!({
-            "breaker": b,
-            "breakers": {
-                "equipment": b,
-                "likes": s.likes.redis_breaker(),
-                "locks": s.locks.redis_breaker(),
-            },
-        })),
-        "equipment": {
-            "l1_entries": l1_entries,
-            "l1_bytes": l1_bytes,
-            "loads_in_flight": s.characters.equipment.in_flight(),
-            "decompressed_bodies": s.characters.bodies.entry_count(),
+    ok(AdminState {
+        database: DatabaseState {
+            dialect: s.store.dialect(),
+            breaker: s.store.breaker(),
         },
-        "likes": {
-            "buffered": s.likes.buffered(),
-            "backup_files": backups.len(),
+        redis: s
+            .characters
+            .equipment
+            .redis_breaker()
+            .map(|equipment| RedisState {
+                breaker: equipment.clone(),
+                breakers: RedisBreakers {
+                    equipment,
+                    likes: s.likes.redis_breaker(),
+                    locks: s.locks.redis_breaker(),
+                },
+            }),
+        equipment: EquipmentState {
+            l1_entries,
+            l1_bytes,
+            loads_in_flight: s.characters.equipment.in_flight(),
+            decompressed_bodies: s.characters.bodies.entry_count(),
         },
-        "draining": s.shutdown.is_cancelled(),
-    }))
+        likes: LikesState {
+            buffered: s.likes.buffered(),
+            backup_files: backups.len(),
+        },
+        draining: s.shutdown.is_cancelled(),
+    })
+}
+
+/// This instance as the admin API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct AdminState {
+    database: DatabaseState,
+    /// null without Redis. `breaker` is the equipment use's (kept for existing clients);
+    /// `breakers` has each use's.
+    redis: Option<RedisState>,
+    equipment: EquipmentState,
+    likes: LikesState,
+    /// Whether shutdown has begun.
+    draining: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct DatabaseState {
+    /// `sqlite` or `mysql`.
+    dialect: &'static str,
+    breaker: Snapshot,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RedisState {
+    breaker: Snapshot,
+    breakers: RedisBreakers,
+}
+
+/// One breaker per use of Redis: a slow equipment read cannot open the breaker that guards
+/// like flushes or lock renewals (null for a use without Redis).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RedisBreakers {
+    equipment: Snapshot,
+    likes: Option<Snapshot>,
+    locks: Option<Snapshot>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct EquipmentState {
+    l1_entries: u64,
+    l1_bytes: u64,
+    loads_in_flight: usize,
+    decompressed_bodies: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct LikesState {
+    /// Likes in this instance's buffer.
+    buffered: usize,
+    /// Backup files waiting in the backup folder.
+    backup_files: usize,
 }
 
 /// `POST /v1/admin/characters/{name}/purge` (`cache:purge`).
@@ -254,14 +314,32 @@ pub(super) async fn purge(
         return Err(ApiError::CharacterNotFound);
     };
     let purged = s.characters.equipment.purge(&ocid).await;
-    ok(json!({ "name": name.as_str(), "ocid": ocid, "purged": purged }))
+    ok(PurgeResponse {
+        name: name.as_str().to_owned(),
+        ocid,
+        purged,
+    })
+}
+
+/// What a purge reached.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct PurgeResponse {
+    name: String,
+    ocid: Ocid,
+    purged: Purged,
 }
 
 /// `POST /v1/admin/likes/sync` (`likes:sync`): one sync pass now.
 pub(super) async fn sync(State(s): State<AppState>) -> Result<Response, ApiError> {
     match s.likes.sync_once().await {
-        Ok(SyncPass::Synced(likes)) => ok(json!({ "result": "synced", "likes": likes })),
-        Ok(SyncPass::Idle) => ok(json!({ "result": "idle", "likes": 0 })),
+        Ok(SyncPass::Synced(likes)) => ok(SyncResponse {
+            result: SyncOutcome::Synced,
+            likes,
+        }),
+        Ok(SyncPass::Idle) => ok(SyncResponse {
+            result: SyncOutcome::Idle,
+            likes: 0,
+        }),
         Ok(SyncPass::Busy) => Err(ApiError::Conflict(
             "another instance is syncing now; try again in a second".into(),
         )),
@@ -269,17 +347,51 @@ pub(super) async fn sync(State(s): State<AppState>) -> Result<Response, ApiError
     }
 }
 
+/// One sync pass.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SyncResponse {
+    result: SyncOutcome,
+    /// Likes written to the database.
+    likes: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum SyncOutcome {
+    Synced,
+    Idle,
+}
+
 /// `GET /v1/admin/backups` (`likes:backup`): backup files waiting to be applied.
 pub(super) async fn backups(State(s): State<AppState>) -> Result<Response, ApiError> {
     let files = s.likes.backup_files().await;
-    ok(json!({ "directory": s.likes.config().backup_dir, "files": files }))
+    ok(BackupsResponse {
+        directory: s.likes.config().backup_dir.display().to_string(),
+        files,
+    })
+}
+
+/// The backup folder and its files.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct BackupsResponse {
+    directory: String,
+    files: Vec<BackupInfo>,
 }
 
 /// `POST /v1/admin/backups/apply` (`likes:backup`): apply what can be applied now.
 pub(super) async fn apply_backups(State(s): State<AppState>) -> Result<Response, ApiError> {
     let applied = s.likes.recover().await;
     let left = s.likes.backup_files().await;
-    ok(json!({ "applied": applied, "left": left }))
+    ok(ApplyBackupsResponse { applied, left })
+}
+
+/// What applying the backup files did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ApplyBackupsResponse {
+    /// Files applied and archived.
+    applied: usize,
+    /// Files still waiting (or unreadable).
+    left: Vec<BackupInfo>,
 }
 
 /// `GET /v1/admin/config` (`config:read`): the configuration, secrets redacted.
@@ -287,9 +399,12 @@ pub(super) async fn config(State(s): State<AppState>) -> Result<Response, ApiErr
     ok(s.config.redacted())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
+    /// How many entries, newest first (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -310,5 +425,11 @@ pub(super) async fn audit(
         });
     }
     let entries = s.store.recent_audit(limit).await?;
-    ok(json!({ "entries": entries }))
+    ok(AuditResponse { entries })
+}
+
+/// The newest audit entries, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct AuditResponse {
+    entries: Vec<AuditEntry>,
 }

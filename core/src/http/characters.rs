@@ -13,7 +13,7 @@ use bytes::Bytes;
 use maple_common::metrics::Label as _;
 use maple_common::nexon::Ocid;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::client::ClientIp;
 use super::extract::{accepts_gzip, etag_matches, parse_name};
@@ -53,7 +53,7 @@ pub(super) async fn character(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CharacterBasic>, ApiError> {
     let name = parse_name(path)?;
     let ocid = resolve(&state, client, &name).await?;
     let basic = state
@@ -64,9 +64,23 @@ pub(super) async fn character(
         serde_json::from_slice(&basic).map_err(|e| ApiError::UpstreamUnavailable {
             cause: format!("malformed basic response: {e}"),
         })?;
-    Ok(Json(
-        json!({ "name": name.as_str(), "ocid": ocid, "basic": basic }),
-    ))
+    Ok(Json(CharacterBasic {
+        name: name.as_str().to_owned(),
+        ocid,
+        basic,
+    }))
+}
+
+/// A character: its name, ocid and Nexon's basic information.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CharacterBasic {
+    /// The validated, NFC-normalised name as requested.
+    pub name: String,
+    pub ocid: Ocid,
+    /// Nexon's `character/basic` document, verbatim (e.g. `character_name`, `world_name`,
+    /// `character_class`, `character_level`, `date`, …).
+    #[schema(value_type = Object)]
+    pub basic: Value,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,13 +4,11 @@
 //! Rule: request bodies are decoded strictly (unknown fields refused) and every refusal names
 //! the field; the engine itself never sees unvalidated input.
 
-use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::client::ClientIp;
 use super::state::AppState;
@@ -31,34 +29,56 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// A term's minimum.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TermMin)]
 struct Min {
+    #[schema(minimum = 1, maximum = 1000)]
     min: u32,
 }
 
-#[derive(Debug, Deserialize)]
+/// The stat term's stat and minimum.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TermStatMin)]
 struct StatMin {
     stat: MainStat,
+    #[schema(minimum = 1, maximum = 1000)]
     min: u32,
 }
 
-/// The target object: each present key is one term; all must hold.
-#[derive(Debug, Default, Deserialize)]
+/// The target: each present (non-null) key is one term; all must hold. At least one term is
+/// required; `null` is the same as absent.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TargetSpec {
+    /// Main-stat % plus all-stat % summed over the lines ≥ `min`. For Xenon (`stat: "ALL"`)
+    /// `min` is in all-stat %, each STR, DEX or LUK % line counting a third of its value (the
+    /// community convention).
     stat_pct: Option<StatMin>,
+    /// ATT % summed ≥ `min`.
     att_pct: Option<Min>,
+    /// MATT % summed ≥ `min`.
     matt_pct: Option<Min>,
+    /// At least `min` boss-damage lines.
     boss_lines: Option<Min>,
+    /// Boss damage % summed over the lines ≥ `min` (by value: 40+30 is 70).
     boss_pct: Option<Min>,
+    /// At least `min` ignore-defense lines.
     ied_lines: Option<Min>,
+    /// Ignore-defense % summed over the lines ≥ `min` (by value; the game multiplies lines,
+    /// the sum orders potentials the same way within a point).
     ied_pct: Option<Min>,
+    /// At least `min` critical-damage lines.
     crit_damage_lines: Option<Min>,
+    /// At least `min` item-drop lines.
     drop_lines: Option<Min>,
+    /// At least `min` lines that are item drop or meso amount.
     meso_or_drop_lines: Option<Min>,
+    /// Cooldown reduction seconds summed ≥ `min`.
     cooldown_seconds: Option<Min>,
+    /// At least `min` lines that are ATT % (or MATT %) or boss damage.
     att_or_boss_lines: Option<Min>,
 }
 
@@ -88,15 +108,21 @@ impl TargetSpec {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Unknown fields are refused. `level` must be within the tables (120..=250 for most parts).
+/// The (`cube`, `grade`) pair must have a rate table; the built-in tables cover red, black,
+/// meso (black tables) and meister at unique/legendary; master at epic/unique; occult at
+/// rare/epic (other pairs: 400).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProbabilityRequest {
     item_type: ItemType,
+    #[schema(maximum = 300)]
     level: u32,
     grade: Grade,
     cube: Method,
     target: TargetSpec,
-    /// The item's grade now: tier-up is counted from here to `grade` (default rare).
+    /// The item's grade now: tier-up is counted from here to `grade` (default rare). Above
+    /// `grade` is a 400 naming `from_grade`.
     #[serde(default)]
     from_grade: Option<Grade>,
 }
@@ -105,7 +131,7 @@ pub(super) struct ProbabilityRequest {
 pub(super) async fn probability(
     State(state): State<AppState>,
     request: Result<Json<ProbabilityRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProbabilityResponse>, ApiError> {
     let request = body(request)?;
     if request.level > 300 {
         return Err(ApiError::InvalidRequest(format!(
@@ -133,10 +159,6 @@ pub(super) async fn probability(
     )
     .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let expected_resets = (p > 0.0).then(|| 1.0 / p);
-    let quantiles: BTreeMap<&str, Option<u64>> = QUANTILES
-        .iter()
-        .map(|(name, q)| (*name, potential::resets_quantile(p, *q)))
-        .collect();
     let cost_per_reset = engine
         .prices
         .per_reset(request.cube, request.level, request.grade);
@@ -156,26 +178,75 @@ pub(super) async fn probability(
             })
             .sum()
     });
-    Ok(Json(json!({
-        "probability": p,
-        "expected_resets": expected_resets,
-        "quantiles": quantiles,
-        "cost_per_reset": cost_per_reset,
-        "expected_cost": expected_cost,
-        "tier_up_resets_from_rare": tierup::path(Grade::Rare, request.grade, request.cube, false)
+    let quantile = |q: f64| potential::resets_quantile(p, q);
+    Ok(Json(ProbabilityResponse {
+        probability: p,
+        expected_resets,
+        quantiles: ResetQuantiles {
+            p50: quantile(QUANTILES[0].1),
+            p75: quantile(QUANTILES[1].1),
+            p90: quantile(QUANTILES[2].1),
+            p95: quantile(QUANTILES[3].1),
+            p99: quantile(QUANTILES[4].1),
+        },
+        cost_per_reset,
+        expected_cost,
+        tier_up_resets_from_rare: tierup::path(Grade::Rare, request.grade, request.cube, false)
             .map(|steps| steps.iter().map(|(_, r)| r).sum::<f64>()),
-        "from_grade": from_grade,
-        "tier_up_resets": tier_up.as_ref().map(|steps| steps.iter().map(|(_, r)| r).sum::<f64>()),
-        "tier_up_cost": tier_up_cost,
-    })))
+        from_grade,
+        tier_up_resets: tier_up
+            .as_ref()
+            .map(|steps| steps.iter().map(|(_, r)| r).sum::<f64>()),
+        tier_up_cost,
+    }))
+}
+
+/// The odds of one potential and what reaching it costs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ProbabilityResponse {
+    /// P(one reset meets the target).
+    #[schema(minimum = 0, maximum = 1)]
+    probability: f64,
+    /// 1 / probability; null when the probability is 0.
+    expected_resets: Option<f64>,
+    quantiles: ResetQuantiles,
+    /// Mesos per reset; null when no price is configured for the method (master, meister,
+    /// occult).
+    cost_per_reset: Option<u64>,
+    /// expected_resets × cost_per_reset; null when either is null.
+    expected_cost: Option<f64>,
+    /// Expected resets to tier up from rare to `grade` (0 at rare); null for methods without
+    /// tier-up rates (master, meister, occult).
+    tier_up_resets_from_rare: Option<f64>,
+    /// The grade tier-up is counted from (the request's `from_grade`, rare by default).
+    from_grade: Grade,
+    /// Expected resets to tier up from `from_grade` to `grade` (0 when they are equal); null
+    /// for methods without tier-up rates.
+    tier_up_resets: Option<f64>,
+    /// Mesos of those resets, each step at its own grade's price; null without tier-up rates
+    /// or prices.
+    tier_up_cost: Option<f64>,
+}
+
+/// Resets needed to succeed with 50/75/90/95/99% confidence; each null when the probability
+/// is 0.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ResetQuantiles {
+    p50: Option<u64>,
+    p75: Option<u64>,
+    p90: Option<u64>,
+    p95: Option<u64>,
+    p99: Option<u64>,
 }
 
 /// The star-force answer: the exact means, their spread and the cost table used.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = StarforceResponse)]
 pub(super) struct StarforceAnswer {
     #[serde(flatten)]
     expectation: starforce::Expectation,
     quantiles: starforce::Spread,
+    /// The 0–14★ cost table the server is configured with (`MAPLE_STARFORCE_COSTS`).
     cost_table: starforce::CostTable,
 }
 
@@ -212,9 +283,11 @@ pub(super) async fn starforce(
 }
 
 /// `POST /v1/flames/probability`: a target the user picks.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FlameRequest {
+    /// The item's base_equipment_level.
+    #[schema(maximum = 300)]
     level: u32,
     #[serde(default)]
     weapon: bool,
@@ -240,7 +313,8 @@ pub(super) struct FlameRequest {
 }
 
 /// The answer: the odds of one flame and the resets until success.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = FlameResponse)]
 pub(super) struct FlameAnswer {
     #[serde(flatten)]
     resets: flame::Resets,

@@ -7,7 +7,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::characters::resolve;
 use super::client::ClientIp;
@@ -115,14 +114,12 @@ pub async fn add(
             LikeError::Unavailable(reason) => ApiError::LikesUnavailable(reason),
             LikeError::OutcomeUnknown(reason) => ApiError::OutcomeUnknown(reason),
         })?;
-    let mut body = json!({
-        "name": name.as_str(),
-        "likes": added.likes,
-        "counted": added.counted,
-    });
-    if added.partial {
-        body["partial"] = json!(true);
-    }
+    let body = LikeAdded {
+        name: name.as_str().to_owned(),
+        likes: added.likes,
+        counted: added.counted,
+        partial: added.partial,
+    };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if !added.counted {
         response
@@ -138,13 +135,42 @@ pub async fn count(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LikeCountAnswer>, ApiError> {
     let name = parse_name(path)?;
     let ocid = resolve(&state, client, &name).await?;
     let count = state.likes.count(&ocid).await?;
-    let mut body = json!({ "name": name.as_str(), "likes": count.likes });
-    if count.partial {
-        body["partial"] = json!(true);
-    }
-    Ok(Json(body))
+    Ok(Json(LikeCountAnswer {
+        name: name.as_str().to_owned(),
+        likes: count.likes,
+        partial: count.partial,
+    }))
+}
+
+/// The answer to a like.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LikeAdded {
+    pub name: String,
+    /// The count after this like's flush (stored + pending).
+    pub likes: i64,
+    /// `false` when the `Idempotency-Key` had been counted before.
+    pub counted: bool,
+    /// Present (and `true`) while this instance has not read the character's count yet (or
+    /// its last read could not reach a store): `likes` is then what it remembers plus the
+    /// likes it acknowledged since, and may be low. The like itself is stored; the
+    /// acknowledgement never waits for a read.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// A character's like count.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = LikeCount)]
+pub struct LikeCountAnswer {
+    pub name: String,
+    /// Synced and pending likes.
+    pub likes: i64,
+    /// Present (and `true`) only when a store could not be read; the true count may be
+    /// higher.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }

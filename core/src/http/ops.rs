@@ -1,4 +1,5 @@
-//! The operational routes: `/health/live`, `/health/ready`, `/metrics` and `/openapi.json`.
+//! The operational routes: `/health/live`, `/health/ready` and `/metrics` (`/openapi.json` is
+//! [`super::openapi`]'s).
 
 use std::time::Duration;
 
@@ -7,30 +8,73 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maple_common::metrics::Label as _;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::state::AppState;
 use crate::admin::KeysFileState;
 use crate::metrics::{CacheName, Dependency, PoolState};
 
-/// The API's description (OpenAPI 3.1), kept by hand beside the code and served at
-/// `/openapi.json`. It lists exactly the routes of [`router`](super::router): the e2e test `openapi` checks
-/// both ways (paths and methods), and the schemathesis run checks the bodies.
-pub const OPENAPI: &str = include_str!("../../openapi.json");
-
-pub(super) async fn openapi() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        OPENAPI,
-    )
-        .into_response()
+/// `/health/live`: the process answers.
+pub(super) async fn live() -> Json<Liveness> {
+    Json(Liveness {
+        status: LiveStatus::Ok,
+    })
 }
 
-pub(super) async fn live() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The process answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Liveness {
+    status: LiveStatus,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum LiveStatus {
+    Ok,
+}
+
+/// Whether this instance serves, and what its dependencies answered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Readiness {
+    status: ReadyStatus,
+    /// Absent while draining.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<Checks>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReadyStatus {
+    Ready,
+    Degraded,
+    Draining,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Checks {
+    database: Probe,
+    /// `sqlite` or `mysql`.
+    database_kind: &'static str,
+    redis: RedisProbe,
+}
+
+/// What a dependency answered within [`PROBE_TIMEOUT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Probe {
+    Ok,
+    Unavailable,
+    Timeout,
+}
+
+/// [`Probe`], or `not_configured` without Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum RedisProbe {
+    Ok,
+    Unavailable,
+    Timeout,
+    NotConfigured,
 }
 
 /// Each cache's entries and bytes into `maple_core_cache_entries` / `maple_core_cache_bytes`.
@@ -81,20 +125,32 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "draining" })),
+            Json(Readiness {
+                status: ReadyStatus::Draining,
+                checks: None,
+            }),
         )
             .into_response();
     }
     let (database, redis) = probe(&state).await;
-    let degraded = database != "ok" || redis.is_some_and(|r| r != "ok");
-    let body = json!({
-        "status": if degraded { "degraded" } else { "ready" },
-        "checks": {
-            "database": database,
-            "database_kind": state.store.dialect(),
-            "redis": redis.unwrap_or("not_configured"),
+    let degraded = database != Probe::Ok || redis.is_some_and(|r| r != Probe::Ok);
+    let body = Readiness {
+        status: if degraded {
+            ReadyStatus::Degraded
+        } else {
+            ReadyStatus::Ready
         },
-    });
+        checks: Some(Checks {
+            database,
+            database_kind: state.store.dialect(),
+            redis: match redis {
+                None => RedisProbe::NotConfigured,
+                Some(Probe::Ok) => RedisProbe::Ok,
+                Some(Probe::Unavailable) => RedisProbe::Unavailable,
+                Some(Probe::Timeout) => RedisProbe::Timeout,
+            },
+        }),
+    };
     (StatusCode::OK, Json(body)).into_response()
 }
 
@@ -102,26 +158,26 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
 /// [`PROBE_TIMEOUT`]; records the answers in `maple_core_dependency_up`. Each is `ok`,
 /// `unavailable` or `timeout`.
 /// (`unavailable` at once while the database's breaker is open.)
-async fn probe(state: &AppState) -> (&'static str, Option<&'static str>) {
+async fn probe(state: &AppState) -> (Probe, Option<Probe>) {
     let database = async {
         match tokio::time::timeout(PROBE_TIMEOUT, state.store.ping()).await {
-            Ok(Ok(())) => "ok",
-            Ok(Err(_)) => "unavailable",
-            Err(_) => "timeout",
+            Ok(Ok(())) => Probe::Ok,
+            Ok(Err(_)) => Probe::Unavailable,
+            Err(_) => Probe::Timeout,
         }
     };
     let redis = async {
         match tokio::time::timeout(PROBE_TIMEOUT, state.likes.redis_answers()).await {
             Ok(None) => None,
-            Ok(Some(true)) => Some("ok"),
-            Ok(Some(false)) => Some("unavailable"),
-            Err(_) => Some("timeout"),
+            Ok(Some(true)) => Some(Probe::Ok),
+            Ok(Some(false)) => Some(Probe::Unavailable),
+            Err(_) => Some(Probe::Timeout),
         }
     };
     let (database, redis) = tokio::join!(database, redis);
     let up = &state.metrics.dependency_up;
-    up.set(Dependency::Database, i64::from(database == "ok"));
-    up.set(Dependency::Redis, i64::from(redis == Some("ok")));
+    up.set(Dependency::Database, i64::from(database == Probe::Ok));
+    up.set(Dependency::Redis, i64::from(redis == Some(Probe::Ok)));
     (database, redis)
 }
 

@@ -59,6 +59,15 @@ impl Ready {
     }
 }
 
+/// The shape of a valuation answer, for the API description: [`Valued::new`] writes these
+/// bytes itself around the valuation's own JSON (a test holds the two together).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct CharacterExpectation {
+    name: String,
+    ocid: Ocid,
+    valuation: maple_engine::valuation::CharacterValuation,
+}
+
 /// A character's valuation answer, ready: `{"name":…,"ocid":…,"valuation":…}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Valued {
@@ -163,5 +172,36 @@ mod tests {
         assert_eq!(&valued.valuation()[..], br#"{"total":1.5,"s":"\""}"#);
         assert!(valued.is_for(&name, &ocid));
         assert!(!valued.is_for(&CharacterName::parse("Other1").expect("name"), &ocid));
+    }
+
+    /// The bytes `Valued::new` writes are what the API description says:
+    /// `CharacterExpectation` serialised.
+    #[test]
+    fn a_valued_answer_has_the_described_shape() {
+        let name = CharacterName::parse("아델").expect("name");
+        let ocid: Ocid = "0123456789abcdef0123456789abcdef".parse().expect("ocid");
+        let valuation = maple_engine::valuation::CharacterValuation {
+            character_class: Some("아델".to_owned()),
+            main_stat: None,
+            options: maple_engine::options::Options::default(),
+            items: Vec::new(),
+            total_potential_mesos: 1.0,
+            total_additional_mesos: 2.0,
+            total_starforce_mesos: 3.0,
+            total_flame_mesos: 4.0,
+            total_mesos: 10.0,
+            unpriced_items: 0,
+            presets: Vec::new(),
+        };
+        let bytes = serde_json::to_vec(&valuation).expect("json");
+        let valued = Valued::new(name.clone(), ocid.clone(), &bytes);
+        let described = CharacterExpectation {
+            name: name.as_str().to_owned(),
+            ocid,
+            valuation,
+        };
+        let written: serde_json::Value =
+            serde_json::from_slice(&valued.ready.identity).expect("json");
+        assert_eq!(written, serde_json::to_value(&described).expect("json"));
     }
 }

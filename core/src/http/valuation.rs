@@ -33,25 +33,48 @@ use maple_engine::valuation::{self, Gear, Options};
 pub const VALUATION_HEADER: &str = "x-maple-valuation";
 
 /// Pricing choices a client may make per request; the rest come from configuration.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ValuationQuery {
+    /// Reset method used to price potentials (default: configuration, `meso`). KMS sells no
+    /// cubes since the meso reset (2024-01-25): `meso` is what a KMS player pays; `red` and
+    /// `black` price with configured market cube prices and KMS tier-up rates.
     method: Option<Method>,
+    /// Miracle time (doubled tier-up rates) (default: configuration, `false`).
     miracle_time: Option<bool>,
+    /// Star-force rules, `kms-2026` (default) or `kms-2025`.
     rules: Option<starforce::Rules>,
+    /// Under kms-2025 only: star catch on every attempt (default `false`); under kms-2026 its
+    /// bonus always applies.
     star_catch: Option<bool>,
+    /// Safeguard at 15–17★ (default: configuration, `false`).
     safeguard: Option<bool>,
+    /// 30% star-force discount event (default: configuration, `false`).
     discount_30: Option<bool>,
+    /// 30% destruction reduction event (up to 21★) (default: configuration, `false`).
     destroy_reduction: Option<bool>,
+    /// Shining Star Force: 30% off attempts, 30% less destruction at ≤ 21★, 20% off recovery
+    /// mesos (default `false`).
     shining: Option<bool>,
+    /// The 5/10/15 event: attempts at 5★, 10★ and 15★ always succeed.
     event_5_10_15: Option<bool>,
+    /// The 1+1 event: a success at ≤ 10★ adds a second star (default `false`).
     one_plus_one: Option<bool>,
+    /// MVP grade: 3% / 5% / 10% off attempts below 17★, added to the 30% event.
     mvp: Option<starforce::Mvp>,
+    /// PC room: 5% off attempts below 17★, added to the others.
     pc_room: Option<bool>,
+    /// How a destroyed item is repaired under kms-2026: `cheapest` (default), `twelve` or
+    /// `keep` (refused under kms-2025).
     repair: Option<starforce::Repair>,
+    /// Price of one identical item, taken by every star-force repair (default: free).
+    /// `replacement_mesos` is its older name; give one of the two.
     #[serde(alias = "replacement_mesos")]
     spare_mesos: Option<u64>,
-    /// The flame score's weight of a secondary stat, 0..=1.
+    /// The flame score's weight of a secondary stat, 0..=1, rounded to hundredths (default 0:
+    /// the KMS community score counts the main stat only).
+    #[param(minimum = 0, maximum = 1)]
     flame_secondary_weight: Option<f64>,
 }
 

@@ -80,7 +80,8 @@ pub struct Added {
 }
 
 /// A backup file, for the admin API.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = BackupFile)]
 pub struct BackupInfo {
     pub file: String,
     pub bytes: u64,

@@ -5,14 +5,19 @@ use serde::Serialize;
 use super::{Pool, Store, StoreError};
 
 /// One admin request as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
+    /// Unix ms.
     pub at_ms: i64,
     /// The key's name, or `-` when no valid key was presented.
     pub key_name: String,
+    /// e.g. `state.read`, `cache.purge`, `likes.sync`, `backups.list`, `backups.apply`,
+    /// `config.read`, `audit.read`.
     pub action: String,
     pub target: String,
+    /// The HTTP status answered.
     pub status: i16,
+    /// Client IP address.
     pub client: String,
 }
 

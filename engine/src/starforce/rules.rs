@@ -33,6 +33,8 @@ const ONE_PLUS_ONE_UP_TO: usize = 10;
 
 /// Which game rules price the stars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = StarforceRules))]
 pub enum Rules {
     /// KMS since 2026-03-19 (Update/799): star catch always applied, traces and two repairs.
     #[default]
@@ -67,6 +69,7 @@ impl FromStr for Rules {
 /// How a destroyed item is repaired (kms-2026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Repair {
     /// Per star, whichever of the two costs less in expectation (items at `spare_mesos`).
     #[default]
@@ -80,6 +83,7 @@ pub enum Repair {
 /// The repair chosen at one star.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RepairChoice {
     Twelve,
     Keep,
@@ -88,6 +92,7 @@ pub enum RepairChoice {
 /// MVP grades' discount on attempts below 17★ (silver 3%, gold 5%, diamond 10%).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Mvp {
     Silver,
     Gold,
@@ -116,6 +121,8 @@ const MEMBER_DISCOUNT_BELOW: usize = 17;
 /// What the user asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = StarforceRequest))]
 pub struct Request {
     pub level: u32,
     pub from: u32,
@@ -220,6 +227,7 @@ pub enum StarforceError {
 /// KMS (meso resets, Korean names), so [`CostTable::Kms`] is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CostTable {
     /// The KMS sites' table (default).
     #[default]

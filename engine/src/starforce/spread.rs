@@ -19,6 +19,7 @@ pub(super) const SPREAD_SEED: u64 = 0x4d61_706c_6553_7461;
 
 /// The five quantiles players read.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quantiles<T> {
     pub p50: T,
     pub p75: T,
@@ -45,6 +46,8 @@ impl<T> Quantiles<T> {
 
 /// How far the outcome of a climb may stray from its mean.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = StarforceSpread))]
 pub struct Spread {
     /// Mesos spent (recovery mesos and spare items at `spare_mesos` included), from a seeded
     /// simulation; `None` when the chain is too long to simulate (see `trials`).
