@@ -248,7 +248,7 @@ impl GearItem {
                 .sum()
         };
         std::mem::size_of::<Self>()
-            + 2 * std::mem::size_of::<usize>()
+            + crate::ARC_COUNTS_BYTES
             + self.slot.capacity()
             + self.name.capacity()
             + (self.lines.capacity() + self.additional_lines.capacity())
@@ -297,7 +297,7 @@ impl From<&Equipment> for Gear {
         let mut seen = Vec::new();
         // The form in its `Arc` (two counters), then what it points to.
         let mut weight = std::mem::size_of::<Self>()
-            + 2 * std::mem::size_of::<usize>()
+            + crate::ARC_COUNTS_BYTES
             + equipment.character_class.as_ref().map_or(0, String::len);
         let items = shared(&equipment.item_equipment, &mut seen, &mut weight);
         let presets = [

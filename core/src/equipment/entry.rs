@@ -28,7 +28,7 @@ impl Entry {
     /// allocation, or a share of the response they came in) and the entry with its `Arc`
     /// counters (checked against the real footprint by `tests/footprint.rs`).
     pub fn weight(&self) -> usize {
-        self.gzip.len() + std::mem::size_of::<Self>() + 2 * std::mem::size_of::<usize>()
+        self.gzip.len() + std::mem::size_of::<Self>() + maple_engine::ARC_COUNTS_BYTES
     }
 
     /// Compresses a body fetched now (CPU work: call it off the async workers).

@@ -117,7 +117,7 @@ impl Valued {
     /// counters, the answer's bodies and tags, the name and the ocid.
     pub fn weight(&self) -> usize {
         std::mem::size_of::<Self>()
-            + 2 * std::mem::size_of::<usize>()
+            + maple_engine::ARC_COUNTS_BYTES
             + self.ready.weight()
             + self.name.as_str().len()
             + self.ocid.as_str().len()
