@@ -9,6 +9,7 @@
 #        environment reaches maple, e.g. MAPLE_ACCESS_LOG=off MAPLE_LOG_FORMAT=json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 SECONDS_THINK=${SECONDS_THINK:-60}
 SECONDS_MAX=${SECONDS_MAX:-30}
@@ -28,7 +29,7 @@ RUST_LOG=warn MAPLE_SIM_LISTEN=127.0.0.1:18090 MAPLE_PROXY_UPSTREAM=http://127.0
   MAPLE_PROXY_URL=http://127.0.0.1:18081 MAPLE_CORE_LISTEN=$CORE MAPLE_CORE_CLIENT_RATE=0 MAPLE_CORE_CLIENT_MISS_RATE=0 \
   DATABASE_URL="sqlite://$work/maple.db" target/release/maple >"$work/maple.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/dev/null && break; sleep 0.1; done
+wait_ready "http://$CORE" 20 "$pid" "$work/maple.log"
 
 echo "# bench-core $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, maple $(git rev-parse --short HEAD), embedded (SQLite), 200 characters warmed"
 echo

@@ -17,6 +17,7 @@
 # Usage: scripts/bench-expectation.sh      (SECONDS_RUN=20 CHARS=3000 OLD_REV=… to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 SECONDS_RUN=${SECONDS_RUN:-20}
 CHARS=${CHARS:-3000}
@@ -71,8 +72,7 @@ start_stack() { # binary
     MAPLE_CORE_EQUIPMENT_FRESH_S=3600 MAPLE_ACCESS_LOG=off \
     DATABASE_URL="sqlite://$work/db/maple.db" "$1" >>"$work/maple.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/dev/null && return; sleep 0.1; done
-  echo "stack did not come up" >&2; tail -20 "$work/maple.log" >&2; exit 1
+  wait_ready "http://$CORE" 30 "$pid" "$work/maple.log"
 }
 
 # Names: "bench" and five letters from the index (any name exists in the simulated world).

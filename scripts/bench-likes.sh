@@ -15,6 +15,7 @@
 #        to measure another build of `maple`, e.g. an older commit's, MAPLE_BIN_LABEL to name it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 SECONDS_RUN=${SECONDS_RUN:-20}
 USERS=${USERS:-256}
@@ -46,8 +47,7 @@ start_stack() { # extra env as arguments
     MAPLE_PROXY_URL=http://127.0.0.1:18081 MAPLE_CORE_LISTEN=$CORE MAPLE_CORE_CLIENT_RATE=0 MAPLE_CORE_CLIENT_MISS_RATE=0 MAPLE_CORE_LIKES_RATE=0 \
     MAPLE_CORE_BACKUP_DIR="$work/backup" "$@" "$MAPLE_BIN" >>"$work/maple.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/dev/null && return; sleep 0.1; done
-  echo "stack did not come up" >&2; tail -20 "$work/maple.log" >&2; exit 1
+  wait_ready "http://$CORE" 30 "$pid" "$work/maple.log"
 }
 
 header() {

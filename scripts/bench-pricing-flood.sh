@@ -11,6 +11,7 @@
 # Uses the default ports (8080 core, 8081 proxy, 9081 its admin, 8090 simulator).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/scripts/lib.sh"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin maple
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p maple-tests --bin pricing-flood
 run() {
@@ -26,10 +27,7 @@ run() {
     exec "$root/target/release/maple"
   ) &
   pid=$!
-  for _ in $(seq 1 100); do
-    curl -fsS http://127.0.0.1:8080/health/ready >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  wait_ready http://127.0.0.1:8080 10 "$pid"
   printf '%s: ' "$label"
   "$root/target/release/pricing-flood" --target http://127.0.0.1:8080 --tag "pf$(date +%s | tail -c 6)"
   kill "$pid"

@@ -9,6 +9,7 @@
 # Usage: scripts/profile-likes.sh      (LIKES=20000 CONNECTIONS=64 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 LIKES=${LIKES:-20000}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -35,12 +36,8 @@ env RUST_LOG=warn MAPLE_SIM_LISTEN=127.0.0.1:18090 MAPLE_PROXY_UPSTREAM=http://1
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" \
   target/release/maple >"$work/maple.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 1200); do
-  curl -fsS -o /dev/null "http://$CORE/health/ready" 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.5
-done
-curl -fsS -o /dev/null "http://$CORE/health/ready" || { echo "stack did not come up" >&2; tail -20 "$work/maple.log" >&2; exit 1; }
+# Under valgrind start-up is slow: up to ten minutes.
+wait_ready "http://$CORE" 600 "$pid" "$work/maple.log"
 
 # One client process outside valgrind: CONNECTIONS threads, each a keep-alive connection.
 python3 - "$CORE" "$LIKES" "$CONNECTIONS" "$pid" <<'PY'

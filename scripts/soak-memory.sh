@@ -3,8 +3,7 @@
 # process, access log off, per-client limits lifted) prices N new characters (default 15,000;
 # one expectation each, 8 at a time). The process's RSS is sampled every 1,000 characters, and
 # at the end each cache's entries and weighed bytes are read from core's and the proxy's
-# metrics, to set against the sum of the declared bounds (docs/operations in the README,
-# "Memory"). Prints Markdown for docs/benchmarks.md.
+# metrics, to set against the sum of the declared bounds (docs/operations.md, "Memory"). Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/soak-memory.sh [N]
 #
@@ -12,6 +11,7 @@
 # folder for var/ (SQLite).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/scripts/lib.sh"
 n="${1:-15000}"
 cargo build --release --quiet --bin maple --manifest-path "$root/Cargo.toml"
 work="$(mktemp -d)"
@@ -29,8 +29,5 @@ trap cleanup EXIT INT TERM
   exec "$root/target/release/maple"
 ) &
 pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS http://127.0.0.1:8080/health/ready >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_ready http://127.0.0.1:8080 10 "$pid"
 python3 "$root/scripts/soak_memory.py" --pid "$pid" --characters "$n"
