@@ -15,6 +15,11 @@ use serde::Deserialize;
 use crate::model::Grade;
 use crate::option::{self, ParsedOption};
 
+/// The bytes an `Arc` allocation holds besides its value: the strong and the weak count. Every
+/// cache weight of a value kept in an `Arc` adds them (`core/tests/footprint.rs` checks the
+/// weights against what the allocator saw).
+pub const ARC_COUNTS_BYTES: usize = 2 * std::mem::size_of::<usize>();
+
 /// The fields of Nexon's item-equipment response the valuation reads.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Equipment {
@@ -248,7 +253,7 @@ impl GearItem {
                 .sum()
         };
         std::mem::size_of::<Self>()
-            + crate::ARC_COUNTS_BYTES
+            + ARC_COUNTS_BYTES
             + self.slot.capacity()
             + self.name.capacity()
             + (self.lines.capacity() + self.additional_lines.capacity())
@@ -297,7 +302,7 @@ impl From<&Equipment> for Gear {
         let mut seen = Vec::new();
         // The form in its `Arc` (two counters), then what it points to.
         let mut weight = std::mem::size_of::<Self>()
-            + crate::ARC_COUNTS_BYTES
+            + ARC_COUNTS_BYTES
             + equipment.character_class.as_ref().map_or(0, String::len);
         let items = shared(&equipment.item_equipment, &mut seen, &mut weight);
         let presets = [

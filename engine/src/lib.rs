@@ -41,10 +41,7 @@ pub mod valuation;
 
 use std::path::Path;
 
-/// The bytes an `Arc` allocation holds besides its value: the strong and the weak count. Every
-/// cache weight of a value kept in an `Arc` adds them (`core/tests/footprint.rs` checks the
-/// weights against what the allocator saw).
-pub const ARC_COUNTS_BYTES: usize = 2 * std::mem::size_of::<usize>();
+pub use crate::gear::ARC_COUNTS_BYTES;
 
 use crate::additional::AdditionalTables;
 use crate::options::Options;
