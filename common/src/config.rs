@@ -22,6 +22,9 @@ pub struct Env {
     fallback: HashMap<String, String>,
     /// The bad values read so far, in the order they were read (clones share them).
     problems: Arc<Mutex<Vec<ConfigError>>>,
+    /// Each declared setting read so far and its value as the dump shows it
+    /// (`crate::setting`).
+    pub(crate) effective: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 /// A variable that is present but unusable.
@@ -71,6 +74,7 @@ impl Env {
             overrides: None,
             fallback: HashMap::new(),
             problems: Arc::default(),
+            effective: Arc::default(),
         }
     }
 
@@ -90,6 +94,7 @@ impl Env {
             ),
             fallback: HashMap::new(),
             problems: Arc::default(),
+            effective: Arc::default(),
         }
     }
 

@@ -13,6 +13,8 @@
 //! - [`rate`]: the token bucket (GCRA) behind every rate limit.
 //! - [`nexon`]: the Nexon Open API's vocabulary: paths, the key header, ocids, error codes.
 //! - [`config`]: typed environment configuration with a replaceable source.
+//! - [`setting`]: settings declared once (name, default, bounds, doc), read, documented and
+//!   dumped from that declaration.
 //! - [`telemetry`]: tracing set-up (JSON lines or text, `log` bridged).
 //! - [`shutdown`]: the process signal that starts a graceful shutdown.
 #![forbid(unsafe_code)]
@@ -27,5 +29,6 @@ pub mod flight;
 pub mod metrics;
 pub mod nexon;
 pub mod rate;
+pub mod setting;
 pub mod shutdown;
 pub mod telemetry;

@@ -51,15 +51,17 @@ pub struct TierConfig {
 
 impl Default for TierConfig {
     fn default() -> Self {
+        // The declared defaults (`config::settings`). The latch's TTL is longer than a fetch
+        // may take (core's upstream timeout), so a slow leader keeps it; short enough that a
+        // crashed leader's frees the key soon.
+        use crate::config::settings;
         Self {
-            fresh_for: Duration::from_secs(300),
-            l1_max_bytes: 64 * 1024 * 1024,
-            raw_max_bytes: 64 * 1024 * 1024,
-            // Longer than a fetch may take (core's upstream timeout, 5 s), so a slow leader
-            // keeps it; short enough that a crashed leader's frees the key soon.
-            latch_ttl: Duration::from_secs(8),
-            latch_wait: Duration::from_secs(3),
-            stale_after: Duration::from_millis(200),
+            fresh_for: Duration::from_secs(settings::EQUIPMENT_FRESH_S.default_value()),
+            l1_max_bytes: settings::L1_MAX_BYTES.default_value(),
+            raw_max_bytes: settings::RAW_MAX_BYTES.default_value(),
+            latch_ttl: Duration::from_millis(settings::LATCH_TTL_MS.default_value()),
+            latch_wait: Duration::from_millis(settings::LATCH_WAIT_MS.default_value()),
+            stale_after: Duration::from_millis(settings::STALE_AFTER_MS.default_value()),
         }
     }
 }

@@ -38,11 +38,14 @@ pub struct ConnectionLimits {
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
+        use crate::config::settings;
         Self {
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_millis(
+                settings::HEADER_READ_TIMEOUT_MS.default_value(),
+            ),
             max_headers: 100,
             max_buf_size: 64 * 1024,
-            max_connections: 4096,
+            max_connections: settings::MAX_CONNECTIONS.default_value(),
         }
     }
 }

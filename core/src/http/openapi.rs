@@ -1108,20 +1108,10 @@ impl PartialSchema for AdminConfigSchema {
         ObjectBuilder::new()
             .schema_type(Type::Object)
             .description(Some(
-                "Every setting, grouped as `CoreConfig` holds them; secrets only as \
-                 `<set>`/`<unset>`, URLs with passwords replaced.",
+                "Every declared setting by its variable, as it was read (the default when \
+                 unset): secrets only as `<set>`/`<unset>`, URLs with passwords replaced.",
             ))
-            .property("listen", string())
-            .property("proxy_url", string())
-            .property(
-                "proxy_token",
-                string().enum_values(Some(["<set>", "<unset>"])),
-            )
-            .property("database_url", string())
-            .required("listen")
-            .required("proxy_url")
-            .required("proxy_token")
-            .required("database_url")
+            .additional_properties(Some(string()))
             .into()
     }
 }

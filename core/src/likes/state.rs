@@ -52,17 +52,22 @@ pub struct LikeConfig {
 
 impl Default for LikeConfig {
     fn default() -> Self {
+        // The declared defaults (`config::settings`).
+        use crate::config::settings;
+        let millis = |setting: &settings::Setting<u64>| {
+            Duration::from_millis(setting.default_value())
+        };
         Self {
-            flush_every: Duration::from_millis(2),
-            sync_every: Duration::from_secs(1),
-            watch_every: Duration::from_secs(2),
-            client_rate: 20.0,
-            client_burst: 40.0,
-            keys_per_client: 10_000,
-            backup_dir: PathBuf::from("var/backup"),
-            archive_max_bytes: 256 << 20,
-            namespace: "maple".to_owned(),
-            lock_lease: Duration::from_secs(10),
+            flush_every: millis(&settings::LIKES_FLUSH_MS),
+            sync_every: millis(&settings::LIKES_SYNC_MS),
+            watch_every: millis(&settings::LIKES_WATCH_MS),
+            client_rate: settings::LIKES_RATE.default_value(),
+            client_burst: settings::LIKES_BURST.default_value(),
+            keys_per_client: settings::LIKES_KEYS_PER_CLIENT.default_value(),
+            backup_dir: settings::BACKUP_DIR.default_value(),
+            archive_max_bytes: settings::BACKUP_ARCHIVE_BYTES.default_value(),
+            namespace: settings::REDIS_NAMESPACE.default_value(),
+            lock_lease: millis(&settings::LOCK_LEASE_MS),
         }
     }
 }

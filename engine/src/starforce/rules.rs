@@ -225,7 +225,9 @@ pub enum StarforceError {
 /// give `1000 + L³·(s+1)/36` and `/571, /314, /214, /157, /107`, which is exactly the first
 /// table at 70% (25/0.7 ≈ 36, 400/0.7 ≈ 571, …): KMS's permanent 30% cut below 15★. We price
 /// KMS (meso resets, Korean names), so [`CostTable::Kms`] is the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CostTable {

@@ -599,8 +599,8 @@ async fn a_forced_sync_and_backup_files_through_the_admin_api() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["proxy_token"], "<set>");
-    assert_eq!(body["likes"]["sync_ms"], 3_600_000);
+    assert_eq!(body["MAPLE_PROXY_TOKEN"], "<set>");
+    assert_eq!(body["MAPLE_CORE_LIKES_SYNC_MS"], "3600000");
     let text = body.to_string();
     assert!(!text.contains("core-to-proxy-secret"), "{text}");
     stack.stop().await;
