@@ -293,6 +293,29 @@ pub fn table(settings: &[&dyn Describe]) -> String {
     out
 }
 
+/// `doc` with each section's table rendered from its settings: the table between
+/// `<!-- settings: NAME -->` and `<!-- end settings -->` is replaced by [`table`].
+///
+/// # Errors
+/// The section whose markers are missing.
+pub fn render_sections(doc: &str, sections: &[(&str, &[&dyn Describe])]) -> Result<String, String> {
+    let mut rendered = doc.to_owned();
+    for (name, settings) in sections {
+        let begin = format!("<!-- settings: {name} -->\n");
+        let end = "<!-- end settings -->";
+        let start = rendered
+            .find(&begin)
+            .ok_or_else(|| format!("{begin:?} is missing"))?
+            + begin.len();
+        let stop = start
+            + rendered[start..]
+                .find(end)
+                .ok_or_else(|| format!("{end:?} is missing after {begin:?}"))?;
+        rendered.replace_range(start..stop, &table(settings));
+    }
+    Ok(rendered)
+}
+
 impl Env {
     /// Keeps what a declared setting was read as, for the dump ([`Self::effective`]).
     fn keep(&self, var: &str, shown: Shown, value: Option<String>) {

@@ -26,10 +26,11 @@ pub struct AlertConfig {
 
 impl Default for AlertConfig {
     fn default() -> Self {
+        use crate::config::vars::*;
         Self {
             webhook: None,
-            dedupe_for: Duration::from_secs(300),
-            per_minute: 6,
+            dedupe_for: Duration::from_secs(ALERT_DEDUPE_S.default_value()),
+            per_minute: ALERT_PER_MINUTE.default_value(),
         }
     }
 }

@@ -29,11 +29,12 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
+        use crate::config::vars::*;
         Self {
-            max_bytes: 256 * 1024 * 1024,
-            stale_for: Duration::from_secs(24 * 3600),
-            revalidate_for: Duration::from_secs(60),
-            not_found_for: Duration::from_secs(30),
+            max_bytes: CACHE_MAX_BYTES.default_value(),
+            stale_for: Duration::from_secs(CACHE_STALE_S.default_value()),
+            revalidate_for: Duration::from_secs(CACHE_REVALIDATE_S.default_value()),
+            not_found_for: Duration::from_secs(CACHE_NOT_FOUND_S.default_value()),
         }
     }
 }

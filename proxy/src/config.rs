@@ -24,7 +24,7 @@ mod parts;
 #[cfg(test)]
 mod tests;
 mod upstream;
-mod vars;
+pub mod vars;
 
 pub use self::file::{FILE_KEYS, env_var, parse_file};
 use self::parts::{
@@ -81,14 +81,14 @@ impl ProxyConfig {
     /// [`ConfigErrors`]: the file's own trouble, or every invalid key or variable (a value
     /// from the file is named by its key and the file), with anything noted in `env` before.
     pub fn load(env: &Env) -> Result<Self, ConfigErrors> {
-        let Some(path) = env.get_direct(CONFIG_FILE) else {
+        let Some(path) = env.get_direct(CONFIG_FILE.var) else {
             return Self::from_env(env);
         };
         let values = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::new(CONFIG_FILE, path.clone(), e))
+            .map_err(|e| ConfigError::new(CONFIG_FILE.var, path.clone(), e))
             .and_then(|text| {
                 parse_file(&text)
-                    .map_err(|reason| ConfigError::new(CONFIG_FILE, path.clone(), reason))
+                    .map_err(|reason| ConfigError::new(CONFIG_FILE.var, path.clone(), reason))
             });
         let values = match values {
             Ok(values) => values,
@@ -138,7 +138,7 @@ impl ProxyConfig {
     /// [`ConfigError`] for a value the others depend on (the key, the upstream) or a check
     /// across settings.
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
-        let key = match (env.get(API_KEY), env.get(API_KEY_FILE)) {
+        let key = match (env.optional(&API_KEY), env.optional(&API_KEY_FILE)) {
             (Some(key), _) => Some(key),
             (None, Some(file)) => Some(read_secret_file(&file)?),
             (None, None) => None,
@@ -148,48 +148,47 @@ impl ProxyConfig {
         } else {
             SIMULATOR_UPSTREAM
         };
-        let upstream_raw = env.string_or(UPSTREAM, default_upstream);
+        let upstream_raw = env.derived(&UPSTREAM, default_upstream.to_owned());
         let upstream = Upstream::parse(&upstream_raw)
-            .map_err(|reason| ConfigError::new(UPSTREAM, upstream_raw.clone(), reason))?;
+            .map_err(|reason| ConfigError::new(UPSTREAM.var, upstream_raw.clone(), reason))?;
         if upstream.is_nexon() && !upstream.tls {
             return Err(ConfigError::new(
-                UPSTREAM,
+                UPSTREAM.var,
                 upstream_raw,
                 "the Nexon API must be reached over https:// (the key travels in a header)",
             ));
         }
         let api_key = match key {
             Some(key) => Secret::new(key)
-                .map_err(|reason| ConfigError::new(API_KEY, "<redacted>", reason))?,
+                .map_err(|reason| ConfigError::new(API_KEY.var, "<redacted>", reason))?,
             None if upstream.is_nexon() => {
                 return Err(ConfigError::new(
-                    API_KEY,
+                    API_KEY.var,
                     "",
                     "the real Nexon API needs a key; unset MAPLE_PROXY_UPSTREAM to use the simulator",
                 ));
             }
             None => Secret::new(SIMULATOR_API_KEY.to_owned())
-                .map_err(|reason| ConfigError::new(API_KEY, "", reason))?,
+                .map_err(|reason| ConfigError::new(API_KEY.var, "", reason))?,
         };
-        let threads: usize = env.parse_within(THREADS, 2, 1..=256);
         Ok(Self {
-            listen: env.parse_or(LISTEN, SocketAddr::from(([127, 0, 0, 1], 8081))),
-            admin_listen: env.parse_or(ADMIN_LISTEN, SocketAddr::from(([127, 0, 0, 1], 9081))),
+            listen: env.setting(&LISTEN),
+            admin_listen: env.setting(&ADMIN_LISTEN),
             upstream,
             api_key,
-            connect_timeout: env.millis_or(CONNECT_TIMEOUT_MS, Duration::from_secs(1)),
-            read_timeout: env.millis_or(READ_TIMEOUT_MS, Duration::from_secs(3)),
-            threads,
-            grace_period: Duration::from_secs(env.parse_or(GRACE_PERIOD_S, 3_u64)),
-            breaker: breaker_from_env(env)?,
-            routes: routes_from_env(env)?,
-            cache: cache_from_env(env)?,
+            connect_timeout: Duration::from_millis(env.setting(&CONNECT_TIMEOUT_MS)),
+            read_timeout: Duration::from_millis(env.setting(&READ_TIMEOUT_MS)),
+            threads: env.setting(&THREADS),
+            grace_period: Duration::from_secs(env.setting(&GRACE_PERIOD_S)),
+            breaker: breaker_from_env(env),
+            routes: routes_from_env(env),
+            cache: cache_from_env(env),
             retry: retry_from_env(env)?,
-            rate_limit: rate_limit_from_env(env)?,
-            bulkhead: bulkhead_from_env(env)?,
-            max_body_bytes: env.parse_within(MAX_BODY_BYTES, 8 << 20, 1024..=(256 << 20)),
+            rate_limit: rate_limit_from_env(env),
+            bulkhead: bulkhead_from_env(env),
+            max_body_bytes: env.setting(&MAX_BODY_BYTES),
             alerts: alerts_from_env(env)?,
-            client_tokens: tokens(env, CLIENT_TOKENS)?,
+            client_tokens: tokens(env)?,
             admin_token: admin_token(env)?,
         })
     }

@@ -20,9 +20,10 @@ pub struct BulkheadConfig {
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
+        use crate::config::vars::*;
         Self {
-            max_concurrent: 64,
-            max_wait: Duration::from_millis(500),
+            max_concurrent: BULKHEAD_MAX_CONCURRENT.default_value(),
+            max_wait: Duration::from_millis(BULKHEAD_MAX_WAIT_MS.default_value()),
         }
     }
 }
@@ -43,12 +44,13 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
+        use crate::config::vars::*;
         Self {
-            max_attempts: 3,
-            base_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(1000),
-            budget_pct: 20,
-            min_per_sec: 5,
+            max_attempts: RETRY_MAX_ATTEMPTS.default_value(),
+            base_backoff: Duration::from_millis(RETRY_BASE_MS.default_value()),
+            max_backoff: Duration::from_millis(RETRY_MAX_BACKOFF_MS.default_value()),
+            budget_pct: RETRY_BUDGET_PCT.default_value(),
+            min_per_sec: RETRY_MIN_PER_S.default_value(),
         }
     }
 }

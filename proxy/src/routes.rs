@@ -63,22 +63,25 @@ pub struct RouteTable {
     pub other: RoutePolicy,
 }
 
-/// Default deadline of every route.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
-
 impl Default for RouteTable {
-    /// An ocid changes only when a character is renamed or deleted: cached for hours.
-    /// Character data is refreshed by Nexon through the day: minutes.
+    /// The declared defaults (`config::vars`): an ocid changes only when a character is
+    /// renamed or deleted, so it is cached for hours; character data is refreshed by Nexon
+    /// through the day: minutes.
     fn default() -> Self {
-        let policy = |ttl_s| RoutePolicy {
-            ttl: Duration::from_secs(ttl_s),
-            deadline: DEFAULT_DEADLINE,
+        use crate::config::vars::*;
+        use maple_common::setting::Setting;
+        let policy = |ttl: &Setting<u64>, deadline: &Setting<u64>| RoutePolicy {
+            ttl: Duration::from_secs(ttl.default_value()),
+            deadline: Duration::from_millis(deadline.default_value()),
         };
         Self {
-            id: policy(6 * 3600),
-            basic: policy(300),
-            item_equipment: policy(300),
-            other: policy(60),
+            id: policy(&ROUTE_ID_TTL_S, &ROUTE_ID_DEADLINE_MS),
+            basic: policy(&ROUTE_BASIC_TTL_S, &ROUTE_BASIC_DEADLINE_MS),
+            item_equipment: policy(
+                &ROUTE_ITEM_EQUIPMENT_TTL_S,
+                &ROUTE_ITEM_EQUIPMENT_DEADLINE_MS,
+            ),
+            other: policy(&ROUTE_OTHER_TTL_S, &ROUTE_OTHER_DEADLINE_MS),
         }
     }
 }

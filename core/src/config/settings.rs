@@ -445,7 +445,7 @@ mod tests {
     use std::collections::HashSet;
     use std::path::Path;
 
-    use maple_common::setting::table;
+    use maple_common::setting::render_sections;
 
     use super::*;
 
@@ -475,17 +475,7 @@ mod tests {
     fn the_configuration_doc_shows_the_declared_settings() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
         let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
-        let mut rendered = doc.clone();
-        for (name, settings) in SECTIONS {
-            let begin = format!("<!-- settings: {name} -->\n");
-            let end = "<!-- end settings -->";
-            let start = rendered
-                .find(&begin)
-                .unwrap_or_else(|| panic!("{begin:?} missing from {}", path.display()))
-                + begin.len();
-            let stop = start + rendered[start..].find(end).expect("end marker");
-            rendered.replace_range(start..stop, &table(settings));
-        }
+        let rendered = render_sections(&doc, SECTIONS).expect("the doc's markers");
         if std::env::var_os("MAPLE_BLESS").is_some() {
             std::fs::write(&path, &rendered).expect("write the doc");
             return;

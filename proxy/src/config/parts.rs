@@ -8,7 +8,8 @@ use std::time::Duration;
 use maple_common::breaker::BreakerConfig;
 use maple_common::config::{ConfigError, Env, Secret};
 
-use super::file::env_var;
+use maple_common::setting::Setting;
+
 use super::vars::*;
 use crate::alerts::AlertConfig;
 use crate::cache::CacheConfig;
@@ -17,10 +18,14 @@ use crate::routes::{RoutePolicy, RouteTable};
 
 pub(super) fn read_secret_file(path: &str) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(Path::new(path))
-        .map_err(|e| ConfigError::new(API_KEY_FILE, path, e))?;
+        .map_err(|e| ConfigError::new(API_KEY_FILE.var, path, e))?;
     let key = text.trim();
     if key.is_empty() {
-        return Err(ConfigError::new(API_KEY_FILE, path, "the file is empty"));
+        return Err(ConfigError::new(
+            API_KEY_FILE.var,
+            path,
+            "the file is empty",
+        ));
     }
     Ok(key.to_owned())
 }
@@ -39,126 +44,104 @@ pub(super) fn token(var: &str, raw: &str) -> Result<Secret, ConfigError> {
 
 /// The one admin token (commas are part of it, not separators).
 pub(super) fn admin_token(env: &Env) -> Result<Option<Secret>, ConfigError> {
-    env.get(ADMIN_TOKEN)
-        .map(|raw| token(ADMIN_TOKEN, raw.trim()))
+    env.optional(&ADMIN_TOKEN)
+        .map(|raw| token(ADMIN_TOKEN.var, raw.trim()))
         .transpose()
 }
 
 /// Comma-separated client tokens.
-pub(super) fn tokens(env: &Env, var: &str) -> Result<Vec<Secret>, ConfigError> {
-    let Some(raw) = env.get(var) else {
+pub(super) fn tokens(env: &Env) -> Result<Vec<Secret>, ConfigError> {
+    let Some(raw) = env.optional(&CLIENT_TOKENS) else {
         return Ok(Vec::new());
     };
     raw.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| token(var, t))
+        .map(|t| token(CLIENT_TOKENS.var, t))
         .collect()
 }
 
-const MAX_TTL_S: u64 = 30 * 24 * 3600;
-
-pub(super) fn routes_from_env(env: &Env) -> Result<RouteTable, ConfigError> {
-    let defaults = RouteTable::default();
-    let policy = |name: &str, default: RoutePolicy| -> Result<RoutePolicy, ConfigError> {
-        let ttl_s = env.parse_within(
-            &env_var(&format!("routes.{name}.ttl_s")),
-            default.ttl.as_secs(),
-            0..=MAX_TTL_S,
-        );
-        let deadline = env.millis_or(
-            &env_var(&format!("routes.{name}.deadline_ms")),
-            default.deadline,
-        );
-        Ok(RoutePolicy {
-            ttl: Duration::from_secs(ttl_s),
-            deadline,
-        })
+pub(super) fn routes_from_env(env: &Env) -> RouteTable {
+    let policy = |ttl: &Setting<u64>, deadline: &Setting<u64>| RoutePolicy {
+        ttl: Duration::from_secs(env.setting(ttl)),
+        deadline: Duration::from_millis(env.setting(deadline)),
     };
-    let [id, basic, item_equipment, other] = ROUTE_NAMES;
-    Ok(RouteTable {
-        id: policy(id, defaults.id)?,
-        basic: policy(basic, defaults.basic)?,
-        item_equipment: policy(item_equipment, defaults.item_equipment)?,
-        other: policy(other, defaults.other)?,
-    })
+    RouteTable {
+        id: policy(&ROUTE_ID_TTL_S, &ROUTE_ID_DEADLINE_MS),
+        basic: policy(&ROUTE_BASIC_TTL_S, &ROUTE_BASIC_DEADLINE_MS),
+        item_equipment: policy(
+            &ROUTE_ITEM_EQUIPMENT_TTL_S,
+            &ROUTE_ITEM_EQUIPMENT_DEADLINE_MS,
+        ),
+        other: policy(&ROUTE_OTHER_TTL_S, &ROUTE_OTHER_DEADLINE_MS),
+    }
 }
 
-pub(super) fn cache_from_env(env: &Env) -> Result<CacheConfig, ConfigError> {
-    let defaults = CacheConfig::default();
-    let stale_s = env.parse_within(CACHE_STALE_S, defaults.stale_for.as_secs(), 0..=MAX_TTL_S);
+pub(super) fn cache_from_env(env: &Env) -> CacheConfig {
+    let stale_s = env.setting(&CACHE_STALE_S);
     // Revalidation serves expired entries, which live only for the stale window.
-    let revalidate_s = env.parse_within(
-        CACHE_REVALIDATE_S,
-        defaults.revalidate_for.as_secs().min(stale_s),
-        0..=stale_s,
-    );
-    Ok(CacheConfig {
-        max_bytes: env.parse_within(CACHE_MAX_BYTES, defaults.max_bytes, (1 << 20)..=(64 << 30)),
+    let mut revalidate_s = env.setting(&CACHE_REVALIDATE_S);
+    // Unset, the default gives way to a shorter stale window; set, it must fit in it.
+    if revalidate_s > stale_s && env.get(CACHE_REVALIDATE_S.var).is_none() {
+        revalidate_s = stale_s;
+    } else if revalidate_s > stale_s {
+        env.reject(ConfigError::new(
+            CACHE_REVALIDATE_S.var,
+            revalidate_s.to_string(),
+            format!("must be at most {} ({stale_s})", CACHE_STALE_S.var),
+        ));
+        revalidate_s = stale_s;
+    }
+    CacheConfig {
+        max_bytes: env.setting(&CACHE_MAX_BYTES),
         stale_for: Duration::from_secs(stale_s),
         revalidate_for: Duration::from_secs(revalidate_s),
-        not_found_for: Duration::from_secs(env.parse_within(
-            CACHE_NOT_FOUND_S,
-            defaults.not_found_for.as_secs(),
-            0..=3600,
-        )),
-    })
+        not_found_for: Duration::from_secs(env.setting(&CACHE_NOT_FOUND_S)),
+    }
 }
 
 pub(super) fn retry_from_env(env: &Env) -> Result<RetryConfig, ConfigError> {
-    let defaults = RetryConfig::default();
-    let base_backoff = env.millis_or(RETRY_BASE_MS, defaults.base_backoff);
-    let max_backoff = env.millis_or(RETRY_MAX_BACKOFF_MS, defaults.max_backoff);
+    let base_backoff = Duration::from_millis(env.setting(&RETRY_BASE_MS));
+    let max_backoff = Duration::from_millis(env.setting(&RETRY_MAX_BACKOFF_MS));
     if max_backoff < base_backoff {
         return Err(ConfigError::new(
-            RETRY_MAX_BACKOFF_MS,
+            RETRY_MAX_BACKOFF_MS.var,
             max_backoff.as_millis().to_string(),
             "must not be below the base backoff",
         ));
     }
     Ok(RetryConfig {
-        max_attempts: env.parse_within(RETRY_MAX_ATTEMPTS, defaults.max_attempts, 1..=10),
+        max_attempts: env.setting(&RETRY_MAX_ATTEMPTS),
         base_backoff,
         max_backoff,
-        budget_pct: env.parse_within(RETRY_BUDGET_PCT, defaults.budget_pct, 0..=100),
-        min_per_sec: env.parse_within(RETRY_MIN_PER_S, defaults.min_per_sec, 0..=10_000),
+        budget_pct: env.setting(&RETRY_BUDGET_PCT),
+        min_per_sec: env.setting(&RETRY_MIN_PER_S),
     })
 }
 
-pub(super) fn rate_limit_from_env(env: &Env) -> Result<RateLimitConfig, ConfigError> {
-    let defaults = RateLimitConfig::default();
-    let rps = env.parse_within(RATELIMIT_RPS, defaults.rps, 0.01..=1_000_000.0);
-    Ok(RateLimitConfig {
+pub(super) fn rate_limit_from_env(env: &Env) -> RateLimitConfig {
+    let rps = env.setting(&RATELIMIT_RPS);
+    RateLimitConfig {
         rps,
-        burst: env.parse_within(RATELIMIT_BURST, rps.max(1.0), 1.0..=1_000_000.0),
-        max_wait: Duration::from_millis(env.parse_within(
-            RATELIMIT_MAX_WAIT_MS,
-            u64::try_from(defaults.max_wait.as_millis()).unwrap_or(250),
-            0..=60_000,
-        )),
-    })
+        burst: env.derived(&RATELIMIT_BURST, rps.max(1.0)),
+        max_wait: Duration::from_millis(env.setting(&RATELIMIT_MAX_WAIT_MS)),
+    }
 }
 
-pub(super) fn bulkhead_from_env(env: &Env) -> Result<BulkheadConfig, ConfigError> {
-    let defaults = BulkheadConfig::default();
-    Ok(BulkheadConfig {
-        max_concurrent: env.parse_within(
-            BULKHEAD_MAX_CONCURRENT,
-            defaults.max_concurrent,
-            1..=10_000,
-        ),
-        max_wait: env.millis_or(BULKHEAD_MAX_WAIT_MS, defaults.max_wait),
-    })
+pub(super) fn bulkhead_from_env(env: &Env) -> BulkheadConfig {
+    BulkheadConfig {
+        max_concurrent: env.setting(&BULKHEAD_MAX_CONCURRENT),
+        max_wait: Duration::from_millis(env.setting(&BULKHEAD_MAX_WAIT_MS)),
+    }
 }
 
 pub(super) fn alerts_from_env(env: &Env) -> Result<AlertConfig, ConfigError> {
-    let defaults = AlertConfig::default();
-    let webhook = env.get(ALERT_WEBHOOK_URL);
+    let webhook = env.optional(&ALERT_WEBHOOK_URL);
     if let Some(url) = &webhook
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
         return Err(ConfigError::new(
-            ALERT_WEBHOOK_URL,
+            ALERT_WEBHOOK_URL.var,
             "<redacted>",
             "must be an http:// or https:// URL",
         ));
@@ -167,35 +150,43 @@ pub(super) fn alerts_from_env(env: &Env) -> Result<AlertConfig, ConfigError> {
     let webhook = webhook
         .map(Secret::new)
         .transpose()
-        .map_err(|reason| ConfigError::new(ALERT_WEBHOOK_URL, "<redacted>", reason))?;
+        .map_err(|reason| ConfigError::new(ALERT_WEBHOOK_URL.var, "<redacted>", reason))?;
     Ok(AlertConfig {
         webhook,
-        dedupe_for: Duration::from_secs(env.parse_within(
-            ALERT_DEDUPE_S,
-            defaults.dedupe_for.as_secs(),
-            0..=86_400,
-        )),
-        per_minute: env.parse_within(ALERT_PER_MINUTE, defaults.per_minute, 1..=600),
+        dedupe_for: Duration::from_secs(env.setting(&ALERT_DEDUPE_S)),
+        per_minute: env.setting(&ALERT_PER_MINUTE),
     })
 }
 
-pub(super) fn breaker_from_env(env: &Env) -> Result<BreakerConfig, ConfigError> {
-    let defaults = BreakerConfig::default();
-    let window = env.parse_within(BREAKER_WINDOW, defaults.window, 1..=1000);
+pub(super) fn breaker_from_env(env: &Env) -> BreakerConfig {
+    let window = env.setting(&BREAKER_WINDOW);
     // Judging needs no more calls than the window holds.
-    let minimum_calls = env.parse_within(BREAKER_MIN_CALLS, defaults.minimum_calls, 1..=window);
-    let failure_rate_pct =
-        env.parse_within(BREAKER_FAILURE_RATE, defaults.failure_rate_pct, 1..=100);
-    let probes = env.parse_within(BREAKER_PROBES, defaults.probes, 1..=100);
-    let slow_call = env
-        .get(BREAKER_SLOW_CALL_MS)
-        .map(|_| env.millis_or(BREAKER_SLOW_CALL_MS, Duration::from_secs(1)));
-    Ok(BreakerConfig {
+    let mut minimum_calls = env.setting(&BREAKER_MIN_CALLS);
+    if minimum_calls > window {
+        env.reject(ConfigError::new(
+            BREAKER_MIN_CALLS.var,
+            minimum_calls.to_string(),
+            format!("must be at most {} ({window})", BREAKER_WINDOW.var),
+        ));
+        minimum_calls = window;
+    }
+    let slow_call = env.optional(&BREAKER_SLOW_CALL_MS).and_then(|millis| {
+        if millis == 0 {
+            env.reject(ConfigError::new(
+                BREAKER_SLOW_CALL_MS.var,
+                "0",
+                "must be greater than zero",
+            ));
+            return None;
+        }
+        Some(Duration::from_millis(millis))
+    });
+    BreakerConfig {
         window,
         minimum_calls,
-        failure_rate_pct,
-        open_for: env.millis_or(BREAKER_OPEN_MS, defaults.open_for),
-        probes,
+        failure_rate_pct: env.setting(&BREAKER_FAILURE_RATE),
+        open_for: Duration::from_millis(env.setting(&BREAKER_OPEN_MS)),
+        probes: env.setting(&BREAKER_PROBES),
         slow_call,
-    })
+    }
 }

@@ -12,7 +12,8 @@ fn defaults_target_the_simulator_without_a_key() {
 
 #[test]
 fn a_key_switches_to_nexon() {
-    let config = ProxyConfig::from_env(&Env::from_pairs([(API_KEY, "test_abc")])).expect("valid");
+    let config =
+        ProxyConfig::from_env(&Env::from_pairs([(API_KEY.var, "test_abc")])).expect("valid");
     assert_eq!(config.upstream.to_string(), "https://open.api.nexon.com");
     assert!(config.upstream.tls);
     assert_eq!(config.upstream.port, 443);
@@ -21,9 +22,9 @@ fn a_key_switches_to_nexon() {
 
 #[test]
 fn nexon_without_a_key_is_refused() {
-    let err = ProxyConfig::from_env(&Env::from_pairs([(UPSTREAM, NEXON_BASE_URL)]))
+    let err = ProxyConfig::from_env(&Env::from_pairs([(UPSTREAM.var, NEXON_BASE_URL)]))
         .expect_err("needs a key");
-    assert_eq!(err.0[0].var, API_KEY);
+    assert_eq!(err.0[0].var, API_KEY.var);
 }
 
 #[test]
@@ -50,73 +51,54 @@ fn upstream_urls_are_validated() {
     ] {
         assert!(Upstream::parse(bad).is_err(), "{bad}");
     }
-    let err = ProxyConfig::from_env(&Env::from_pairs([(UPSTREAM, "nope")])).expect_err("invalid");
-    assert_eq!(err.0[0].var, UPSTREAM);
+    let err =
+        ProxyConfig::from_env(&Env::from_pairs([(UPSTREAM.var, "nope")])).expect_err("invalid");
+    assert_eq!(err.0[0].var, UPSTREAM.var);
 }
 
 #[test]
 fn breaker_settings_are_validated() {
     let config = ProxyConfig::from_env(&Env::from_pairs([
-        (BREAKER_OPEN_MS, "1500"),
-        (BREAKER_SLOW_CALL_MS, "800"),
+        (BREAKER_OPEN_MS.var, "1500"),
+        (BREAKER_SLOW_CALL_MS.var, "800"),
     ]))
     .expect("valid");
     assert_eq!(config.breaker.open_for, Duration::from_millis(1500));
     assert_eq!(config.breaker.slow_call, Some(Duration::from_millis(800)));
     assert_eq!(config.breaker.window, 10);
     for (var, value) in [
-        (BREAKER_WINDOW, "0"),
-        (BREAKER_MIN_CALLS, "11"),
-        (BREAKER_FAILURE_RATE, "101"),
-        (BREAKER_PROBES, "0"),
-        (BREAKER_OPEN_MS, "0"),
+        (BREAKER_WINDOW.var, "0"),
+        (BREAKER_MIN_CALLS.var, "11"),
+        (BREAKER_FAILURE_RATE.var, "101"),
+        (BREAKER_PROBES.var, "0"),
+        (BREAKER_OPEN_MS.var, "0"),
     ] {
         let err = ProxyConfig::from_env(&Env::from_pairs([(var, value)])).expect_err(var);
         assert_eq!(err.0[0].var, var);
     }
 }
 
+/// Every declared setting but the key itself and the file's own name has a file key, and
+/// every file key is a declared setting.
 #[test]
-fn every_variable_is_a_file_key() {
-    for var in [
-        LISTEN,
-        ADMIN_LISTEN,
-        UPSTREAM,
-        CONNECT_TIMEOUT_MS,
-        READ_TIMEOUT_MS,
-        THREADS,
-        GRACE_PERIOD_S,
-        BREAKER_WINDOW,
-        BREAKER_MIN_CALLS,
-        BREAKER_FAILURE_RATE,
-        BREAKER_OPEN_MS,
-        BREAKER_PROBES,
-        BREAKER_SLOW_CALL_MS,
-        API_KEY_FILE,
-        CLIENT_TOKENS,
-        ADMIN_TOKEN,
-        MAX_BODY_BYTES,
-        CACHE_MAX_BYTES,
-        CACHE_STALE_S,
-        CACHE_REVALIDATE_S,
-        CACHE_NOT_FOUND_S,
-        RETRY_MAX_ATTEMPTS,
-        RETRY_BASE_MS,
-        RETRY_MAX_BACKOFF_MS,
-        RETRY_BUDGET_PCT,
-        RETRY_MIN_PER_S,
-        RATELIMIT_RPS,
-        RATELIMIT_BURST,
-        RATELIMIT_MAX_WAIT_MS,
-        BULKHEAD_MAX_CONCURRENT,
-        BULKHEAD_MAX_WAIT_MS,
-        ALERT_WEBHOOK_URL,
-        ALERT_DEDUPE_S,
-        ALERT_PER_MINUTE,
-    ] {
+fn every_variable_is_a_file_key_and_every_key_a_variable() {
+    let declared: Vec<&str> = vars::SECTIONS
+        .iter()
+        .flat_map(|(_, settings)| settings.iter().map(|setting| setting.var()))
+        .collect();
+    for var in &declared {
+        if [API_KEY.var, CONFIG_FILE.var].contains(var) {
+            continue;
+        }
         assert!(
-            FILE_KEYS.iter().any(|key| env_var(key) == var),
+            FILE_KEYS.iter().any(|key| env_var(key) == *var),
             "{var} has no file key"
+        );
+    }
+    for key in FILE_KEYS {
+        assert!(
+            declared.contains(&env_var(key).as_str()),
+            "{key} is no declared setting"
         );
     }
 }
@@ -133,8 +115,8 @@ fn the_file_sits_under_the_environment() {
     .expect("write");
     let path_str = path.display().to_string();
     let config = ProxyConfig::load(&Env::from_pairs([
-        (CONFIG_FILE, path_str.as_str()),
-        (BREAKER_MIN_CALLS, "4"),
+        (CONFIG_FILE.var, path_str.as_str()),
+        (BREAKER_MIN_CALLS.var, "4"),
     ]))
     .expect("valid");
     assert_eq!(config.listen.port(), 18081);
@@ -147,28 +129,28 @@ fn the_file_sits_under_the_environment() {
     assert!(config.client_tokens[1].matches(b"bbbbbbbbbbbbbbbb"));
 
     std::fs::write(&path, "breaker:\n  windw: 3\n").expect("write");
-    let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
+    let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE.var, path_str.as_str())]))
         .expect_err("unknown key");
     assert!(err.0[0].reason.contains("breaker.windw"), "{err}");
 
     std::fs::write(&path, "breaker:\n  window: 0\n").expect("write");
-    let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
+    let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE.var, path_str.as_str())]))
         .expect_err("out of range");
     assert!(err.0[0].var.starts_with("breaker.window in "), "{err}");
 
     // A bad value in the file and two in the environment: all three at once.
     std::fs::write(&path, "breaker:\n  window: 0\n").expect("write");
     let err = ProxyConfig::load(&Env::from_pairs([
-        (CONFIG_FILE, path_str.as_str()),
-        (BREAKER_PROBES, "0"),
-        (LISTEN, "nowhere"),
+        (CONFIG_FILE.var, path_str.as_str()),
+        (BREAKER_PROBES.var, "0"),
+        (LISTEN.var, "nowhere"),
     ]))
     .expect_err("three bad values");
     let mut vars: Vec<&str> = err.0.iter().map(|e| e.var.as_str()).collect();
     vars.sort_unstable();
     assert_eq!(vars.len(), 3, "{err}");
     assert!(
-        vars.contains(&BREAKER_PROBES) && vars.contains(&LISTEN),
+        vars.contains(&BREAKER_PROBES.var) && vars.contains(&LISTEN.var),
         "{err}"
     );
     assert!(
@@ -177,9 +159,9 @@ fn the_file_sits_under_the_environment() {
     );
 
     std::fs::write(&path, "listen: [unclosed\n").expect("write");
-    let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE, path_str.as_str())]))
+    let err = ProxyConfig::load(&Env::from_pairs([(CONFIG_FILE.var, path_str.as_str())]))
         .expect_err("bad yaml");
-    assert_eq!(err.0[0].var, CONFIG_FILE);
+    assert_eq!(err.0[0].var, CONFIG_FILE.var);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -190,14 +172,14 @@ fn the_key_can_come_from_a_file() {
     let path = dir.join("nexon.key");
     std::fs::write(&path, "test_0123456789abcdef\n").expect("write");
     let path_str = path.display().to_string();
-    let config = ProxyConfig::from_env(&Env::from_pairs([(API_KEY_FILE, path_str.as_str())]))
+    let config = ProxyConfig::from_env(&Env::from_pairs([(API_KEY_FILE.var, path_str.as_str())]))
         .expect("valid");
     assert_eq!(config.api_key.expose(), "test_0123456789abcdef", "trimmed");
     assert!(config.upstream.is_nexon(), "a real key means the real API");
     std::fs::write(&path, "\n").expect("write");
-    let err = ProxyConfig::from_env(&Env::from_pairs([(API_KEY_FILE, path_str.as_str())]))
+    let err = ProxyConfig::from_env(&Env::from_pairs([(API_KEY_FILE.var, path_str.as_str())]))
         .expect_err("empty");
-    assert_eq!(err.0[0].var, API_KEY_FILE);
+    assert_eq!(err.0[0].var, API_KEY_FILE.var);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -209,14 +191,63 @@ fn secrets_compare_exactly() {
     assert!(!secret.matches(b"0123456789abcde"));
     assert!(!secret.matches(b"0123456789abcdef0"));
     assert!(!secret.matches(b""));
-    let err =
-        ProxyConfig::from_env(&Env::from_pairs([(CLIENT_TOKENS, "short")])).expect_err("too short");
+    let err = ProxyConfig::from_env(&Env::from_pairs([(CLIENT_TOKENS.var, "short")]))
+        .expect_err("too short");
     assert!(!err.to_string().contains("short\""), "{err}");
 }
 
 #[test]
 fn zero_timeouts_are_rejected() {
     let err =
-        ProxyConfig::from_env(&Env::from_pairs([(READ_TIMEOUT_MS, "0")])).expect_err("invalid");
-    assert_eq!(err.0[0].var, READ_TIMEOUT_MS);
+        ProxyConfig::from_env(&Env::from_pairs([(READ_TIMEOUT_MS.var, "0")])).expect_err("invalid");
+    assert_eq!(err.0[0].var, READ_TIMEOUT_MS.var);
+}
+
+#[test]
+fn every_declared_default_parses_and_lies_within_its_bounds() {
+    let mut seen = std::collections::HashSet::new();
+    for (_, settings) in vars::SECTIONS {
+        for setting in *settings {
+            assert_eq!(setting.check(), Ok(()));
+            assert!(seen.insert(setting.var()), "{} twice", setting.var());
+        }
+    }
+}
+
+/// The breaker's defaults live in `maple-common` (core's breakers use them too); the proxy's
+/// declared defaults are the same.
+#[test]
+fn the_declared_breaker_defaults_are_the_breakers() {
+    let defaults = maple_common::breaker::BreakerConfig::default();
+    assert_eq!(BREAKER_WINDOW.default_value(), defaults.window);
+    assert_eq!(BREAKER_MIN_CALLS.default_value(), defaults.minimum_calls);
+    assert_eq!(
+        BREAKER_FAILURE_RATE.default_value(),
+        defaults.failure_rate_pct
+    );
+    assert_eq!(
+        Duration::from_millis(BREAKER_OPEN_MS.default_value()),
+        defaults.open_for
+    );
+    assert_eq!(BREAKER_PROBES.default_value(), defaults.probes);
+    assert_eq!(defaults.slow_call, None);
+}
+
+/// The proxy's tables in `docs/configuration.md` are rendered from the declarations
+/// (`MAPLE_BLESS=1 cargo test -p maple-proxy configuration_doc` rewrites them).
+#[test]
+fn the_configuration_doc_shows_the_declared_settings() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
+    let rendered =
+        maple_common::setting::render_sections(&doc, vars::SECTIONS).expect("the doc's markers");
+    if std::env::var_os("MAPLE_BLESS").is_some() {
+        std::fs::write(&path, &rendered).expect("write the doc");
+        return;
+    }
+    assert!(
+        rendered == doc,
+        "docs/configuration.md differs from the declared settings; run `MAPLE_BLESS=1 cargo \
+         test -p maple-proxy configuration_doc` and review the diff"
+    );
 }
