@@ -55,7 +55,8 @@ fn settings(env: &Env) -> Result<Settings, ConfigErrors> {
     let telemetry = TelemetryConfig::from_env(env, LogFormat::Text);
     // Reports what was noted so far (telemetry's) with the proxy's own.
     let proxy = ProxyConfig::load(env);
-    let sim_listen = env.parse_or("MAPLE_SIM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8090)));
+    let sim_listen = env.setting(&maple_sim::settings::LISTEN);
+    let data_dir = env.optional(&maple_sim::settings::DATA_DIR);
     let core = CoreConfig::from_env(env);
     let (mut proxy, core) = match (proxy, core) {
         (Ok(proxy), Ok(core)) => (proxy, core),
@@ -71,7 +72,7 @@ fn settings(env: &Env) -> Result<Settings, ConfigErrors> {
     proxy.grace_period = Duration::ZERO;
     // No Nexon key (from the environment or a key file): the simulator is the upstream.
     let simulator = (proxy.api_key.expose() == maple_proxy::config::SIMULATOR_API_KEY)
-        .then(|| (sim_listen, env.get("MAPLE_DATA_DIR").map(PathBuf::from)));
+        .then_some((sim_listen, data_dir));
     Ok(Settings {
         core,
         proxy,

@@ -27,21 +27,73 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{ConfigError, Env};
+use crate::setting::{Derived, Describe, Optional, Setting};
 
 pub mod access;
 
-/// `json` (one JSON object per line, for collectors) or `text` (for a terminal).
-pub const LOG_FORMAT_VAR: &str = "MAPLE_LOG_FORMAT";
+/// `json` (one JSON object per line, for collectors) or `text` (for a terminal); each
+/// binary picks the default.
+pub const LOG_FORMAT: Derived<LogFormat> = Derived::new(
+    "MAPLE_LOG_FORMAT",
+    "`json` (`text` in the launcher)",
+    "log lines as JSON objects or text",
+);
+
+/// The log filter (an `EnvFilter`, read by `tracing-subscriber` itself); not the access log.
+pub const LOG_FILTER: Derived<String> = Derived::new(
+    "RUST_LOG",
+    "`info` (third-party crates `warn`)",
+    "the log filter; not the access log",
+);
+
+/// One line per request, on by default.
+pub const ACCESS_LOG: Setting<Switch> = Setting::new(
+    "MAPLE_ACCESS_LOG",
+    "on",
+    "one line per request (core and proxy), in the log format, written by a thread of its \
+     own; `off` turns it off",
+);
 
 /// Where spans are exported (OTLP over HTTP); unset: not exported.
-pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const OTLP_ENDPOINT: Optional<String> = Optional::new(
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "spans are not exported",
+    "OTLP/HTTP base URL, e.g. `http://otel-collector:4318`",
+)
+.url();
 
 /// Which spans become OpenTelemetry spans (an `EnvFilter`), apart from `RUST_LOG` (which
 /// filters log lines only): quiet logs must not mean missing traces.
-pub const TRACE_FILTER_VAR: &str = "MAPLE_TRACE_FILTER";
+pub const TRACE_FILTER: Derived<String> = Derived::new(
+    "MAPLE_TRACE_FILTER",
+    "`info` (HTTP-client and exporter crates off)",
+    "which spans become OpenTelemetry spans, independent of `RUST_LOG`",
+);
 
-/// One line per request, on by default: `on` or `off`.
-pub const ACCESS_LOG_VAR: &str = "MAPLE_ACCESS_LOG";
+/// Every setting of the logs and traces, in the order the doc lists them.
+pub const SETTINGS: &[&dyn Describe] = &[
+    &LOG_FORMAT,
+    &LOG_FILTER,
+    &ACCESS_LOG,
+    &OTLP_ENDPOINT,
+    &TRACE_FILTER,
+];
+
+/// `on` or `off` (also `true`/`false`, `1`/`0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Switch(pub bool);
+
+impl std::str::FromStr for Switch {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "on" | "true" | "1" => Ok(Self(true)),
+            "off" | "false" | "0" => Ok(Self(false)),
+            _ => Err("expected `on` or `off`"),
+        }
+    }
+}
 
 /// Added to every default filter: the exporter's and pingora's informational lines ("Global
 /// tracer provider is set…", "Starting service…") are noise at start-up and shutdown.
@@ -51,29 +103,38 @@ const QUIET_CRATES: &str = "opentelemetry=warn,opentelemetry_sdk=warn,openteleme
 const DEFAULT_TRACE_FILTER: &str = "info,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,reqwest=off,hyper=off,hyper_util=off,h2=off,tower=off,sqlx=off";
 
 /// Output format of the log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogFormat {
     Json,
     Text,
 }
 
-impl LogFormat {
-    /// Reads [`LOG_FORMAT_VAR`], falling back to `default`; a value other than `json` or
-    /// `text` is noted ([`Env::reject`]) and `default` returned.
-    pub fn from_env(env: &Env, default: Self) -> Self {
-        match env.get(LOG_FORMAT_VAR).as_deref() {
-            None => default,
-            Some("json") => Self::Json,
-            Some("text") => Self::Text,
-            Some(other) => {
-                env.reject(ConfigError::new(
-                    LOG_FORMAT_VAR,
-                    other,
-                    "expected `json` or `text`",
-                ));
-                default
-            }
+impl std::str::FromStr for LogFormat {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Self::Json),
+            "text" => Ok(Self::Text),
+            _ => Err("expected `json` or `text`"),
         }
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Json => "json",
+            Self::Text => "text",
+        })
+    }
+}
+
+impl LogFormat {
+    /// Reads [`LOG_FORMAT`], falling back to `default`; any other value than `json` or `text`
+    /// is noted ([`Env::reject`]) and `default` returned.
+    pub fn from_env(env: &Env, default: Self) -> Self {
+        env.derived(&LOG_FORMAT, default)
     }
 }
 
@@ -82,9 +143,9 @@ impl LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryConfig {
     pub format: LogFormat,
-    /// [`OTLP_ENDPOINT_VAR`]: where spans go, if anywhere.
+    /// [`OTLP_ENDPOINT.var`]: where spans go, if anywhere.
     pub otlp: Option<String>,
-    /// [`ACCESS_LOG_VAR`]: whether the access log is written.
+    /// [`ACCESS_LOG.var`]: whether the access log is written.
     pub access_log: bool,
 }
 
@@ -94,45 +155,24 @@ impl TelemetryConfig {
         Self {
             format: LogFormat::from_env(env, default_format),
             otlp: otlp_endpoint(env),
-            access_log: access_log(env),
+            access_log: env.setting(&ACCESS_LOG).0,
         }
     }
 }
 
-/// Reads [`OTLP_ENDPOINT_VAR`]: an `http://` or `https://` base URL, or none; anything else
+/// Reads [`OTLP_ENDPOINT`]: an `http://` or `https://` base URL, or none; anything else
 /// is noted ([`Env::reject`]) and none returned.
 fn otlp_endpoint(env: &Env) -> Option<String> {
-    match env.get(OTLP_ENDPOINT_VAR) {
-        None => None,
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            Some(url.trim_end_matches('/').to_owned())
-        }
-        Some(other) => {
-            env.reject(ConfigError::new(
-                OTLP_ENDPOINT_VAR,
-                other,
-                "expected an http:// or https:// URL (OTLP over HTTP, e.g. port 4318)",
-            ));
-            None
-        }
+    let url = env.optional(&OTLP_ENDPOINT)?;
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Some(url.trim_end_matches('/').to_owned());
     }
-}
-
-/// Reads [`ACCESS_LOG_VAR`]: on unless `off` (or `false`, `0`); any other value is noted
-/// ([`Env::reject`]) and the log stays on.
-fn access_log(env: &Env) -> bool {
-    match env.get(ACCESS_LOG_VAR).as_deref().map(str::trim) {
-        None | Some("on" | "true" | "1") => true,
-        Some("off" | "false" | "0") => false,
-        Some(other) => {
-            env.reject(ConfigError::new(
-                ACCESS_LOG_VAR,
-                other,
-                "expected `on` or `off`",
-            ));
-            true
-        }
-    }
+    env.reject(ConfigError::new(
+        OTLP_ENDPOINT.var,
+        url,
+        "expected an http:// or https:// URL (OTLP over HTTP, e.g. port 4318)",
+    ));
+    None
 }
 
 /// Keeps the tracer provider and the access log's writer; [`Telemetry::shutdown`] flushes
@@ -184,14 +224,14 @@ pub fn init(
             .with_endpoint(format!("{endpoint}/v1/traces"))
             .with_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("{OTLP_ENDPOINT_VAR}: {e}"))?;
+            .map_err(|e| format!("{}: {e}", OTLP_ENDPOINT.var))?;
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
     let tracer = provider.tracer(service);
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default_filter},{QUIET_CRATES}")));
-    let trace_filter = EnvFilter::try_from_env(TRACE_FILTER_VAR)
+    let trace_filter = EnvFilter::try_from_env(TRACE_FILTER.var)
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_TRACE_FILTER));
     let logs = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -322,4 +362,45 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
         id.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_and_the_format_read_their_spellings() {
+        let env = Env::from_pairs([("MAPLE_ACCESS_LOG", "off"), ("MAPLE_LOG_FORMAT", "text")]);
+        let config = TelemetryConfig::from_env(&env, LogFormat::Json);
+        assert!(!config.access_log);
+        assert_eq!(config.format, LogFormat::Text);
+        let env = Env::from_pairs([("MAPLE_ACCESS_LOG", "maybe"), ("MAPLE_LOG_FORMAT", "xml")]);
+        let config = TelemetryConfig::from_env(&env, LogFormat::Json);
+        assert!(config.access_log, "a bad value keeps the default");
+        assert_eq!(config.format, LogFormat::Json);
+        assert_eq!(env.settle(Ok(())).expect_err("two bad values").0.len(), 2);
+    }
+
+    /// The logs-and-traces table in `docs/configuration.md` is rendered from [`SETTINGS`]
+    /// (`MAPLE_BLESS=1 cargo test -p maple-common configuration_doc` rewrites it).
+    #[test]
+    fn the_configuration_doc_shows_the_declared_settings() {
+        for setting in SETTINGS {
+            assert_eq!(setting.check(), Ok(()));
+        }
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
+        let rendered = crate::setting::render_sections(&doc, &[("telemetry", SETTINGS)])
+            .expect("the doc's markers");
+        if std::env::var_os("MAPLE_BLESS").is_some() {
+            std::fs::write(&path, &rendered).expect("write the doc");
+            return;
+        }
+        assert!(
+            rendered == doc,
+            "docs/configuration.md differs from the declared settings; run `MAPLE_BLESS=1 \
+             cargo test -p maple-common configuration_doc` and review the diff"
+        );
+    }
 }

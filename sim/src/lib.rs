@@ -16,6 +16,7 @@ pub mod characters;
 pub mod faults;
 pub mod flames;
 pub mod lines;
+pub mod settings;
 pub mod stats;
 
 use std::collections::HashMap;

@@ -4,8 +4,6 @@
 //! `maple-sim-dev-key`), `MAPLE_DATA_DIR` (default: the templates built into the binary),
 //! `MAPLE_SIM_GZIP` (default true: gzip to clients that take it).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use maple_common::config::{EXIT_CONFIG, Env};
@@ -33,8 +31,12 @@ async fn main() -> ExitCode {
     let Cli {} = maple_common::cli::parse();
     let env = Env::process();
     let telemetry = TelemetryConfig::from_env(&env, LogFormat::Json);
-    let listen = env.parse_or::<SocketAddr>("MAPLE_SIM_LISTEN", sim_default_listen());
-    let gzip = env.parse_or::<bool>("MAPLE_SIM_GZIP", true);
+    let listen = env.setting(&sim::settings::LISTEN);
+    let config = SimConfig {
+        api_key: env.setting(&sim::settings::API_KEY),
+        data_dir: env.optional(&sim::settings::DATA_DIR),
+        gzip: env.setting(&sim::settings::GZIP),
+    };
     if let Err(errors) = env.settle(Ok(())) {
         eprintln!("nexon-sim: {errors}");
         return ExitCode::from(EXIT_CONFIG as u8);
@@ -45,11 +47,6 @@ async fn main() -> ExitCode {
             eprintln!("nexon-sim: {e}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
-    };
-    let config = SimConfig {
-        api_key: env.string_or("MAPLE_SIM_API_KEY", sim::DEFAULT_API_KEY),
-        data_dir: env.get("MAPLE_DATA_DIR").map(PathBuf::from),
-        gzip,
     };
     let simulator = match Simulator::new(config) {
         Ok(s) => s,
@@ -83,10 +80,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn sim_default_listen() -> SocketAddr {
-    sim::DEFAULT_LISTEN
-        .parse()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8090)))
 }
