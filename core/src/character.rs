@@ -75,9 +75,11 @@ impl CharacterName {
 impl utoipa::PartialSchema for CharacterName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType, Type};
-        let mut counts = AnyOfBuilder::new().item(ObjectBuilder::new().schema_type(SchemaType::AnyValue).pattern(Some(format!(
-            "^[A-Za-z0-9]{{{MIN_WEIGHT},{MAX_WEIGHT}}}$"
-        ))));
+        let mut counts = AnyOfBuilder::new().item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .pattern(Some(format!("^[A-Za-z0-9]{{{MIN_WEIGHT},{MAX_WEIGHT}}}$"))),
+        );
         let most_hangul = MAX_WEIGHT / 2;
         for hangul in 1..=most_hangul {
             let other = MAX_WEIGHT - 2 * hangul;

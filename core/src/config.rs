@@ -19,7 +19,6 @@ use maple_engine::model::Method;
 use maple_engine::prices::Prices;
 use maple_engine::starforce::CostTable;
 
-
 /// Request-level limits: everything reachable from the network assumes a hostile client.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
@@ -205,9 +204,15 @@ impl CoreConfig {
                 .optional(&settings::PROXY_TOKEN)
                 .map(Secret::new)
                 .transpose()
-                .map_err(|reason| ConfigError::new(settings::PROXY_TOKEN.var, "<redacted>", reason))?,
+                .map_err(|reason| {
+                    ConfigError::new(settings::PROXY_TOKEN.var, "<redacted>", reason)
+                })?,
             database_url: Secret::new(database_url.clone()).map_err(|reason| {
-                ConfigError::new(settings::DATABASE_URL.var, redact_url(&database_url), reason)
+                ConfigError::new(
+                    settings::DATABASE_URL.var,
+                    redact_url(&database_url),
+                    reason,
+                )
             })?,
             upstream_timeout: millis(&settings::UPSTREAM_TIMEOUT_MS),
             request_timeout: millis(&settings::REQUEST_TIMEOUT_MS),
@@ -245,7 +250,11 @@ impl CoreConfig {
                         .filter(|s| !s.is_empty())
                         .map(|s| {
                             s.parse().map_err(|_| {
-                                ConfigError::new(settings::TRUSTED_PROXIES.var, s, "must list IP addresses")
+                                ConfigError::new(
+                                    settings::TRUSTED_PROXIES.var,
+                                    s,
+                                    "must list IP addresses",
+                                )
                             })
                         })
                         .collect::<Result<Vec<_>, _>>()
@@ -400,10 +409,7 @@ fn limits_from_env(env: &Env) -> Limits {
         not_found_ttl: Duration::from_secs(env.setting(&settings::NOT_FOUND_TTL_S)),
         name_recheck: Duration::from_secs(env.setting(&settings::NAME_RECHECK_S)),
         pricing: PricingBounds {
-            concurrency: env.derived(
-                &settings::PRICING_CONCURRENCY,
-                defaults.pricing.concurrency,
-            ),
+            concurrency: env.derived(&settings::PRICING_CONCURRENCY, defaults.pricing.concurrency),
             queue: env.setting(&settings::PRICING_QUEUE),
             per_client: env.setting(&settings::PRICING_PER_CLIENT),
             wait: Duration::from_millis(env.setting(&settings::PRICING_WAIT_MS)),
@@ -479,8 +485,14 @@ mod tests {
     #[test]
     fn the_config_dump_shows_no_secret() {
         let config = CoreConfig::from_env(&Env::from_pairs([
-            (settings::DATABASE_URL.var, "mysql://maple:db-pass-123@db:3306/maple"),
-            (settings::REDIS_URL.var, "redis://default:redis-pass-456@redis:6379"),
+            (
+                settings::DATABASE_URL.var,
+                "mysql://maple:db-pass-123@db:3306/maple",
+            ),
+            (
+                settings::REDIS_URL.var,
+                "redis://default:redis-pass-456@redis:6379",
+            ),
             (settings::PROXY_TOKEN.var, "proxy-token-7890123456"),
         ]))
         .expect("valid");
@@ -490,7 +502,10 @@ mod tests {
         }
         assert!(dump.contains("mysql://maple:***@db:3306/maple"), "{dump}");
         assert!(dump.contains("\"MAPLE_PROXY_TOKEN\":\"<set>\""), "{dump}");
-        assert!(dump.contains("\"MAPLE_CORE_LISTEN\":\"127.0.0.1:8080\""), "{dump}");
+        assert!(
+            dump.contains("\"MAPLE_CORE_LISTEN\":\"127.0.0.1:8080\""),
+            "{dump}"
+        );
     }
 
     #[test]
@@ -500,8 +515,11 @@ mod tests {
             "mysql://maple:***@db:3306/maple"
         );
         assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
-        let err = CoreConfig::from_env(&Env::from_pairs([(settings::DATABASE_URL.var, "pg://u:pw@h/d")]))
-            .expect_err("invalid");
+        let err = CoreConfig::from_env(&Env::from_pairs([(
+            settings::DATABASE_URL.var,
+            "pg://u:pw@h/d",
+        )]))
+        .expect_err("invalid");
         assert!(!err.to_string().contains("pw"), "{err}");
     }
 }

@@ -150,33 +150,77 @@ impl ErrorCode {
     /// What it means, for the API description.
     pub fn meaning(self) -> &'static str {
         match self {
-            Self::InvalidCharacterName => "The `{name}` path segment is not a valid character name (see `CharacterName`).",
-            Self::InvalidPath => "A path segment could not be decoded (e.g. percent-encoding that is not UTF-8).",
-            Self::InvalidQuery => "The query string has an unknown parameter or a value of the wrong type/range.",
-            Self::InvalidRequest => "The JSON request body is malformed, has a missing/unknown field, the wrong `Content-Type`, or a value out of range (the message names the field).",
-            Self::InvalidHeader => "A request header is malformed (`Idempotency-Key`: must be 1 to 128 visible ASCII characters).",
-            Self::Unauthorized => "Admin route without a valid `Authorization: Bearer <key>` (missing or unknown key). Sent with `WWW-Authenticate`.",
-            Self::KeyExpired => "Admin route with a key past its `expires_at_ms`. Sent with `WWW-Authenticate`.",
+            Self::InvalidCharacterName => {
+                "The `{name}` path segment is not a valid character name (see `CharacterName`)."
+            }
+            Self::InvalidPath => {
+                "A path segment could not be decoded (e.g. percent-encoding that is not UTF-8)."
+            }
+            Self::InvalidQuery => {
+                "The query string has an unknown parameter or a value of the wrong type/range."
+            }
+            Self::InvalidRequest => {
+                "The JSON request body is malformed, has a missing/unknown field, the wrong `Content-Type`, or a value out of range (the message names the field)."
+            }
+            Self::InvalidHeader => {
+                "A request header is malformed (`Idempotency-Key`: must be 1 to 128 visible ASCII characters)."
+            }
+            Self::Unauthorized => {
+                "Admin route without a valid `Authorization: Bearer <key>` (missing or unknown key). Sent with `WWW-Authenticate`."
+            }
+            Self::KeyExpired => {
+                "Admin route with a key past its `expires_at_ms`. Sent with `WWW-Authenticate`."
+            }
             Self::Forbidden => "Admin key is valid but lacks the scope the route needs.",
-            Self::CharacterNotFound => "Nexon (or, for the admin purge, the local name→ocid mapping) does not know the character.",
+            Self::CharacterNotFound => {
+                "Nexon (or, for the admin purge, the local name→ocid mapping) does not know the character."
+            }
             Self::NotFound => "No route matches the path.",
             Self::MethodNotAllowed => "The path exists but not with this method.",
             Self::Conflict => "Admin like sync: another instance is syncing right now.",
-            Self::PayloadTooLarge => "The request body (declared `Content-Length` or bytes read) exceeds the body limit (64 KiB by default).",
-            Self::UriTooLong => "The request target (path and query) exceeds the limit (2048 bytes by default).",
-            Self::HeadersTooLarge => "The header names and values exceed 16 KiB, or there are more than 64 header fields (defaults).",
-            Self::RateLimited => "This client exceeded its request rate on `/v1/` (or its like rate, or its rate of names no cache holds). Sent with `Retry-After` (seconds).",
-            Self::InternalError => "A bug (e.g. a handler panicked). Details are logged, never sent.",
-            Self::UpstreamRejected => "The Nexon API (or the proxy) refused our request: a bug or misconfiguration on our side.",
-            Self::UpstreamUnavailable => "The Nexon API / proxy failed, timed out or answered something malformed.",
-            Self::UpstreamRateLimited => "The Nexon API (or the proxy's quota) is rate limiting us. `Retry-After` when known.",
-            Self::UpstreamCircuitOpen => "Calls to the Nexon API are paused while it recovers (circuit breaker open). `Retry-After` when known.",
-            Self::StorageUnavailable => "The database is unavailable (or a stored entry is corrupt).",
+            Self::PayloadTooLarge => {
+                "The request body (declared `Content-Length` or bytes read) exceeds the body limit (64 KiB by default)."
+            }
+            Self::UriTooLong => {
+                "The request target (path and query) exceeds the limit (2048 bytes by default)."
+            }
+            Self::HeadersTooLarge => {
+                "The header names and values exceed 16 KiB, or there are more than 64 header fields (defaults)."
+            }
+            Self::RateLimited => {
+                "This client exceeded its request rate on `/v1/` (or its like rate, or its rate of names no cache holds). Sent with `Retry-After` (seconds)."
+            }
+            Self::InternalError => {
+                "A bug (e.g. a handler panicked). Details are logged, never sent."
+            }
+            Self::UpstreamRejected => {
+                "The Nexon API (or the proxy) refused our request: a bug or misconfiguration on our side."
+            }
+            Self::UpstreamUnavailable => {
+                "The Nexon API / proxy failed, timed out or answered something malformed."
+            }
+            Self::UpstreamRateLimited => {
+                "The Nexon API (or the proxy's quota) is rate limiting us. `Retry-After` when known."
+            }
+            Self::UpstreamCircuitOpen => {
+                "Calls to the Nexon API are paused while it recovers (circuit breaker open). `Retry-After` when known."
+            }
+            Self::StorageUnavailable => {
+                "The database is unavailable (or a stored entry is corrupt)."
+            }
             Self::LikesUnavailable => "Likes cannot be stored (or synced) right now.",
-            Self::OutcomeUnknown => "No store confirmed the like, but Redis or the database may hold it (a write was sent and its answer lost, or too few replicas confirmed it): it may be counted. Retry with the same `Idempotency-Key`. `Retry-After: 1`.",
-            Self::ShuttingDown => "This instance is draining and takes no new likes; retry on another instance.",
-            Self::Overloaded => "Too many requests in flight on this instance (load shedding; not applied to `/health/*` and `/metrics`). `Retry-After: 1`.",
-            Self::RequestTimeout => "The request did not complete within the request timeout (10 s by default).",
+            Self::OutcomeUnknown => {
+                "No store confirmed the like, but Redis or the database may hold it (a write was sent and its answer lost, or too few replicas confirmed it): it may be counted. Retry with the same `Idempotency-Key`. `Retry-After: 1`."
+            }
+            Self::ShuttingDown => {
+                "This instance is draining and takes no new likes; retry on another instance."
+            }
+            Self::Overloaded => {
+                "Too many requests in flight on this instance (load shedding; not applied to `/health/*` and `/metrics`). `Retry-After: 1`."
+            }
+            Self::RequestTimeout => {
+                "The request did not complete within the request timeout (10 s by default)."
+            }
         }
     }
 }

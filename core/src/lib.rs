@@ -30,23 +30,88 @@
 //! compiles the few functions that exist only for them); no release build enables it.
 #![forbid(unsafe_code)]
 
-/// Declares the modules: private, or public (hidden from the docs) with `test-hooks`.
-macro_rules! modules {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            #[cfg(feature = "test-hooks")]
-            #[doc(hidden)]
-            pub mod $name;
-            #[cfg(not(feature = "test-hooks"))]
-            mod $name;
-        )+
-    };
-}
-
-modules!(
-    admin, character, clock, config, equipment, error, http, likes, lock, metrics, nexon, ocids,
-    redis_link, server, store, supervise,
-);
+// Each module is private, or public (hidden from the docs) with `test-hooks`. Written out,
+// not through a macro, so that rustfmt sees every module.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod admin;
+#[cfg(not(feature = "test-hooks"))]
+mod admin;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod character;
+#[cfg(not(feature = "test-hooks"))]
+mod character;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod clock;
+#[cfg(not(feature = "test-hooks"))]
+mod clock;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod config;
+#[cfg(not(feature = "test-hooks"))]
+mod config;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod equipment;
+#[cfg(not(feature = "test-hooks"))]
+mod equipment;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod error;
+#[cfg(not(feature = "test-hooks"))]
+mod error;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod http;
+#[cfg(not(feature = "test-hooks"))]
+mod http;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod likes;
+#[cfg(not(feature = "test-hooks"))]
+mod likes;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod lock;
+#[cfg(not(feature = "test-hooks"))]
+mod lock;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod metrics;
+#[cfg(not(feature = "test-hooks"))]
+mod metrics;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod nexon;
+#[cfg(not(feature = "test-hooks"))]
+mod nexon;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod ocids;
+#[cfg(not(feature = "test-hooks"))]
+mod ocids;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod redis_link;
+#[cfg(not(feature = "test-hooks"))]
+mod redis_link;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod server;
+#[cfg(not(feature = "test-hooks"))]
+mod server;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod store;
+#[cfg(not(feature = "test-hooks"))]
+mod store;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod supervise;
+#[cfg(not(feature = "test-hooks"))]
+mod supervise;
 
 use std::future::Future;
 use std::sync::Arc;

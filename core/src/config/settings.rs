@@ -251,18 +251,24 @@ pub const CLIENT_RATE: Setting<f64> = Setting::new(
     "requests per second per client on `/v1/` (`0`: off), then 429 with `Retry-After`",
 )
 .within("0", "1000000");
-pub const CLIENT_BURST: Setting<f64> =
-    Setting::new("MAPLE_CORE_CLIENT_BURST", "400", "the request bucket's burst")
-        .within("1", "1000000");
+pub const CLIENT_BURST: Setting<f64> = Setting::new(
+    "MAPLE_CORE_CLIENT_BURST",
+    "400",
+    "the request bucket's burst",
+)
+.within("1", "1000000");
 pub const CLIENT_MISS_RATE: Setting<f64> = Setting::new(
     "MAPLE_CORE_CLIENT_MISS_RATE",
     "20",
     "name lookups per second per client that no cache answers, each a Nexon call (`0`: off)",
 )
 .within("0", "1000000");
-pub const CLIENT_MISS_BURST: Setting<f64> =
-    Setting::new("MAPLE_CORE_CLIENT_MISS_BURST", "40", "the lookup bucket's burst")
-        .within("1", "1000000");
+pub const CLIENT_MISS_BURST: Setting<f64> = Setting::new(
+    "MAPLE_CORE_CLIENT_MISS_BURST",
+    "40",
+    "the lookup bucket's burst",
+)
+.within("1", "1000000");
 pub const CLIENT_IPV6_PREFIX: Setting<u8> = Setting::new(
     "MAPLE_CORE_CLIENT_IPV6_PREFIX",
     "64",
@@ -293,9 +299,12 @@ pub const MAX_IN_FLIGHT: Setting<usize> = Setting::new(
     "requests handled at once; beyond it 503 `overloaded` at once (health and metrics exempt)",
 )
 .within("1", "1000000");
-pub const MAX_BODY_BYTES: Setting<usize> =
-    Setting::new("MAPLE_CORE_MAX_BODY_BYTES", "65536", "largest request body (413)")
-        .within("1024", "16777216");
+pub const MAX_BODY_BYTES: Setting<usize> = Setting::new(
+    "MAPLE_CORE_MAX_BODY_BYTES",
+    "65536",
+    "largest request body (413)",
+)
+.within("1024", "16777216");
 pub const HEADER_READ_TIMEOUT_MS: Setting<u64> = Setting::new(
     "MAPLE_CORE_HEADER_READ_TIMEOUT_MS",
     "10000",
@@ -341,10 +350,16 @@ pub const STARFORCE_COSTS: Setting<CostTable> = Setting::new(
     "kms",
     "the 0–14★ star-force cost table: `kms` or `calculator`",
 );
-pub const PRICE_RED_CUBE: Setting<u64> =
-    Setting::new("MAPLE_PRICE_RED_CUBE", "12000000", "market price of a red cube");
-pub const PRICE_BLACK_CUBE: Setting<u64> =
-    Setting::new("MAPLE_PRICE_BLACK_CUBE", "22000000", "market price of a black cube");
+pub const PRICE_RED_CUBE: Setting<u64> = Setting::new(
+    "MAPLE_PRICE_RED_CUBE",
+    "12000000",
+    "market price of a red cube",
+);
+pub const PRICE_BLACK_CUBE: Setting<u64> = Setting::new(
+    "MAPLE_PRICE_BLACK_CUBE",
+    "22000000",
+    "market price of a black cube",
+);
 
 /// The doc's sections, each with its settings in the order the doc lists them (what the doc
 /// test renders).

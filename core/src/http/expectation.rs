@@ -4,7 +4,6 @@
 //! Rule: request bodies are decoded strictly (unknown fields refused) and every refusal names
 //! the field; the engine itself never sees unvalidated input.
 
-
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;

@@ -54,9 +54,8 @@ impl Default for LikeConfig {
     fn default() -> Self {
         // The declared defaults (`config::settings`).
         use crate::config::settings;
-        let millis = |setting: &settings::Setting<u64>| {
-            Duration::from_millis(setting.default_value())
-        };
+        let millis =
+            |setting: &settings::Setting<u64>| Duration::from_millis(setting.default_value());
         Self {
             flush_every: millis(&settings::LIKES_FLUSH_MS),
             sync_every: millis(&settings::LIKES_SYNC_MS),
