@@ -55,8 +55,17 @@ fn settings(env: &Env) -> Result<Settings, ConfigErrors> {
     let telemetry = TelemetryConfig::from_env(env, LogFormat::Text);
     // Reports what was noted so far (telemetry's) with the proxy's own.
     let proxy = ProxyConfig::load(env);
-    let sim_listen = env.setting(&maple_sim::settings::LISTEN);
-    let data_dir = env.optional(&maple_sim::settings::DATA_DIR);
+    // The simulator's settings matter only when it runs: without a Nexon key (or when the
+    // proxy's settings are wrong, so that every bad value is reported at once).
+    let simulated = proxy.as_ref().map_or(true, |proxy| {
+        proxy.api_key.expose() == maple_proxy::config::SIMULATOR_API_KEY
+    });
+    let simulator = simulated.then(|| {
+        (
+            env.setting(&maple_sim::settings::LISTEN),
+            env.optional(&maple_sim::settings::DATA_DIR),
+        )
+    });
     let core = CoreConfig::from_env(env);
     let (mut proxy, core) = match (proxy, core) {
         (Ok(proxy), Ok(core)) => (proxy, core),
@@ -70,9 +79,6 @@ fn settings(env: &Env) -> Result<Settings, ConfigErrors> {
     };
     // Core drains before the proxy stops, so the proxy has nothing left in flight.
     proxy.grace_period = Duration::ZERO;
-    // No Nexon key (from the environment or a key file): the simulator is the upstream.
-    let simulator = (proxy.api_key.expose() == maple_proxy::config::SIMULATOR_API_KEY)
-        .then_some((sim_listen, data_dir));
     Ok(Settings {
         core,
         proxy,

@@ -130,6 +130,15 @@ impl Env {
         self.get(var).unwrap_or_else(|| default.to_owned())
     }
 
+    /// Whether a bad value has been noted since the last [`Self::settle`].
+    pub fn noted(&self) -> bool {
+        !self
+            .problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Notes a bad value; [`Self::settle`] reports it with the others.
     pub fn reject(&self, error: ConfigError) {
         self.problems

@@ -178,6 +178,8 @@ impl CoreConfig {
     /// # Errors
     /// [`ConfigError`] when a check across settings fails (it needs the others right).
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        // What this reads, for the dump (the `Env` may have read other binaries' settings).
+        let before = env.effective().len();
         let mut proxy_url = env.setting(&settings::PROXY_URL);
         if !(proxy_url.starts_with("http://") || proxy_url.starts_with("https://")) {
             env.reject(ConfigError::new(
@@ -263,8 +265,12 @@ impl CoreConfig {
                 .unwrap_or_default(),
             settings: Vec::new(),
         };
-        config.settings = env.effective();
-        config.check_budgets()?;
+        config.settings = env.effective().split_off(before);
+        // The checks across settings would judge a refused value's default: only when every
+        // value was good.
+        if !env.noted() {
+            config.check_budgets()?;
+        }
         Ok(config)
     }
 
@@ -506,6 +512,28 @@ mod tests {
             dump.contains("\"MAPLE_CORE_LISTEN\":\"127.0.0.1:8080\""),
             "{dump}"
         );
+    }
+
+    /// The dump is core's settings only, though the same `Env` read others first (the
+    /// telemetry's, in the launcher the proxy's); and a refused value's default is not judged by
+    /// the checks across settings.
+    #[test]
+    fn the_dump_holds_cores_settings_only_and_checks_wait_for_good_values() {
+        let env = Env::from_pairs([("MAPLE_LOG_FORMAT", "text")]);
+        maple_common::telemetry::TelemetryConfig::from_env(
+            &env,
+            maple_common::telemetry::LogFormat::Json,
+        );
+        let dump = CoreConfig::from_env(&env).expect("valid").redacted();
+        assert!(dump.get("MAPLE_LOG_FORMAT").is_none(), "{dump}");
+        assert_eq!(dump["MAPLE_CORE_LISTEN"], "127.0.0.1:8080");
+        let errors = CoreConfig::from_env(&Env::from_pairs([
+            (settings::REQUEST_TIMEOUT_MS.var, "abc"),
+            (settings::UPSTREAM_TIMEOUT_MS.var, "8000"),
+        ]))
+        .expect_err("a bad value");
+        let vars: Vec<&str> = errors.0.iter().map(|e| e.var.as_str()).collect();
+        assert_eq!(vars, [settings::REQUEST_TIMEOUT_MS.var], "{errors}");
     }
 
     #[test]

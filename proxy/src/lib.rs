@@ -50,7 +50,7 @@ use crate::metrics::ProxyMetrics;
 /// The proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
