@@ -24,6 +24,16 @@ pub fn mysql_server_url() -> String {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> SocketAddr {
+    // Below the kernel's ephemeral range (32768–60999 on these machines), where outgoing
+    // connections take their local ports: a port-0 pick comes from that range, and one of the
+    // tests' own client connections could take it before the server binds it (seen once in
+    // CI: an in-process proxy never came up). Here only another test's pick can collide.
+    for _ in 0..1000 {
+        let port: u16 = rand::random_range(20_000..32_768);
+        if let Ok(listener) = StdListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("local addr");
+        }
+    }
     let listener = StdListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local addr")
 }
