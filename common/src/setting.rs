@@ -316,6 +316,37 @@ pub fn render_sections(doc: &str, sections: &[(&str, &[&dyn Describe])]) -> Resu
     Ok(rendered)
 }
 
+/// The test every crate with declared settings runs: each declaration's default and bounds
+/// parse, the default lies within them ([`Describe::check`]) and no variable is declared twice;
+/// and `docs/configuration.md` (beside `manifest_dir`, the crate's own folder) shows `sections`
+/// as [`render_sections`] renders them. With `MAPLE_BLESS` set it rewrites the doc instead of
+/// comparing; review the diff.
+///
+/// # Panics
+/// On a bad declaration, a doc that cannot be read or written, a missing marker, or a doc
+/// that differs.
+pub fn check_doc(manifest_dir: &str, sections: &[(&str, &[&dyn Describe])]) {
+    let mut seen = std::collections::HashSet::new();
+    for (_, settings) in sections {
+        for setting in *settings {
+            assert_eq!(setting.check(), Ok(()));
+            assert!(seen.insert(setting.var()), "{} twice", setting.var());
+        }
+    }
+    let path = std::path::Path::new(manifest_dir).join("../docs/configuration.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
+    let rendered = render_sections(&doc, sections).expect("the doc's markers");
+    if std::env::var_os("MAPLE_BLESS").is_some() {
+        std::fs::write(&path, &rendered).expect("write the doc");
+        return;
+    }
+    assert!(
+        rendered == doc,
+        "docs/configuration.md differs from the declared settings; run `MAPLE_BLESS=1 cargo test \
+         --workspace --lib` and review the diff"
+    );
+}
+
 impl Env {
     /// Keeps what a declared setting was read as, for the dump ([`Self::effective`]).
     fn keep(&self, var: &str, shown: Shown, value: Option<String>) {

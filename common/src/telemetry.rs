@@ -381,26 +381,10 @@ mod tests {
         assert_eq!(env.settle(Ok(())).expect_err("two bad values").0.len(), 2);
     }
 
-    /// The logs-and-traces table in `docs/configuration.md` is rendered from [`SETTINGS`]
-    /// (`MAPLE_BLESS=1 cargo test -p maple-common configuration_doc` rewrites it).
+    /// The doc's tables of these settings are rendered from the declarations
+    /// (`MAPLE_BLESS=1 cargo test --workspace --lib` rewrites them).
     #[test]
     fn the_configuration_doc_shows_the_declared_settings() {
-        for setting in SETTINGS {
-            assert_eq!(setting.check(), Ok(()));
-        }
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
-        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
-        let rendered = crate::setting::render_sections(&doc, &[("telemetry", SETTINGS)])
-            .expect("the doc's markers");
-        if std::env::var_os("MAPLE_BLESS").is_some() {
-            std::fs::write(&path, &rendered).expect("write the doc");
-            return;
-        }
-        assert!(
-            rendered == doc,
-            "docs/configuration.md differs from the declared settings; run `MAPLE_BLESS=1 \
-             cargo test -p maple-common configuration_doc` and review the diff"
-        );
+        crate::setting::check_doc(env!("CARGO_MANIFEST_DIR"), &[("telemetry", SETTINGS)]);
     }
 }

@@ -37,30 +37,10 @@ pub const ALL: &[&dyn Describe] = &[&LISTEN, &API_KEY, &GZIP, &DATA_DIR];
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_declared_default_parses() {
-        for setting in ALL {
-            assert_eq!(setting.check(), Ok(()));
-        }
-    }
-
-    /// The simulator's table in `docs/configuration.md` is rendered from [`ALL`]
-    /// (`MAPLE_BLESS=1 cargo test -p maple-sim configuration_doc` rewrites it).
+    /// The doc's tables of these settings are rendered from the declarations
+    /// (`MAPLE_BLESS=1 cargo test --workspace --lib` rewrites them).
     #[test]
     fn the_configuration_doc_shows_the_declared_settings() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
-        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
-        let rendered = maple_common::setting::render_sections(&doc, &[("simulator", ALL)])
-            .expect("the doc's markers");
-        if std::env::var_os("MAPLE_BLESS").is_some() {
-            std::fs::write(&path, &rendered).expect("write the doc");
-            return;
-        }
-        assert!(
-            rendered == doc,
-            "docs/configuration.md differs from the declared settings; run `MAPLE_BLESS=1 \
-             cargo test -p maple-sim configuration_doc` and review the diff"
-        );
+        maple_common::setting::check_doc(env!("CARGO_MANIFEST_DIR"), &[("simulator", ALL)]);
     }
 }

@@ -457,23 +457,8 @@ const SECTIONS: &[(&str, &[&dyn Describe])] = &[
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-    use std::path::Path;
-
-    use maple_common::setting::render_sections;
 
     use super::*;
-
-    #[test]
-    fn every_declared_default_parses_and_lies_within_its_bounds() {
-        let mut seen = HashSet::new();
-        for (_, settings) in SECTIONS {
-            for setting in *settings {
-                assert_eq!(setting.check(), Ok(()));
-                assert!(seen.insert(setting.var()), "{} twice", setting.var());
-            }
-        }
-    }
 
     /// The engine's own default prices (for library users) are the configuration's.
     #[test]
@@ -483,22 +468,10 @@ mod tests {
         assert_eq!(PRICE_BLACK_CUBE.default_value(), prices.black_cube);
     }
 
-    /// Each section's table in `docs/configuration.md` is the one rendered from the
-    /// declarations, between `<!-- settings: NAME -->` and `<!-- end settings -->`. After a
-    /// change: `MAPLE_BLESS=1 cargo test -p maple-core settings` rewrites them; review the diff.
+    /// The doc's tables of these settings are rendered from the declarations
+    /// (`MAPLE_BLESS=1 cargo test --workspace --lib` rewrites them).
     #[test]
     fn the_configuration_doc_shows_the_declared_settings() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
-        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
-        let rendered = render_sections(&doc, SECTIONS).expect("the doc's markers");
-        if std::env::var_os("MAPLE_BLESS").is_some() {
-            std::fs::write(&path, &rendered).expect("write the doc");
-            return;
-        }
-        assert!(
-            rendered == doc,
-            "docs/configuration.md differs from the declared settings; run `MAPLE_BLESS=1 \
-             cargo test -p maple-core settings` and review the diff"
-        );
+        maple_common::setting::check_doc(env!("CARGO_MANIFEST_DIR"), SECTIONS);
     }
 }

@@ -203,17 +203,6 @@ fn zero_timeouts_are_rejected() {
     assert_eq!(err.0[0].var, READ_TIMEOUT_MS.var);
 }
 
-#[test]
-fn every_declared_default_parses_and_lies_within_its_bounds() {
-    let mut seen = std::collections::HashSet::new();
-    for (_, settings) in vars::SECTIONS {
-        for setting in *settings {
-            assert_eq!(setting.check(), Ok(()));
-            assert!(seen.insert(setting.var()), "{} twice", setting.var());
-        }
-    }
-}
-
 /// The breaker's defaults live in `maple-common` (core's breakers use them too); the proxy's
 /// declared defaults are the same.
 #[test]
@@ -233,21 +222,9 @@ fn the_declared_breaker_defaults_are_the_breakers() {
     assert_eq!(defaults.slow_call, None);
 }
 
-/// The proxy's tables in `docs/configuration.md` are rendered from the declarations
-/// (`MAPLE_BLESS=1 cargo test -p maple-proxy configuration_doc` rewrites them).
+/// The doc's tables of these settings are rendered from the declarations
+/// (`MAPLE_BLESS=1 cargo test --workspace --lib` rewrites them).
 #[test]
 fn the_configuration_doc_shows_the_declared_settings() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
-    let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
-    let rendered =
-        maple_common::setting::render_sections(&doc, vars::SECTIONS).expect("the doc's markers");
-    if std::env::var_os("MAPLE_BLESS").is_some() {
-        std::fs::write(&path, &rendered).expect("write the doc");
-        return;
-    }
-    assert!(
-        rendered == doc,
-        "docs/configuration.md differs from the declared settings; run `MAPLE_BLESS=1 cargo \
-         test -p maple-proxy configuration_doc` and review the diff"
-    );
+    maple_common::setting::check_doc(env!("CARGO_MANIFEST_DIR"), vars::SECTIONS);
 }
