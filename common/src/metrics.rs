@@ -36,65 +36,43 @@ where
     Ok(metric)
 }
 
-impl Metric for IntCounter {
-    type Spec = ();
-    fn register(registry: &Registry, name: &str, help: &str, (): ()) -> prometheus::Result<Self> {
-        registered(registry, Self::new(name, help)?)
-    }
+/// The metrics that need only a name and help.
+macro_rules! plain_metric {
+    ($($kind:ty),+) => {$(
+        impl Metric for $kind {
+            type Spec = ();
+            fn register(
+                registry: &Registry,
+                name: &str,
+                help: &str,
+                (): (),
+            ) -> prometheus::Result<Self> {
+                registered(registry, Self::new(name, help)?)
+            }
+        }
+    )+};
 }
 
-impl Metric for IntGauge {
-    type Spec = ();
-    fn register(registry: &Registry, name: &str, help: &str, (): ()) -> prometheus::Result<Self> {
-        registered(registry, Self::new(name, help)?)
-    }
+/// The metrics by labels: their spec is the label names.
+macro_rules! labelled_metric {
+    ($($kind:ty),+) => {$(
+        impl Metric for $kind {
+            /// The label names.
+            type Spec = &'static [&'static str];
+            fn register(
+                registry: &Registry,
+                name: &str,
+                help: &str,
+                labels: Self::Spec,
+            ) -> prometheus::Result<Self> {
+                registered(registry, Self::new(Opts::new(name, help), labels)?)
+            }
+        }
+    )+};
 }
 
-impl Metric for Gauge {
-    type Spec = ();
-    fn register(registry: &Registry, name: &str, help: &str, (): ()) -> prometheus::Result<Self> {
-        registered(registry, Self::new(name, help)?)
-    }
-}
-
-impl Metric for IntCounterVec {
-    /// The label names.
-    type Spec = &'static [&'static str];
-    fn register(
-        registry: &Registry,
-        name: &str,
-        help: &str,
-        labels: Self::Spec,
-    ) -> prometheus::Result<Self> {
-        registered(registry, Self::new(Opts::new(name, help), labels)?)
-    }
-}
-
-impl Metric for IntGaugeVec {
-    /// The label names.
-    type Spec = &'static [&'static str];
-    fn register(
-        registry: &Registry,
-        name: &str,
-        help: &str,
-        labels: Self::Spec,
-    ) -> prometheus::Result<Self> {
-        registered(registry, Self::new(Opts::new(name, help), labels)?)
-    }
-}
-
-impl Metric for GaugeVec {
-    /// The label names.
-    type Spec = &'static [&'static str];
-    fn register(
-        registry: &Registry,
-        name: &str,
-        help: &str,
-        labels: Self::Spec,
-    ) -> prometheus::Result<Self> {
-        registered(registry, Self::new(Opts::new(name, help), labels)?)
-    }
-}
+plain_metric!(IntCounter, IntGauge, Gauge);
+labelled_metric!(IntCounterVec, IntGaugeVec, GaugeVec);
 
 impl Metric for Histogram {
     /// The buckets' upper bounds.
