@@ -229,6 +229,7 @@ impl Simulator {
                 get(current_fault).post(set_fault).delete(clear_fault),
             )
             .route("/-/stats", get(read_stats).delete(reset_stats))
+            .route("/-/stats/equipment", get(read_equipment_calls))
             .route("/-/names", post(set_owner).delete(reset_owners))
             .fallback_service(api)
             .with_state(self.clone())
@@ -336,6 +337,14 @@ fn split_for_reset(stream: TcpStream) -> std::io::Result<(TcpStream, std::net::T
 
 async fn count_call(State(sim): State<Simulator>, request: Request, next: Next) -> Response {
     sim.state.stats.record(request.uri().path());
+    if request.uri().path() == PATH_ITEM_EQUIPMENT
+        && let Some(ocid) = request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("ocid=")))
+    {
+        sim.state.stats.record_equipment(ocid, unix_ms());
+    }
     if let Some(traceparent) = request
         .headers()
         .get("traceparent")
@@ -625,6 +634,19 @@ async fn set_owner(State(sim): State<Simulator>, body: Bytes) -> Response {
 async fn reset_owners(State(sim): State<Simulator>) -> StatusCode {
     sim.reset_owners();
     StatusCode::NO_CONTENT
+}
+
+/// `GET /-/stats/equipment`: each character's equipment call times (Unix ms, oldest first).
+async fn read_equipment_calls(
+    State(sim): State<Simulator>,
+) -> Json<std::collections::BTreeMap<String, Vec<u64>>> {
+    Json(sim.state.stats.equipment_calls())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 async fn read_stats(State(sim): State<Simulator>) -> Json<StatsSnapshot> {

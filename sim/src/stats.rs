@@ -2,8 +2,12 @@
 //!
 //! Rule: counted on arrival, before authentication and faults, so "exactly one upstream call"
 //! means exactly one request reached the simulator.
+//!
+//! Equipment calls are also kept per character (`GET /-/stats/equipment`: each `ocid` with the
+//! times of its calls), so a test spanning several proxies can check that Nexon saw at most one
+//! call per character per freshness period.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use maple_common::nexon::{PATH_BASIC, PATH_ID, PATH_ITEM_EQUIPMENT};
@@ -18,7 +22,14 @@ pub struct Stats {
     calls: Mutex<BTreeMap<&'static str, u64>>,
     /// The W3C `traceparent` of the latest requests that carried one (newest last).
     traceparents: Mutex<std::collections::VecDeque<String>>,
+    /// Equipment calls per `ocid`: when each arrived (Unix ms), oldest first.
+    equipment: Mutex<HashMap<String, Vec<u64>>>,
 }
+
+/// Characters whose equipment calls are timed; calls for more are counted by path only.
+const TIMED_CHARACTERS: usize = 100_000;
+/// Call times kept per character (the latest).
+const TIMES_KEPT: usize = 64;
 
 /// `traceparent` values kept.
 const TRACEPARENTS_KEPT: usize = 256;
@@ -50,6 +61,25 @@ impl Stats {
         *calls.entry(key).or_default() += 1;
     }
 
+    /// Notes an equipment call for `ocid` at `at_ms` (Unix ms).
+    pub fn record_equipment(&self, ocid: &str, at_ms: u64) {
+        let mut calls = self.equipment.lock().unwrap_or_else(|e| e.into_inner());
+        if calls.len() >= TIMED_CHARACTERS && !calls.contains_key(ocid) {
+            return;
+        }
+        let times = calls.entry(ocid.to_owned()).or_default();
+        if times.len() == TIMES_KEPT {
+            times.remove(0);
+        }
+        times.push(at_ms);
+    }
+
+    /// Each character's equipment call times (Unix ms, oldest first).
+    pub fn equipment_calls(&self) -> BTreeMap<String, Vec<u64>> {
+        let calls = self.equipment.lock().unwrap_or_else(|e| e.into_inner());
+        calls.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     pub fn record_traceparent(&self, value: &str) {
         let mut kept = self.traceparents.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() == TRACEPARENTS_KEPT {
@@ -74,6 +104,10 @@ impl Stats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.equipment
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -93,5 +127,24 @@ mod tests {
         assert_eq!(snap.calls(OTHER_PATH), 1);
         stats.reset();
         assert_eq!(stats.snapshot().total, 0);
+    }
+
+    #[test]
+    fn equipment_calls_are_timed_per_character() {
+        let stats = Stats::default();
+        stats.record_equipment("a", 1);
+        stats.record_equipment("b", 2);
+        stats.record_equipment("a", 3);
+        let calls = stats.equipment_calls();
+        assert_eq!(calls["a"], [1, 3]);
+        assert_eq!(calls["b"], [2]);
+        for at in 0..100 {
+            stats.record_equipment("c", at);
+        }
+        let kept = &stats.equipment_calls()["c"];
+        assert_eq!(kept.len(), TIMES_KEPT);
+        assert_eq!(kept.last(), Some(&99));
+        stats.reset();
+        assert!(stats.equipment_calls().is_empty());
     }
 }
