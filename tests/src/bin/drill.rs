@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     };
     let network = drill::net::Network::new(&args.options.prefix);
     if args.tear_down {
-        network.tear_down();
+        tear_down(&network);
         return ExitCode::SUCCESS;
     }
     if !nix::unistd::geteuid().is_root() {
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
     }
     let result = run(&args.options);
     // Whatever happened: every process of every host killed, every namespace gone.
-    network.tear_down();
+    tear_down(&network);
     match result {
         Ok(report) => {
             println!("{}", report.table());
@@ -179,8 +179,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// A runtime on this thread for the set-up and the tear-down (the drill's own runtime lives in
+/// the client host's namespace).
+fn local() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn tear_down(network: &drill::net::Network) {
+    match local() {
+        Ok(runtime) => runtime.block_on(network.tear_down()),
+        Err(e) => eprintln!("drill: no runtime to tear down with: {e}"),
+    }
+}
+
 fn run(options: &Options) -> anyhow::Result<drill::report::Report> {
-    let network = drill::build_network(options)?;
+    let network = local()?.block_on(drill::build_network(options))?;
     drill::enter_client(&network)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -19,6 +19,11 @@
     clippy::print_stderr,
     reason = "a relay that cannot bind says so on stderr and exits"
 )]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "no async runtime here: blocking threads are the design (see above); the \
+              tests' ban on blocking calls guards runtime threads"
+)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

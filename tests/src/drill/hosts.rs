@@ -177,7 +177,7 @@ impl Hosts {
     /// `kill -9` of everything the host runs: the host is gone (its address still answers
     /// with a refusal, as a host whose services crashed does; a silent host is a partition).
     pub async fn kill(&mut self, name: &str) {
-        self.net.kill_host(name);
+        self.net.kill_host(name).await;
         for mut child in self.children.remove(name).unwrap_or_default() {
             let _ = child.kill().await;
         }

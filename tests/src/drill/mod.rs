@@ -111,17 +111,17 @@ fn start_order(hosts: &[Host]) -> Vec<String> {
 ///
 /// # Errors
 /// When `ip` refuses (not root, no iproute2).
-pub fn build_network(options: &Options) -> anyhow::Result<net::Network> {
+pub async fn build_network(options: &Options) -> anyhow::Result<net::Network> {
     let network = net::Network::new(&options.prefix);
-    network.tear_down();
-    network.create_switch()?;
+    network.tear_down().await;
+    network.create_switch().await?;
     for host in options.hosts() {
-        network.add_host(&host.name, host.octet)?;
+        network.add_host(&host.name, host.octet).await?;
     }
     if let Some(mbit) = options.redis_mbit {
         for host in options.hosts() {
             if matches!(host.role, Role::Redis { .. }) {
-                network.cap_bandwidth(&host.name, mbit)?;
+                network.cap_bandwidth(&host.name, mbit).await?;
             }
         }
     }
@@ -273,9 +273,9 @@ async fn full_scenario(
 
     let w = open(load, "core-2 partitioned, healed half-way");
     let core_2 = hosts.get("core-2").octet;
-    hosts.net.set_plugged(core_2, false)?;
+    hosts.net.set_plugged(core_2, false).await?;
     tokio::time::sleep(half).await;
-    hosts.net.set_plugged(core_2, true)?;
+    hosts.net.set_plugged(core_2, true).await?;
     tokio::time::sleep(half).await;
     close(windows, load, w);
 

@@ -3,7 +3,7 @@
 //! namespace: the drill's traffic stays on these addresses. Built and torn down with `ip` from
 //! iproute2 (and `tc` for a bandwidth cap).
 
-use std::process::Command;
+use tokio::process::Command;
 
 use anyhow::{Context as _, bail};
 
@@ -33,8 +33,8 @@ impl Network {
 
     /// The namespaces of an earlier run with this prefix (one that was killed before it could
     /// tear down).
-    pub fn leftovers(&self) -> Vec<String> {
-        let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+    pub async fn leftovers(&self) -> Vec<String> {
+        let Ok(out) = Command::new("ip").args(["netns", "list"]).output().await else {
             return Vec::new();
         };
         String::from_utf8_lossy(&out.stdout)
@@ -46,29 +46,29 @@ impl Network {
     }
 
     /// Kills every process in each namespace of this prefix and deletes the namespaces.
-    pub fn tear_down(&self) {
-        for ns in self.leftovers() {
-            kill_all(&ns);
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    pub async fn tear_down(&self) {
+        for ns in self.leftovers().await {
+            kill_all(&ns).await;
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status().await;
         }
     }
 
     /// The switch: a bridge in its own namespace.
-    pub fn create_switch(&self) -> anyhow::Result<()> {
+    pub async fn create_switch(&self) -> anyhow::Result<()> {
         let ns = self.switch();
-        ip(&["netns", "add", &ns])?;
-        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &ns, "link", "set", "br0", "up"])?;
+        ip(&["netns", "add", &ns]).await?;
+        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]).await?;
+        ip(&["-n", &ns, "link", "set", "br0", "up"]).await?;
         Ok(())
     }
 
     /// A host: its namespace, loopback up, and `eth0` at `10.77.0.{octet}` plugged into the
     /// switch's port `p{octet}`.
-    pub fn add_host(&self, host: &str, octet: u8) -> anyhow::Result<()> {
+    pub async fn add_host(&self, host: &str, octet: u8) -> anyhow::Result<()> {
         let ns = self.namespace(host);
         let port = format!("p{octet}");
-        ip(&["netns", "add", &ns])?;
-        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&["netns", "add", &ns]).await?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"]).await?;
         ip(&[
             "-n",
             &self.switch(),
@@ -82,9 +82,9 @@ impl Network {
             "eth0",
             "netns",
             &ns,
-        ])?;
-        ip(&["-n", &self.switch(), "link", "set", &port, "master", "br0"])?;
-        ip(&["-n", &self.switch(), "link", "set", &port, "up"])?;
+        ]).await?;
+        ip(&["-n", &self.switch(), "link", "set", &port, "master", "br0"]).await?;
+        ip(&["-n", &self.switch(), "link", "set", &port, "up"]).await?;
         ip(&[
             "-n",
             &ns,
@@ -93,14 +93,14 @@ impl Network {
             &format!("{SUBNET}.{octet}/24"),
             "dev",
             "eth0",
-        ])?;
-        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ]).await?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]).await?;
         Ok(())
     }
 
     /// Unplugs (`false`) or plugs back (`true`) the host's switch port: a partition. The
     /// host's processes live on and see their peers go silent.
-    pub fn set_plugged(&self, octet: u8, plugged: bool) -> anyhow::Result<()> {
+    pub async fn set_plugged(&self, octet: u8, plugged: bool) -> anyhow::Result<()> {
         let state = if plugged { "up" } else { "down" };
         ip(&[
             "-n",
@@ -110,10 +110,11 @@ impl Network {
             &format!("p{octet}"),
             state,
         ])
+        .await
     }
 
     /// Caps what the host sends at `mbit` (a token bucket on its `eth0`).
-    pub fn cap_bandwidth(&self, host: &str, mbit: u32) -> anyhow::Result<()> {
+    pub async fn cap_bandwidth(&self, host: &str, mbit: u32) -> anyhow::Result<()> {
         let ns = self.namespace(host);
         let status = Command::new("ip")
             .args([
@@ -122,6 +123,7 @@ impl Network {
             .args(["root", "tbf", "rate", &format!("{mbit}mbit")])
             .args(["burst", "64kb", "latency", "50ms"])
             .status()
+            .await
             .context("tc")?;
         if !status.success() {
             bail!("tc tbf on {host} failed");
@@ -130,15 +132,16 @@ impl Network {
     }
 
     /// `kill -9` every process in the host's namespace: the host is gone.
-    pub fn kill_host(&self, host: &str) {
-        kill_all(&self.namespace(host));
+    pub async fn kill_host(&self, host: &str) {
+        kill_all(&self.namespace(host)).await;
     }
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
+async fn ip(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
+        .await
         .context("running ip (iproute2)")?;
     if !out.status.success() {
         bail!(
@@ -150,8 +153,8 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn kill_all(ns: &str) {
-    let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else {
+async fn kill_all(ns: &str) {
+    let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output().await else {
         return;
     };
     // The drill itself lives in the client host's namespace: it is not one of its processes.

@@ -25,7 +25,9 @@ struct Balancer {
 
 impl Balancer {
     async fn start(core_1: SocketAddr, core_2: SocketAddr) -> Self {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy.cfg");
+        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(maple_tests::drill::HAPROXY_CFG);
         let (listen, admin) = (free_port(), free_port());
         let child = spawn_owned(
             Command::new("haproxy")

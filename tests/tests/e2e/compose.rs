@@ -220,19 +220,24 @@ fn compose_matches_the_code_and_the_repository() {
         }
     }
 
-    // The load balancer runs deploy/haproxy.cfg (the file tests/tests/e2e/balancer.rs runs),
-    // sends to each core's listen port, and a draining core leaves its rotation before it
-    // stops accepting: the drain delay outlasts the checks that take it out.
+    // The load balancer runs deploy/haproxy.cfg: the file tests/tests/e2e/balancer.rs runs and
+    // the drill's balancer host runs (`maple_tests::drill::HAPROXY_CFG`), so the three are one
+    // file. It sends to each core's listen port, and a draining core leaves its rotation
+    // before it stops accepting: the drain delay outlasts the checks that take it out.
     let lb = service("lb");
+    let drill_config = maple_tests::drill::HAPROXY_CFG;
     let mounted = lb["volumes"]
         .as_sequence()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .any(|v| v == "./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro");
-    assert!(mounted, "lb: deploy/haproxy.cfg is not its configuration");
+        .any(|v| v == format!("./{drill_config}:/usr/local/etc/haproxy/haproxy.cfg:ro"));
+    assert!(
+        mounted,
+        "lb: {drill_config} (the drill's) is not its configuration"
+    );
     let lb_env = environment(lb);
-    let haproxy = std::fs::read_to_string(root.join("deploy/haproxy.cfg")).expect("haproxy.cfg");
+    let haproxy = std::fs::read_to_string(root.join(drill_config)).expect("haproxy.cfg");
     for (i, name) in ["core-1", "core-2"].into_iter().enumerate() {
         let var = format!("MAPLE_CORE_{}", i + 1);
         assert!(

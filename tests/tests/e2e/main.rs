@@ -13,6 +13,7 @@ mod balancer;
 mod breaker;
 mod chaos;
 mod compose;
+mod drill;
 mod expectation;
 mod failures;
 mod fresh;

@@ -1,0 +1,97 @@
+//! The small drill (`drill --small`): two core hosts behind HAProxy (`deploy/haproxy.cfg`),
+//! Redis, MariaDB, one proxy and the simulator, each on a host of its own (a network
+//! namespace) with a delayed link; one core host is killed (`kill -9`) under the users' load.
+//! No acknowledged like may be lost or counted twice, and once the balancer shows the host
+//! `DOWN` no request fails. Needs root (CI runs as root), as the drill makes namespaces.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::processes::workspace_binary;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_core_host_killed_behind_the_balancer_loses_no_like_and_is_routed_around() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the drill makes network namespaces: run the tests as root"
+    );
+    let dir = std::env::temp_dir().join(format!("maple-drill-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("run dir");
+    let report_path = dir.join("report.json");
+    let mut drill = Command::new(workspace_binary("drill"))
+        .args(["--small", "--prefix", "mdtest"])
+        .arg("--run-dir")
+        .arg(dir.join("hosts"))
+        .arg("--report")
+        .arg(&report_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("drill starts");
+    let stdout = drill.stdout.take().expect("stdout");
+    let stderr = drill.stderr.take().expect("stderr");
+    let read = |mut stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut text).await;
+        text
+    };
+    let (out, err) = (
+        tokio::spawn(read(Box::new(stdout))),
+        tokio::spawn(read(Box::new(stderr))),
+    );
+    let status = match tokio::time::timeout(Duration::from_secs(150), drill.wait()).await {
+        Ok(status) => status.expect("wait"),
+        Err(_) => {
+            // SIGTERM: the drill tears its hosts down before it exits.
+            crate::processes::send(&drill, "TERM", "drill");
+            let _ = tokio::time::timeout(Duration::from_secs(20), drill.wait()).await;
+            tear_down().await;
+            panic!("the drill did not finish within 150 s");
+        }
+    };
+    tear_down().await;
+    let (out, err) = (out.await.expect("stdout"), err.await.expect("stderr"));
+    assert!(status.success(), "drill: {status}\n{out}\n{err}");
+    let summary = out
+        .lines()
+        .find(|line| line.starts_with("drill: "))
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    assert!(
+        summary.contains(", lost 0, double 0, "),
+        "{summary}\n{out}\n{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).expect("report")).expect("json");
+    let number = |field: &str| report[field].as_u64().unwrap_or_else(|| panic!("{field}"));
+    assert!(number("likes_acknowledged") > 0, "{report}");
+    assert_eq!(number("likes_counted"), number("likes_acknowledged"));
+    assert_eq!(
+        (number("lost"), number("double"), number("unresolved")),
+        (0, 0, 0)
+    );
+    let windows = report["windows"].as_array().expect("windows");
+    assert_eq!(windows.len(), 2, "{report}");
+    for window in windows {
+        assert!(window["requests"].as_u64() > Some(0), "{window}");
+    }
+    // The balancer took the dead host out, and from then on nothing failed.
+    let balancer = &report["balancer"];
+    assert!(
+        balancer["down_after_ms"].is_u64(),
+        "HAProxy never marked core-1 DOWN: {report}"
+    );
+    assert_eq!(balancer["failures_after_down"], 0, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whatever the drill left (it tears down itself; this covers a drill that was killed).
+async fn tear_down() {
+    let _ = Command::new(workspace_binary("drill"))
+        .args(["--tear-down", "--prefix", "mdtest"])
+        .status()
+        .await;
+}
