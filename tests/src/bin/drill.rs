@@ -8,8 +8,13 @@
 //!       [--delay-us 250] [--jitter-us 50] [--slow-ms 50] [--redis-mbit N] [--fresh-s 300]
 //!       [--prefix mdrill] [--run-dir DIR] [--bin-dir DIR] [--haproxy-cfg FILE]
 //!       [--report FILE.json]
+//! drill --capacity [--window-s 30] [--characters 200] [--delay-us 250] …
 //! drill --tear-down [--prefix mdrill]
 //! ```
+//!
+//! `--capacity` measures instead of drilling (docs/scaling.md): on the same hosts, what a
+//! request costs each tier with 1, 2 and 3 core hosts, with reads going to Redis, with likes
+//! only, and with the links at 0, 0.25 and 1 ms; each step lasts `--window-s`.
 //!
 //! Prints each window's figures (a Markdown table) and the closing line
 //! `drill: N requests, F failed (…), likes acknowledged A, counted A, lost 0, double 0,
@@ -30,6 +35,7 @@ use maple_tests::drill::{self, Options};
 struct Args {
     options: Options,
     tear_down: bool,
+    capacity: bool,
     report: Option<PathBuf>,
 }
 
@@ -62,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         options: Options { ..options.clone() },
         tear_down: false,
+        capacity: false,
         report: None,
     };
     let mut flags = raw.into_iter();
@@ -70,6 +77,10 @@ fn parse_args() -> Result<Args, String> {
             "--small" => continue,
             "--tear-down" => {
                 args.tear_down = true;
+                continue;
+            }
+            "--capacity" => {
+                args.capacity = true;
                 continue;
             }
             _ => {}
@@ -107,6 +118,12 @@ fn parse_args() -> Result<Args, String> {
     if !options.prefix.chars().all(|c| c.is_ascii_alphanumeric()) || options.prefix.len() > 12 {
         return Err("--prefix: 1 to 12 letters or digits".into());
     }
+    // The hosts' processes start in their own folders: every path absolute.
+    let absolute =
+        |path: &PathBuf| std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()));
+    options.bin_dir = absolute(&options.bin_dir)?;
+    options.haproxy_cfg = absolute(&options.haproxy_cfg)?;
+    options.run_dir = absolute(&options.run_dir)?;
     args.options = options;
     Ok(args)
 }
@@ -128,7 +145,32 @@ fn main() -> ExitCode {
         eprintln!("drill: needs root (it makes network namespaces)");
         return ExitCode::from(2);
     }
-    let result = run(&args.options);
+    if args.capacity {
+        let result = in_client_host(
+            &args.options,
+            drill::measure(args.options.clone(), network.clone()),
+        );
+        tear_down(&network);
+        return match result {
+            Ok(tables) => {
+                println!("{tables}");
+                let _ = std::fs::remove_dir_all(&args.options.run_dir);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("drill: {e:#}");
+                eprintln!(
+                    "drill: each host's logs are in {}",
+                    args.options.run_dir.display()
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
+    let result = in_client_host(
+        &args.options,
+        drill::run(args.options.clone(), network.clone()),
+    );
     // Whatever happened: every process of every host killed, every namespace gone.
     tear_down(&network);
     match result {
@@ -194,7 +236,12 @@ fn tear_down(network: &drill::net::Network) {
     }
 }
 
-fn run(options: &Options) -> anyhow::Result<drill::report::Report> {
+/// Builds the network, moves this process into the client host and runs `work` there on a
+/// runtime of its own; SIGINT and SIGTERM end it early (the caller tears down).
+fn in_client_host<T>(
+    options: &Options,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     let network = local()?.block_on(drill::build_network(options))?;
     drill::enter_client(&network)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -205,7 +252,7 @@ fn run(options: &Options) -> anyhow::Result<drill::report::Report> {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            report = drill::run(options.clone(), network) => report,
+            result = work => result,
             _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
             _ = terminate.recv() => anyhow::bail!("terminated"),
         }

@@ -74,6 +74,8 @@ impl Host {
 pub struct Hosts {
     pub net: Network,
     pub hosts: Vec<Host>,
+    /// Settings given to every core started from now on, over the drill's own.
+    pub core_env: Vec<(String, String)>,
     options: Options,
     children: BTreeMap<String, Vec<Child>>,
 }
@@ -83,6 +85,7 @@ impl Hosts {
         Self {
             net,
             hosts,
+            core_env: Vec::new(),
             options,
             children: BTreeMap::new(),
         }
@@ -194,6 +197,21 @@ impl Hosts {
     /// The pid of the host's first process (its server), for CPU readings.
     pub fn server_pid(&self, name: &str) -> Option<u32> {
         self.children.get(name)?.first()?.id()
+    }
+
+    /// The pid of the host's link relay.
+    pub fn relay_pid(&self, name: &str) -> Option<u32> {
+        self.children.get(name)?.last()?.id()
+    }
+
+    /// Whether the host's processes run.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.children.contains_key(name)
+    }
+
+    /// Every host's hosts of `role`.
+    pub fn names(&self, role: Role) -> Vec<String> {
+        self.of(role).map(|h| h.name.clone()).collect()
     }
 
     fn spawn(
@@ -314,6 +332,7 @@ impl Hosts {
                     ("MAPLE_CORE_PRICING_PER_CLIENT", "0".into()),
                     ("RUST_LOG", "warn".into()),
                 ]);
+                pairs.extend(self.core_env.iter().cloned());
                 let sentinels: Vec<String> =
                     self.of(Role::Sentinel).map(|s| s.addr(26379)).collect();
                 if sentinels.is_empty() {

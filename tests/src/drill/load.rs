@@ -1,5 +1,5 @@
 //! The users: each asks for a random character's equipment, likes it, or asks for its
-//! expectation (3 : 1 : 1), then thinks for a random 0.1–0.5 s. Every answer is kept as a
+//! expectation (3 : 1 : 1, [`Mix::USERS`]), then thinks for a random 0.1–0.5 s. Every answer is kept as a
 //! sample; every like carries its own `Idempotency-Key`, and a like not acknowledged (any
 //! answer but 202, or no answer) is sent again with the same key on that user's next like, as
 //! a careful client does. So at the end each key is acknowledged once, and the database must
@@ -49,11 +49,29 @@ pub fn character(i: usize) -> String {
     name
 }
 
+/// What the users ask for, in what proportion, and how long they think in between.
+#[derive(Debug, Clone, Copy)]
+pub struct Mix {
+    /// Weights of equipment, likes and expectations.
+    pub weights: [u32; 3],
+    /// Think time between two requests, ms (`(0, 0)`: a closed loop at full speed).
+    pub think_ms: (u64, u64),
+}
+
+impl Mix {
+    /// The drill's users: equipment, likes and expectations 3 : 1 : 1, thinking 0.1–0.5 s.
+    pub const USERS: Self = Self {
+        weights: [3, 1, 1],
+        think_ms: (100, 500),
+    };
+}
+
 /// The load's shared state.
 #[derive(Debug)]
 pub struct Load {
     target: String,
     characters: usize,
+    mix: Mix,
     started: Instant,
     client: reqwest::Client,
     stop: AtomicBool,
@@ -63,7 +81,7 @@ pub struct Load {
 }
 
 impl Load {
-    pub fn new(target: &str, characters: usize) -> Arc<Self> {
+    pub fn new(target: &str, characters: usize, mix: Mix) -> Arc<Self> {
         let client = reqwest::Client::builder()
             .no_proxy()
             // Above the balancer's server timeout (15 s): its answer comes first.
@@ -73,6 +91,7 @@ impl Load {
         Arc::new(Self {
             target: target.trim_end_matches('/').to_owned(),
             characters,
+            mix,
             started: Instant::now(),
             client,
             stop: AtomicBool::new(false),
@@ -136,16 +155,24 @@ impl Load {
 
     async fn user(&self, user: usize) {
         let mut sent = 0_u64;
+        let [equipment, likes, expectations] = self.mix.weights;
+        let total = (equipment + likes + expectations).max(1);
         while !self.stop.load(Ordering::Relaxed) {
-            let think = rand::rng().random_range(100..=500);
-            tokio::time::sleep(Duration::from_millis(think)).await;
+            let (min, max) = self.mix.think_ms;
+            if max > 0 {
+                let think = rand::rng().random_range(min..=max);
+                tokio::time::sleep(Duration::from_millis(think)).await;
+            }
             let (roll, i) = {
                 let mut rng = rand::rng();
-                (rng.random_range(0..5), rng.random_range(0..self.characters))
+                (
+                    rng.random_range(0..total),
+                    rng.random_range(0..self.characters),
+                )
             };
             match roll {
-                0..=2 => self.get(Kind::Equipment, &character(i), "equipment").await,
-                3 => {
+                r if r < equipment => self.get(Kind::Equipment, &character(i), "equipment").await,
+                r if r < equipment + likes => {
                     let again = self.ledger_lock().pending.pop_front();
                     let (key, name) = again.unwrap_or_else(|| {
                         sent += 1;

@@ -7,6 +7,7 @@
 //! The drill's own process joins the client host's namespace before it starts its runtime, so
 //! the users' connections and every check leave from the client host.
 
+pub mod capacity;
 pub mod hosts;
 pub mod load;
 pub mod net;
@@ -141,11 +142,8 @@ pub fn enter_client(network: &net::Network) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts every host, runs the load and the faults, and answers the report.
-///
-/// # Errors
-/// When a host does not come up, or the load cannot start.
-pub async fn run(options: Options, network: net::Network) -> anyhow::Result<Report> {
+/// Starts every host, in order, each once it answers through its link.
+async fn start_hosts(options: &Options, network: net::Network) -> anyhow::Result<Hosts> {
     let mut hosts = Hosts::new(network, options.hosts(), options.clone());
     hosts.prepare().await?;
     let started = tokio::time::Instant::now();
@@ -160,8 +158,38 @@ pub async fn run(options: Options, network: net::Network) -> anyhow::Result<Repo
         options.delay_us,
         options.jitter_us
     );
+    Ok(hosts)
+}
+
+/// The capacity model's measurements on the whole topology (see [`capacity`]); answers
+/// Markdown tables.
+///
+/// # Errors
+/// When a host does not come up or a counter cannot be read.
+pub async fn measure(options: Options, network: net::Network) -> anyhow::Result<String> {
+    let mut hosts = start_hosts(&options, network).await?;
     let lb = hosts.get("lb").clone();
-    let load = Load::new(&format!("http://{}", lb.addr(8080)), options.characters);
+    let warm = Load::new(
+        &format!("http://{}", lb.addr(8080)),
+        options.characters,
+        load::Mix::USERS,
+    );
+    warm.warm().await?;
+    capacity::measure(&options, &mut hosts).await
+}
+
+/// Starts every host, runs the load and the faults, and answers the report.
+///
+/// # Errors
+/// When a host does not come up, or the load cannot start.
+pub async fn run(options: Options, network: net::Network) -> anyhow::Result<Report> {
+    let mut hosts = start_hosts(&options, network).await?;
+    let lb = hosts.get("lb").clone();
+    let load = Load::new(
+        &format!("http://{}", lb.addr(8080)),
+        options.characters,
+        load::Mix::USERS,
+    );
     load.warm().await?;
     let users = load.start(options.users);
     let mut windows = Vec::new();
@@ -236,7 +264,7 @@ async fn small_scenario(
     hosts.kill("core-1").await;
     tokio::time::sleep(options.window).await;
     let down_at = watching.await.unwrap_or(None);
-    *watch = Some(BalancerWatch::new(killed_at, down_at));
+    *watch = Some(BalancerWatch::new(killed_at, down_at, load.now()));
     close(windows, load, w);
     Ok(())
 }
@@ -267,6 +295,7 @@ async fn full_scenario(
     *watch = Some(BalancerWatch::new(
         killed_at,
         watching.await.unwrap_or(None),
+        load.now(),
     ));
     hosts.start("core-1").await?;
     close(windows, load, w);

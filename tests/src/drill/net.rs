@@ -49,7 +49,10 @@ impl Network {
     pub async fn tear_down(&self) {
         for ns in self.leftovers().await {
             kill_all(&ns).await;
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status().await;
+            let _ = Command::new("ip")
+                .args(["netns", "del", &ns])
+                .status()
+                .await;
         }
     }
 
@@ -82,7 +85,8 @@ impl Network {
             "eth0",
             "netns",
             &ns,
-        ]).await?;
+        ])
+        .await?;
         ip(&["-n", &self.switch(), "link", "set", &port, "master", "br0"]).await?;
         ip(&["-n", &self.switch(), "link", "set", &port, "up"]).await?;
         ip(&[
@@ -93,7 +97,8 @@ impl Network {
             &format!("{SUBNET}.{octet}/24"),
             "dev",
             "eth0",
-        ]).await?;
+        ])
+        .await?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"]).await?;
         Ok(())
     }
@@ -154,7 +159,11 @@ async fn ip(args: &[&str]) -> anyhow::Result<()> {
 }
 
 async fn kill_all(ns: &str) {
-    let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output().await else {
+    let Ok(out) = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .await
+    else {
         return;
     };
     // The drill itself lives in the client host's namespace: it is not one of its processes.

@@ -32,16 +32,22 @@ pub struct BalancerWatch {
     killed_at: Duration,
     #[serde(skip)]
     down_at: Option<Duration>,
+    /// The end of the kill's window: later failures belong to other faults.
+    #[serde(skip)]
+    until: Duration,
 }
 
 impl BalancerWatch {
-    pub fn new(killed_at: Duration, down_at: Option<Duration>) -> Self {
+    /// The host was killed at `killed_at`, shown `DOWN` at `down_at`, and its window ended
+    /// at `until` (all on the load's clock).
+    pub fn new(killed_at: Duration, down_at: Option<Duration>, until: Duration) -> Self {
         Self {
             down_after_ms: down_at.map(|d| millis(d.saturating_sub(killed_at))),
             failures_after_down: 0,
             failures_before_down: 0,
             killed_at,
             down_at,
+            until,
         }
     }
 }
@@ -114,6 +120,19 @@ fn tally(samples: &[&Sample], label: &str, seconds: f64) -> WindowReport {
     }
 }
 
+/// One window's figures from the samples sent within it.
+pub fn tally_window(samples: &[Sample], window: &Window) -> WindowReport {
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= window.start && s.at < window.end)
+        .collect();
+    tally(
+        &inside,
+        &window.label,
+        (window.end - window.start).as_secs_f64(),
+    )
+}
+
 impl Report {
     #[allow(
         clippy::too_many_arguments,
@@ -132,16 +151,7 @@ impl Report {
     ) -> Self {
         let all: Vec<&Sample> = samples.iter().collect();
         let whole = tally(&all, "all", 0.0);
-        let windows = windows
-            .iter()
-            .map(|w| {
-                let inside: Vec<&Sample> = samples
-                    .iter()
-                    .filter(|s| s.at >= w.start && s.at < w.end)
-                    .collect();
-                tally(&inside, &w.label, (w.end - w.start).as_secs_f64())
-            })
-            .collect();
+        let windows = windows.iter().map(|w| tally_window(samples, w)).collect();
         let (mut lost, mut double) = (0, 0);
         for (name, &acked) in acknowledged {
             let held = counted.get(name).copied().unwrap_or(0);
@@ -159,7 +169,8 @@ impl Report {
             })
             .sum();
         let balancer = watch.map(|mut watch| {
-            for sample in samples.iter().filter(|s| !served(s.status)) {
+            let inside = samples.iter().filter(|s| s.at < watch.until);
+            for sample in inside.filter(|s| !served(s.status)) {
                 match watch.down_at {
                     Some(down) if sample.at >= down => watch.failures_after_down += 1,
                     _ if sample.at + sample.latency >= watch.killed_at => {
@@ -310,10 +321,16 @@ mod tests {
 
     #[test]
     fn failures_after_the_balancer_took_the_host_out_are_counted_apart() {
-        let samples = [sample(100, 502), sample(2_500, 200), sample(3_000, 503)];
+        let samples = [
+            sample(100, 502),
+            sample(2_500, 200),
+            sample(3_000, 503),
+            sample(9_000, 504),
+        ];
         let watch = BalancerWatch::new(
             Duration::from_millis(50),
             Some(Duration::from_millis(2_050)),
+            Duration::from_millis(5_000),
         );
         let upstream = Upstream {
             total: 0,
