@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (README): prepares the machine (scripts/services.sh), then
-# runs every test of the workspace: unit, end-to-end and process-level, the chaos group and the
-# schemathesis run included. `scripts/test.sh --quick` is the everyday loop: the same without
-# the chaos group and schemathesis (nextest's `quick` profile). Other arguments go to nextest
+# runs every test of the workspace: unit, end-to-end and process-level, the chaos group, the
+# small multi-host drill (root: network namespaces) and the schemathesis run included.
+# `scripts/test.sh --quick` is the everyday loop: the same without those three (nextest's
+# `quick` profile). Other arguments go to nextest
 # (e.g. a filter: `scripts/test.sh --quick likes::`). Ends with the slowest tests and their
 # times, then one line of totals.
 set -euo pipefail

@@ -55,6 +55,9 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The cores' metric of equipment answers Redis gave.
+const L2_READS: &str = "maple_core_equipment_source_total{source=\"l2\"}";
+
 /// What one step read.
 #[derive(Debug, Default, Clone)]
 struct Reading {
@@ -111,6 +114,23 @@ async fn read(hosts: &Hosts, primary: &str) -> anyhow::Result<Reading> {
         }
     }
     reading.redis = redis_info(&hosts.get(primary).addr(6379)).await?;
+    // L2 reads: the cores' own count of equipment answers from Redis (Redis's HMGET count
+    // also holds the like-count snapshots).
+    let client = super::hosts::check_client();
+    let mut l2 = 0.0;
+    for core in hosts.names(Role::Core) {
+        if !hosts.is_running(&core) {
+            continue;
+        }
+        let url = format!("http://{}/metrics", hosts.get(&core).addr(8080));
+        let text = client.get(&url).send().await?.text().await?;
+        l2 += text
+            .lines()
+            .filter_map(|line| line.strip_prefix(L2_READS))
+            .filter_map(|value| value.trim().parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    reading.redis.insert("l2_reads".to_owned(), l2);
     let likes = hosts
         .sql(
             hosts.database(),
@@ -321,17 +341,54 @@ pub async fn measure(options: &Options, hosts: &mut Hosts) -> anyhow::Result<Str
     let drained = drain_time(hosts, &likes).await?;
     // The links' delay.
     let mut by_delay = Vec::new();
+    let mut round_trips = Vec::new();
     for delay_us in [0, 250, 1000] {
         for host in &hosts.hosts {
             hosts.set_delay(&host.name, delay_us, 0)?;
         }
+        // The relays read their control file every 100 ms.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let primary = redis_primary(hosts).await?;
+        round_trips.push((
+            delay_us,
+            ping_round_trips(&hosts.get(&primary).addr(6379)).await?,
+        ));
         let label = format!("links {delay_us} µs each way");
         by_delay.push(step(hosts, options, &label, FULL_SPEED, length).await?);
     }
     for host in &hosts.hosts {
         hosts.set_delay(&host.name, options.delay_us, options.jitter_us)?;
     }
-    Ok(tables(&by_cores, &l2_bound, &likes, drained, &by_delay))
+    let mut out = tables(&by_cores, &l2_bound, &likes, drained, &by_delay);
+    let _ = writeln!(
+        out,
+        "\nOne link's round trip as measured (500 Redis PINGs from the client host, one after \
+         another on one connection, with no other load):\n\n\
+         | delay each way | p50 ms | p99 ms |\n|---|---|---|"
+    );
+    for (delay_us, (p50, p99)) in round_trips {
+        let _ = writeln!(out, "| {delay_us} µs | {p50:.3} | {p99:.3} |");
+    }
+    Ok(out)
+}
+
+/// p50 and p99 of 500 PINGs' round trips, ms.
+async fn ping_round_trips(addr: &str) -> anyhow::Result<(f64, f64)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut times = Vec::with_capacity(500);
+    let mut answer = [0_u8; 7];
+    for _ in 0..500 {
+        let sent = std::time::Instant::now();
+        stream.write_all(b"PING\r\n").await?;
+        stream.read_exact(&mut answer).await?;
+        times.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((
+        crate::load::percentile(&times, 50.0),
+        crate::load::percentile(&times, 99.0),
+    ))
 }
 
 /// After a likes step: the seconds from the step's end until the database held every like
@@ -395,22 +452,26 @@ fn tables(
     }
     let _ = writeln!(
         out,
-        "\nRedis (the primary's INFO): bytes in + out per served request, L2 reads (HMGET) per \
-         request, bytes per L2 read, the primary's CPU-seconds per 1,000 L2 reads:\n"
+        "\nRedis: bytes in + out per served request and the primary's CPU-seconds per 1,000 \
+         requests (its INFO), L2 reads per request (the cores' \
+         `maple_core_equipment_source_total{{source=\"l2\"}}`), bytes and the primary's \
+         CPU-seconds per L2 read (all of the primary's traffic and CPU divided by the L2 \
+         reads: an upper bound where likes and locks share it):\n"
     );
     let _ = writeln!(
         out,
-        "| step | bytes/request | L2 reads/request | bytes/L2 read | CPU-s per 1,000 L2 reads |\n|---|---|---|---|---|"
+        "| step | bytes/request | CPU-s per 1,000 requests | L2 reads/request | bytes/L2 read | CPU-s per 1,000 L2 reads |\n|---|---|---|---|---|---|"
     );
     for s in by_cores.iter().chain([l2_bound]) {
         let bytes =
             s.delta.redis("total_net_input_bytes") + s.delta.redis("total_net_output_bytes");
-        let reads = s.delta.redis("hmget");
+        let reads = s.delta.redis("l2_reads");
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.3} | {:.0} | {:.3} |",
+            "| {} | {:.0} | {:.3} | {:.3} | {:.0} | {:.3} |",
             s.label,
             bytes / s.served.max(1) as f64,
+            s.per_1000(s.delta.redis("cpu")),
             reads / s.served.max(1) as f64,
             if reads > 0.0 { bytes / reads } else { f64::NAN },
             if reads > 0.0 {
