@@ -54,7 +54,8 @@ fn parse_args() -> Result<Args, String> {
         haproxy_cfg: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join(drill::HAPROXY_CFG),
-        run_dir: std::env::temp_dir().join(format!("maple-{prefix}-{}", std::process::id())),
+        // Named once the prefix is known.
+        run_dir: PathBuf::new(),
         delay_us: 250,
         jitter_us: 50,
         redis_mbit: None,
@@ -117,6 +118,13 @@ fn parse_args() -> Result<Args, String> {
     }
     if !options.prefix.chars().all(|c| c.is_ascii_alphanumeric()) || options.prefix.len() > 12 {
         return Err("--prefix: 1 to 12 letters or digits".into());
+    }
+    if options.run_dir.as_os_str().is_empty() {
+        options.run_dir = std::env::temp_dir().join(format!(
+            "maple-drill-{}-{}",
+            options.prefix,
+            std::process::id()
+        ));
     }
     // The hosts' processes start in their own folders: every path absolute.
     let absolute =
