@@ -95,3 +95,79 @@ async fn tear_down() {
         .status()
         .await;
 }
+
+/// `link-relay`, the drill's links, moves every byte both ways in order, passes a half-close
+/// on, and closes a client whose server is not there.
+#[tokio::test(flavor = "multi_thread")]
+async fn link_relay_passes_every_byte_both_ways_and_passes_the_end_on() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    // An echo server that answers everything it reads, then closes once its client has.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = socket.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+                let _ = write.shutdown().await;
+            });
+        }
+    });
+    let listen = crate::harness::free_port();
+    let nowhere = crate::harness::free_port();
+    let control = std::env::temp_dir().join(format!("maple-relay-{}", std::process::id()));
+    let mut relay = Command::new(workspace_binary("link-relay"))
+        .arg("--forward")
+        .arg(format!("{listen}={target}"))
+        .arg("--forward")
+        .arg(format!("{nowhere}=127.0.0.1:1"))
+        .args(["--delay-us", "300", "--jitter-us", "100", "--control"])
+        .arg(&control)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("link-relay starts");
+    let mut stream = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(listen).await {
+            stream = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stream = stream.expect("the relay listens");
+    // 4 MiB of varied bytes, written while the answer is read, then the end of the stream.
+    let sent: Vec<u8> = (0..4 * 1024 * 1024_u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (mut read, mut write) = stream.split();
+    let writing = async {
+        for chunk in sent.chunks(10_000) {
+            write.write_all(chunk).await.expect("write");
+        }
+        write.shutdown().await.expect("half-close");
+    };
+    let mut received = Vec::new();
+    let reading = read.read_to_end(&mut received);
+    let ((), got) = tokio::join!(writing, reading);
+    got.expect("read to the end: the server's close came through");
+    assert_eq!(received.len(), sent.len());
+    assert!(
+        received == sent,
+        "the bytes came back changed or out of order"
+    );
+
+    // A forward whose server is not listening: the client's connection is closed.
+    let mut orphan = tokio::net::TcpStream::connect(nowhere)
+        .await
+        .expect("the relay accepts");
+    let mut byte = [0_u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), orphan.read(&mut byte))
+        .await
+        .expect("closed, not left hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let _ = relay.kill().await;
+    let _ = std::fs::remove_file(&control);
+}
