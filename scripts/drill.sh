@@ -9,41 +9,56 @@
 #   drill: N requests, F failed (…), likes acknowledged A, counted A, lost 0, double 0, upstream calls U for C characters
 # and exits 0 only when nothing was lost or counted twice.
 #
-# Needs root (namespaces); no container engine. Builds the release binaries first.
-#   sudo scripts/drill.sh                       # the whole drill (about 6 minutes)
-#   sudo scripts/drill.sh --window-s 15         # shorter windows
-#   sudo scripts/drill.sh --delay-us 500 --jitter-us 100 --slow-ms 50 --redis-mbit 100
-#   sudo scripts/drill.sh --report drill.json   # the figures as JSON too
+# Builds the release binaries as the user who runs it, then runs the drill as root (through
+# sudo when not root: it makes network namespaces). No container engine.
+#   scripts/drill.sh                       # the whole drill (about 4.5 minutes after the build)
+#   scripts/drill.sh --window-s 15         # shorter windows
+#   scripts/drill.sh --delay-us 500 --jitter-us 100 --slow-ms 50 --redis-mbit 100
+#   scripts/drill.sh --report drill.json   # the figures as JSON too
+#   scripts/drill.sh --capacity            # the capacity model's steps (docs/scaling.md)
 # Every flag: the doc comment of tests/src/bin/drill.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+as_root=()
 if [ "$(id -u)" -ne 0 ]; then
-  echo "drill.sh: run as root: the drill makes network namespaces" >&2
-  exit 2
-fi
-
-# cmake for the build, HAProxy for the balancer host; the machine's own Redis and MariaDB
-# binaries run on the hosts.
-bash scripts/build-deps.sh haproxy
-for tool in ip tc redis-server mariadbd mariadb-install-db mariadb; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "drill.sh: $tool is missing (iproute2, redis-server, mariadb-server, mariadb-client)" >&2
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "drill.sh: the drill makes network namespaces: run it as root" >&2
     exit 2
   fi
+  as_root=(sudo)
+fi
+
+# cmake for the build and HAProxy for the balancer host (scripts/build-deps.sh); the hosts'
+# own servers and tools from Debian's packages when missing.
+bash scripts/build-deps.sh haproxy
+missing=()
+for pair in ip:iproute2 tc:iproute2 redis-server:redis-server mariadbd:mariadb-server \
+    mariadb-install-db:mariadb-server mariadb:mariadb-client; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "drill.sh: installing $packages"
+  "${as_root[@]}" apt-get update -qq
+  # shellcheck disable=SC2086
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends $packages
+fi
 
 cargo build --release -p maple-core -p maple-proxy -p maple-sim -p maple-tests --bins
 bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release"
 
+# The namespaces' prefix, as the drill picks it.
 prefix=mdrill
 previous=""
 for arg in "$@"; do
+  [ "$arg" = "--small" ] && prefix=mdsmall
   [ "$previous" = "--prefix" ] && prefix="$arg"
   previous="$arg"
 done
-# The drill tears its hosts down itself, on success, failure or Ctrl-C; this covers a drill
-# that was killed outright.
-trap '"$bin/drill" --tear-down --prefix "$prefix"' EXIT
+# The drill tears its hosts down itself, on success, failure, Ctrl-C or SIGTERM; this covers a
+# drill that was killed outright, or interrupted before it had started its hosts.
+trap '"${as_root[@]}" "$bin/drill" --tear-down --prefix "$prefix"' EXIT
 
-"$bin/drill" --bin-dir "$bin" "$@"
+"${as_root[@]}" "$bin/drill" --bin-dir "$bin" "$@"

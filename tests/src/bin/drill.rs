@@ -110,6 +110,9 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
+    if args.capacity && small {
+        return Err("--capacity measures the whole topology: not with --small".into());
+    }
     if options.users == 0 || options.characters == 0 || options.window.is_zero() {
         return Err("users, characters and the window must be positive".into());
     }

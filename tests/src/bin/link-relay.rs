@@ -14,7 +14,13 @@
 //! reorders a byte stream).
 //!
 //! Threads, not async: tokio's timer ticks in whole milliseconds and a link's delay is a
-//! fraction of one. Each connection takes four small threads (a reader and a writer each way).
+//! fraction of one. Each connection takes four small threads (a reader and a writer each way)
+//! and eight descriptors; the relay raises its open-file limit to the hard limit at start.
+//!
+//! A connection ends as TCP's do: an end of stream read on one side is passed on as a
+//! half-close of the other, and a failed write shuts both sockets. A peer that goes silent for
+//! good (a host partitioned and never healed) keeps its connection's threads until the relay
+//! stops; the drill stops every relay when it ends.
 #![allow(
     clippy::print_stderr,
     reason = "a relay that cannot bind says so on stderr and exits"
@@ -31,6 +37,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+
+/// Chunks read ahead of a blocked writer, per direction: back-pressure, as a link's buffers
+/// give.
+const CHUNKS_IN_FLIGHT: usize = 64;
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
@@ -113,6 +123,13 @@ fn main() -> ExitCode {
     // A sleeping thread wakes up to its timer slack late (50 µs by default), on each side of
     // a round trip; threads inherit the slack of the thread that starts them.
     let _ = nix::sys::prctl::set_timerslack(1_000);
+    // Eight descriptors per connection: the usual soft limit of 1,024 is 128 connections.
+    if let Ok((_, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let _ =
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let link = Arc::new(Link::default());
     link.delay_us.store(args.delay_us, Ordering::Relaxed);
     link.jitter_us.store(args.jitter_us, Ordering::Relaxed);
@@ -168,7 +185,11 @@ fn watch_control(path: &std::path::Path, link: &Link, defaults: (u64, u64)) {
 
 fn accept(listener: &TcpListener, target: SocketAddr, link: &Arc<Link>) {
     for client in listener.incoming() {
-        let Ok(client) = client else { continue };
+        let Ok(client) = client else {
+            // Out of descriptors or memory: wait rather than spin.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         let link = Arc::clone(link);
         spawn(move || connect(client, target, link));
     }
@@ -192,17 +213,23 @@ fn connect(client: TcpStream, target: SocketAddr, link: Arc<Link>) {
     pipe(server_2, client_2, &link);
 }
 
-/// One direction: a reader stamps each chunk with its due time, a writer sends it then. When
-/// either side ends, both sockets are shut so the other direction ends too.
+/// One direction: a reader stamps each chunk with its due time, a writer sends it then. The
+/// end of `from` becomes a half-close of `to`; a failed write shuts both sockets, which ends
+/// this direction's reader and the other direction too.
 fn pipe(mut from: TcpStream, to: TcpStream, link: &Arc<Link>) {
-    let (chunks, due) = mpsc::channel::<(Instant, Vec<u8>)>();
-    let writer_to = to.try_clone();
+    let (chunks, due) = mpsc::sync_channel::<(Instant, Vec<u8>)>(CHUNKS_IN_FLIGHT);
+    let (writer_to, writer_from) = (to.try_clone(), from.try_clone());
     spawn(move || {
-        let Ok(mut to) = writer_to else { return };
+        let (Ok(mut to), Ok(from)) = (writer_to, writer_from) else {
+            return;
+        };
         while let Ok((at, chunk)) = due.recv() {
             sleep_until(at);
             if to.write_all(&chunk).is_err() {
-                break;
+                // Wakes the reader (its read ends) and the other direction's threads.
+                let _ = from.shutdown(Shutdown::Both);
+                let _ = to.shutdown(Shutdown::Both);
+                return;
             }
         }
         // The reader ended (end of stream or error): pass the end on.

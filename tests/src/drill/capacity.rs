@@ -2,8 +2,8 @@
 //! request costs each tier, with 1, 2 and 3 core hosts, with the in-process cache too small to
 //! help (every equipment read goes to Redis), with likes only, and with each link's delay at
 //! 0, 0.25 and 1 ms. Every figure comes from counters read before and after a step: each
-//! process's CPU time (`/proc/PID/stat`), Redis's `INFO` (its CPU, bytes in and out, `HMGET`
-//! calls: an L2 read), the database's like count.
+//! process's CPU time (`/proc/PID/stat`), Redis's `INFO` (its CPU, bytes in and out), the
+//! cores' count of equipment answers from Redis (an L2 read), the database's like count.
 //!
 //! This machine has two cores for every host together, so throughput is the machine's, not a
 //! host's; CPU-seconds per 1,000 requests is what carries over to real hosts.
@@ -228,6 +228,8 @@ async fn step(
         options.characters,
         mix,
     );
+    // Likes of earlier steps still on their way to the database would count as this step's.
+    settled_likes(hosts).await?;
     let before = read(hosts, &primary).await?;
     let start = load.now();
     let users = load.start(USERS);
@@ -389,6 +391,29 @@ async fn ping_round_trips(addr: &str) -> anyhow::Result<(f64, f64)> {
         crate::load::percentile(&times, 50.0),
         crate::load::percentile(&times, 99.0),
     ))
+}
+
+/// Waits until the database's like count holds still over two sync periods (up to 30 s).
+async fn settled_likes(hosts: &Hosts) -> anyhow::Result<()> {
+    let count = || async {
+        let text = hosts
+            .sql(
+                hosts.database(),
+                "SELECT COALESCE(SUM(likes), 0) FROM maple.character_likes",
+            )
+            .await?;
+        anyhow::Ok(text.trim().parse::<u64>().unwrap_or(0))
+    };
+    let mut last = count().await?;
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = count().await?;
+        if now == last {
+            return Ok(());
+        }
+        last = now;
+    }
+    anyhow::bail!("the database's like count was still moving after 30 s")
 }
 
 /// After a likes step: the seconds from the step's end until the database held every like

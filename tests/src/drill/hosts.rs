@@ -123,12 +123,26 @@ impl Hosts {
 
     /// Sets the delay of the host's link (both ways) from now on.
     pub fn set_delay(&self, host: &str, delay_us: u64, jitter_us: u64) -> anyhow::Result<()> {
-        std::fs::write(self.control_file(host), format!("{delay_us} {jitter_us}\n"))
-            .context("writing the link's control file")
+        // Written aside, then renamed: the relay never reads a half-written file.
+        let file = self.control_file(host);
+        let aside = file.with_extension("new");
+        std::fs::write(&aside, format!("{delay_us} {jitter_us}\n"))
+            .context("writing the link's control file")?;
+        std::fs::rename(&aside, &file).context("renaming the link's control file")
     }
 
-    /// One-time preparation: folders, and the database's data directory.
+    /// One-time preparation: folders, and the database's data directory. The run folder must
+    /// be new or empty: an earlier run's database, Redis files or Sentinel state would be
+    /// taken for this one's.
     pub async fn prepare(&self) -> anyhow::Result<()> {
+        let run = &self.options.run_dir;
+        if run.exists() && std::fs::read_dir(run)?.next().is_some() {
+            bail!(
+                "the run folder {} is not empty: give a new one (an earlier run's data would \
+                 be taken for this run's)",
+                run.display()
+            );
+        }
         for host in &self.hosts {
             std::fs::create_dir_all(self.dir(&host.name))?;
         }

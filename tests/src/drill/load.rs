@@ -1,8 +1,8 @@
 //! The users: each asks for a random character's equipment, likes it, or asks for its
 //! expectation (3 : 1 : 1, [`Mix::USERS`]), then thinks for a random 0.1–0.5 s. Every answer is kept as a
 //! sample; every like carries its own `Idempotency-Key`, and a like not acknowledged (any
-//! answer but 202, or no answer) is sent again with the same key on that user's next like, as
-//! a careful client does. So at the end each key is acknowledged once, and the database must
+//! answer but 202, or no answer) is sent again with the same key on a later like (by whichever
+//! user likes next), as a careful client does. So at the end each key is acknowledged once, and the database must
 //! hold exactly one like per acknowledged key.
 
 use std::collections::{HashMap, VecDeque};
@@ -162,6 +162,9 @@ impl Load {
             if max > 0 {
                 let think = rand::rng().random_range(min..=max);
                 tokio::time::sleep(Duration::from_millis(think)).await;
+                if self.stop.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             let (roll, i) = {
                 let mut rng = rand::rng();
@@ -261,23 +264,19 @@ impl Load {
     }
 
     /// After the users stopped: sends every unacknowledged like again until each is
-    /// acknowledged or `within` has passed; answers how many are still unacknowledged.
+    /// acknowledged or `within` has passed (checked before each like; one like may take its
+    /// own 20 s timeout past it); answers how many are still unacknowledged.
     pub async fn settle_likes(&self, within: Duration) -> usize {
         let deadline = Instant::now() + within;
-        loop {
-            let waiting: Vec<(String, String)> = self.ledger_lock().pending.drain(..).collect();
-            if waiting.is_empty() || Instant::now() >= deadline {
-                let left = waiting.len();
-                self.ledger_lock().pending.extend(waiting);
-                return left;
-            }
-            for (key, name) in waiting {
-                self.like(&key, &name).await;
-            }
-            if !self.ledger_lock().pending.is_empty() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+        while Instant::now() < deadline {
+            let Some((key, name)) = self.ledger_lock().pending.pop_front() else {
+                return 0;
+            };
+            if !self.like(&key, &name).await {
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        self.ledger_lock().pending.len()
     }
 
     /// Acknowledged likes per character.

@@ -1,8 +1,8 @@
 //! The multi-host drill (`drill`, `scripts/drill.sh`): the distributed stack on hosts of its
 //! own — network namespaces joined by a switch, each link delayed by a `link-relay` — behind
 //! HAProxy with `deploy/haproxy.cfg`, under the users' load while hosts die, partition and slow
-//! down; then the ledger: every acknowledged like counted exactly once in the database, and
-//! Nexon asked at most once per character per freshness period.
+//! down; then the ledger: each character's like count in the database equal to the likes
+//! acknowledged for it, and Nexon asked at most once per character per freshness period.
 //!
 //! The drill's own process joins the client host's namespace before it starts its runtime, so
 //! the users' connections and every check leave from the client host.
@@ -354,26 +354,52 @@ async fn full_scenario(
     Ok(())
 }
 
-/// The host the Sentinels name as the primary now.
+/// The host the Sentinels name as the primary now (asked for up to 10 s: during a failover a
+/// Sentinel may name none).
 async fn redis_primary(hosts: &Hosts) -> anyhow::Result<String> {
-    let sentinel = hosts.get("sentinel-1");
-    let mut stream = tokio::net::TcpStream::connect(sentinel.addr(26379)).await?;
+    let sentinel = hosts.get("sentinel-1").addr(26379);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match ask_primary(&sentinel).await {
+            Ok(ip) => {
+                return hosts
+                    .hosts
+                    .iter()
+                    .find(|h| h.ip() == ip)
+                    .map(|h| h.name.clone())
+                    .with_context(|| format!("no host has the primary's address {ip}"));
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// `SENTINEL get-master-addr-by-name maple`: the primary's address, read until the whole
+/// answer (two bulk strings) is in.
+async fn ask_primary(sentinel: &str) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(sentinel).await?;
     stream
         .write_all(b"SENTINEL get-master-addr-by-name maple\r\n")
         .await?;
-    let mut answer = vec![0_u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut answer)).await??;
-    let text = String::from_utf8_lossy(&answer[..n]);
-    let ip = text
-        .split("\r\n")
-        .find(|line| line.starts_with(net::SUBNET))
-        .context("the Sentinel named no primary")?;
-    hosts
-        .hosts
-        .iter()
-        .find(|h| h.ip() == ip)
-        .map(|h| h.name.clone())
-        .with_context(|| format!("no host has the primary's address {ip}"))
+    let mut answer = Vec::new();
+    let mut chunk = [0_u8; 256];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut chunk)).await??;
+        if n == 0 {
+            anyhow::bail!("the Sentinel closed the connection");
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if text.starts_with("*-1") {
+            anyhow::bail!("the Sentinel names no primary");
+        }
+        // `*2`, `$len`, the address, `$len`, the port: five lines.
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        if lines.len() > 5 {
+            return Ok(lines[2].to_owned());
+        }
+    }
 }
 
 /// Polls the balancer's CSV until `server` is DOWN (or `within` passed); answers when, on

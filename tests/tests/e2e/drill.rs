@@ -20,8 +20,10 @@ async fn a_core_host_killed_behind_the_balancer_loses_no_like_and_is_routed_arou
     let dir = std::env::temp_dir().join(format!("maple-drill-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("run dir");
     let report_path = dir.join("report.json");
+    // A prefix of this run's own: a drill tears down what another with its prefix left.
+    let prefix = format!("mdt{}", std::process::id());
     let mut drill = Command::new(workspace_binary("drill"))
-        .args(["--small", "--prefix", "mdtest"])
+        .args(["--small", "--prefix", &prefix])
         .arg("--run-dir")
         .arg(dir.join("hosts"))
         .arg("--report")
@@ -49,11 +51,11 @@ async fn a_core_host_killed_behind_the_balancer_loses_no_like_and_is_routed_arou
             // SIGTERM: the drill tears its hosts down before it exits.
             crate::processes::send(&drill, "TERM", "drill");
             let _ = tokio::time::timeout(Duration::from_secs(20), drill.wait()).await;
-            tear_down().await;
+            tear_down(&prefix).await;
             panic!("the drill did not finish within 150 s");
         }
     };
-    tear_down().await;
+    tear_down(&prefix).await;
     let (out, err) = (out.await.expect("stdout"), err.await.expect("stderr"));
     assert!(status.success(), "drill: {status}\n{out}\n{err}");
     let summary = out
@@ -89,9 +91,9 @@ async fn a_core_host_killed_behind_the_balancer_loses_no_like_and_is_routed_arou
 }
 
 /// Whatever the drill left (it tears down itself; this covers a drill that was killed).
-async fn tear_down() {
+async fn tear_down(prefix: &str) {
     let _ = Command::new(workspace_binary("drill"))
-        .args(["--tear-down", "--prefix", "mdtest"])
+        .args(["--tear-down", "--prefix", prefix])
         .status()
         .await;
 }
