@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs when they are missing: cmake, which pingora's
 # zlib-ng (libz-ng-sys) builds with, and pkg-config; and any more packages named as arguments,
-# each checked by the command of the same name (scripts/services.sh adds the tests' prometheus).
-# Idempotent and quiet when all is there; called by scripts/run.sh (the run command) and
-# scripts/services.sh (the test command's set-up).
+# each checked by the command of the same name, or given as COMMAND:PACKAGE when the package
+# names its command otherwise (scripts/services.sh adds the tests' prometheus; scripts/drill.sh
+# adds mariadbd:mariadb-server and the like). Idempotent and quiet when all is there; called by
+# scripts/run.sh (the run command), scripts/services.sh (the test command's set-up) and
+# scripts/drill.sh.
 set -euo pipefail
 
 need=()
-for package in cmake pkg-config "$@"; do
-  command -v "$package" >/dev/null 2>&1 || need+=("$package")
+for wanted in cmake pkg-config "$@"; do
+  command="${wanted%%:*}"
+  package="${wanted#*:}"
+  if ! command -v "$command" >/dev/null 2>&1; then
+    # One package may provide several of the commands asked for.
+    case " ${need[*]} " in
+      *" $package "*) ;;
+      *) need+=("$package") ;;
+    esac
+  fi
 done
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -29,22 +29,10 @@ if [ "$(id -u)" -ne 0 ]; then
   as_root=(sudo)
 fi
 
-# cmake for the build and HAProxy for the balancer host (scripts/build-deps.sh); the hosts'
-# own servers and tools from Debian's packages when missing.
-bash scripts/build-deps.sh haproxy
-missing=()
-for pair in ip:iproute2 tc:iproute2 redis-server:redis-server mariadbd:mariadb-server \
-    mariadb-install-db:mariadb-server mariadb:mariadb-client; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
-  echo "drill.sh: installing $packages"
-  "${as_root[@]}" apt-get update -qq
-  # shellcheck disable=SC2086
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends $packages
-fi
+# cmake for the build, HAProxy for the balancer host, and the hosts' own servers and tools
+# from Debian's packages, each installed when its command is missing.
+bash scripts/build-deps.sh haproxy ip:iproute2 tc:iproute2 redis-server \
+  mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client
 
 cargo build --release -p maple-core -p maple-proxy -p maple-sim -p maple-tests --bins
 bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release"

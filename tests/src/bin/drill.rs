@@ -168,14 +168,7 @@ fn main() -> ExitCode {
                 let _ = std::fs::remove_dir_all(&args.options.run_dir);
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("drill: {e:#}");
-                eprintln!(
-                    "drill: each host's logs are in {}",
-                    args.options.run_dir.display()
-                );
-                ExitCode::from(2)
-            }
+            Err(e) => could_not_run(&e, &args.options),
         };
     }
     let result = in_client_host(
@@ -214,22 +207,27 @@ fn main() -> ExitCode {
                 let _ = std::fs::remove_dir_all(&args.options.run_dir);
                 ExitCode::SUCCESS
             } else {
-                eprintln!(
-                    "drill: each host's logs are in {}",
-                    args.options.run_dir.display()
-                );
+                logs_kept(&args.options);
                 ExitCode::from(1)
             }
         }
-        Err(e) => {
-            eprintln!("drill: {e:#}");
-            eprintln!(
-                "drill: each host's logs are in {}",
-                args.options.run_dir.display()
-            );
-            ExitCode::from(2)
-        }
+        Err(e) => could_not_run(&e, &args.options),
     }
+}
+
+/// After a failure the run folder stays, for its logs.
+fn logs_kept(options: &Options) {
+    eprintln!(
+        "drill: each host's logs are in {}",
+        options.run_dir.display()
+    );
+}
+
+/// Exit 2: the drill could not run (or was interrupted).
+fn could_not_run(e: &anyhow::Error, options: &Options) -> ExitCode {
+    eprintln!("drill: {e:#}");
+    logs_kept(options);
+    ExitCode::from(2)
 }
 
 /// A runtime on this thread for the set-up and the tear-down (the drill's own runtime lives in

@@ -81,15 +81,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Names the simulator knows (letters only, within the 12-character limit).
+/// Names the simulator knows: `load` and six letters.
 fn character(i: usize) -> String {
-    let mut name = String::from("load");
-    let mut n = i;
-    for _ in 0..6 {
-        name.push(char::from(b'a' + u8::try_from(n % 26).unwrap_or(0)));
-        n /= 26;
-    }
-    name
+    maple_tests::load::character_name("load", i)
 }
 
 #[derive(Default)]

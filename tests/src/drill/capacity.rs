@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::hosts::{Hosts, Role};
 use super::load::{Load, Mix};
 use super::report::Window;
-use super::{Options, redis_primary, server_status};
+use super::{Options, redis_primary};
 
 /// Closed-loop users for a step (no think time: the machine's throughput).
 const USERS: usize = 24;
@@ -131,14 +131,19 @@ async fn read(hosts: &Hosts, primary: &str) -> anyhow::Result<Reading> {
             .sum::<f64>();
     }
     reading.redis.insert("l2_reads".to_owned(), l2);
-    let likes = hosts
+    reading.db_likes = db_likes(hosts).await?;
+    Ok(reading)
+}
+
+/// Every like the database holds.
+async fn db_likes(hosts: &Hosts) -> anyhow::Result<u64> {
+    let text = hosts
         .sql(
             hosts.database(),
             "SELECT COALESCE(SUM(likes), 0) FROM maple.character_likes",
         )
         .await?;
-    reading.db_likes = likes.trim().parse().unwrap_or(0);
-    Ok(reading)
+    Ok(text.trim().parse().unwrap_or(0))
 }
 
 /// Redis `INFO`: CPU seconds, bytes in and out, `HMGET` (L2 read) and `EVALSHA` calls.
@@ -278,20 +283,13 @@ async fn step(
     })
 }
 
-/// Waits until the balancer shows `server` in `state` (`UP`, `DOWN`).
+/// Waits (up to 30 s) until the balancer shows `server` in `state` (`UP`, `DOWN`).
 async fn until_balancer(hosts: &Hosts, server: &str, state: &str) -> anyhow::Result<()> {
-    let client = super::hosts::check_client();
-    let url = format!("http://{}/stats;csv", hosts.get("lb").addr(8404));
-    for _ in 0..300 {
-        if let Ok(answer) = client.get(&url).send().await
-            && let Ok(csv) = answer.text().await
-            && server_status(&csv, server).is_some_and(|s| s.starts_with(state))
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if super::balancer_shows(hosts.get("lb"), server, state, Duration::from_secs(30)).await {
+        Ok(())
+    } else {
+        anyhow::bail!("the balancer never showed {server} {state}")
     }
-    anyhow::bail!("the balancer never showed {server} {state}")
 }
 
 /// Every step; answers the Markdown tables.
@@ -395,19 +393,10 @@ async fn ping_round_trips(addr: &str) -> anyhow::Result<(f64, f64)> {
 
 /// Waits until the database's like count holds still over two sync periods (up to 30 s).
 async fn settled_likes(hosts: &Hosts) -> anyhow::Result<()> {
-    let count = || async {
-        let text = hosts
-            .sql(
-                hosts.database(),
-                "SELECT COALESCE(SUM(likes), 0) FROM maple.character_likes",
-            )
-            .await?;
-        anyhow::Ok(text.trim().parse::<u64>().unwrap_or(0))
-    };
-    let mut last = count().await?;
+    let mut last = db_likes(hosts).await?;
     for _ in 0..15 {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = count().await?;
+        let now = db_likes(hosts).await?;
         if now == last {
             return Ok(());
         }
@@ -422,16 +411,7 @@ async fn drain_time(hosts: &Hosts, step: &Step) -> anyhow::Result<f64> {
     let started = tokio::time::Instant::now();
     let target = step.db_before + step.likes;
     for _ in 0..600 {
-        let held = hosts
-            .sql(
-                hosts.database(),
-                "SELECT COALESCE(SUM(likes), 0) FROM maple.character_likes",
-            )
-            .await?
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0);
-        if held >= target {
+        if db_likes(hosts).await? >= target {
             return Ok(started.elapsed().as_secs_f64());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

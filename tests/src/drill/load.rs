@@ -40,13 +40,22 @@ pub struct Ledger {
 
 /// Names the simulator knows: `drill` and five letters.
 pub fn character(i: usize) -> String {
-    let mut name = String::from("drill");
-    let mut n = i;
-    for _ in 0..5 {
-        name.push(char::from(b'a' + u8::try_from(n % 26).unwrap_or(0)));
-        n /= 26;
+    crate::load::character_name("drill", i)
+}
+
+/// An answer's status once its whole body has come (0: no answer, or the body broke off).
+async fn status(answer: reqwest::Result<reqwest::Response>) -> u16 {
+    match answer {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            if answer.bytes().await.is_ok() {
+                status
+            } else {
+                0
+            }
+        }
+        Err(_) => 0,
     }
-    name
 }
 
 /// What the users ask for, in what proportion, and how long they think in between.
@@ -217,41 +226,20 @@ impl Load {
             .header("accept-encoding", "gzip")
             .send()
             .await;
-        let status = match answer {
-            Ok(answer) => {
-                let status = answer.status().as_u16();
-                if answer.bytes().await.is_ok() {
-                    status
-                } else {
-                    0
-                }
-            }
-            Err(_) => 0,
-        };
-        self.record(kind, status, began);
+        self.record(kind, status(answer).await, began);
     }
 
     /// Sends one like; `true` once it is acknowledged.
     pub async fn like(&self, key: &str, name: &str) -> bool {
         let began = Instant::now();
         let url = format!("{}/v1/characters/{name}/likes", self.target);
-        let status = match self
+        let answer = self
             .client
             .post(&url)
             .header("idempotency-key", key)
             .send()
-            .await
-        {
-            Ok(answer) => {
-                let status = answer.status().as_u16();
-                if answer.bytes().await.is_ok() {
-                    status
-                } else {
-                    0
-                }
-            }
-            Err(_) => 0,
-        };
+            .await;
+        let status = status(answer).await;
         self.record(Kind::Like, status, began);
         let mut ledger = self.ledger_lock();
         if status == 202 {

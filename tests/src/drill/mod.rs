@@ -241,19 +241,16 @@ fn close(windows: &mut Vec<Window>, load: &Load, (label, start): (String, Durati
     });
 }
 
-/// Two cores behind the balancer; one is killed under load and stays dead.
-async fn small_scenario(
-    options: &Options,
-    hosts: &mut Hosts,
-    load: &Arc<Load>,
-    windows: &mut Vec<Window>,
-    watch: &mut Option<BalancerWatch>,
-) -> anyhow::Result<()> {
+/// The first window: the load alone.
+async fn steady(options: &Options, load: &Load, windows: &mut Vec<Window>) {
     let w = open(load, "steady");
     tokio::time::sleep(options.window).await;
     close(windows, load, w);
+}
 
-    let w = open(load, "core-1 killed (kill -9)");
+/// `kill -9` of core-1's host, then a window's wait while the balancer is watched for the
+/// host's `DOWN`. The window stays open: the caller closes it.
+async fn kill_core_1(options: &Options, hosts: &mut Hosts, load: &Arc<Load>) -> BalancerWatch {
     let killed_at = load.now();
     let watching = tokio::spawn(watch_balancer(
         hosts.get("lb").clone(),
@@ -264,7 +261,20 @@ async fn small_scenario(
     hosts.kill("core-1").await;
     tokio::time::sleep(options.window).await;
     let down_at = watching.await.unwrap_or(None);
-    *watch = Some(BalancerWatch::new(killed_at, down_at, load.now()));
+    BalancerWatch::new(killed_at, down_at, load.now())
+}
+
+/// Two cores behind the balancer; one is killed under load and stays dead.
+async fn small_scenario(
+    options: &Options,
+    hosts: &mut Hosts,
+    load: &Arc<Load>,
+    windows: &mut Vec<Window>,
+    watch: &mut Option<BalancerWatch>,
+) -> anyhow::Result<()> {
+    steady(options, load, windows).await;
+    let w = open(load, "core-1 killed (kill -9)");
+    *watch = Some(kill_core_1(options, hosts, load).await);
     close(windows, load, w);
     Ok(())
 }
@@ -278,25 +288,10 @@ async fn full_scenario(
     watch: &mut Option<BalancerWatch>,
 ) -> anyhow::Result<()> {
     let half = options.window / 2;
-    let w = open(load, "steady");
-    tokio::time::sleep(options.window).await;
-    close(windows, load, w);
+    steady(options, load, windows).await;
 
     let w = open(load, "core-1 killed (kill -9), back after the window");
-    let killed_at = load.now();
-    let watching = tokio::spawn(watch_balancer(
-        hosts.get("lb").clone(),
-        "core-1",
-        Arc::clone(load),
-        options.window,
-    ));
-    hosts.kill("core-1").await;
-    tokio::time::sleep(options.window).await;
-    *watch = Some(BalancerWatch::new(
-        killed_at,
-        watching.await.unwrap_or(None),
-        load.now(),
-    ));
+    *watch = Some(kill_core_1(options, hosts, load).await);
     hosts.start("core-1").await?;
     close(windows, load, w);
 
@@ -410,19 +405,27 @@ async fn watch_balancer(
     load: Arc<Load>,
     within: Duration,
 ) -> Option<Duration> {
+    balancer_shows(&lb, server, "DOWN", within)
+        .await
+        .then(|| load.now())
+}
+
+/// Polls the balancer's CSV every 100 ms until it shows `server` in `state` (`UP`, `DOWN`);
+/// `false` when `within` passed first.
+pub async fn balancer_shows(lb: &Host, server: &str, state: &str, within: Duration) -> bool {
     let client = hosts::check_client();
     let url = format!("http://{}/stats;csv", lb.addr(8404));
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
         if let Ok(answer) = client.get(&url).send().await
             && let Ok(csv) = answer.text().await
-            && server_status(&csv, server).is_some_and(|s| s.starts_with("DOWN"))
+            && server_status(&csv, server).is_some_and(|s| s.starts_with(state))
         {
-            return Some(load.now());
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    None
+    false
 }
 
 /// The `status` column of `server`'s row in HAProxy's CSV.
