@@ -146,10 +146,10 @@ async fn db_likes(hosts: &Hosts) -> anyhow::Result<u64> {
     Ok(text.trim().parse().unwrap_or(0))
 }
 
-/// Redis `INFO`: CPU seconds, bytes in and out, `HMGET` (L2 read) and `EVALSHA` calls.
+/// Redis `INFO`: CPU seconds, bytes in and out.
 async fn redis_info(addr: &str) -> anyhow::Result<BTreeMap<String, f64>> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(b"INFO everything\r\n").await?;
+    stream.write_all(b"INFO\r\n").await?;
     let mut text = Vec::new();
     let mut chunk = vec![0_u8; 64 * 1024];
     // A bulk string: `$LEN\r\n` then LEN bytes.
@@ -179,14 +179,6 @@ async fn redis_info(addr: &str) -> anyhow::Result<BTreeMap<String, f64>> {
             }
             "total_net_input_bytes" | "total_net_output_bytes" => {
                 info.insert(key.to_owned(), value.trim().parse().unwrap_or(0.0));
-            }
-            "cmdstat_hmget" | "cmdstat_evalsha" | "cmdstat_eval" => {
-                let calls = value
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix("calls="))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0.0);
-                info.insert(key.trim_start_matches("cmdstat_").to_owned(), calls);
             }
             _ => {}
         }
