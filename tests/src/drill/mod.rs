@@ -161,20 +161,29 @@ async fn start_hosts(options: &Options, network: net::Network) -> anyhow::Result
     Ok(hosts)
 }
 
+/// Starts every host, then asks once for every character's equipment through the balancer;
+/// answers the hosts and the users' load (not started yet).
+async fn start_warm(
+    options: &Options,
+    network: net::Network,
+) -> anyhow::Result<(Hosts, Arc<Load>)> {
+    let hosts = start_hosts(options, network).await?;
+    let load = Load::new(
+        &format!("http://{}", hosts.get("lb").addr(8080)),
+        options.characters,
+        load::Mix::USERS,
+    );
+    load.warm().await?;
+    Ok((hosts, load))
+}
+
 /// The capacity model's measurements on the whole topology (see [`capacity`]); answers
 /// Markdown tables.
 ///
 /// # Errors
 /// When a host does not come up or a counter cannot be read.
 pub async fn measure(options: Options, network: net::Network) -> anyhow::Result<String> {
-    let mut hosts = start_hosts(&options, network).await?;
-    let lb = hosts.get("lb").clone();
-    let warm = Load::new(
-        &format!("http://{}", lb.addr(8080)),
-        options.characters,
-        load::Mix::USERS,
-    );
-    warm.warm().await?;
+    let (mut hosts, _) = start_warm(&options, network).await?;
     capacity::measure(&options, &mut hosts).await
 }
 
@@ -183,14 +192,7 @@ pub async fn measure(options: Options, network: net::Network) -> anyhow::Result<
 /// # Errors
 /// When a host does not come up, or the load cannot start.
 pub async fn run(options: Options, network: net::Network) -> anyhow::Result<Report> {
-    let mut hosts = start_hosts(&options, network).await?;
-    let lb = hosts.get("lb").clone();
-    let load = Load::new(
-        &format!("http://{}", lb.addr(8080)),
-        options.characters,
-        load::Mix::USERS,
-    );
-    load.warm().await?;
+    let (mut hosts, load) = start_warm(&options, network).await?;
     let users = load.start(options.users);
     let mut windows = Vec::new();
     let mut watch = None;
